@@ -1,0 +1,65 @@
+/*
+ * backend.h - the frontend's handle on a loaded backend plugin.
+ *
+ * The loader (plugin_loader.c) searches $HCGA_PLUGIN_PATH (':'-separated
+ * directories), then the installed $(pkglibdir), then the build tree, for
+ * files named hcga_backend_<name>.so, dlopens them with RTLD_NOW|RTLD_LOCAL,
+ * reads the exported descriptor and checks magic, ABI major/minor and struct
+ * sizes before calling any plugin function.
+ */
+#ifndef HCGA_BACKEND_H
+#define HCGA_BACKEND_H
+
+#include <stddef.h>
+#include "hcga_plugin.h"
+
+typedef struct hcga_be {
+    char name[64];      /* descriptor name: "cpu", "opencl", "cuda" */
+    char path[4096];    /* file it was loaded from */
+    void *dl;           /* dlopen handle */
+    const hcga_plugin_descriptor *desc;
+    const hcga_backend_iface *iface;
+    hcga_backend *inst; /* the created instance */
+    int device;
+    char err[1024];     /* last frontend-side error (e.g. unsupported op) */
+} hcga_be;
+
+/* One plugin found on the search path, for `hcga backends`. */
+typedef struct hcga_plugin_entry {
+    char name[64];
+    char path[4096];
+    int ok;              /* 1: loadable and probe() found >= 1 device */
+    char reason[1024];   /* when !ok: dlerror text, ABI mismatch, probe's reason */
+    int num_devices;
+} hcga_plugin_entry;
+
+/* List every hcga_backend_*.so on the search path (first match of a name
+ * wins).  Returns the number of entries written (at most max). */
+int hcga_plugins_scan(hcga_plugin_entry *entries, int max);
+
+/* Open backend `name` on `device` with `options` (may be NULL).
+ * On failure returns non-zero and writes the exact reason to err. */
+int hcga_be_open(const char *name, int device, const char *options, hcga_be **out,
+                 char *err, size_t err_len);
+void hcga_be_close(hcga_be *be);
+
+/* Run one op.  An op missing from the plugin's table (NULL or beyond
+ * num_ops) returns HCGA_ERR_UNSUPPORTED with be->err set; any other failure
+ * copies the plugin's last_error() into be->err prefixed by the op name. */
+hcga_status hcga_be_run(hcga_be *be, const hcga_op_args *args);
+
+/* The last error message of this handle (never NULL). */
+const char *hcga_be_error(const hcga_be *be);
+
+/* Buffer helpers wrapping the iface with error capture. */
+hcga_status hcga_be_alloc(hcga_be *be, uint64_t bytes, hcga_buffer **out);
+void hcga_be_free(hcga_be *be, hcga_buffer *buf);
+hcga_status hcga_be_write(hcga_be *be, hcga_buffer *buf, uint64_t off, const void *src, uint64_t n);
+hcga_status hcga_be_read(hcga_be *be, hcga_buffer *buf, uint64_t off, void *dst, uint64_t n);
+hcga_status hcga_be_sync(hcga_be *be);
+
+/* Make a dense C-contiguous tensor descriptor. */
+hcga_tensor hcga_tensor_make(hcga_buffer *buf, uint64_t offset, int dtype, int ndim,
+                             const int64_t *shape);
+
+#endif

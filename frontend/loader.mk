@@ -1,0 +1,1 @@
+# frontend/loader.mk

@@ -1,0 +1,477 @@
+/*
+ * hcga_plugin.h - the one header a backend vendor reads.
+ *
+ * hcga (the frontend: model, data, training, evaluation) talks to compute
+ * backends only through this file.  A backend is a shared object loaded with
+ * dlopen(RTLD_NOW | RTLD_LOCAL) that exports one const data symbol:
+ *
+ *     const hcga_plugin_descriptor hcga_plugin_descriptor_v1 = { ... };
+ *
+ * The loader reads that descriptor with dlsym and checks the ABI major
+ * version, minor version and the struct sizes BEFORE it calls any function of
+ * the plugin.  Only then does it call descriptor->get_iface() to obtain the
+ * function table below.
+ *
+ * Reading order: 1. versioning, 2. tensors and buffers, 3. ops (their exact
+ * semantics: inputs, outputs, parameters), 4. the backend function table,
+ * 5. the descriptor.  backends/cpu is the reference implementation of every
+ * op and plugins/template/ is a skeleton to copy.
+ *
+ * Conventions for every op:
+ *  - Tensors are described by hcga_tensor: dtype, up to 5 dims, strides in
+ *    elements, a buffer and a byte offset into it.  Unless an op says
+ *    otherwise its tensors are dense and C-contiguous (row-major, last
+ *    dimension fastest).  Image tensors are NCHW.
+ *  - All floating-point inputs and outputs of one op call have the same
+ *    dtype (HCGA_F32 or HCGA_F64); index tensors (labels, argmax) are HCGA_I64.
+ *  - Outputs are fully overwritten (never accumulated into) unless the op
+ *    says "in/out".  The conformance suite fills outputs with NaN first and
+ *    puts sentinels around them, so a partial or out-of-bounds write fails.
+ *  - Every call is enqueued on the backend's single in-order stream and may
+ *    return before the work is done; buffer_read and synchronize wait.
+ *  - A function returns HCGA_OK or an error code; on error, last_error()
+ *    returns one line naming the op and the failing call, e.g.
+ *    "CL_OUT_OF_RESOURCES in conv2d_bwd_filter".
+ */
+#ifndef HCGA_PLUGIN_H
+#define HCGA_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* 1. Versioning                                                           */
+/* ---------------------------------------------------------------------- */
+
+/* Major: incompatible change (the loader refuses a different major).
+ * Minor: additions at the end of enums and structs; a plugin built for an
+ * older minor loads, and ops it does not know are reported unsupported. */
+#define HCGA_ABI_MAJOR 1
+#define HCGA_ABI_MINOR 0
+
+/* Name of the exported descriptor symbol. */
+#define HCGA_PLUGIN_SYMBOL "hcga_plugin_descriptor_v1"
+
+/* ---------------------------------------------------------------------- */
+/* 2. Tensors, buffers, status                                             */
+/* ---------------------------------------------------------------------- */
+
+typedef enum hcga_status {
+    HCGA_OK = 0,
+    HCGA_ERR_INVALID = 1,      /* bad argument: shape, dtype, parameter */
+    HCGA_ERR_UNSUPPORTED = 2,  /* op or dtype not implemented */
+    HCGA_ERR_NOMEM = 3,        /* allocation failed (host or device) */
+    HCGA_ERR_DEVICE = 4,       /* the device/driver/library failed */
+    HCGA_ERR_NUMERIC = 5       /* NaN or Inf where the op checks for it */
+} hcga_status;
+
+typedef enum hcga_dtype {
+    HCGA_F32 = 0,
+    HCGA_F64 = 1,
+    HCGA_I32 = 2,
+    HCGA_I64 = 3,
+    HCGA_U8 = 4,
+    HCGA_DTYPE_COUNT
+} hcga_dtype;
+
+#define HCGA_MAX_DIMS 5
+
+/* Opaque: each backend defines struct hcga_buffer and struct hcga_backend. */
+typedef struct hcga_buffer hcga_buffer;
+typedef struct hcga_backend hcga_backend;
+
+/* A view of memory inside a backend buffer. */
+typedef struct hcga_tensor {
+    hcga_buffer *buf;              /* owning buffer (from buffer_alloc) */
+    uint64_t offset;               /* byte offset of element 0 in buf */
+    int32_t dtype;                 /* hcga_dtype */
+    int32_t ndim;                  /* 0..HCGA_MAX_DIMS (0 = scalar) */
+    int64_t shape[HCGA_MAX_DIMS];  /* dims beyond ndim are 1 */
+    int64_t stride[HCGA_MAX_DIMS]; /* in elements; dims beyond ndim are 1 */
+} hcga_tensor;
+
+/* ---------------------------------------------------------------------- */
+/* 3. Ops                                                                  */
+/* ---------------------------------------------------------------------- */
+/*
+ * Every op is called as  status = ops[OP](backend, &args)  with one
+ * hcga_op_args.  in[i] / out[i] are the slots listed for the op; a slot
+ * marked "optional" may be NULL.  N,C,H,W are batch, channels, height,
+ * width.  "scalar" means a tensor with ndim 0 or shape [1].
+ *
+ * Convolution (cross-correlation, as in cuDNN/PyTorch), groups = 1:
+ *  CONV2D_FWD        in: x[N,C,H,W], w[K,C,R,S], bias[K] (optional)
+ *                    out: y[N,K,P,Q], P = (H + 2ph - dh(R-1) - 1)/sh + 1
+ *                    params: conv
+ *  CONV2D_BWD_DATA   in: dy[N,K,P,Q], w[K,C,R,S]   out: dx[N,C,H,W]
+ *  CONV2D_BWD_FILTER in: x[N,C,H,W], dy[N,K,P,Q]
+ *                    out: dw[K,C,R,S], dbias[K] (optional: sum of dy over N,P,Q)
+ *
+ * Batch normalisation over dim 1 of x[N,C] or x[N,C,H,W] (statistics over
+ * every dim but 1):
+ *  BN_FWD_TRAIN  in: x, gamma[C], beta[C]
+ *                out: y, save_mean[C], save_invstd[C] (= 1/sqrt(var_biased+eps)),
+ *                     running_mean[C] (in/out), running_var[C] (in/out)
+ *                running = (1-momentum)*running + momentum*batch, where the
+ *                variance used for running_var is the unbiased one (m/(m-1)).
+ *                params: bn
+ *  BN_FWD_INFER  in: x, gamma, beta, running_mean, running_var   out: y
+ *                y = gamma*(x-rm)/sqrt(rv+eps) + beta.  params: bn
+ *  BN_BWD        in: x, dy, gamma, save_mean, save_invstd
+ *                out: dx, dgamma[C], dbeta[C]   (training-mode gradient)
+ *
+ * Elementwise and broadcasting:
+ *  RELU_FWD     in: x          out: y = max(x, 0)
+ *  RELU_BWD     in: y, dy      out: dx = dy * (y > 0)
+ *  SIGMOID_FWD  in: x          out: y = 1/(1+exp(-x))
+ *  SIGMOID_BWD  in: y, dy      out: dx = dy * y * (1-y)
+ *  THRESH_FWD   in: x          out: y = x < t ? 0 : x         params: scalar.a = t
+ *  THRESH_BWD   in: x, dy      out: dx = x < t ? 0 : dy       params: scalar.a = t
+ *  ADD          in: a, b       out: y = alpha*a + beta*b      params: scalar.a=alpha, .b=beta
+ *  MUL          in: a, b       out: y = alpha*a*b             params: scalar.a=alpha
+ *      ADD and MUL broadcast numpy-style: all three tensors have the same
+ *      ndim; each dim of a or b equals y's or is 1 (e.g. b[N,1,H,W] over
+ *      channels, b[1,C,1,1] per channel, b scalar-shaped [1,1,1,1]).
+ *  SUM_TO       in: x          out: y with y.ndim == x.ndim and each dim of y
+ *               equal to x's or 1: y = sum of x over the dims where y is 1
+ *               (the backward of a broadcast).  y may equal x's shape (copy).
+ *  COPY         in: x (any strides)  out: y (any strides), same shape; the
+ *               only op that accepts non-contiguous tensors; x and y may
+ *               differ in dtype among F32/F64 (conversion).
+ *  FILL         out: y = scalar.a (any float dtype) or (int) scalar.a (I64/I32)
+ *
+ * Channel ops (dim 1):
+ *  SOFTMAX_FWD  in: x[N,C,...]  out: y = softmax over dim 1
+ *  SOFTMAX_BWD  in: y, dy       out: dx = y * (dy - sum_c(dy*y))
+ *  CONCAT       in: x0..x{n-1} (n = num_in, 1..8)  out: y, along dim 1
+ *               (all other dims equal; works for any ndim >= 2)
+ *  SPLIT        in: dy          out: dx0..dx{n-1} (n = num_out), the
+ *               inverse of CONCAT (slices of dim 1, sizes from the outputs)
+ *  ARGMAX       in: x[N,C,...]  out: idx[N,...] I64 (first maximal index)
+ *
+ * Spatial:
+ *  UPSAMPLE_NEAREST_FWD in: x[N,C,H,W]   out: y[N,C,H*f,W*f]   params: resize.factor = f
+ *  UPSAMPLE_NEAREST_BWD in: dy           out: dx (sum over each f x f block)
+ *  RESIZE_BILINEAR_FWD  in: x[N,C,H,W]   out: y[N,C,OH,OW] (size from out)
+ *                       align_corners = resize.align_corners (hcga uses 1):
+ *                       src = dst*(H-1)/(OH-1) (0 when OH == 1); with 0:
+ *                       src = max((dst+0.5)*H/OH - 0.5, 0).
+ *  RESIZE_BILINEAR_BWD  in: dy[N,C,OH,OW] out: dx[N,C,H,W]
+ *  GAP_FWD      in: x[N,C,H,W]   out: y[N,C] mean over H,W
+ *  GAP_BWD      in: dy[N,C]      out: dx[N,C,H,W] = dy/(H*W)
+ *
+ * Matrix:
+ *  GEMM         in: a, b, c (optional, 2-D)  out: y (2-D)
+ *               y = alpha*op(a)*op(b) + beta*c, op(t) = t or t^T.
+ *               params: gemm.  c may alias y (same buffer and offset).
+ *
+ * Reductions (to a scalar, output shape [1]):
+ *  REDUCE       in: x   out: y[1];  params: reduce.kind = SUM | MEAN | ABS_MEAN
+ *  REDUCE_BWD   in: x, dy[1]   out: dx;  SUM: dx = dy; MEAN: dy/numel;
+ *               ABS_MEAN: dy*sign(x)/numel (sign(0) = 0)
+ *
+ * Losses (all return a scalar [1]; the *_BWD take the upstream gradient
+ * dloss[1] and write the gradient of the input scores):
+ *  CE_LS_FWD    in: logits[N,C], labels[N] I64   out: loss[1]
+ *               t = (1-eps)*onehot + eps/C; loss = mean_n sum_c -t*log_softmax.
+ *               params: loss.eps (0 gives plain cross entropy)
+ *  CE_LS_BWD    in: logits, labels, dloss   out: dlogits
+ *  PIXEL_CE_FWD in: logits[N,K,H,W], labels[N,H,W] I64   out: loss[1]
+ *               mean over pixels whose label != loss.ignore_label of
+ *               -log_softmax_k(label); 0 if every pixel is ignored.
+ *  PIXEL_CE_BWD in: logits, labels, dloss   out: dlogits
+ *  TRIPLET_FWD  in: x[N,D], labels[N] I64
+ *               out: loss[1], hard[N,2] I64 (per anchor: index of the
+ *               hardest positive, hardest negative; -1 if none)
+ *               d(i,j) = sqrt(max(|xi|^2 + |xj|^2 - 2 xi.xj, 1e-12));
+ *               hardest positive = argmax_j d over same label (j may be i),
+ *               hardest negative = argmin_j d over other labels; ties take
+ *               the lowest index; loss = mean_i max(0, d_ap - d_an + margin)
+ *               over anchors that have a negative.  params: loss.margin
+ *  TRIPLET_BWD  in: x, hard, dloss   out: dx   (params as forward)
+ *  SHIFT_L1_FWD in: x[N,C,H,W]   out: loss[1]
+ *               mean over the valid region of |x[n+dn,c,h+dh,w+dw] - x[n,c,h,w]|
+ *               with (dn,dh,dw) = shift.dn, shift.dh, shift.dw (each -1, 0 or 1)
+ *               (co-parsing's image, vertical, horizontal, diagonal terms)
+ *  SHIFT_L1_BWD in: x, dloss   out: dx
+ *
+ * Optimizers (in/out on the parameter and its state; all same shape):
+ *  ADAM_STEP    in: grad   out (in/out): param, m, v.  torch.optim.Adam:
+ *               g = grad + wd*param; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
+ *               param -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+ *               with t = optim.step (1 on the first step).  params: optim
+ *  SGD_STEP     in: grad   out (in/out): param, buf.  torch.optim.SGD:
+ *               g = grad + wd*param; buf = (t == 1) ? g : momentum*buf + g;
+ *               param -= lr*buf.  params: optim
+ */
+typedef enum hcga_op {
+    HCGA_OP_CONV2D_FWD = 0,
+    HCGA_OP_CONV2D_BWD_DATA,
+    HCGA_OP_CONV2D_BWD_FILTER,
+    HCGA_OP_BN_FWD_TRAIN,
+    HCGA_OP_BN_FWD_INFER,
+    HCGA_OP_BN_BWD,
+    HCGA_OP_RELU_FWD,
+    HCGA_OP_RELU_BWD,
+    HCGA_OP_SIGMOID_FWD,
+    HCGA_OP_SIGMOID_BWD,
+    HCGA_OP_THRESH_FWD,
+    HCGA_OP_THRESH_BWD,
+    HCGA_OP_ADD,
+    HCGA_OP_MUL,
+    HCGA_OP_SUM_TO,
+    HCGA_OP_COPY,
+    HCGA_OP_FILL,
+    HCGA_OP_SOFTMAX_FWD,
+    HCGA_OP_SOFTMAX_BWD,
+    HCGA_OP_CONCAT,
+    HCGA_OP_SPLIT,
+    HCGA_OP_ARGMAX,
+    HCGA_OP_UPSAMPLE_NEAREST_FWD,
+    HCGA_OP_UPSAMPLE_NEAREST_BWD,
+    HCGA_OP_RESIZE_BILINEAR_FWD,
+    HCGA_OP_RESIZE_BILINEAR_BWD,
+    HCGA_OP_GAP_FWD,
+    HCGA_OP_GAP_BWD,
+    HCGA_OP_GEMM,
+    HCGA_OP_REDUCE,
+    HCGA_OP_REDUCE_BWD,
+    HCGA_OP_CE_LS_FWD,
+    HCGA_OP_CE_LS_BWD,
+    HCGA_OP_PIXEL_CE_FWD,
+    HCGA_OP_PIXEL_CE_BWD,
+    HCGA_OP_TRIPLET_FWD,
+    HCGA_OP_TRIPLET_BWD,
+    HCGA_OP_SHIFT_L1_FWD,
+    HCGA_OP_SHIFT_L1_BWD,
+    HCGA_OP_ADAM_STEP,
+    HCGA_OP_SGD_STEP,
+    HCGA_OP_COUNT /* number of ops in this ABI minor version */
+} hcga_op;
+
+/* Slot numbers, for readability in backends and in the frontend. */
+enum {
+    /* CONV2D_FWD */ HCGA_CONV_X = 0, HCGA_CONV_W = 1, HCGA_CONV_BIAS = 2,
+    /* BN_FWD_TRAIN / BN_FWD_INFER inputs */
+    HCGA_BN_X = 0, HCGA_BN_GAMMA = 1, HCGA_BN_BETA = 2,
+    HCGA_BN_RMEAN_IN = 3, HCGA_BN_RVAR_IN = 4, /* BN_FWD_INFER only */
+    /* BN_FWD_TRAIN outputs */
+    HCGA_BN_Y = 0, HCGA_BN_SAVE_MEAN = 1, HCGA_BN_SAVE_INVSTD = 2,
+    HCGA_BN_RMEAN = 3, HCGA_BN_RVAR = 4,
+    /* BN_BWD inputs (x, dy, gamma, save_mean, save_invstd) and outputs */
+    HCGA_BNB_X = 0, HCGA_BNB_DY = 1, HCGA_BNB_GAMMA = 2, HCGA_BNB_MEAN = 3,
+    HCGA_BNB_INVSTD = 4,
+    HCGA_BNB_DX = 0, HCGA_BNB_DGAMMA = 1, HCGA_BNB_DBETA = 2,
+    /* ADAM_STEP outputs */
+    HCGA_ADAM_PARAM = 0, HCGA_ADAM_M = 1, HCGA_ADAM_V = 2,
+    /* SGD_STEP outputs */
+    HCGA_SGD_PARAM = 0, HCGA_SGD_BUF = 1
+};
+
+typedef enum hcga_reduce_kind {
+    HCGA_REDUCE_SUM = 0,
+    HCGA_REDUCE_MEAN = 1,
+    HCGA_REDUCE_ABS_MEAN = 2
+} hcga_reduce_kind;
+
+#define HCGA_MAX_OP_IN 8
+#define HCGA_MAX_OP_OUT 8
+
+typedef struct hcga_conv_params {
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t dilation_h, dilation_w; /* 1 for hcga */
+} hcga_conv_params;
+
+typedef struct hcga_bn_params {
+    double eps;      /* 1e-5 */
+    double momentum; /* 0.1, PyTorch convention */
+} hcga_bn_params;
+
+typedef struct hcga_resize_params {
+    int32_t factor;        /* UPSAMPLE_NEAREST: integer scale factor */
+    int32_t align_corners; /* RESIZE_BILINEAR */
+} hcga_resize_params;
+
+typedef struct hcga_gemm_params {
+    int32_t trans_a, trans_b;
+    double alpha, beta;
+} hcga_gemm_params;
+
+typedef struct hcga_loss_params {
+    double eps;           /* CE_LS label smoothing */
+    double margin;        /* TRIPLET */
+    int64_t ignore_label; /* PIXEL_CE, e.g. -1 */
+} hcga_loss_params;
+
+typedef struct hcga_shift_params {
+    int32_t dn, dh, dw;
+} hcga_shift_params;
+
+typedef struct hcga_optim_params {
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+    int64_t step; /* 1-based step count t */
+} hcga_optim_params;
+
+typedef struct hcga_scalar_params {
+    double a, b;
+} hcga_scalar_params;
+
+typedef struct hcga_reduce_params {
+    int32_t kind; /* hcga_reduce_kind */
+} hcga_reduce_params;
+
+typedef union hcga_op_params {
+    hcga_conv_params conv;
+    hcga_bn_params bn;
+    hcga_resize_params resize;
+    hcga_gemm_params gemm;
+    hcga_loss_params loss;
+    hcga_shift_params shift;
+    hcga_optim_params optim;
+    hcga_scalar_params scalar;
+    hcga_reduce_params reduce;
+    uint8_t reserved[128]; /* fixes the union's size for the ABI */
+} hcga_op_params;
+
+typedef struct hcga_op_args {
+    int32_t op;      /* hcga_op */
+    int32_t num_in;  /* number of used in[] slots (trailing optional ones may be NULL) */
+    int32_t num_out; /* number of used out[] slots */
+    int32_t reserved;
+    const hcga_tensor *in[HCGA_MAX_OP_IN];
+    const hcga_tensor *out[HCGA_MAX_OP_OUT]; /* the memory is written, the descriptors are not */
+    hcga_op_params p;
+} hcga_op_args;
+
+/* One op implementation.  Validate what you rely on (shapes, dtypes) and
+ * return HCGA_ERR_INVALID with last_error() set rather than crash. */
+typedef hcga_status (*hcga_op_fn)(hcga_backend *be, const hcga_op_args *args);
+
+/* ---------------------------------------------------------------------- */
+/* 4. The backend function table                                           */
+/* ---------------------------------------------------------------------- */
+
+typedef struct hcga_device_info {
+    char name[128];         /* "NVIDIA H100 80GB HBM3", "pthreads x2 + OpenBLAS" */
+    char version[128];      /* driver / runtime / library versions */
+    uint64_t memory_total;  /* bytes, 0 if unknown */
+    uint64_t memory_free;   /* bytes, 0 if unknown */
+} hcga_device_info;
+
+typedef struct hcga_backend_iface {
+    uint32_t struct_size; /* sizeof(hcga_backend_iface) the plugin was built with */
+
+    /* Probe without creating a backend: number of usable devices, or -1
+     * with a reason ("CUDA driver version is insufficient ...") written to
+     * why[0..why_len).  Must not crash when the driver/GPU is absent. */
+    int (*probe)(char *why, size_t why_len);
+    hcga_status (*device_info)(int device, hcga_device_info *info);
+
+    /* Create an instance on one device.  options: NULL or a string of
+     * "key=value" pairs separated by ',' (e.g. "threads=2"); unknown keys are
+     * an error.  On failure *out is NULL and err holds one line. */
+    hcga_status (*create)(int device, const char *options, hcga_backend **out,
+                          char *err, size_t err_len);
+    void (*destroy)(hcga_backend *be);
+
+    /* The message of the last failed call on this instance (never NULL). */
+    const char *(*last_error)(hcga_backend *be);
+
+    /* Buffers: device memory; alignment at least 256 bytes. */
+    hcga_status (*buffer_alloc)(hcga_backend *be, uint64_t bytes, hcga_buffer **out);
+    void (*buffer_free)(hcga_backend *be, hcga_buffer *buf);
+    hcga_status (*buffer_write)(hcga_backend *be, hcga_buffer *buf, uint64_t offset,
+                                const void *src, uint64_t bytes);
+    hcga_status (*buffer_read)(hcga_backend *be, hcga_buffer *buf, uint64_t offset,
+                               void *dst, uint64_t bytes); /* waits for pending work */
+
+    /* Wait until all enqueued work is done. */
+    hcga_status (*synchronize)(hcga_backend *be);
+
+    /* Op table: ops[i] for i < num_ops; NULL = unsupported.  supports() may
+     * refine per dtype (e.g. no F64 on a device without fp64). */
+    const hcga_op_fn *ops;
+    uint32_t num_ops;
+    int (*supports)(hcga_backend *be, int op, int dtype);
+} hcga_backend_iface;
+
+/* ---------------------------------------------------------------------- */
+/* 5. The descriptor (checked before any plugin code runs)                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct hcga_plugin_descriptor {
+    uint32_t magic;     /* HCGA_PLUGIN_MAGIC */
+    uint32_t abi_major; /* HCGA_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;
+    uint32_t sizeof_tensor;        /* sizeof(hcga_tensor) */
+    uint32_t sizeof_op_args;       /* sizeof(hcga_op_args) */
+    uint32_t sizeof_backend_iface; /* sizeof(hcga_backend_iface) */
+    uint32_t num_ops;              /* HCGA_OP_COUNT the plugin was built with */
+    const char *name;              /* "cpu", "cuda", "opencl": --backend NAME */
+    const char *description;       /* one line */
+    const char *version;           /* plugin version string */
+    const hcga_backend_iface *(*get_iface)(void);
+} hcga_plugin_descriptor;
+
+#define HCGA_PLUGIN_MAGIC 0x48434741u /* "HCGA" */
+
+/* Convenience for plugins: fills every field but name/description/version/get_iface. */
+#define HCGA_PLUGIN_DESCRIPTOR_INIT(name_, desc_, version_, get_iface_)          \
+    {                                                                            \
+        HCGA_PLUGIN_MAGIC, HCGA_ABI_MAJOR, HCGA_ABI_MINOR,                       \
+        (uint32_t)sizeof(hcga_tensor), (uint32_t)sizeof(hcga_op_args),           \
+        (uint32_t)sizeof(hcga_backend_iface), (uint32_t)HCGA_OP_COUNT,           \
+        (name_), (desc_), (version_), (get_iface_)                               \
+    }
+
+/* Names of ops and dtypes for messages ("conv2d_bwd_filter", "f32"). */
+static inline const char *hcga_op_name(int op)
+{
+    static const char *const names[HCGA_OP_COUNT] = {
+        "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter",
+        "bn_fwd_train", "bn_fwd_infer", "bn_bwd",
+        "relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd",
+        "thresh_fwd", "thresh_bwd", "add", "mul", "sum_to", "copy", "fill",
+        "softmax_fwd", "softmax_bwd", "concat", "split", "argmax",
+        "upsample_nearest_fwd", "upsample_nearest_bwd",
+        "resize_bilinear_fwd", "resize_bilinear_bwd", "gap_fwd", "gap_bwd",
+        "gemm", "reduce", "reduce_bwd", "ce_ls_fwd", "ce_ls_bwd",
+        "pixel_ce_fwd", "pixel_ce_bwd", "triplet_fwd", "triplet_bwd",
+        "shift_l1_fwd", "shift_l1_bwd", "adam_step", "sgd_step"};
+    return (op >= 0 && op < HCGA_OP_COUNT) ? names[op] : "unknown_op";
+}
+
+static inline const char *hcga_dtype_name(int dt)
+{
+    static const char *const names[HCGA_DTYPE_COUNT] = {"f32", "f64", "i32", "i64", "u8"};
+    return (dt >= 0 && dt < HCGA_DTYPE_COUNT) ? names[dt] : "unknown_dtype";
+}
+
+static inline size_t hcga_dtype_size(int dt)
+{
+    switch (dt) {
+    case HCGA_F32: return 4;
+    case HCGA_F64: return 8;
+    case HCGA_I32: return 4;
+    case HCGA_I64: return 8;
+    case HCGA_U8: return 1;
+    default: return 0;
+    }
+}
+
+static inline int64_t hcga_tensor_numel(const hcga_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HCGA_PLUGIN_H */
