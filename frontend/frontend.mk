@@ -23,3 +23,4 @@ include frontend/loader.mk
 include frontend/graph.mk
 include frontend/io.mk
 include frontend/model.mk
+include frontend/eval.mk
