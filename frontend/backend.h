@@ -37,6 +37,18 @@ typedef struct hcga_plugin_entry {
  * wins).  Returns the number of entries written (at most max). */
 int hcga_plugins_scan(hcga_plugin_entry *entries, int max);
 
+/* (Added by the loader engineer.)  Find, load, check and probe the plugin
+ * `name` without creating an instance; fills entry as the scan does.  Returns
+ * 0 when entry->ok, else -1 with entry->reason set (entry->path is empty when
+ * no file was found). */
+int hcga_plugin_find(const char *name, hcga_plugin_entry *entry);
+
+/* (Added by the loader engineer.)  Device details of a plugin found by
+ * hcga_plugins_scan / hcga_plugin_find, for `hcga backends`.  On failure
+ * writes the reason to err. */
+hcga_status hcga_plugin_device_info(const hcga_plugin_entry *entry, int device,
+                                    hcga_device_info *info, char *err, size_t err_len);
+
 /* Open backend `name` on `device` with `options` (may be NULL).
  * On failure returns non-zero and writes the exact reason to err. */
 int hcga_be_open(const char *name, int device, const char *options, hcga_be **out,
