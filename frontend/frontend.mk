@@ -24,3 +24,4 @@ include frontend/graph.mk
 include frontend/io.mk
 include frontend/model.mk
 include frontend/eval.mk
+include frontend/data.mk
