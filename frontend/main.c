@@ -247,8 +247,8 @@ int main(int argc, char **argv)
             return 2;
         }
         if (g.device >= e.num_devices) {
-            fprintf(stderr, "hcga: backend '%s': device %d does not exist (%d device%s: 0..%d)\n",
-                    g.backend, g.device, e.num_devices, e.num_devices == 1 ? "" : "s",
+            fprintf(stderr, "hcga: backend '%s': device %d does not exist (devices: 0..%d)\n",
+                    g.backend, g.device,
                     e.num_devices - 1);
             return 2;
         }

@@ -452,8 +452,8 @@ int hcga_be_open(const char *name, int device, const char *options, hcga_be **ou
         return -1;
     }
     if (device < 0 || device >= n) {
-        set_err(err, err_len, "backend '%s': device %d does not exist (%d device%s: 0..%d)", name,
-                device, n, n == 1 ? "" : "s", n - 1);
+        set_err(err, err_len, "backend '%s': device %d does not exist (devices: 0..%d)", name,
+                device, n - 1);
         return -1;
     }
     hcga_be *be = calloc(1, sizeof *be);

@@ -1,0 +1,7 @@
+# plugins/plugins.mk: the plugin SDK.  hcga_plugin.h is installed (Makefile.am);
+# the template backend is built by `make check` only, so it keeps compiling
+# against the header, and is never installed or loaded by default.
+check_LTLIBRARIES += plugins/template/hcga_backend_template.la
+plugins_template_hcga_backend_template_la_SOURCES = plugins/template/template_backend.c
+plugins_template_hcga_backend_template_la_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
+EXTRA_DIST += plugins/plugins.mk plugins/README.md plugins/template/README.md
