@@ -515,8 +515,11 @@ static hcga_status capture(hcga_be *be, hcga_status st, const char *what)
 {
     if (st == HCGA_OK) return st;
     const char *msg = be->iface->last_error(be->inst);
+    size_t wl = strlen(what);
     if (!msg || !msg[0])
         set_err(be->err, sizeof be->err, "%s: failed (%s) without a message", what, status_name(st));
+    else if (strncmp(msg, what, wl) == 0 && msg[wl] == ':')
+        set_err(be->err, sizeof be->err, "%s", msg); /* already "<what>: ..." */
     else
         set_err(be->err, sizeof be->err, "%s: %s", what, msg);
     return st;

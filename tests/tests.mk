@@ -1,1 +1,54 @@
-# tests/tests.mk
+# tests/tests.mk: loader and CLI tests, with the fake plugins they load.
+
+# ---- fake plugins (tests/fake_plugin.c, one -D variant each) ----
+FAKE_PLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
+check_LTLIBRARIES += tests/hcga_backend_fake_good.la tests/hcga_backend_fake_major.la \
+	tests/hcga_backend_fake_size.la tests/hcga_backend_fake_nosym.la \
+	tests/hcga_backend_fake_missinglib.la tests/hcga_backend_fake_newminor.la \
+	tests/hcga_backend_fake_probefail.la tests/hcga_backend_fake_misnamed.la
+tests_hcga_backend_fake_good_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_GOOD
+tests_hcga_backend_fake_good_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_major_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_major_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_MAJOR
+tests_hcga_backend_fake_major_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_size_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_size_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_SIZE
+tests_hcga_backend_fake_size_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_nosym_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_nosym_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_NOSYM
+tests_hcga_backend_fake_nosym_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_newminor_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_newminor_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_NEWMINOR
+tests_hcga_backend_fake_newminor_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_probefail_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_probefail_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_PROBEFAIL
+tests_hcga_backend_fake_probefail_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_misnamed_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_misnamed_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_MISNAMED
+tests_hcga_backend_fake_misnamed_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+
+# fake_missinglib needs a library whose soname (libhcga_does_not_exist.so)
+# names no file: build the dependency by hand with that soname and link the
+# plugin against the file, so the plugin's DT_NEEDED cannot be found at dlopen.
+tests_hcga_backend_fake_missinglib_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_missinglib_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_MISSINGLIB
+# (libtool drops a bare .so from LIBADD when linking a module: hand it to ld.)
+tests_hcga_backend_fake_missinglib_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS) \
+	-Wl,--no-as-needed,tests/libhcga_fake_dep.so
+tests_hcga_backend_fake_missinglib_la_DEPENDENCIES = tests/libhcga_fake_dep.so
+tests/libhcga_fake_dep.so: tests/fake_dep.c
+	@$(MKDIR_P) tests
+	$(AM_V_CCLD)$(CC) -shared -fPIC -Wl,-soname,libhcga_does_not_exist.so -o $@ $(srcdir)/tests/fake_dep.c
+CLEANFILES += tests/libhcga_fake_dep.so
+EXTRA_DIST += tests/fake_dep.c tests/tests.mk
+
+# ---- tests ----
+check_PROGRAMS += tests/test_loader tests/test_cli
+TESTS += tests/test_loader tests/test_cli
+tests_test_loader_SOURCES = tests/test_loader.c
+tests_test_loader_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_loader_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_cli_SOURCES = tests/test_cli.c
+tests_test_cli_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_cli_LDADD = $(CHECK_LIBS)

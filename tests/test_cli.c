@@ -1,0 +1,235 @@
+/*
+ * test_cli.c - the `hcga` command line: global options, the command table
+ * (every listed command must answer --help), `hcga backends`, and the exit
+ * status 2 with the reason for an unusable --backend.
+ *
+ * Runs the built ./hcga with HCGA_PLUGIN_PATH pointing at the fake plugins
+ * (tests/fake_plugin.c) and the template backend.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HCGA_BIN HCGA_BUILDDIR "/hcga"
+#define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
+#define TEMPLATE_LIBS HCGA_BUILDDIR "/plugins/template/.libs"
+
+typedef struct run_result {
+    int status; /* exit status, or 128+signal */
+    char out[65536];
+    char err[65536];
+} run_result;
+
+static run_result res;
+
+static void slurp(int fd, char *buf, size_t len)
+{
+    lseek(fd, 0, SEEK_SET);
+    size_t used = 0;
+    ssize_t n;
+    while (used + 1 < len && (n = read(fd, buf + used, len - 1 - used)) > 0) used += (size_t)n;
+    buf[used] = '\0';
+    close(fd);
+}
+
+/* Run hcga with the given arguments (NULL-terminated). */
+static const run_result *run_hcga(const char *const *args)
+{
+    char out_tmpl[] = "/tmp/hcga_test_cli_out_XXXXXX";
+    char err_tmpl[] = "/tmp/hcga_test_cli_err_XXXXXX";
+    int fo = mkstemp(out_tmpl), fe = mkstemp(err_tmpl);
+    ck_assert_int_ge(fo, 0);
+    ck_assert_int_ge(fe, 0);
+    unlink(out_tmpl);
+    unlink(err_tmpl);
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)HCGA_BIN;
+    for (int i = 0; args[i]; i++) {
+        ck_assert_int_lt(n, 62);
+        argv[n++] = (char *)args[i];
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(HCGA_BIN, argv);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    slurp(fo, res.out, sizeof res.out);
+    slurp(fe, res.err, sizeof res.err);
+    return &res;
+}
+
+#define RUN(...) run_hcga((const char *const[]){__VA_ARGS__, NULL})
+
+#define ck_assert_contains(hay, needle)                                                      \
+    ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in \"%s\"", (needle), (hay))
+
+START_TEST(test_global_help)
+{
+    const run_result *r = RUN("--help");
+    ck_assert_int_eq(r->status, 0);
+    ck_assert_contains(r->out, "usage: hcga [global options] <command> [args]");
+    ck_assert_contains(r->out, "--backend NAME");
+    ck_assert_contains(r->out, "\ncommands:\n");
+    ck_assert_contains(r->out, "  backends ");
+
+    r = RUN("--version");
+    ck_assert_int_eq(r->status, 0);
+    ck_assert_contains(r->out, "plugin ABI 1.0");
+
+    r = run_hcga((const char *const[]){NULL});
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "usage: hcga");
+}
+END_TEST
+
+/* Every command listed by `hcga --help` must answer `--help` and `-h`. */
+START_TEST(test_every_command_has_help)
+{
+    const run_result *r = RUN("--help");
+    ck_assert_int_eq(r->status, 0);
+    static char help[sizeof res.out];
+    memcpy(help, r->out, sizeof help);
+    char *p = strstr(help, "\ncommands:\n");
+    ck_assert_ptr_nonnull(p);
+    p += strlen("\ncommands:\n");
+    int ncmd = 0;
+    while (strncmp(p, "  ", 2) == 0) {
+        char name[64];
+        ck_assert_int_eq(sscanf(p, " %63s", name), 1);
+        char want[128];
+        snprintf(want, sizeof want, "usage: hcga %s", name);
+        const char *flags[2] = {"--help", "-h"};
+        for (int f = 0; f < 2; f++) {
+            r = RUN(name, flags[f]);
+            ck_assert_msg(r->status == 0, "hcga %s %s exited %d: %s", name, flags[f], r->status,
+                          r->err);
+            ck_assert_msg(strncmp(r->out, want, strlen(want)) == 0,
+                          "hcga %s %s: output does not start with \"%s\": %s", name, flags[f],
+                          want, r->out);
+        }
+        ncmd++;
+        char *nl = strchr(p, '\n');
+        ck_assert_ptr_nonnull(nl);
+        p = nl + 1;
+    }
+    ck_assert_int_ge(ncmd, 1);
+}
+END_TEST
+
+START_TEST(test_usage_errors)
+{
+    const run_result *r = RUN("frobnicate");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "unknown command 'frobnicate'");
+    r = RUN("--device", "x", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "--device: 'x' is not a device index");
+    r = RUN("--threads", "0", "backends");
+    ck_assert_int_eq(r->status, 2);
+    r = RUN("--bogus", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "--bogus");
+    r = RUN("backends", "extra");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "unexpected argument 'extra'");
+    r = RUN("--backend");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "needs a value");
+}
+END_TEST
+
+START_TEST(test_unusable_backend_exit_2)
+{
+    const run_result *r = RUN("--backend", "nope", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "backend 'nope': no plugin file hcga_backend_nope.so found in");
+    ck_assert_str_eq(r->out, "");
+
+    r = RUN("--backend", "fake_major", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, TESTS_LIBS "/hcga_backend_fake_major.so");
+    ck_assert_contains(r->err, "ABI major 2, hcga expects 1");
+
+    r = RUN("--backend", "fake_missinglib", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "libhcga_does_not_exist.so: cannot open shared object file");
+
+    r = RUN("--backend", "fake_probefail", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "unavailable: fake driver is missing");
+
+    r = RUN("--backend", "fake_good", "--device", "1", "backends");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "device 1 does not exist");
+
+    /* help never needs the backend */
+    r = RUN("--backend", "nope", "backends", "--help");
+    ck_assert_int_eq(r->status, 0);
+
+    r = RUN("--backend", "fake_good", "backends");
+    ck_assert_int_eq(r->status, 0);
+}
+END_TEST
+
+START_TEST(test_backends_listing)
+{
+    const run_result *r = RUN("backends");
+    ck_assert_msg(r->status == 0, "exit %d: %s", r->status, r->err);
+    ck_assert_contains(r->out, "template: " TEMPLATE_LIBS "/hcga_backend_template.so\n"
+                               "  ok: 1 device\n"
+                               "  device 0: template backend (host memory)\n"
+                               "    version: template plugin 0.1, ABI 1.0\n"
+                               "    memory: not reported\n");
+    ck_assert_contains(r->out, "fake_good: " TESTS_LIBS "/hcga_backend_fake_good.so\n"
+                               "  ok: 1 device\n"
+                               "  device 0: fake device\n"
+                               "    version: fake 1.2.3\n"
+                               "    memory: 3.0 GiB total, 1.0 GiB free\n");
+    ck_assert_contains(r->out, "fake_probefail: " TESTS_LIBS "/hcga_backend_fake_probefail.so\n"
+                               "  unavailable: fake driver is missing (libfakedrv.so.1 not loaded)\n");
+    ck_assert_contains(r->out, "fake_size: " TESTS_LIBS "/hcga_backend_fake_size.so\n"
+                               "  unavailable: incompatible plugin: sizeof(hcga_tensor)");
+    ck_assert_contains(r->out, "fake_nosym: " TESTS_LIBS "/hcga_backend_fake_nosym.so\n"
+                               "  unavailable: not an hcga plugin: no symbol hcga_plugin_descriptor_v1");
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    /* `hcga backends` also probes the build tree's OpenCL/CUDA plugins */
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_global_help);
+    tcase_add_test(tc, test_every_command_has_help);
+    tcase_add_test(tc, test_usage_errors);
+    tcase_add_test(tc, test_unusable_backend_exit_2);
+    tcase_add_test(tc, test_backends_listing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    setenv("HCGA_PLUGIN_PATH", TESTS_LIBS ":" TEMPLATE_LIBS, 1);
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
