@@ -154,6 +154,71 @@ int hcga_model_load_file(const hcga_config *cfg, hg_store *s, const char *path, 
     return rc;
 }
 
+int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded,
+                             char *err, size_t err_len)
+{
+    if (loaded) *loaded = 0;
+    st_file *f = st_load(path, err, err_len);
+    if (!f) return -1;
+    int np = 0, count = 0, rc = -1;
+    double *buf = NULL;
+    hcga_model_param *p = hcga_model_param_list(cfg, 1, &np, err, err_len);
+    if (!p) goto out;
+    for (int i = 0; i < f->count; i++) {
+        const st_tensor *t = &f->tensors[i];
+        char name[sizeof p[0].name + 8];
+        snprintf(name, sizeof name, "base.%s", t->name);
+        const hcga_model_param *e = NULL;
+        for (int j = 0; j < np && !e; j++)
+            if (!strcmp(p[j].name, name)) e = &p[j];
+        if (!e) continue;
+        int same = (t->ndim == e->ndim);
+        for (int d = 0; same && d < e->ndim; d++) same = (t->shape[d] == e->shape[d]);
+        if (!same) {
+            char a[96], b[96];
+            shape_str(a, sizeof a, t->ndim, t->shape);
+            shape_str(b, sizeof b, e->ndim, e->shape);
+            snprintf(err, err_len, "%s: %s: shape %s in the file, the model's %s has %s", path,
+                     t->name, a, e->name, b);
+            goto out;
+        }
+        if (!is_float(t->dtype)) {
+            snprintf(err, err_len, "%s: %s: not a floating-point tensor", path, t->name);
+            goto out;
+        }
+        double *nb = realloc(buf, (size_t)(t->numel ? t->numel : 1) * sizeof *nb);
+        if (!nb) {
+            snprintf(err, err_len, "%s: out of memory reading %s", path, t->name);
+            goto out;
+        }
+        buf = nb;
+        if (st_to_f64(t, buf)) {
+            snprintf(err, err_len, "%s: %s: cannot convert its dtype", path, t->name);
+            goto out;
+        }
+        hg_store_entry *se = hg_store_add(s, e->name, e->ndim, e->shape, e->flags, err, err_len);
+        if (!se) goto out;
+        if (hg_store_write(s, se, buf, HCGA_F64)) {
+            snprintf(err, err_len, "%s: could not write %s to the backend", path, e->name);
+            goto out;
+        }
+        count++;
+    }
+    if (!count) {
+        snprintf(err, err_len, "%s: no tensor matches the HRNet backbone (expected names such as "
+                               "conv1.weight, layer1.0.conv1.weight)",
+                 path);
+        goto out;
+    }
+    if (loaded) *loaded = count;
+    rc = 0;
+out:
+    free(buf);
+    free(p);
+    st_free(f);
+    return rc;
+}
+
 int hcga_model_save_file(hg_graph *g, hg_store *s, const char *path, int n_meta,
                          const char *const *meta, char *err, size_t err_len)
 {

@@ -79,6 +79,17 @@ int hcga_model_load_state(const hcga_config *cfg, hg_store *s, const st_file *f,
 int hcga_model_load_file(const hcga_config *cfg, hg_store *s, const char *path, unsigned flags,
                          char *err, size_t err_len);
 
+/* Load an ImageNet-pretrained HRNet (the reference's load_param: names
+ * without the "base." prefix, e.g. "conv1.weight", "stage4.2.fuse_layers.
+ * 3.0.0.0.weight").  Every tensor whose "base."-prefixed name is a backbone
+ * parameter of the model is loaded; others (the ImageNet classifier, the
+ * downsampling/final layers) are skipped, and the model's parameters the
+ * file lacks keep their values.  A known name with another shape is an error.
+ * *loaded (may be NULL) gets the number of tensors loaded; a file that
+ * loads nothing is an error (probably the wrong file). */
+int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded,
+                             char *err, size_t err_len);
+
 /* Write every parameter and buffer of g from the store to a safetensors
  * file with the reference's names (F32), plus metadata pairs (n_meta pairs
  * of key, value; may be 0).  Returns 0 or -1 with err. */
