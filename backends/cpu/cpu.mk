@@ -1,1 +1,9 @@
-# backends/cpu/cpu.mk
+# backends/cpu/cpu.mk - the reference CPU backend plugin (pthreads + OpenBLAS),
+# its unit test and a perf probe.
+pkglib_LTLIBRARIES += hcga_backend_cpu.la
+hcga_backend_cpu_la_SOURCES = backends/cpu/cpu_backend.c backends/cpu/cpu_ops.c \
+	backends/cpu/cpu_pool.c backends/cpu/cpu_internal.h backends/cpu/cpu_ops.h \
+	backends/cpu/cpu_kernels.h
+hcga_backend_cpu_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) -fvisibility=hidden
+hcga_backend_cpu_la_LDFLAGS = -module -avoid-version -no-undefined
+hcga_backend_cpu_la_LIBADD = $(OPENBLAS_LIBS) -lpthread -lm

@@ -1,0 +1,133 @@
+/*
+ * cpu_ops.h - task contexts and dimension records shared by the op
+ * wrappers (cpu_ops.c) and the type-generic kernels (cpu_kernels.h).
+ * The contexts hold untyped pointers; each kernel casts them to its T.
+ */
+#ifndef HCGA_CPU_OPS_H
+#define HCGA_CPU_OPS_H
+
+#include <stdint.h>
+
+#include "cpu_internal.h"
+
+/* Chunk sizes that fix summation order independently of thread count. */
+#define CPU_RED_CHUNK 65536 /* REDUCE partial sums */
+#define CPU_VEC_CHUNK 256   /* inner-position chunk of channel ops */
+
+/* Conv GEMM width: images are grouped until a GEMM has about this many
+ * columns (forward, backward-data); backward-filter groups as many images as
+ * the workspace cap allows, so fewer partial products are summed in T. */
+#define CPU_CONV_TARGET_COLS 4096
+#define CPU_CONV_TARGET_COLS_BWDF ((int64_t)1 << 30)
+
+typedef struct cpu_conv_dims {
+    int64_t N, C, H, W, K, R, S, P, Q;
+    int64_t sh, sw, ph, pw, dh, dw;
+} cpu_conv_dims;
+
+/* Elementwise kinds handled by one task (ew_task). */
+enum {
+    EW_RELU_F,   /* y = max(a, 0) */
+    EW_RELU_B,   /* y = a > 0 ? b : 0          (a = y, b = dy) */
+    EW_SIG_F,    /* y = 1/(1+exp(-a)) */
+    EW_SIG_B,    /* y = b*a*(1-a)              (a = y, b = dy) */
+    EW_THR_F,    /* y = a < s ? 0 : a */
+    EW_THR_B,    /* y = a < s ? 0 : b          (a = x, b = dy) */
+    EW_FILL,     /* y = s */
+    EW_SIGN_MUL, /* y = s*sign(a) */
+    EW_SCALE     /* y = s*a */
+};
+
+typedef struct ew_ctx {
+    int kind;
+    const void *a, *b;
+    void *y;
+    double s;
+} ew_ctx;
+
+/* Broadcasting binary op over up to 5 coalesced dims. */
+typedef struct bin_ctx {
+    int mul; /* 0: alpha*a + beta*b, 1: alpha*a*b */
+    const void *a, *b;
+    void *y;
+    double alpha, beta;
+    int nd;
+    int64_t len[HCGA_MAX_DIMS];
+    int64_t sa[HCGA_MAX_DIMS], sb[HCGA_MAX_DIMS], sy[HCGA_MAX_DIMS];
+    int64_t rows; /* product of len[0..nd-2] */
+} bin_ctx;
+
+/* SUM_TO over coalesced dims: kept dims (ko, then the last kept or reduced
+ * inner dim) and reduced dims (rd). */
+typedef struct sumto_ctx {
+    const void *x;
+    void *y;
+    int last_kept; /* 1: innermost dim kept (length L), else reduced */
+    int64_t L;
+    int nko, nrd;
+    int64_t ko_len[HCGA_MAX_DIMS], ko_xs[HCGA_MAX_DIMS];
+    int64_t rd_len[HCGA_MAX_DIMS], rd_xs[HCGA_MAX_DIMS];
+    int64_t O, R, nch;
+} sumto_ctx;
+
+typedef struct conv_ctx {
+    const cpu_conv_dims *d;
+    const void *x;  /* image tensor base (x or dx) */
+    void *col;      /* column matrix, row stride ld */
+    int64_t n0, cnt, ld;
+    void *y;        /* output base for scatter/gather */
+    const void *src;
+    const void *bias;
+    hcga_backend *be;
+} conv_ctx;
+
+typedef struct bn_ctx {
+    const void *x, *dy, *gamma, *beta, *mean, *invstd, *rm, *rv;
+    void *y, *save_mean, *save_invstd, *out_rm, *out_rv, *dx, *dgamma, *dbeta;
+    int64_t N, C, HW;
+    double eps, momentum;
+} bn_ctx;
+
+typedef struct chan_ctx {
+    const void *x, *dy;
+    void *y;
+    int64_t N, C, S, nch;
+} chan_ctx;
+
+typedef struct plane_ctx {
+    const void *x;
+    void *y;
+    int64_t H, W, OH, OW;
+    int factor;
+    const int64_t *hi;   /* resize: OH*2 (h0,h1) */
+    const double *hl;    /* OH*2 (l0,l1) */
+    const int64_t *wi;
+    const double *wl;
+    double scale;
+    hcga_backend *be;
+} plane_ctx;
+
+/* Plane kernels (cpu_kernels.h FN(plane)). */
+enum { PL_UPS, PL_UPS_BWD, PL_RESIZE, PL_RESIZE_BWD, PL_GAP, PL_GAP_BWD };
+
+typedef struct loss_ctx {
+    const void *x, *dloss;
+    const int64_t *labels;
+    void *y;
+    double *part;
+    int64_t N, C, S, nch, D;
+    double eps, g, margin;
+    int64_t ignore;
+    int dn, dh, dw;
+    int64_t H, W;
+    double *dist;
+} loss_ctx;
+
+typedef struct opt_ctx {
+    const void *grad;
+    void *param, *m, *v;
+    double lr, b1, b2, eps, wd, mom, bc1, bc2s;
+    int64_t step;
+} opt_ctx;
+
+#endif
