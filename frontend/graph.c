@@ -1141,8 +1141,15 @@ int hg_backward(hg_graph *g, hg_val loss)
 
     for (int v = 0; v < c.nv; v++) {
         const hg_value *x = V(g, v);
-        if (x->kind == HGV_PARAM && (x->flags & (HG_TRAINABLE | HG_FROZEN)) && x->grad >= 0)
-            V(g, x->grad)->persistent_grad = 1;
+        if (x->kind == HGV_PARAM && (x->flags & (HG_TRAINABLE | HG_FROZEN)) && x->grad >= 0) {
+            hg_value *gv = V(g, x->grad);
+            gv->persistent_grad = 1;
+            if (!gv->out_name && strlen(x->name) < 250) { /* for messages */
+                char nm[256];
+                snprintf(nm, sizeof nm, "grad.%s", x->name);
+                gv->out_name = xstrdup(nm);
+            }
+        }
     }
     free(c.req);
     g->backward_done = 1;
