@@ -1,6 +1,15 @@
 # conformance/conformance.mk: the backend conformance suite (`hcga conformance`).
 # Its sources go into libhcga.la; see conformance/README.md.
-CONF_SRCS += conformance/shapefile.c conformance/shapefile.h
+AM_CPPFLAGS += -DHCGA_PKGDATADIR='"$(pkgdatadir)"'
+CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
+	conformance/conformance.h conformance/conf_internal.h conformance/conformance.c \
+	conformance/harness.c conformance/test_mode.c conformance/grad.c conformance/perf.c \
+	conformance/cmd_conformance.c
+
+# Shape files, installed under $(pkgdatadir)/shapes.
+conformance_shapesdir = $(pkgdatadir)/shapes
+dist_conformance_shapes_DATA = conformance/shapes/quick.txt conformance/shapes/edge.txt
+EXTRA_DIST += conformance/README.md conformance/conformance.mk
 
 # ---- unit tests ----
 check_PROGRAMS += conformance/test_shapefile

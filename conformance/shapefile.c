@@ -343,6 +343,18 @@ static int parse_tensor_list(const char *list, int op, int is_out, int line_dtyp
 static int parse_key(int op, hcga_shape_case *c, const char *key, const char *val, char *err,
                      size_t err_len)
 {
+    if (strcmp(key, "gen") == 0) {
+        size_t l = strlen(val);
+        if (l == 0 || l >= sizeof c->gen)
+            return set_err(err, err_len, "gen=%s: expected a name of 1..%zu characters", val,
+                           sizeof c->gen - 1);
+        for (size_t i = 0; i < l; i++)
+            if (!(islower((unsigned char)val[i]) || isdigit((unsigned char)val[i]) || val[i] == '_'))
+                return set_err(err, err_len, "gen=%s: use lower-case letters, digits and '_'",
+                               val);
+        memcpy(c->gen, val, l + 1);
+        return 0;
+    }
     const key_desc *keys;
     int nk = op_keys(op, &keys);
     for (int i = 0; i < nk; i++) {
@@ -406,8 +418,8 @@ static int parse_key(int op, hcga_shape_case *c, const char *key, const char *va
         strncat(known, i ? ", " : "", sizeof known - strlen(known) - 1);
         strncat(known, keys[i].name, sizeof known - strlen(known) - 1);
     }
-    return set_err(err, err_len, "unknown parameter '%s' for %s (known: %s)", key,
-                   hcga_op_name(op), nk ? known : "none");
+    return set_err(err, err_len, "unknown parameter '%s' for %s (known: %s%sgen)", key,
+                   hcga_op_name(op), known, nk ? ", " : "");
 }
 
 int hcga_shapefile_parse_line(const char *line, hcga_shape_case *c, char *err, size_t err_len)
@@ -600,6 +612,7 @@ int hcga_shapefile_format_case(char *buf, size_t len, const hcga_shape_case *c)
             break;
         }
     }
+    if (c->gen[0]) sb_printf(&b, " gen=%s", c->gen);
     return (int)b.used;
 }
 

@@ -14,7 +14,8 @@
  *          a dtype when it differs from the slot's default (index slots
  *          default to i64, every other slot to DTYPE).
  *   key=value  the hcga_op_params fields the op uses (see README), e.g.
- *          stride=2,2 pad=1,1 dilation=1,1 for the convolutions.
+ *          stride=2,2 pad=1,1 dilation=1,1 for the convolutions; and
+ *          gen=NAME, a conformance input-generation variant (README).
  *
  * Blank lines and lines starting with '#' are ignored.
  */
@@ -43,6 +44,7 @@ typedef struct hcga_shape_case {
     hcga_shape_tensor out[HCGA_MAX_OP_OUT];
     hcga_op_params p;
     int alias_c_y;   /* GEMM: in[2] aliases out[0] */
+    char gen[32];    /* input-generation variant ("gen=NAME"), "" for the default */
     int line;        /* 1-based line number in its file (0 if not from a file) */
 } hcga_shape_case;
 

@@ -1,0 +1,62 @@
+/*
+ * conformance.h - the backend conformance suite behind `hcga conformance`.
+ *
+ * A vendor certifies a backend by running every op call of a shape file
+ * (shapefile.h) on it and on the CPU reference in F64:
+ *
+ *   test: outputs compared with per-op tolerances; NaN-prefilled outputs with
+ *         guard regions catch unwritten elements and out-of-bounds writes.
+ *   grad: on the CPU, central finite differences in F64 against every backward
+ *         op (the pairing table in grad.c); on another backend, test mode over
+ *         the backward-op cases.
+ *   perf: median time per case, GFLOP/s (conv, gemm) or GB/s (the rest).
+ *
+ * The suite's documentation (format, tolerances and why) is conformance/README.md.
+ */
+#ifndef HCGA_CONFORMANCE_H
+#define HCGA_CONFORMANCE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backend.h"
+#include "hcga_plugin.h"
+#include "shapefile.h"
+
+typedef enum conf_mode { CONF_MODE_TEST = 0, CONF_MODE_GRAD, CONF_MODE_PERF } conf_mode;
+
+/* Exit codes of hcga_conformance_run (and of the command). */
+#define CONF_EXIT_PASS 0
+#define CONF_EXIT_FAIL 1
+#define CONF_EXIT_USAGE 2
+#define CONF_EXIT_SKIP 77 /* backend unavailable and skip_unavailable set */
+
+typedef struct conf_opts {
+    const char *backend;   /* backend under test ("cpu") */
+    int device;
+    const char *options;   /* create() options of the backend under test, or NULL */
+    int threads;           /* > 0: "threads=N" is passed to both backends */
+    const char *reference; /* reference backend, "cpu" when NULL */
+    conf_mode mode;
+    int op;                /* -1: every op, else only this hcga_op */
+    const char *shapes;    /* shape file; NULL: the default set (or quick.txt with quick) */
+    int quick;
+    uint64_t seed;
+    int dtypes;            /* bit mask: 1 << HCGA_F32 and/or 1 << HCGA_F64 */
+    int case_index;        /* -1: every case, else only this 0-based case of the file */
+    int skip_unavailable;  /* backend not usable -> CONF_EXIT_SKIP instead of failure */
+    int verbose;
+    FILE *out;             /* report stream (stdout when NULL) */
+} conf_opts;
+
+void hcga_conformance_default_opts(conf_opts *o);
+
+/* Runs the suite; returns one of the CONF_EXIT_* codes. */
+int hcga_conformance_run(const conf_opts *o);
+
+/* Resolve a shape file name: an existing path as is, else NAME looked up in
+ * HCGA_SRCDIR/conformance/shapes and then the installed pkgdatadir/shapes.
+ * Returns 0 and the path in out, or -1. */
+int hcga_conformance_find_shapes(const char *name, char *out, size_t out_len);
+
+#endif

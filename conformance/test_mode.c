@@ -1,0 +1,359 @@
+/*
+ * test_mode.c - one conformance case in test mode: the backend under test
+ * (F32 or F64) against the reference backend in F64 on the same inputs.
+ */
+#include "conf_internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Tolerance classes (justified in conformance/README.md).  An F32 result
+ * is compared with the F64 reference computed from the same (F32-rounded)
+ * inputs, so the only difference allowed is the F32 rounding of the op's
+ * own arithmetic:
+ *   elementwise  a few roundings per element: relative 1e-7 each, so NMSE
+ *                ~1e-14; tolerance 1e-10 / max 1e-5.
+ *   sum          short sums / few transcendental functions per element
+ *                (softmax, bilinear, pooling): tolerance 1e-9 / 1e-4.
+ *   dot          long dot products and reductions over a batch (conv,
+ *                gemm, BN statistics, losses): relative error grows with
+ *                the length; tolerance 1e-7 / 1e-3.  Dropping one term of a
+ *                3x3x64 conv already gives NMSE ~1e-3. */
+static const conf_tol TOL_ELEM = {"elementwise", 1e-10, 1e-5};
+static const conf_tol TOL_SUM = {"sum", 1e-9, 1e-4};
+static const conf_tol TOL_DOT = {"dot", 1e-7, 1e-3};
+
+conf_tol conf_op_tol(int op, int dtype)
+{
+    conf_tol t;
+    switch (op) {
+    case HCGA_OP_CONV2D_FWD:
+    case HCGA_OP_CONV2D_BWD_DATA:
+    case HCGA_OP_CONV2D_BWD_FILTER:
+    case HCGA_OP_BN_FWD_TRAIN:
+    case HCGA_OP_BN_BWD:
+    case HCGA_OP_GEMM:
+    case HCGA_OP_REDUCE:
+    case HCGA_OP_CE_LS_FWD:
+    case HCGA_OP_PIXEL_CE_FWD:
+    case HCGA_OP_TRIPLET_FWD:
+    case HCGA_OP_TRIPLET_BWD:
+    case HCGA_OP_SHIFT_L1_FWD:
+        t = TOL_DOT;
+        break;
+    case HCGA_OP_BN_FWD_INFER:
+    case HCGA_OP_SUM_TO:
+    case HCGA_OP_SOFTMAX_FWD:
+    case HCGA_OP_SOFTMAX_BWD:
+    case HCGA_OP_UPSAMPLE_NEAREST_BWD:
+    case HCGA_OP_RESIZE_BILINEAR_FWD:
+    case HCGA_OP_RESIZE_BILINEAR_BWD:
+    case HCGA_OP_GAP_FWD:
+    case HCGA_OP_CE_LS_BWD:
+    case HCGA_OP_PIXEL_CE_BWD:
+    case HCGA_OP_SHIFT_L1_BWD:
+        t = TOL_SUM;
+        break;
+    default:
+        t = TOL_ELEM;
+        break;
+    }
+    if (dtype == HCGA_F64) {
+        /* F64 epsilon is 2^-29 times F32's: scale the NMSE (squared) by 1e-14
+         * and the max error by 1e-7. */
+        t.nmse *= 1e-14;
+        t.maxerr *= 1e-7;
+    }
+    return t;
+}
+
+static const char *out_name(int op, int k)
+{
+    static const char *const bn_train[] = {"y", "save_mean", "save_invstd", "running_mean",
+                                           "running_var"};
+    static const char *const bn_bwd[] = {"dx", "dgamma", "dbeta"};
+    static const char *const adam[] = {"param", "m", "v"};
+    static const char *const sgd[] = {"param", "buf"};
+    static const char *const filt[] = {"dw", "dbias"};
+    static const char *const trip[] = {"loss", "hard"};
+    static char buf[HCGA_MAX_OP_OUT][8];
+    switch (op) {
+    case HCGA_OP_BN_FWD_TRAIN: if (k < 5) return bn_train[k]; break;
+    case HCGA_OP_BN_BWD: if (k < 3) return bn_bwd[k]; break;
+    case HCGA_OP_ADAM_STEP: if (k < 3) return adam[k]; break;
+    case HCGA_OP_SGD_STEP: if (k < 2) return sgd[k]; break;
+    case HCGA_OP_CONV2D_BWD_FILTER: if (k < 2) return filt[k]; break;
+    case HCGA_OP_TRIPLET_FWD: if (k < 2) return trip[k]; break;
+    default: break;
+    }
+    if (k < 0 || k >= HCGA_MAX_OP_OUT) return "out";
+    snprintf(buf[k], sizeof buf[k], "out%d", k);
+    return buf[k];
+}
+
+static void append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t len, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
+}
+
+/* A copy of cc with every float tensor in F64 (the reference run). */
+static int clone_f64(const conf_case *src, conf_case *dst)
+{
+    *dst = *src;
+    dst->labels = NULL;
+    dst->dtype = HCGA_F64;
+    dst->c.dtype = conf_is_float(src->c.dtype) ? HCGA_F64 : src->c.dtype;
+    for (int io = 0; io < 2; io++) {
+        int n = io ? src->num_out : src->num_in;
+        for (int k = 0; k < HCGA_MAX_OP_IN; k++) {
+            conf_tensor *t = io ? &dst->out[k] : &dst->in[k];
+            const conf_tensor *s = io ? &src->out[k] : &src->in[k];
+            t->host = NULL;
+            if (k >= n || !s->s.present) continue;
+            if (conf_is_float(t->s.dtype)) t->s.dtype = HCGA_F64;
+            t->host = malloc((size_t)(s->extent ? s->extent : 1) * sizeof(double));
+            if (!t->host) return -1;
+            memcpy(t->host, s->host, (size_t)s->extent * sizeof(double));
+        }
+    }
+    return 0;
+}
+
+static void gather(const conf_tensor *t, const double *ext, double *view, int64_t *offs)
+{
+    conf_view_offsets(&t->s, offs);
+    for (int64_t i = 0; i < t->numel; i++) view[i] = ext[offs[i]];
+}
+
+static double tdist(const double *x, int64_t d, int64_t i, int64_t j)
+{
+    double ni = 0, nj = 0, dot = 0;
+    for (int64_t k = 0; k < d; k++) {
+        ni += x[i * d + k] * x[i * d + k];
+        nj += x[j * d + k] * x[j * d + k];
+        dot += x[i * d + k] * x[j * d + k];
+    }
+    double v = ni + nj - 2.0 * dot;
+    return sqrt(v > 1e-12 ? v : 1e-12);
+}
+
+/* TRIPLET_FWD's hard pairs: equal to the reference's, or a near tie with a
+ * valid choice (same label for the positive, other label for the negative). */
+static int64_t check_hard(const conf_case *cc, const double *a, const double *r, int64_t *first,
+                          char *why, size_t wlen)
+{
+    const conf_tensor *x = &cc->in[0];
+    int64_t n = x->s.shape[0], d = x->s.shape[1];
+    const double *lab = cc->in[1].host;
+    int64_t bad = 0;
+    *first = -1;
+    for (int64_t i = 0; i < n; i++)
+        for (int w = 0; w < 2; w++) {
+            double av = a[2 * i + w], rv = r[2 * i + w];
+            if (av == rv) continue;
+            int ok = 0;
+            if (!isnan(av) && rv >= 0 && av >= 0 && av < (double)n) {
+                int64_t j = (int64_t)av, j0 = (int64_t)rv;
+                int same = lab[j] == lab[i];
+                double dj = tdist(x->host, d, i, j), d0 = tdist(x->host, d, i, j0);
+                ok = (w == 0 ? same : !same) && fabs(dj - d0) <= 1e-5 * d0 + 1e-6;
+            }
+            if (!ok) {
+                if (bad++ == 0) {
+                    *first = 2 * i + w;
+                    snprintf(why, wlen, "anchor %lld: %s %s%.0f, reference %.0f", (long long)i,
+                             w ? "negative" : "positive", isnan(av) ? "unwritten " : "",
+                             isnan(av) ? 0.0 : av, rv);
+                }
+            }
+        }
+    return bad;
+}
+
+static int supported(hcga_be *be, int op, int dtype)
+{
+    uint32_t n = be->iface->num_ops;
+    if (be->desc->num_ops < n) n = be->desc->num_ops;
+    if (!be->iface->ops || (uint32_t)op >= n || !be->iface->ops[op]) return 0;
+    if (be->iface->supports && !be->iface->supports(be->inst, op, dtype)) return -1;
+    return 1;
+}
+
+static void note_stats(conf_run *r, int op, double nmse, double maxerr, double ratio, double ms)
+{
+    conf_op_stats *s = &r->stats[op];
+    if (nmse > s->worst_nmse) s->worst_nmse = nmse;
+    if (maxerr > s->worst_maxerr) s->worst_maxerr = maxerr;
+    if (ratio > s->worst_ratio) s->worst_ratio = ratio;
+    s->total_ms += ms;
+}
+
+int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
+{
+    FILE *out = r->out;
+    const hcga_shape_case *c = &lc->c;
+    char line[1024], err[1024], problems[4096] = "", errs[2048] = "";
+    hcga_shapefile_format_case(line, sizeof line, c);
+    const char *base = strrchr(lc->file, '/') ? strrchr(lc->file, '/') + 1 : lc->file;
+    char tag[256];
+    snprintf(tag, sizeof tag, "%s#%d %s", base, lc->index, hcga_dtype_name(dtype));
+
+    int sup = supported(r->dut, c->op, dtype);
+    if (sup == 0 || (sup < 0 && dtype == HCGA_F32)) {
+        fprintf(out, "FAIL  %-22s %s\n  %s: %s is not supported by backend '%s' (mandatory op)\n",
+                tag, line, hcga_op_name(c->op), sup == 0 ? "op" : "f32", r->dut->name);
+        conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
+        return 0;
+    }
+    if (sup < 0) {
+        fprintf(out, "SKIP  %-22s %s\n  (backend '%s' does not support %s in %s)\n", tag, line,
+                r->dut->name, hcga_op_name(c->op), hcga_dtype_name(dtype));
+        return -1;
+    }
+
+    conf_case cc, rc;
+    uint64_t seed = conf_case_seed(r->o->seed, lc->index);
+    if (conf_case_make(&cc, c, dtype, seed, CONF_GEN_TEST, err, sizeof err)) {
+        fprintf(out, "FAIL  %-22s %s\n  case: %s\n", tag, line, err);
+        conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
+        return 0;
+    }
+    if (clone_f64(&cc, &rc)) {
+        conf_case_free(&cc);
+        fprintf(out, "FAIL  %-22s %s\n  out of memory\n", tag, line);
+        return 0;
+    }
+
+    conf_dev dd, rd;
+    int pass = 1;
+    double ms = 0;
+    memset(&dd, 0, sizeof dd);
+    memset(&rd, 0, sizeof rd);
+    if (conf_dev_setup(&rd, r->ref, &rc, err, sizeof err) ||
+        conf_dev_run(&rd) != HCGA_OK) {
+        if (!err[0] || rd.be) snprintf(err, sizeof err, "%s", hcga_be_error(r->ref));
+        append(problems, sizeof problems, "  reference backend '%s' rejected the case: %s\n",
+               r->ref->name, err);
+        pass = 0;
+        goto report;
+    }
+    err[0] = 0;
+    if (conf_dev_setup(&dd, r->dut, &cc, err, sizeof err)) {
+        append(problems, sizeof problems, "  setup on '%s': %s\n", r->dut->name, err);
+        pass = 0;
+        goto report;
+    }
+    double t0 = conf_now_ms();
+    hcga_status st = conf_dev_run(&dd);
+    ms = conf_now_ms() - t0;
+    if (st != HCGA_OK) {
+        append(problems, sizeof problems, "  %s (status %d): %s\n",
+               st == HCGA_ERR_UNSUPPORTED ? "unsupported" : "error", (int)st,
+               hcga_be_error(r->dut));
+        pass = 0;
+        goto report;
+    }
+
+    conf_tol tol = conf_op_tol(c->op, dtype);
+    double worst_nmse = 0, worst_max = 0, worst_ratio = 0;
+    for (int k = 0; k < cc.num_out; k++) {
+        const conf_tensor *t = &cc.out[k];
+        if (!t->s.present) continue;
+        int64_t ext = t->extent ? t->extent : 1, n = t->numel;
+        double *av = malloc((size_t)ext * sizeof *av), *rv = malloc((size_t)ext * sizeof *rv);
+        double *a = malloc((size_t)(n ? n : 1) * sizeof *a), *b = malloc((size_t)(n ? n : 1) * sizeof *b);
+        int64_t *offs = malloc((size_t)(n ? n : 1) * sizeof *offs);
+        if (!av || !rv || !a || !b || !offs) {
+            append(problems, sizeof problems, "  out of memory\n");
+            pass = 0;
+            free(av); free(rv); free(a); free(b); free(offs);
+            break;
+        }
+        char e1[512] = "", p1[1024] = "";
+        int np = conf_dev_read_output(&dd, k, av, p1, sizeof p1, e1, sizeof e1);
+        char e2[512] = "", p2[1024] = "";
+        int nr = conf_dev_read_output(&rd, k, rv, p2, sizeof p2, e2, sizeof e2);
+        if (np < 0 || nr < 0) {
+            append(problems, sizeof problems, "  reading %s: %s\n", out_name(c->op, k),
+                   np < 0 ? e1 : e2);
+            pass = 0;
+        } else {
+            if (np > 0) {
+                append(problems, sizeof problems, "%s", p1);
+                pass = 0;
+            }
+            if (nr > 0)
+                append(problems, sizeof problems, "  (reference) %s", p2);
+            gather(t, av, a, offs);
+            gather(t, rv, b, offs);
+            char idx[96];
+            if (!conf_is_float(t->s.dtype)) {
+                int64_t bad = 0, first = -1;
+                char why[256] = "";
+                if (c->op == HCGA_OP_TRIPLET_FWD && k == 1) {
+                    bad = check_hard(&cc, a, b, &first, why, sizeof why);
+                } else {
+                    for (int64_t i = 0; i < n; i++)
+                        if (!(a[i] == b[i]) && bad++ == 0) {
+                            first = i;
+                            snprintf(why, sizeof why, "got %s%.0f, reference %.0f",
+                                     isnan(a[i]) ? "unwritten " : "", isnan(a[i]) ? 0.0 : a[i],
+                                     b[i]);
+                        }
+                }
+                append(errs, sizeof errs, " | %s exact %lld/%lld", out_name(c->op, k),
+                       (long long)(n - bad), (long long)n);
+                if (bad) {
+                    conf_fmt_index(&t->s, first, idx, sizeof idx);
+                    append(problems, sizeof problems,
+                           "  %s: %lld of %lld index values differ, first at %s: %s\n",
+                           out_name(c->op, k), (long long)bad, (long long)n, idx, why);
+                    pass = 0;
+                }
+            } else {
+                conf_err e;
+                conf_compare(a, b, n, &e);
+                int ok = e.nan_count == 0 && e.nmse <= tol.nmse && e.maxerr <= tol.maxerr;
+                append(errs, sizeof errs, " | %s nmse %.1e%s%.0e max %.1e%s%.0e",
+                       out_name(c->op, k), e.nmse, e.nmse <= tol.nmse ? "<=" : ">", tol.nmse,
+                       e.maxerr, e.maxerr <= tol.maxerr ? "<=" : ">", tol.maxerr);
+                if (e.nan_count) {
+                    conf_fmt_index(&t->s, e.first_nan, idx, sizeof idx);
+                    append(problems, sizeof problems,
+                           "  %s: %lld of %lld elements not written or not finite (first at %s)\n",
+                           out_name(c->op, k), (long long)e.nan_count, (long long)n, idx);
+                }
+                if (!ok) pass = 0;
+                if (e.nmse > worst_nmse) worst_nmse = e.nmse;
+                if (e.maxerr > worst_max) worst_max = e.maxerr;
+                double ratio = fmax(e.nmse / tol.nmse, e.maxerr / tol.maxerr);
+                if (e.nan_count) ratio = INFINITY;
+                if (ratio > worst_ratio) worst_ratio = ratio;
+            }
+        }
+        free(av); free(rv); free(a); free(b); free(offs);
+    }
+    note_stats(r, c->op, worst_nmse, worst_max, worst_ratio, ms);
+
+report:
+    fprintf(out, "%s  %-22s %s%s | %.2f ms\n", pass ? "PASS" : "FAIL", tag, line, errs, ms);
+    if (!pass) {
+        fputs(problems, out);
+        conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
+    } else if (problems[0]) {
+        fputs(problems, out);
+    }
+    conf_dev_free(&dd);
+    conf_dev_free(&rd);
+    conf_case_free(&rc);
+    conf_case_free(&cc);
+    return pass;
+}
