@@ -38,6 +38,7 @@ typedef struct hcga_global_opts {
  * continuation backslash and add new lines above the closing comment. */
 #define HCGA_COMMAND_LIST(X)                                                       \
     X(backends, "list backend plugins with their devices, or why each is unavailable") \
+    X(conformance, "certify a backend: op-by-op tests against the CPU in f64, gradients, timings") \
     /* end of the command list */
 
 #define HCGA_DECLARE_COMMAND(name_, summary_) \
