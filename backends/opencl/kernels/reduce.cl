@@ -1,0 +1,124 @@
+/* reduce.cl - deterministic reductions.  Every sum is split over a fixed
+ * number of work-groups of RLWS items (chosen by the host from the sizes
+ * only), each item sums a fixed strided subset, and the group combines its
+ * items with a fixed tree.  No atomics on floats.  Typed: T, FN(). */
+
+DEVFN T FN(wg_sum)(__local T *buf, T v)
+{
+    int lid = get_local_id(0);
+    buf[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = RLWS / 2; s > 0; s >>= 1) {
+        if (lid < s) buf[lid] += buf[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    T r = buf[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return r;
+}
+
+/* REDUCE stage 1: part[g] = sum over [g*chunk, (g+1)*chunk) of x (or |x|). */
+RLWS_ATTR __kernel void FN(reduce_part)(const GLOBAL T *x, hk_idx xo, hk_idx n, hk_idx chunk,
+                                        int absval, GLOBAL T *part, hk_idx po)
+{
+    __local T buf[RLWS];
+    hk_idx g = get_group_id(0);
+    int lid = get_local_id(0);
+    hk_idx beg = g * chunk, end = beg + chunk < n ? beg + chunk : n;
+    T acc = (T)0;
+    for (hk_idx i = beg + lid; i < end; i += RLWS) {
+        T v = x[xo + i];
+        acc += absval ? fabs(v) : v;
+    }
+    T s = FN(wg_sum)(buf, acc);
+    if (lid == 0) part[po + g] = s;
+}
+
+/* Stage 2: y[yo] = scale * sum of g partials; one group. */
+RLWS_ATTR __kernel void FN(reduce_final)(const GLOBAL T *part, hk_idx po, hk_idx g, GLOBAL T *y,
+                                         hk_idx yo, T scale)
+{
+    __local T buf[RLWS];
+    int lid = get_local_id(0);
+    T acc = (T)0;
+    for (hk_idx i = lid; i < g; i += RLWS) acc += part[po + i];
+    T s = FN(wg_sum)(buf, acc);
+    if (lid == 0) y[yo] = s * scale;
+}
+
+/* Stage 2 of a masked mean: y = sum/count (0 when count is 0); one group. */
+RLWS_ATTR __kernel void FN(reduce_final_count)(const GLOBAL T *part, hk_idx po,
+                                               const GLOBAL long *cpart, hk_idx cpo, hk_idx g,
+                                               GLOBAL T *y, hk_idx yo)
+{
+    __local T buf[RLWS];
+    __local long lbuf[RLWS];
+    int lid = get_local_id(0);
+    T acc = (T)0;
+    long c = 0;
+    for (hk_idx i = lid; i < g; i += RLWS) {
+        acc += part[po + i];
+        c += cpart[cpo + i];
+    }
+    T s = FN(wg_sum)(buf, acc);
+    long cnt = wg_sum_long(lbuf, c);
+    if (lid == 0) y[yo] = cnt > 0 ? s / (T)cnt : (T)0;
+}
+
+/* Index helpers for SUM_TO: the output index o is decomposed over the
+ * output shape (y1..y4, dim 0 implied) and the reduction index r over the
+ * shape of the summed dims (r1..r4); both address x through its strides. */
+DEVFN hk_idx FN(sum_to_addr)(hk_idx o, hk_idx d1, hk_idx d2, hk_idx d3, hk_idx d4, hk_idx s0,
+                             hk_idx s1, hk_idx s2, hk_idx s3, hk_idx s4)
+{
+    hk_idx c4 = o % d4; o /= d4;
+    hk_idx c3 = o % d3; o /= d3;
+    hk_idx c2 = o % d2; o /= d2;
+    hk_idx c1 = o % d1; o /= d1;
+    return o * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4;
+}
+
+/* SUM_TO, one work-item per output (few summed elements). */
+__kernel void FN(sum_to_item)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx nout,
+                              hk_idx nred, T scale, hk_idx y1, hk_idx y2, hk_idx y3, hk_idx y4,
+                              hk_idx r1, hk_idx r2, hk_idx r3, hk_idx r4, hk_idx s0, hk_idx s1,
+                              hk_idx s2, hk_idx s3, hk_idx s4)
+{
+    hk_idx o = get_global_id(0);
+    if (o >= nout) return;
+    hk_idx base = xo + FN(sum_to_addr)(o, y1, y2, y3, y4, s0, s1, s2, s3, s4);
+    T acc = (T)0;
+    for (hk_idx r = 0; r < nred; r++)
+        acc += x[base + FN(sum_to_addr)(r, r1, r2, r3, r4, s0, s1, s2, s3, s4)];
+    y[yo + o] = acc * scale;
+}
+
+/* SUM_TO, one work-group per output (many summed elements).  When the
+ * summed dims are the leading and trailing ones around a kept block (the
+ * usual [N,C,H,W] -> [1,C,1,1]) the host passes inner > 1: the summed index
+ * r is split into (outer, inner) rows of length inner that are contiguous
+ * in x, and items stride along them (no divisions in the inner loop). */
+RLWS_ATTR __kernel void FN(sum_to_wg)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo,
+                                      hk_idx nout, hk_idx nred, T scale, hk_idx y1, hk_idx y2,
+                                      hk_idx y3, hk_idx y4, hk_idx r1, hk_idx r2, hk_idx r3,
+                                      hk_idx r4, hk_idx s0, hk_idx s1, hk_idx s2, hk_idx s3,
+                                      hk_idx s4, hk_idx inner)
+{
+    __local T buf[RLWS];
+    hk_idx o = get_group_id(0);
+    int lid = get_local_id(0);
+    hk_idx base = xo + FN(sum_to_addr)(o, y1, y2, y3, y4, s0, s1, s2, s3, s4);
+    T acc = (T)0;
+    if (inner > 1) {
+        hk_idx rows = nred / inner;
+        for (hk_idx q = 0; q < rows; q++) {
+            hk_idx rb = base + FN(sum_to_addr)(q * inner, r1, r2, r3, r4, s0, s1, s2, s3, s4);
+            for (hk_idx j = lid; j < inner; j += RLWS) acc += x[rb + j];
+        }
+    } else {
+        for (hk_idx r = lid; r < nred; r += RLWS)
+            acc += x[base + FN(sum_to_addr)(r, r1, r2, r3, r4, s0, s1, s2, s3, s4)];
+    }
+    T s = FN(wg_sum)(buf, acc);
+    if (lid == 0) y[yo + o] = s * scale;
+}

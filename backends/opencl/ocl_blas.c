@@ -1,0 +1,419 @@
+/*
+ * ocl_blas.c - GEMM and 2-D convolution through CLBlast.
+ *
+ * GEMM: CLBlast{S,D}gemmWithTempBuffer with a temp buffer cached in the
+ * backend (no hidden allocation per call).
+ *
+ * Convolution (groups = 1) is lowered to GEMM, per image n:
+ *   forward      col = im2col(x[n])            y[n]  = w[K,CRS] * col[CRS,PQ]
+ *   backward dx  col = w^T[CRS,K] * dy[n]      dx[n] = col2im(col)
+ *   backward dw  col = im2col(x[n])            dw   += dy[n][K,PQ] * col^T
+ * A 1x1 convolution with stride 1 and no padding skips im2col/col2im (col is
+ * x[n] itself).  The dw sum over the batch runs in image order with beta = 1
+ * after the first image, so it is deterministic.  With the option
+ * conv=batched, forward and backward-data im2col several images into the
+ * workspace and run one CLBlast{S,D}gemmStridedBatched per chunk instead.
+ */
+#include "ocl_internal.h" /* first: it fixes CL_TARGET_OPENCL_VERSION */
+
+#include <stdio.h>
+#include <string.h>
+
+#include <clblast_c.h>
+
+#define TRY(expr)                                                                              \
+    do {                                                                                       \
+        hcga_status s_ = (expr);                                                               \
+        if (s_ != HCGA_OK) return s_;                                                          \
+    } while (0)
+
+static hcga_status blast_fail(hcga_backend *be, CLBlastStatusCode st, const char *call)
+{
+    return ocl_cl_fail(be, (cl_int)st, call);
+}
+
+static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
+
+/* Row-major C[m,n] = alpha*op(A)*op(B) + beta*C, offsets and lds in elements. */
+static hcga_status gemm(hcga_backend *be, int dt, int ta, int tb, size_t m, size_t n, size_t k,
+                        double alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo,
+                        size_t ldb, double beta, cl_mem C, size_t co, size_t ldc)
+{
+    size_t tmp = 0;
+    CLBlastStatusCode st;
+    if (dt == HCGA_F64)
+        st = CLBlastDGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, ao, lda,
+                                        bo, ldb, co, ldc, &be->queue, &tmp);
+    else
+        st = CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, ao, lda,
+                                        bo, ldb, co, ldc, &be->queue, &tmp);
+    if (st != CLBlastSuccess)
+        return blast_fail(be, st, dt == HCGA_F64 ? "CLBlastDGemmTempBufferSize"
+                                                 : "CLBlastSGemmTempBufferSize");
+    /* the size is in bytes (checked: CLBlastInsufficientMemoryTemp below it) */
+    TRY(ocl_ensure(be, &be->gemm_tmp, &be->gemm_tmp_size, tmp ? tmp : 1, "gemm temp"));
+    if (dt == HCGA_F64)
+        st = CLBlastDgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A,
+                                        ao, lda, B, bo, ldb, beta, C, co, ldc, &be->queue, NULL,
+                                        be->gemm_tmp);
+    else
+        st = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k,
+                                        (float)alpha, A, ao, lda, B, bo, ldb, (float)beta, C, co,
+                                        ldc, &be->queue, NULL, be->gemm_tmp);
+    if (st != CLBlastSuccess)
+        return blast_fail(be, st, dt == HCGA_F64 ? "CLBlastDgemmWithTempBuffer"
+                                                 : "CLBlastSgemmWithTempBuffer");
+    return HCGA_OK;
+}
+
+/* Strided-batched GEMM over count problems. */
+static hcga_status gemm_batched(hcga_backend *be, int dt, int ta, int tb, size_t m, size_t n,
+                                size_t k, double alpha, cl_mem A, size_t ao, size_t lda,
+                                size_t as, cl_mem B, size_t bo, size_t ldb, size_t bs,
+                                double beta, cl_mem C, size_t co, size_t ldc, size_t cs,
+                                size_t count)
+{
+    CLBlastStatusCode st;
+    if (dt == HCGA_F64)
+        st = CLBlastDgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, A,
+                                        ao, lda, as, B, bo, ldb, bs, beta, C, co, ldc, cs, count,
+                                        &be->queue, NULL);
+    else
+        st = CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k,
+                                        (float)alpha, A, ao, lda, as, B, bo, ldb, bs,
+                                        (float)beta, C, co, ldc, cs, count, &be->queue, NULL);
+    if (st != CLBlastSuccess)
+        return blast_fail(be, st, dt == HCGA_F64 ? "CLBlastDgemmStridedBatched"
+                                                 : "CLBlastSgemmStridedBatched");
+    return HCGA_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* GEMM op                                                                   */
+/* ------------------------------------------------------------------------ */
+
+hcga_status ocl_op_gemm(hcga_backend *be, const hcga_op_args *a)
+{
+    be->op_name = hcga_op_name(HCGA_OP_GEMM);
+    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
+    const hcga_tensor *A = a->num_in > 0 ? a->in[0] : NULL;
+    const hcga_tensor *B = a->num_in > 1 ? a->in[1] : NULL;
+    const hcga_tensor *C = a->num_in > 2 ? a->in[2] : NULL;
+    const hcga_tensor *Y = a->num_out > 0 ? a->out[0] : NULL;
+    int dt;
+    TRY(ocl_float_dtype(be, A, "in[0] (a)", &dt));
+    TRY(ocl_check_tensor(be, B, "in[1] (b)", dt));
+    TRY(ocl_check_tensor(be, Y, "out[0] (y)", dt));
+    if (C) TRY(ocl_check_tensor(be, C, "in[2] (c)", dt));
+    if (A->ndim != 2 || B->ndim != 2 || Y->ndim != 2 || (C && C->ndim != 2))
+        return ocl_fail(be, HCGA_ERR_INVALID, "a, b, c and y must be 2-D");
+    int ta = a->p.gemm.trans_a != 0, tb = a->p.gemm.trans_b != 0;
+    int64_t m = Y->shape[0], n = Y->shape[1];
+    int64_t am = ta ? A->shape[1] : A->shape[0], k = ta ? A->shape[0] : A->shape[1];
+    int64_t bk = tb ? B->shape[1] : B->shape[0], bn = tb ? B->shape[0] : B->shape[1];
+    if (am != m || bn != n || bk != k)
+        return ocl_fail(be, HCGA_ERR_INVALID,
+                        "op(a) is %lldx%lld, op(b) is %lldx%lld, y is %lldx%lld",
+                        (long long)am, (long long)k, (long long)bk, (long long)bn, (long long)m,
+                        (long long)n);
+    if (C && (C->shape[0] != m || C->shape[1] != n))
+        return ocl_fail(be, HCGA_ERR_INVALID, "c is %lldx%lld, y is %lldx%lld",
+                        (long long)C->shape[0], (long long)C->shape[1], (long long)m,
+                        (long long)n);
+    size_t es = hcga_dtype_size(dt);
+    double alpha = a->p.gemm.alpha, beta = C ? a->p.gemm.beta : 0.0;
+    if (m == 0 || n == 0) return HCGA_OK;
+    size_t ybytes = (size_t)(m * n) * es;
+    if (C && !(C->buf == Y->buf && C->offset == Y->offset)) {
+        if (C->buf == Y->buf && C->offset < Y->offset + ybytes && Y->offset < C->offset + ybytes)
+            return ocl_fail(be, HCGA_ERR_INVALID, "c partially overlaps y");
+        if (beta != 0.0)
+            OCL_CHECK(be, clEnqueueCopyBuffer(be->queue, C->buf->mem, Y->buf->mem, C->offset,
+                                              Y->offset, ybytes, 0, NULL, NULL),
+                      "clEnqueueCopyBuffer c to y");
+    }
+    /* CLBlast does not read C when beta is 0 (IsZero(beta) in its store
+     * paths; checked with NaN-filled C on the direct and indirect kernels),
+     * so y needs no clearing before a GEMM with beta = 0. */
+    if (k == 0) {
+        /* op(a)*op(b) is empty: y = beta*c, and y already holds c */
+        if (beta == 0.0) return ocl_fill(be, Y->buf->mem, Y->offset, ybytes, dt, 0.0);
+        if (beta == 1.0) return HCGA_OK;
+        ocl_launch l;
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_binary_same), "binary_same", dt);
+        ocl_arg_tensor(&l, Y);
+        ocl_arg_tensor(&l, Y);
+        ocl_arg_tensor(&l, Y);
+        ocl_arg_long(&l, m * n);
+        ocl_arg_int(&l, 0); /* y = beta*y + 0*y */
+        ocl_arg_real(&l, beta);
+        ocl_arg_real(&l, 0.0);
+        return ocl_run(&l, (size_t)(m * n), 0);
+    }
+    return gemm(be, dt, ta, tb, (size_t)m, (size_t)n, (size_t)k, alpha, A->buf->mem,
+                (size_t)ocl_eoff(A), (size_t)A->shape[1], B->buf->mem, (size_t)ocl_eoff(B),
+                (size_t)B->shape[1], beta, Y->buf->mem, (size_t)ocl_eoff(Y), (size_t)n);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Convolution                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct conv_geom {
+    int64_t n, c, h, w, k, r, s, p, q;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t crs, pq, hw;
+    int is1x1; /* 1x1, stride 1, no padding: col == x[n] */
+} conv_geom;
+
+static hcga_status conv_geometry(hcga_backend *be, const hcga_op_args *a, const hcga_tensor *x,
+                                 const char *xn, const hcga_tensor *w, const char *wn,
+                                 const hcga_tensor *y, const char *yn, int *dt, conv_geom *g)
+{
+    TRY(ocl_float_dtype(be, x, xn, dt));
+    TRY(ocl_check_tensor(be, w, wn, *dt));
+    TRY(ocl_check_tensor(be, y, yn, *dt));
+    if (x->ndim != 4 || w->ndim != 4 || y->ndim != 4)
+        return ocl_fail(be, HCGA_ERR_INVALID, "%s, %s and %s must be 4-D", xn, wn, yn);
+    const hcga_conv_params *cp = &a->p.conv;
+    if (cp->stride_h < 1 || cp->stride_w < 1 || cp->pad_h < 0 || cp->pad_w < 0 ||
+        cp->dilation_h < 1 || cp->dilation_w < 1)
+        return ocl_fail(be, HCGA_ERR_INVALID,
+                        "conv params stride %dx%d pad %dx%d dilation %dx%d (stride, dilation >= "
+                        "1, pad >= 0)",
+                        cp->stride_h, cp->stride_w, cp->pad_h, cp->pad_w, cp->dilation_h,
+                        cp->dilation_w);
+    g->n = x->shape[0];
+    g->c = x->shape[1];
+    g->h = x->shape[2];
+    g->w = x->shape[3];
+    g->k = w->shape[0];
+    g->r = w->shape[2];
+    g->s = w->shape[3];
+    g->sh = cp->stride_h;
+    g->sw = cp->stride_w;
+    g->ph = cp->pad_h;
+    g->pw = cp->pad_w;
+    g->dh = cp->dilation_h;
+    g->dw = cp->dilation_w;
+    if (w->shape[1] != g->c)
+        return ocl_fail(be, HCGA_ERR_INVALID, "%s has %lld input channels, %s has %lld", wn,
+                        (long long)w->shape[1], xn, (long long)g->c);
+    int64_t eh = g->h + 2 * g->ph - g->dh * (g->r - 1) - 1;
+    int64_t ew = g->w + 2 * g->pw - g->dw * (g->s - 1) - 1;
+    if (g->r < 1 || g->s < 1 || eh < 0 || ew < 0)
+        return ocl_fail(be, HCGA_ERR_INVALID, "filter %lldx%lld does not fit the padded %lldx%lld input",
+                        (long long)g->r, (long long)g->s, (long long)g->h, (long long)g->w);
+    g->p = eh / g->sh + 1;
+    g->q = ew / g->sw + 1;
+    if (y->shape[0] != g->n || y->shape[1] != g->k || y->shape[2] != g->p ||
+        y->shape[3] != g->q)
+        return ocl_fail(be, HCGA_ERR_INVALID,
+                        "%s is [%lld,%lld,%lld,%lld], expected [%lld,%lld,%lld,%lld]", yn,
+                        (long long)y->shape[0], (long long)y->shape[1], (long long)y->shape[2],
+                        (long long)y->shape[3], (long long)g->n, (long long)g->k,
+                        (long long)g->p, (long long)g->q);
+    g->crs = g->c * g->r * g->s;
+    g->pq = g->p * g->q;
+    g->hw = g->h * g->w;
+    g->is1x1 = g->r == 1 && g->s == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    return HCGA_OK;
+}
+
+static hcga_status im2col(hcga_backend *be, int dt, const conv_geom *g, cl_mem x, size_t xo,
+                          cl_mem col, size_t co)
+{
+    CLBlastStatusCode st;
+    if (dt == HCGA_F64)
+        st = CLBlastDim2col(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
+                            g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, x, xo, col, co,
+                            &be->queue, NULL);
+    else
+        st = CLBlastSim2col(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
+                            g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, x, xo, col, co,
+                            &be->queue, NULL);
+    if (st != CLBlastSuccess)
+        return blast_fail(be, st, dt == HCGA_F64 ? "CLBlastDim2col" : "CLBlastSim2col");
+    return HCGA_OK;
+}
+
+/* Adds col2im(col) into x (CLBlast's col2im accumulates). */
+static hcga_status col2im(hcga_backend *be, int dt, const conv_geom *g, cl_mem col, size_t co,
+                          cl_mem x, size_t xo)
+{
+    CLBlastStatusCode st;
+    if (dt == HCGA_F64)
+        st = CLBlastDcol2im(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
+                            g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, col, co, x, xo,
+                            &be->queue, NULL);
+    else
+        st = CLBlastScol2im(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
+                            g->ph, g->pw, g->sh, g->sw, g->dh, g->dw, col, co, x, xo,
+                            &be->queue, NULL);
+    if (st != CLBlastSuccess)
+        return blast_fail(be, st, dt == HCGA_F64 ? "CLBlastDcol2im" : "CLBlastScol2im");
+    return HCGA_OK;
+}
+
+/* Images per im2col chunk in batched mode (at least 1), and makes sure the
+ * workspace holds that many columns. */
+static hcga_status col_workspace(hcga_backend *be, int dt, const conv_geom *g, int batched,
+                                 int64_t *per_chunk)
+{
+    size_t one = (size_t)(g->crs * g->pq) * hcga_dtype_size(dt);
+    int64_t b = 1;
+    if (batched && one > 0) {
+        b = (int64_t)(be->ws_cap / one);
+        if (b < 1) b = 1;
+        if (b > g->n) b = g->n;
+    }
+    *per_chunk = b;
+    return ocl_ensure(be, &be->ws, &be->ws_size, one * (size_t)b, "im2col workspace");
+}
+
+static hcga_status bias_add(hcga_backend *be, int dt, const hcga_tensor *y,
+                            const hcga_tensor *bias, const conv_geom *g)
+{
+    int64_t n = g->n * g->k * g->pq;
+    ocl_launch l;
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bias_add), "bias_add", dt);
+    ocl_arg_tensor(&l, y);
+    ocl_arg_tensor(&l, bias);
+    ocl_arg_long(&l, n);
+    ocl_arg_long(&l, g->k);
+    ocl_arg_long(&l, g->pq);
+    return ocl_run(&l, (size_t)n, 0);
+}
+
+hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a)
+{
+    be->op_name = hcga_op_name(HCGA_OP_CONV2D_FWD);
+    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
+    const hcga_tensor *x = a->num_in > 0 ? a->in[HCGA_CONV_X] : NULL;
+    const hcga_tensor *w = a->num_in > 1 ? a->in[HCGA_CONV_W] : NULL;
+    const hcga_tensor *bias = a->num_in > 2 ? a->in[HCGA_CONV_BIAS] : NULL;
+    const hcga_tensor *y = a->num_out > 0 ? a->out[0] : NULL;
+    int dt;
+    conv_geom g;
+    TRY(conv_geometry(be, a, x, "in[0] (x)", w, "in[1] (w)", y, "out[0] (y)", &dt, &g));
+    if (bias) {
+        TRY(ocl_check_tensor(be, bias, "in[2] (bias)", dt));
+        if (hcga_tensor_numel(bias) != g.k)
+            return ocl_fail(be, HCGA_ERR_INVALID, "bias has %lld elements, expected %lld",
+                            (long long)hcga_tensor_numel(bias), (long long)g.k);
+    }
+    size_t es = hcga_dtype_size(dt);
+    if (g.n == 0 || g.k == 0 || g.pq == 0) return HCGA_OK;
+    if (g.crs == 0)
+        TRY(ocl_fill(be, y->buf->mem, y->offset, (size_t)(g.n * g.k * g.pq) * es, dt, 0.0));
+    else if (g.is1x1) {
+        for (int64_t n = 0; n < g.n; n++)
+            TRY(gemm(be, dt, 0, 0, g.k, g.pq, g.c, 1.0, w->buf->mem, ocl_eoff(w), g.c,
+                     x->buf->mem, ocl_eoff(x) + n * g.c * g.hw, g.pq, 0.0, y->buf->mem,
+                     ocl_eoff(y) + n * g.k * g.pq, g.pq));
+    } else {
+        int64_t chunk;
+        TRY(col_workspace(be, dt, &g, be->conv_batched, &chunk));
+        for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+            int64_t cnt = g.n - n0 < chunk ? g.n - n0 : chunk;
+            for (int64_t i = 0; i < cnt; i++)
+                TRY(im2col(be, dt, &g, x->buf->mem, ocl_eoff(x) + (n0 + i) * g.c * g.hw, be->ws,
+                           i * g.crs * g.pq));
+            size_t yo = ocl_eoff(y) + n0 * g.k * g.pq;
+            if (cnt == 1)
+                TRY(gemm(be, dt, 0, 0, g.k, g.pq, g.crs, 1.0, w->buf->mem, ocl_eoff(w), g.crs,
+                         be->ws, 0, g.pq, 0.0, y->buf->mem, yo, g.pq));
+            else
+                TRY(gemm_batched(be, dt, 0, 0, g.k, g.pq, g.crs, 1.0, w->buf->mem, ocl_eoff(w),
+                                 g.crs, 0, be->ws, 0, g.pq, g.crs * g.pq, 0.0, y->buf->mem, yo,
+                                 g.pq, g.k * g.pq, cnt));
+        }
+    }
+    if (bias) TRY(bias_add(be, dt, y, bias, &g));
+    return HCGA_OK;
+}
+
+hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a)
+{
+    be->op_name = hcga_op_name(HCGA_OP_CONV2D_BWD_DATA);
+    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
+    const hcga_tensor *dy = a->num_in > 0 ? a->in[0] : NULL;
+    const hcga_tensor *w = a->num_in > 1 ? a->in[1] : NULL;
+    const hcga_tensor *dx = a->num_out > 0 ? a->out[0] : NULL;
+    int dt;
+    conv_geom g;
+    /* geometry is defined by the forward pass: x = dx, y = dy */
+    TRY(conv_geometry(be, a, dx, "out[0] (dx)", w, "in[1] (w)", dy, "in[0] (dy)", &dt, &g));
+    size_t es = hcga_dtype_size(dt);
+    if (g.n == 0 || g.c == 0 || g.hw == 0) return HCGA_OK;
+    if (g.k == 0 || g.pq == 0)
+        return ocl_fill(be, dx->buf->mem, dx->offset, (size_t)(g.n * g.c * g.hw) * es, dt, 0.0);
+    if (g.is1x1) {
+        for (int64_t n = 0; n < g.n; n++)
+            TRY(gemm(be, dt, 1, 0, g.c, g.pq, g.k, 1.0, w->buf->mem, ocl_eoff(w), g.c,
+                     dy->buf->mem, ocl_eoff(dy) + n * g.k * g.pq, g.pq, 0.0, dx->buf->mem,
+                     ocl_eoff(dx) + n * g.c * g.hw, g.hw));
+        return HCGA_OK;
+    }
+    TRY(ocl_fill(be, dx->buf->mem, dx->offset, (size_t)(g.n * g.c * g.hw) * es, dt, 0.0));
+    int64_t chunk;
+    TRY(col_workspace(be, dt, &g, be->conv_batched, &chunk));
+    for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+        int64_t cnt = g.n - n0 < chunk ? g.n - n0 : chunk;
+        size_t dyo = ocl_eoff(dy) + n0 * g.k * g.pq;
+        if (cnt == 1)
+            TRY(gemm(be, dt, 1, 0, g.crs, g.pq, g.k, 1.0, w->buf->mem, ocl_eoff(w), g.crs,
+                     dy->buf->mem, dyo, g.pq, 0.0, be->ws, 0, g.pq));
+        else
+            TRY(gemm_batched(be, dt, 1, 0, g.crs, g.pq, g.k, 1.0, w->buf->mem, ocl_eoff(w), g.crs,
+                             0, dy->buf->mem, dyo, g.pq, g.k * g.pq, 0.0, be->ws, 0, g.pq,
+                             g.crs * g.pq, cnt));
+        for (int64_t i = 0; i < cnt; i++)
+            TRY(col2im(be, dt, &g, be->ws, i * g.crs * g.pq, dx->buf->mem,
+                       ocl_eoff(dx) + (n0 + i) * g.c * g.hw));
+    }
+    return HCGA_OK;
+}
+
+hcga_status ocl_op_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a)
+{
+    be->op_name = hcga_op_name(HCGA_OP_CONV2D_BWD_FILTER);
+    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
+    const hcga_tensor *x = a->num_in > 0 ? a->in[0] : NULL;
+    const hcga_tensor *dy = a->num_in > 1 ? a->in[1] : NULL;
+    const hcga_tensor *dw = a->num_out > 0 ? a->out[0] : NULL;
+    const hcga_tensor *db = a->num_out > 1 ? a->out[1] : NULL;
+    int dt;
+    conv_geom g;
+    TRY(conv_geometry(be, a, x, "in[0] (x)", dw, "out[0] (dw)", dy, "in[1] (dy)", &dt, &g));
+    if (db) {
+        TRY(ocl_check_tensor(be, db, "out[1] (dbias)", dt));
+        if (hcga_tensor_numel(db) != g.k)
+            return ocl_fail(be, HCGA_ERR_INVALID, "dbias has %lld elements, expected %lld",
+                            (long long)hcga_tensor_numel(db), (long long)g.k);
+    }
+    size_t es = hcga_dtype_size(dt);
+    if (g.k == 0) return HCGA_OK;
+    if (db) {
+        int64_t xs[5] = {1, g.n, g.k, g.p, g.q}, ys[5] = {1, 1, g.k, 1, 1};
+        TRY(ocl_sum_to5(be, dt, dy, xs, db, ys, 1.0));
+    }
+    if (g.crs == 0) return HCGA_OK;
+    if (g.n == 0 || g.pq == 0)
+        return ocl_fill(be, dw->buf->mem, dw->offset, (size_t)(g.k * g.crs) * es, dt, 0.0);
+    if (!g.is1x1) TRY(ocl_ensure(be, &be->ws, &be->ws_size, (size_t)(g.crs * g.pq) * es,
+                                 "im2col workspace"));
+    for (int64_t n = 0; n < g.n; n++) {
+        cl_mem col = x->buf->mem;
+        size_t co = ocl_eoff(x) + n * g.c * g.hw;
+        if (!g.is1x1) {
+            TRY(im2col(be, dt, &g, x->buf->mem, co, be->ws, 0));
+            col = be->ws;
+            co = 0;
+        }
+        TRY(gemm(be, dt, 0, 1, g.k, g.crs, g.pq, 1.0, dy->buf->mem,
+                 ocl_eoff(dy) + n * g.k * g.pq, g.pq, col, co, g.pq, n == 0 ? 0.0 : 1.0,
+                 dw->buf->mem, ocl_eoff(dw), g.crs));
+    }
+    return HCGA_OK;
+}
