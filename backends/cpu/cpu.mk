@@ -7,3 +7,11 @@ hcga_backend_cpu_la_SOURCES = backends/cpu/cpu_backend.c backends/cpu/cpu_ops.c 
 hcga_backend_cpu_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) -fvisibility=hidden
 hcga_backend_cpu_la_LDFLAGS = -module -avoid-version -no-undefined
 hcga_backend_cpu_la_LIBADD = $(OPENBLAS_LIBS) -lpthread -lm
+
+# Unit test: loads the plugin through the real loader (libhcga).
+check_PROGRAMS += tests/test_cpu_ops
+TESTS += tests/test_cpu_ops
+tests_test_cpu_ops_SOURCES = tests/test_cpu_ops.c
+tests_test_cpu_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_cpu_ops_LDADD = libhcga.la $(CHECK_LIBS) -lm
+EXTRA_DIST += backends/cpu/cpu.mk
