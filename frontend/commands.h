@@ -40,10 +40,6 @@ typedef struct hcga_global_opts {
     X(backends, "list backend plugins with their devices, or why each is unavailable") \
     X(conformance, "certify a backend: op-by-op tests against the CPU in f64, gradients, timings") \
     X(config, "show the merged configuration: defaults, a YAML file, KEY VALUE overrides") \
-    X(forward, "run the model on stored inputs; write outputs, gradients, one Adam step") \
-    X(compare, "compare two safetensors files tensor by tensor (relative error)") \
-    X(bench, "images/s and memory of a training step or an eval forward") \
-    X(shapes, "print every distinct op call of the model's graphs (conformance shapes)") \
     /* end of the command list */
 
 #define HCGA_DECLARE_COMMAND(name_, summary_) \
