@@ -295,6 +295,9 @@ static const conv_case conv_cases[] = {
     {2, 3, 4, 66, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* large plane: one image per GEMM */
     {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1},    /* 1x1x1 */
     {2, 1, 2, 2, 2, 3, 3, 1, 1, 2, 2, 1, 1, 0},    /* padding larger than input */
+    {2, 3, 4, 64, 33, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* 1x1, large planes: per-image GEMMs */
+    {3, 2, 3, 40, 25, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* 1x1, groups of 2 + 1 images */
+    {3, 2, 3, 28, 25, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* 3x3, groups of 2 + 1 images */
 };
 
 START_TEST(conv_vs_naive)

@@ -4,7 +4,8 @@ pkglib_LTLIBRARIES += hcga_backend_cpu.la
 hcga_backend_cpu_la_SOURCES = backends/cpu/cpu_backend.c backends/cpu/cpu_ops.c \
 	backends/cpu/cpu_pool.c backends/cpu/cpu_internal.h backends/cpu/cpu_ops.h \
 	backends/cpu/cpu_kernels.h
-hcga_backend_cpu_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) -fvisibility=hidden
+hcga_backend_cpu_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) -fvisibility=hidden \
+	-fvect-cost-model=dynamic -fno-math-errno
 hcga_backend_cpu_la_LDFLAGS = -module -avoid-version -no-undefined
 hcga_backend_cpu_la_LIBADD = $(OPENBLAS_LIBS) -lpthread -lm
 
@@ -15,3 +16,9 @@ tests_test_cpu_ops_SOURCES = tests/test_cpu_ops.c
 tests_test_cpu_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_cpu_ops_LDADD = libhcga.la $(CHECK_LIBS) -lm
 EXTRA_DIST += backends/cpu/cpu.mk
+
+# Perf probe (not a test): backends/cpu/cpu_perf [threads] [reps] [plugin.so]
+check_PROGRAMS += backends/cpu/cpu_perf
+backends_cpu_cpu_perf_SOURCES = backends/cpu/cpu_perf.c
+backends_cpu_cpu_perf_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS)
+backends_cpu_cpu_perf_LDADD = $(OPENBLAS_LIBS) -ldl -lm

@@ -14,11 +14,13 @@
 #define CPU_RED_CHUNK 65536 /* REDUCE partial sums */
 #define CPU_VEC_CHUNK 256   /* inner-position chunk of channel ops */
 
-/* Conv GEMM width: images are grouped until a GEMM has about this many
- * columns (forward, backward-data); backward-filter groups as many images as
- * the workspace cap allows, so fewer partial products are summed in T. */
-#define CPU_CONV_TARGET_COLS 4096
-#define CPU_CONV_TARGET_COLS_BWDF ((int64_t)1 << 30)
+/* Conv GEMM width: images are grouped (im2col columns of several images side
+ * by side, dy gathered likewise) only while a plane has fewer than this many
+ * output positions; larger planes go one image per GEMM with no gather, and a
+ * 1x1 stride-1 unpadded conv then multiplies x / dy in place (no im2col).
+ * 2048 measured best on this machine for HRNet-W32 layers (cpu_perf). */
+#define CPU_CONV_TARGET_COLS 2048
+#define CPU_CONV_TARGET_COLS_BWDF 2048
 
 typedef struct cpu_conv_dims {
     int64_t N, C, H, W, K, R, S, P, Q;
