@@ -40,6 +40,14 @@ typedef struct hcga_global_opts {
     X(backends, "list backend plugins with their devices, or why each is unavailable") \
     X(conformance, "certify a backend: op-by-op tests against the CPU in f64, gradients, timings") \
     X(config, "show the merged configuration: defaults, a YAML file, KEY VALUE overrides") \
+    X(forward, "run the model on stored inputs; write outputs, gradients, one Adam step") \
+    X(compare, "compare two safetensors files tensor by tensor (relative error)") \
+    X(bench, "images/s and memory of a training step or an eval forward") \
+    X(shapes, "print every distinct op call of the model's graphs (conformance shapes)") \
+    X(synth, "write the synthetic occluded-ReID benchmark (Market-1501 layout + part masks)") \
+    X(train, "train HCGA on a Market-1501-layout dataset, with co-parsing and evaluation") \
+    X(test, "evaluate a checkpoint or stored features: Rank-1/5/10, mAP, mINP (ARM or global)") \
+    X(parse, "co-parse chosen identities with a model and draw the part labels (PNG strips)") \
     /* end of the command list */
 
 #define HCGA_DECLARE_COMMAND(name_, summary_) \

@@ -25,3 +25,5 @@ include frontend/io.mk
 include frontend/model.mk
 include frontend/eval.mk
 include frontend/data.mk
+include frontend/train.mk
+include frontend/vis.mk

@@ -414,7 +414,7 @@ int hcga_synth_main(int argc, char **argv)
         {"occ-query", required_argument, 0, 'q'},   {"occ-gallery", required_argument, 0, 'g'},
         {"occ-train", required_argument, 0, 't'},   {"quality", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    optind = 1;
+    optind = 0; /* glibc: full reset (main.c already ran getopt) */
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int bad = 0;
@@ -551,4 +551,12 @@ fail:
     hcga_image_free(&mask);
     free(ids);
     return rc;
+}
+
+#include "commands.h"
+
+int cmd_synth(int argc, char **argv, const hcga_global_opts *g)
+{
+    (void)g;
+    return hcga_synth_main(argc, argv);
 }

@@ -1,0 +1,321 @@
+/*
+ * cmd_test.c - `hcga test`: evaluate a checkpoint (or stored features) on the
+ * query/gallery splits with ARM, global or concatenated-feature matching.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "model.h"
+#include "model_cli.h"
+#include "model_io.h"
+#include "train.h"
+
+#define ERRLEN 4096
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hcga [--backend B] test --weights W.safetensors [--config F] [--data DIR]\n"
+            "                 [--arm | --global | --concat] [--rerank] [--flip]\n"
+            "                 [--save-features F.safetensors] [KEY VALUE ...]\n"
+            "       hcga test --features F.safetensors [--arm | --global | --concat] [--rerank]\n"
+            "\n"
+            "Query/gallery features in eval mode, then the Market-1501 protocol: gallery images\n"
+            "with the query's identity and camera, and identity -1, are removed; queries with\n"
+            "no match are skipped.  Prints Rank-1/5/10, mAP (standard: mean of precision at\n"
+            "each correct match; the reference's trapezoid-rule AP is printed beside it) and mINP.\n"
+            "  --weights W   checkpoint from hcga train, or a converted PyTorch state dict; the\n"
+            "                config comes from its metadata unless --config is given\n"
+            "  --arm         ARM matching (default when TEST.WITH_ARM is true): foreground plus\n"
+            "                the parts visible in both images\n"
+            "  --global      global features only (BN'ed y_global)\n"
+            "  --concat      concatenated global, foreground and part features\n"
+            "  --rerank      k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)\n"
+            "  --flip        average features with those of the mirrored image\n"
+            "  --save-features F   also write the features (see --features)\n"
+            "  --features F  evaluate stored features: query.{fore,part,global,vis,pids,cams}\n"
+            "                and gallery.* tensors, e.g. made by another tool\n");
+}
+
+static int save_one(st_writer *w, const char *pre, const hcga_features *f)
+{
+    char name[64];
+    int64_t n = f->n;
+    int64_t *i64 = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1) * 2);
+    if (!i64) return -1;
+    for (int i = 0; i < f->n; i++) {
+        i64[i] = f->pids[i];
+        i64[f->n + i] = f->cams[i];
+    }
+    int bad = 0;
+    snprintf(name, sizeof name, "%s.fore", pre);
+    bad |= st_writer_add(w, name, ST_F32, 2, (int64_t[]){n, f->d}, f->fore);
+    snprintf(name, sizeof name, "%s.part", pre);
+    bad |= st_writer_add(w, name, ST_F32, 3, (int64_t[]){n, f->nparts, f->d}, f->part);
+    snprintf(name, sizeof name, "%s.global", pre);
+    bad |= st_writer_add(w, name, ST_F32, 2, (int64_t[]){n, f->dg}, f->global);
+    snprintf(name, sizeof name, "%s.vis", pre);
+    bad |= st_writer_add(w, name, ST_I64, 2, (int64_t[]){n, f->nparts}, f->vis);
+    snprintf(name, sizeof name, "%s.pids", pre);
+    bad |= st_writer_add(w, name, ST_I64, 1, &n, i64);
+    snprintf(name, sizeof name, "%s.cams", pre);
+    bad |= st_writer_add(w, name, ST_I64, 1, &n, i64 + f->n);
+    free(i64);
+    return bad ? -1 : 0;
+}
+
+int hcga_features_save(const hcga_features *q, const hcga_features *g, const char *path, char *err,
+                       size_t err_len)
+{
+    st_writer *w = st_writer_new();
+    if (!w || save_one(w, "query", q) || save_one(w, "gallery", g)) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        st_writer_free(w);
+        return -1;
+    }
+    st_writer_meta(w, "format", "hcga-features-1");
+    int rc = st_writer_save(w, path, err, err_len);
+    st_writer_free(w);
+    return rc;
+}
+
+static const st_tensor *need(const st_file *f, const char *path, const char *pre, const char *what, int ndim,
+                             char *err, size_t err_len)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", pre, what);
+    const st_tensor *t = st_find(f, name);
+    if (!t) snprintf(err, err_len, "%s: tensor '%s' is missing", path, name);
+    else if (t->ndim != ndim) {
+        snprintf(err, err_len, "%s: tensor '%s' has %d dims, expected %d", path, name, t->ndim, ndim);
+        t = NULL;
+    }
+    return t;
+}
+
+static int load_one(const st_file *f, const char *path, const char *pre, hcga_features *o, char *err,
+                    size_t err_len)
+{
+    memset(o, 0, sizeof *o);
+    const st_tensor *fo = need(f, path, pre, "fore", 2, err, err_len);
+    const st_tensor *pa = fo ? need(f, path, pre, "part", 3, err, err_len) : NULL;
+    const st_tensor *gl = pa ? need(f, path, pre, "global", 2, err, err_len) : NULL;
+    const st_tensor *vi = gl ? need(f, path, pre, "vis", 2, err, err_len) : NULL;
+    const st_tensor *pi = vi ? need(f, path, pre, "pids", 1, err, err_len) : NULL;
+    const st_tensor *ca = pi ? need(f, path, pre, "cams", 1, err, err_len) : NULL;
+    if (!ca) return -1;
+    int64_t n = fo->shape[0];
+    if (pa->shape[0] != n || gl->shape[0] != n || vi->shape[0] != n || pi->shape[0] != n || ca->shape[0] != n ||
+        pa->shape[2] != fo->shape[1] || vi->shape[1] != pa->shape[1] || n < 1 || n > (1 << 26)) {
+        snprintf(err, err_len, "%s: the %s.* tensors disagree in their sizes", path, pre);
+        return -1;
+    }
+    o->n = (int)n;
+    o->d = (int)fo->shape[1];
+    o->nparts = (int)pa->shape[1];
+    o->dg = (int)gl->shape[1];
+    o->fore = malloc(sizeof(float) * fo->numel + 1);
+    o->part = malloc(sizeof(float) * pa->numel + 1);
+    o->global = malloc(sizeof(float) * gl->numel + 1);
+    o->vis = malloc(sizeof(int64_t) * vi->numel + 1);
+    int64_t *tmp = malloc(sizeof(int64_t) * (size_t)n * 2);
+    o->pids = malloc(sizeof(int) * (size_t)n);
+    o->cams = malloc(sizeof(int) * (size_t)n);
+    if (!o->fore || !o->part || !o->global || !o->vis || !tmp || !o->pids || !o->cams) {
+        free(tmp);
+        hcga_features_free(o);
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    if (st_to_f32(fo, o->fore) || st_to_f32(pa, o->part) || st_to_f32(gl, o->global) || st_to_i64(vi, o->vis) ||
+        st_to_i64(pi, tmp) || st_to_i64(ca, tmp + n)) {
+        free(tmp);
+        hcga_features_free(o);
+        snprintf(err, err_len, "%s: %s.* tensors have unusable dtypes (float features, integer ids)", path, pre);
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        o->pids[i] = (int)tmp[i];
+        o->cams[i] = (int)tmp[n + i];
+    }
+    free(tmp);
+    return 0;
+}
+
+int hcga_features_load(const char *path, hcga_features *q, hcga_features *g, char *err, size_t err_len)
+{
+    st_file *f = st_load(path, err, err_len);
+    if (!f) return -1;
+    int rc = load_one(f, path, "query", q, err, err_len);
+    if (!rc && (rc = load_one(f, path, "gallery", g, err, err_len)) != 0) hcga_features_free(q);
+    st_free(f);
+    return rc;
+}
+
+int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
+{
+    const char *weights = NULL, *config = NULL, *data = NULL, *features = NULL, *save = NULL;
+    int mode = -1, rerank = 0, flip = 0, n_over = 0;
+    char **over = calloc((size_t)argc + 1, sizeof *over);
+    if (!over) return 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (hcga_cli_is_help(a)) {
+            usage(stdout);
+            free(over);
+            return 0;
+        }
+        const char **dst = !strcmp(a, "--weights") ? &weights
+                           : !strcmp(a, "--config") ? &config
+                           : !strcmp(a, "--data") ? &data
+                           : !strcmp(a, "--features") ? &features
+                           : !strcmp(a, "--save-features") ? &save
+                           : NULL;
+        if (dst) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hcga test: %s needs a value\n", a);
+                free(over);
+                return 2;
+            }
+            *dst = argv[++i];
+        } else if (!strcmp(a, "--arm")) mode = HCGA_MATCH_ARM;
+        else if (!strcmp(a, "--global")) mode = HCGA_MATCH_GLOBAL;
+        else if (!strcmp(a, "--concat")) mode = HCGA_MATCH_CONCAT;
+        else if (!strcmp(a, "--rerank")) rerank = 1;
+        else if (!strcmp(a, "--flip")) flip = 1;
+        else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "hcga test: unknown option '%s' (see hcga test --help)\n", a);
+            free(over);
+            return 2;
+        } else {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "hcga test: override '%s' has no value (KEY VALUE pairs)\n", a);
+                free(over);
+                return 2;
+            }
+            over[n_over++] = argv[i];
+            over[n_over++] = argv[++i];
+        }
+    }
+    char err[ERRLEN];
+    int rc = 1;
+    hcga_features q = {0}, g = {0};
+    hcga_config *cfg = NULL;
+    st_file *wf = NULL;
+    hcga_be *be = NULL;
+    hg_store *store = NULL;
+    hg_graph *ge = NULL;
+    hg_exec *ex = NULL;
+    hcga_dataset ds = {0};
+    int feat_norm = 1;
+    const char *matches[3] = {"ARM", "global", "concat"};
+
+    if (features) {
+        if (weights || save) {
+            fprintf(stderr, "hcga test: --features evaluates stored features; it takes no --weights/--save-features\n");
+            free(over);
+            return 2;
+        }
+        if (hcga_features_load(features, &q, &g, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        if (mode < 0) mode = HCGA_MATCH_ARM;
+    } else {
+        if (!weights) {
+            fprintf(stderr, "hcga test: --weights W.safetensors (or --features F) is required\n");
+            free(over);
+            return 2;
+        }
+        wf = st_load(weights, err, sizeof err);
+        if (!wf) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        const char *cy = st_meta(wf, "config");
+        if (config || !cy) cfg = hcga_config_load(config, n_over, over, err, sizeof err);
+        else cfg = hcga_config_load_string(cy, strlen(cy), weights, n_over, over, err, sizeof err);
+        if (!cfg) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        if (!config && !cy)
+            fprintf(stderr, "hcga test: %s carries no config; using the built-in defaults (give --config)\n", weights);
+        int ncls = hcga_model_num_classes(wf, weights, err, sizeof err);
+        if (ncls < 0) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        if (mode < 0) mode = hcga_cfg_bool(cfg, "TEST.WITH_ARM") ? HCGA_MATCH_ARM : HCGA_MATCH_GLOBAL;
+        feat_norm = strcmp(hcga_cfg_str(cfg, "TEST.FEAT_NORM"), "yes") == 0;
+        const char *root = data ? data : hcga_cfg_str(cfg, "DATASETS.ROOT_DIR");
+        if (hcga_dataset_open(root, &ds, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        if ((rc = hcga_cli_open_backend(gopt, &be)) != 0) goto out;
+        rc = 1;
+        int batch = (int)hcga_cfg_int(cfg, "TEST.IMS_PER_BATCH");
+        store = hg_store_new(be, HCGA_F32);
+        ge = store ? hcga_model_build(cfg, HCGA_MODEL_EVAL, batch, ncls, HCGA_F32, err, sizeof err) : NULL;
+        if (!ge) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        const char *fmt = st_meta(wf, "format");
+        int ours = fmt && !strcmp(fmt, "hcga-checkpoint-1");
+        if (ours ? 0 : hcga_model_load_state(cfg, store, wf, weights, 0, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        ex = hg_exec_new(ge, store, err, sizeof err);
+        if (!ex) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        if (ours && hcga_checkpoint_restore(store, be, wf, weights, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        int threads = gopt->threads > 0 ? gopt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        hcga_aug_cfg aug = hcga_aug_from_config(cfg, 0);
+        double t0 = hcga_now();
+        if (hcga_extract_features(ex, ge, batch, &ds.query, &aug, threads, flip, &q, err, sizeof err) ||
+            hcga_extract_features(ex, ge, batch, &ds.gallery, &aug, threads, flip, &g, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        printf("features: %d query and %d gallery images in %.1f s on %s\n", q.n, g.n, hcga_now() - t0, be->name);
+        if (save && hcga_features_save(&q, &g, save, err, sizeof err)) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+    }
+    hcga_eval_result r;
+    if (hcga_evaluate_features(&q, &g, (hcga_match)mode, feat_norm, rerank, &r, err, sizeof err)) {
+        fprintf(stderr, "hcga test: %s\n", err);
+        goto out;
+    }
+    printf("%s matching%s: Rank-1 %.1f%%  Rank-5 %.1f%%  Rank-10 %.1f%%  mAP %.1f%%  mINP %.1f%%\n", matches[mode],
+           rerank ? " + re-ranking" : "", 100 * r.cmc[0], 100 * r.cmc[4], 100 * r.cmc[9], 100 * r.map, 100 * r.minp);
+    printf("  %d of %d queries have a valid match; mAP is the standard AP (mean precision at each match); "
+           "the reference ARM code's trapezoid-rule mAP: %.1f%%\n",
+           r.num_valid, r.num_query, 100 * r.map_trapezoid);
+    rc = 0;
+out:
+    hcga_features_free(&q);
+    hcga_features_free(&g);
+    hg_exec_free(ex);
+    if (ge) hcga_model_free(ge);
+    hg_store_free(store);
+    if (be) hcga_be_close(be);
+    hcga_dataset_free(&ds);
+    if (wf) st_free(wf);
+    hcga_config_free(cfg);
+    free(over);
+    return rc;
+}

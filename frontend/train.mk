@@ -1,0 +1,13 @@
+# frontend/train.mk: training loop, evaluation command, co-parsing
+TRAIN_SRCS += frontend/features.c frontend/train.c frontend/train.h frontend/cmd_test.c \
+	frontend/coparse.c frontend/coparse.h
+check_PROGRAMS += tests/test_coparse
+TESTS += tests/test_coparse
+tests_test_coparse_SOURCES = tests/test_coparse.c
+tests_test_coparse_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_coparse_LDADD = libhcga.la $(CHECK_LIBS)
+check_PROGRAMS += tests/test_train
+TESTS += tests/test_train
+tests_test_train_SOURCES = tests/test_train.c
+tests_test_train_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_train_LDADD = libhcga.la $(CHECK_LIBS)

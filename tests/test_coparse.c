@@ -1,0 +1,124 @@
+/* Co-parsing tests: DFC post-processing rules on hand-made label maps,
+ * k-means on separable features, the band fallback and the round schedule. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "coparse.h"
+
+/* n = 1, h = 16, w = 4; the boundary rows are 0, 3, 12, 15.  Label 5 fills
+ * rows 0-3 and 12-15 and the outer columns -> background.  In the inner
+ * columns: label 1 rows 4-5 (mean row 4.5), 2 rows 6-8 (7), 3 rows 9-10
+ * (9.5), 4 row 11 (11): lo 4.5, hi 11, s = 6.5/3: 4.5 < lo + s/2 -> head;
+ * 7 < lo + 2s = 8.83 -> upper; 9.5 and 11 -> lower. */
+START_TEST(test_postprocess_rows)
+{
+    const int h = 16, w = 4;
+    int64_t raw[64];
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int64_t l;
+            if (y <= 3 || y >= 12 || x == 0 || x == 3) l = 5;
+            else if (y <= 5) l = 1;
+            else if (y <= 8) l = 2;
+            else if (y <= 10) l = 3;
+            else l = 4;
+            raw[y * w + x] = l;
+        }
+    uint8_t out[64];
+    hcga_dfc_postprocess(raw, 1, h, w, 4, out);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int expect;
+            if (y <= 3 || y >= 12 || x == 0 || x == 3) expect = 0;
+            else if (y <= 5) expect = 1;
+            else if (y <= 8) expect = 2;
+            else expect = 3;
+            ck_assert_msg(out[y * w + x] == expect, "(%d,%d): %d, expected %d", y, x, out[y * w + x], expect);
+        }
+}
+END_TEST
+
+/* The column rule: label 9 only in the first and last columns of rows 4-11
+ * (16 pixels > n*h/3 = 5.3, none in the boundary rows) is background.  Label
+ * 7 fills rows 0-3 and 12-15 (row rule).  Inner: label 1 rows 4-7 (mean 5.5),
+ * label 2 rows 8-11 (9.5): s = 4/3, 5.5 -> head, 9.5 >= lo + 2s -> lower. */
+START_TEST(test_postprocess_columns)
+{
+    const int h = 16, w = 6;
+    int64_t raw[96];
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            raw[y * w + x] = (y <= 3 || y >= 12) ? 7 : (x == 0 || x == 5) ? 9 : y <= 7 ? 1 : 2;
+    uint8_t out[96];
+    hcga_dfc_postprocess(raw, 1, h, w, 4, out);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int expect = (y <= 3 || y >= 12 || x == 0 || x == 5) ? 0 : y <= 7 ? 1 : 3;
+            ck_assert_msg(out[y * w + x] == expect, "(%d,%d): %d, expected %d", y, x, out[y * w + x], expect);
+        }
+}
+END_TEST
+
+START_TEST(test_kmeans_separable)
+{
+    /* one image 6 x 2, 3 channels: rows 0-1 zero features (background), rows 2-3 direction
+     * (1,0,0) strong, rows 4-5 direction (0,1,0) strong -> head/upper by position: 1 then 2
+     * with K = 3 (two parts) */
+    const int n = 1, c = 3, h = 6, w = 2;
+    float f[36] = {0};
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int p = y * w + x;
+            if (y >= 2 && y <= 3) f[0 * 12 + p] = 5.0f;
+            if (y >= 4) f[1 * 12 + p] = 5.0f;
+        }
+    uint8_t lab[12];
+    ck_assert_int_eq(hcga_kmeans_labels(f, n, c, h, w, 3, lab), 0);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int expect = y < 2 ? 0 : y < 4 ? 1 : 2;
+            ck_assert_msg(lab[y * w + x] == expect, "(%d,%d): %d, expected %d", y, x, lab[y * w + x], expect);
+        }
+}
+END_TEST
+
+START_TEST(test_band_and_schedule)
+{
+    hcga_pseudo p;
+    ck_assert_int_eq(hcga_pseudo_init(&p, 2, 6, 2, 4), 0);
+    /* 3 bands of 2 rows: 1, 1, 2, 2, 3, 3 */
+    const int expect[6] = {1, 1, 2, 2, 3, 3};
+    for (int i = 0; i < 2; i++)
+        for (int y = 0; y < 6; y++) ck_assert_int_eq(p.maps[i * 12 + y * 2 + 1], expect[y]);
+    int64_t l[12];
+    char err[256];
+    ck_assert_int_eq(hcga_pseudo_label_fn(&p, 1, l, err, sizeof err), 0);
+    ck_assert_int_eq(l[11], 3);
+    ck_assert_int_ne(hcga_pseudo_label_fn(&p, 2, l, err, sizeof err), 0);
+    hcga_pseudo_free(&p);
+    char *over[] = {"CLUSTERING.PERIOD", "3", "CLUSTERING.STOP", "7"};
+    hcga_config *cfg = hcga_config_load(NULL, 4, over, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    const int due[10] = {1, 0, 0, 1, 0, 0, 1, 0, 0, 0}; /* epochs 1, 4, 7; 10 > STOP */
+    for (int e = 1; e <= 10; e++) ck_assert_int_eq(hcga_coparse_due(cfg, e), due[e - 1]);
+    hcga_config_free(cfg);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("coparse");
+    TCase *tc = tcase_create("coparse");
+    tcase_add_test(tc, test_postprocess_rows);
+    tcase_add_test(tc, test_postprocess_columns);
+    tcase_add_test(tc, test_kmeans_separable);
+    tcase_add_test(tc, test_band_and_schedule);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,150 @@
+/* End-to-end training tests through the hcga binary on a tiny synthetic
+ * dataset: an interrupted and resumed run ends with the same bits as an
+ * uninterrupted one; a non-finite loss stops training and leaves the last
+ * checkpoint intact; `hcga test` evaluates the checkpoint. */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+
+static char tmpdir[256];
+static char srcdir[1024];
+
+/* Run a shell command; returns its exit status, output appended to LOG. */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[8600];
+    snprintf(full, sizeof full, "%s >>%s/log 2>&1", cmd, tmpdir);
+    int st = system(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void dump_log(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "tail -n 40 %s/log >&2", tmpdir);
+    if (system(cmd)) {
+    }
+}
+
+/* tiny config, 4 identities x 2 images per batch, co-parsing by k-means at
+ * epochs 1 and 3, a checkpoint every epoch */
+#define TRAIN_ARGS                                                                              \
+    "--config %s/configs/hrnet_tiny.yml --data %s/data --seed 7 SOLVER.IMS_PER_BATCH 8 "        \
+    "DATALOADER.NUM_INSTANCE 2 SOLVER.CHECKPOINT_PERIOD 1 SOLVER.EVAL_PERIOD 100 SOLVER.LOG_PERIOD 1 " \
+    "TEST.IMS_PER_BATCH 8 CLUSTERING.AL kmeans CLUSTERING.PERIOD 2"
+
+static void setup(void)
+{
+    const char *s = getenv("HCGA_SRCDIR");
+    snprintf(srcdir, sizeof srcdir, "%s", s ? s : HCGA_SRCDIR);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga_test_train_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    ck_assert_int_eq(run("./hcga synth --out %s/data --ids 12 --cams 2 --per-cam 3 --distractors 2 --seed 3",
+                         tmpdir),
+                     0);
+}
+
+static void teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd)) {
+    }
+}
+
+static st_file *load(const char *dir)
+{
+    char path[600], err[1024];
+    snprintf(path, sizeof path, "%s/%s/checkpoint.safetensors", tmpdir, dir);
+    st_file *f = st_load(path, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    return f;
+}
+
+START_TEST(test_resume_exact)
+{
+    int rc = run("./hcga --threads 2 train " TRAIN_ARGS " --output %s/full SOLVER.MAX_EPOCHS 2", srcdir, tmpdir,
+                 tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    rc = run("./hcga --threads 2 train " TRAIN_ARGS " --output %s/part SOLVER.MAX_EPOCHS 1", srcdir, tmpdir, tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    /* resume with the checkpoint's own config, one more epoch */
+    rc = run("./hcga --threads 2 train --resume --data %s/data --output %s/part SOLVER.MAX_EPOCHS 2", tmpdir, tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    st_file *a = load("full"), *b = load("part");
+    ck_assert_str_eq(st_meta(a, "epoch"), "2");
+    ck_assert_str_eq(st_meta(b, "epoch"), "2");
+    ck_assert_str_eq(st_meta(a, "adam_step"), st_meta(b, "adam_step"));
+    ck_assert_int_eq(a->count, b->count);
+    int params = 0, state = 0;
+    for (int i = 0; i < a->count; i++) {
+        const st_tensor *x = &a->tensors[i], *y = st_find(b, x->name);
+        ck_assert_msg(y != NULL, "%s missing after resume", x->name);
+        ck_assert_uint_eq(x->nbytes, y->nbytes);
+        ck_assert_msg(memcmp(x->data, y->data, x->nbytes) == 0, "%s differs after resume", x->name);
+        if (strncmp(x->name, "optimizer.", 10) == 0) state++;
+        else params++;
+    }
+    ck_assert_int_gt(params, 100);
+    ck_assert_int_gt(state, 100); /* the Adam state is in the checkpoint too */
+    st_free(a);
+    st_free(b);
+    /* hcga test evaluates the checkpoint with only --weights */
+    rc = run("./hcga --threads 2 test --weights %s/full/checkpoint.safetensors --data %s/data --global", tmpdir,
+             tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+}
+END_TEST
+
+START_TEST(test_nan_stops)
+{
+    int rc = run("./hcga --threads 2 train " TRAIN_ARGS " --output %s/nan SOLVER.MAX_EPOCHS 1", srcdir, tmpdir,
+                 tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp %s/nan/checkpoint.safetensors %s/before.safetensors", tmpdir, tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    /* an absurd learning rate drives the loss to Inf/NaN during epoch 2 */
+    rc = run("./hcga --threads 2 train --resume --data %s/data --output %s/nan SOLVER.MAX_EPOCHS 3 "
+             "SOLVER.BASE_LR 1e30 SOLVER.WARMUP_ITERS 0",
+             tmpdir, tmpdir);
+    ck_assert_int_eq(rc, 1);
+    snprintf(cmd, sizeof cmd, "grep -q -E 'loss is (NaN|Inf) at epoch 2' %s/log", tmpdir);
+    ck_assert_msg(system(cmd) == 0, "no NaN/Inf message in the log");
+    snprintf(cmd, sizeof cmd, "cmp -s %s/nan/checkpoint.safetensors %s/before.safetensors", tmpdir, tmpdir);
+    ck_assert_msg(system(cmd) == 0, "the last checkpoint changed");
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 1200);
+    tcase_add_test(tc, test_resume_exact);
+    tcase_add_test(tc, test_nan_stops);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
