@@ -18,3 +18,22 @@ conformance_test_shapefile_SOURCES = conformance/test_shapefile.c conformance/sh
 	conformance/shapefile.h
 conformance_test_shapefile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 conformance_test_shapefile_LDADD = $(CHECK_LIBS) $(LIBS)
+
+# The harness can fail: a backend with planted bugs, loaded by test_conformance.
+check_LTLIBRARIES += conformance/hcga_backend_broken.la
+conformance_hcga_backend_broken_la_SOURCES = conformance/broken_plugin.c
+conformance_hcga_backend_broken_la_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
+conformance_hcga_backend_broken_la_LIBADD = -lm
+
+check_PROGRAMS += conformance/test_conformance
+TESTS += conformance/test_conformance
+conformance_test_conformance_SOURCES = conformance/test_conformance.c $(CONF_SRCS) \
+	frontend/plugin_loader.c
+conformance_test_conformance_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+conformance_test_conformance_LDADD = $(CHECK_LIBS) $(LIBS)
+
+# make check: `hcga conformance --quick` in test and grad modes on the CPU and on
+# every other backend that `hcga backends` reports ok (skipped otherwise).
+TESTS += conformance/check_cpu.sh conformance/check_backends.sh
+EXTRA_DIST += conformance/check_cpu.sh conformance/check_backends.sh \
+	conformance/broken_plugin.c
