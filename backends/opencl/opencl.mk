@@ -34,4 +34,9 @@ backends/opencl/ocl_kernels_src.c: backends/opencl/cl2c.sh $(OCL_KERNEL_SRCS)
 	$(AM_V_GEN)$(MKDIR_P) backends/opencl && \
 	$(SHELL) $(srcdir)/backends/opencl/cl2c.sh $@ $(filter-out %.sh,$^)
 
+check_PROGRAMS += tests/test_opencl_ops
+TESTS += tests/test_opencl_ops
+tests_test_opencl_ops_SOURCES = tests/test_opencl_ops.c
+tests_test_opencl_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_opencl_ops_LDADD = libhcga.la $(CHECK_LIBS) -lm
 endif
