@@ -1,0 +1,549 @@
+/*
+ * test_cuda_backend.c - the CUDA plugin as the frontend sees it.
+ *
+ * The oracle for "is there a GPU, and if not, why" is CUDA itself: the test
+ * dlopens libcudart (it does not link it: only the plugin does) and calls
+ * cudaGetDeviceCount / cudaGetErrorString.  That runs inside each forked
+ * test, never in the parent, because CUDA must not be initialised before a
+ * fork.
+ *
+ * Without a usable GPU (this build machine: "CUDA driver version is
+ * insufficient for CUDA runtime version") the plugin must still load, report
+ * unavailable with exactly that text through hcga_plugins_scan and
+ * hcga_be_open, fail create() cleanly, reject unknown options, and never
+ * crash.  With a GPU, a few ops are run on both the CPU and the CUDA backend
+ * on the same random inputs and compared, plus determinism and the
+ * device-side label check.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+#ifndef HCGA_CUDA_LIBDIR
+#error "HCGA_CUDA_LIBDIR must be defined by the build (backends/cuda/cuda.mk)"
+#endif
+
+/* ---- the oracle ---------------------------------------------------------- */
+
+typedef struct oracle {
+    int devices;     /* >= 1 when usable */
+    char why[512];   /* cudaGetErrorString text when devices < 1 */
+} oracle;
+
+static void cuda_oracle(oracle *o)
+{
+    memset(o, 0, sizeof *o);
+    void *h = dlopen(HCGA_CUDA_LIBDIR "/libcudart.so", RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(h != NULL, "cannot dlopen libcudart from %s: %s", HCGA_CUDA_LIBDIR, dlerror());
+    typedef int (*count_fn)(int *);
+    typedef const char *(*str_fn)(int);
+    count_fn count = (count_fn)(uintptr_t)dlsym(h, "cudaGetDeviceCount");
+    str_fn str = (str_fn)(uintptr_t)dlsym(h, "cudaGetErrorString");
+    ck_assert(count != NULL && str != NULL);
+    int n = 0;
+    int e = count(&n);
+    if (e != 0) {
+        snprintf(o->why, sizeof o->why, "%s", str(e));
+        o->devices = 0;
+    } else {
+        o->devices = n;
+        if (n == 0) snprintf(o->why, sizeof o->why, "no CUDA device");
+    }
+    /* the library stays loaded: CUDA registers exit handlers */
+}
+
+static int find_entry(hcga_plugin_entry *entries, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(entries[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* ---- without or with a GPU: the loader's view -------------------------------- */
+
+START_TEST(test_scan_reports_cuda)
+{
+    oracle o;
+    cuda_oracle(&o);
+    hcga_plugin_entry e[32];
+    int n = hcga_plugins_scan(e, 32);
+    int i = find_entry(e, n, "cuda");
+    ck_assert_msg(i >= 0, "the cuda plugin was not found by hcga_plugins_scan (%d entries)", n);
+    if (o.devices < 1) {
+        ck_assert_msg(!e[i].ok, "cuda plugin claims %d devices but CUDA says: %s", e[i].num_devices, o.why);
+        ck_assert_msg(strstr(e[i].reason, o.why) != NULL,
+                      "reason '%s' does not contain CUDA's own text '%s'", e[i].reason, o.why);
+    } else {
+        ck_assert_msg(e[i].ok, "cuda plugin unavailable on a machine with %d GPU(s): %s", o.devices,
+                      e[i].reason);
+        ck_assert_int_eq(e[i].num_devices, o.devices);
+    }
+}
+END_TEST
+
+START_TEST(test_open_without_gpu_fails_cleanly)
+{
+    oracle o;
+    cuda_oracle(&o);
+    hcga_be *be = NULL;
+    char err[1024] = "";
+    int rc = hcga_be_open("cuda", 0, NULL, &be, err, sizeof err);
+    if (o.devices < 1) {
+        ck_assert_int_ne(rc, 0);
+        ck_assert_ptr_null(be);
+        ck_assert_msg(strstr(err, "unavailable") && strstr(err, o.why),
+                      "open error '%s' lacks 'unavailable' and CUDA's text '%s'", err, o.why);
+    } else {
+        ck_assert_msg(rc == 0, "open failed on a GPU machine: %s", err);
+        hcga_be_close(be);
+    }
+}
+END_TEST
+
+/* The plugin's own entry points, called directly (the loader stops at probe
+ * when there is no GPU, so create and device_info are reached this way). */
+static const hcga_backend_iface *direct_iface(void)
+{
+    hcga_plugin_entry e[32];
+    int n = hcga_plugins_scan(e, 32);
+    int i = find_entry(e, n, "cuda");
+    ck_assert(i >= 0);
+    void *dl = dlopen(e[i].path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(dl != NULL, "dlopen %s: %s", e[i].path, dlerror());
+    const hcga_plugin_descriptor *d = dlsym(dl, HCGA_PLUGIN_SYMBOL);
+    ck_assert(d != NULL);
+    ck_assert_str_eq(d->name, "cuda");
+    ck_assert_uint_eq(d->num_ops, HCGA_OP_COUNT);
+    const hcga_backend_iface *f = d->get_iface();
+    ck_assert(f != NULL);
+    ck_assert_uint_eq(f->num_ops, HCGA_OP_COUNT);
+    for (int op = 0; op < HCGA_OP_COUNT; op++)
+        ck_assert_msg(f->ops[op] != NULL, "op %s has no implementation", hcga_op_name(op));
+    return f;
+}
+
+START_TEST(test_direct_calls_do_not_crash)
+{
+    oracle o;
+    cuda_oracle(&o);
+    const hcga_backend_iface *f = direct_iface();
+    char why[512] = "";
+    int n = f->probe(why, sizeof why);
+    hcga_device_info info;
+    hcga_backend *inst = NULL;
+    char err[512] = "";
+    if (o.devices < 1) {
+        ck_assert_int_eq(n, -1);
+        ck_assert_msg(strstr(why, o.why) != NULL, "probe says '%s', CUDA says '%s'", why, o.why);
+        ck_assert_int_ne(f->device_info(0, &info), HCGA_OK);
+        ck_assert_int_ne(f->create(0, NULL, &inst, err, sizeof err), HCGA_OK);
+        ck_assert_ptr_null(inst);
+        ck_assert_msg(strstr(err, o.why) != NULL, "create error '%s' lacks '%s'", err, o.why);
+    } else {
+        ck_assert_int_eq(n, o.devices);
+        ck_assert_int_eq(f->device_info(0, &info), HCGA_OK);
+        ck_assert(info.name[0] != '\0');
+        ck_assert_int_eq(f->create(0, "tf32=0,deterministic=1", &inst, err, sizeof err), HCGA_OK);
+        f->destroy(inst);
+        inst = NULL;
+    }
+    /* options are checked before the device is touched: same answer either way */
+    ck_assert_int_eq(f->create(0, "bogus=1", &inst, err, sizeof err), HCGA_ERR_INVALID);
+    ck_assert_ptr_null(inst);
+    ck_assert_msg(strstr(err, "unknown cuda backend option 'bogus'") != NULL, "got '%s'", err);
+    ck_assert_int_eq(f->create(0, "tf32=2", &inst, err, sizeof err), HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(err, "tf32") != NULL, "got '%s'", err);
+    ck_assert_int_eq(f->create(0, "algo=fastest", &inst, err, sizeof err), HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(err, "heuristic or find") != NULL, "got '%s'", err);
+    for (int op = 0; op < HCGA_OP_COUNT; op++) {
+        ck_assert(f->supports(NULL, op, HCGA_F32));
+        ck_assert(f->supports(NULL, op, HCGA_F64));
+    }
+    ck_assert(!f->supports(NULL, HCGA_OP_ADD, HCGA_I64));
+}
+END_TEST
+
+/* ---- with a GPU: ops against the CPU backend ------------------------------------ */
+
+typedef struct spec {
+    int dtype, ndim;
+    int64_t shape[HCGA_MAX_DIMS];
+    const void *init; /* inputs and in/out tensors; NULL for outputs (NaN-filled) */
+} spec;
+
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static int64_t numel(const spec *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->ndim; i++) n *= s->shape[i];
+    return n;
+}
+
+static size_t bytes_of(const spec *s)
+{
+    return (size_t)numel(s) * hcga_dtype_size(s->dtype);
+}
+
+static float *frand(int64_t n, double lo, double hi)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    ck_assert(p != NULL);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)(lo + (hi - lo) * urand());
+    return p;
+}
+
+/* Runs op on backend `name`; outputs (and in/out tensors) come back in res[]. */
+static void run_on(const char *name, int op, const hcga_op_params *p, int nin, const spec *in,
+                   int nout, const spec *out, void **res)
+{
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open(name, 0, NULL, &be, err, sizeof err) == 0, "%s", err);
+    hcga_buffer *bufs[16];
+    hcga_tensor t[16];
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    a.op = op;
+    a.num_in = nin;
+    a.num_out = nout;
+    a.p = *p;
+    for (int k = 0; k < nin + nout; k++) {
+        const spec *s = k < nin ? &in[k] : &out[k - nin];
+        size_t nb = bytes_of(s);
+        ck_assert_int_eq(hcga_be_alloc(be, nb ? nb : 8, &bufs[k]), HCGA_OK);
+        if (s->init) {
+            ck_assert_int_eq(hcga_be_write(be, bufs[k], 0, s->init, nb), HCGA_OK);
+        } else {
+            unsigned char *nan = malloc(nb ? nb : 1);
+            memset(nan, 0xff, nb); /* NaN for floats, -1 for integers */
+            ck_assert_int_eq(hcga_be_write(be, bufs[k], 0, nan, nb), HCGA_OK);
+            free(nan);
+        }
+        t[k] = hcga_tensor_make(bufs[k], 0, s->dtype, s->ndim, s->shape);
+        if (k < nin) a.in[k] = &t[k];
+        else a.out[k - nin] = &t[k];
+    }
+    hcga_status st = hcga_be_run(be, &a);
+    ck_assert_msg(st == HCGA_OK, "%s on %s: %s", hcga_op_name(op), name, hcga_be_error(be));
+    for (int k = 0; k < nout; k++) {
+        size_t nb = bytes_of(&out[k]);
+        res[k] = malloc(nb ? nb : 1);
+        st = hcga_be_read(be, bufs[nin + k], 0, res[k], nb);
+        ck_assert_msg(st == HCGA_OK, "reading %s out[%d] on %s: %s", hcga_op_name(op), k, name,
+                      hcga_be_error(be));
+    }
+    for (int k = 0; k < nin + nout; k++) hcga_be_free(be, bufs[k]);
+    hcga_be_close(be);
+}
+
+/* Same op on cpu and cuda; float outputs agree to rel_tol (relative to the
+ * largest CPU magnitude of that output), integer outputs exactly. */
+static void compare(int op, const hcga_op_params *p, int nin, const spec *in, int nout,
+                    const spec *out, double rel_tol)
+{
+    void *rc[8], *rg[8];
+    run_on("cpu", op, p, nin, in, nout, out, rc);
+    run_on("cuda", op, p, nin, in, nout, out, rg);
+    for (int k = 0; k < nout; k++) {
+        int64_t n = numel(&out[k]);
+        if (out[k].dtype == HCGA_I64) {
+            ck_assert_msg(memcmp(rc[k], rg[k], (size_t)n * 8) == 0, "%s out[%d]: indices differ",
+                          hcga_op_name(op), k);
+        } else {
+            const float *c = rc[k], *g = rg[k];
+            double scale = 0, worst = 0;
+            int64_t at = 0;
+            for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(c[i]));
+            for (int64_t i = 0; i < n; i++) {
+                double d = fabs((double)c[i] - (double)g[i]);
+                if (!(d <= worst)) {
+                    worst = d;
+                    at = i;
+                }
+            }
+            ck_assert_msg(worst <= rel_tol * (scale > 1e-30 ? scale : 1.0),
+                          "%s out[%d]: |cpu - cuda| = %g at %lld (cpu %g, cuda %g, scale %g)",
+                          hcga_op_name(op), k, worst, (long long)at, c[at], g[at], scale);
+        }
+        free(rc[k]);
+        free(rg[k]);
+    }
+}
+
+#define SPEC(dt, init_, ...) {(dt), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), {__VA_ARGS__}, (init_)}
+
+static int gpu_present(void)
+{
+    oracle o;
+    cuda_oracle(&o);
+    if (o.devices < 1) fprintf(stderr, "test_cuda_backend: no usable GPU (%s): op comparisons skipped\n", o.why);
+    return o.devices >= 1;
+}
+
+START_TEST(test_gpu_conv_vs_cpu)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv = (hcga_conv_params){2, 2, 1, 1, 1, 1};
+    const int64_t N = 4, C = 8, H = 17, W = 12, K = 6;
+    const int64_t P = (H + 2 - 3) / 2 + 1, Q = (W + 2 - 3) / 2 + 1;
+    float *x = frand(N * C * H * W, -1, 1), *w = frand(K * C * 9, -0.5, 0.5), *b = frand(K, -1, 1);
+    float *dy = frand(N * K * P * Q, -1, 1);
+    spec fin[3] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, w, K, C, 3, 3), SPEC(HCGA_F32, b, K)};
+    spec fout[1] = {SPEC(HCGA_F32, NULL, N, K, P, Q)};
+    compare(HCGA_OP_CONV2D_FWD, &p, 3, fin, 1, fout, 1e-5);
+    spec din[2] = {SPEC(HCGA_F32, dy, N, K, P, Q), SPEC(HCGA_F32, w, K, C, 3, 3)};
+    spec dout[1] = {SPEC(HCGA_F32, NULL, N, C, H, W)};
+    compare(HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, 1e-5);
+    spec win[2] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, dy, N, K, P, Q)};
+    spec wout[2] = {SPEC(HCGA_F32, NULL, K, C, 3, 3), SPEC(HCGA_F32, NULL, K)};
+    compare(HCGA_OP_CONV2D_BWD_FILTER, &p, 2, win, 2, wout, 1e-5);
+    free(x), free(w), free(b), free(dy);
+}
+END_TEST
+
+START_TEST(test_gpu_bn_vs_cpu)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.bn = (hcga_bn_params){1e-5, 0.1};
+    const int64_t N = 3, C = 5, H = 7, W = 6;
+    float *x = frand(N * C * H * W, -2, 3), *g = frand(C, 0.5, 1.5), *b = frand(C, -1, 1);
+    float *rm = frand(C, -0.1, 0.1), *rv = frand(C, 0.9, 1.1), *dy = frand(N * C * H * W, -1, 1);
+    spec in[3] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, g, C), SPEC(HCGA_F32, b, C)};
+    spec out[5] = {SPEC(HCGA_F32, NULL, N, C, H, W), SPEC(HCGA_F32, NULL, C), SPEC(HCGA_F32, NULL, C),
+                   SPEC(HCGA_F32, rm, C), SPEC(HCGA_F32, rv, C)};
+    /* running_var must follow the unbiased convention on both */
+    compare(HCGA_OP_BN_FWD_TRAIN, &p, 3, in, 5, out, 1e-5);
+    void *res[5];
+    run_on("cpu", HCGA_OP_BN_FWD_TRAIN, &p, 3, in, 5, out, res);
+    spec bin[5] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, dy, N, C, H, W), SPEC(HCGA_F32, g, C),
+                   SPEC(HCGA_F32, res[1], C), SPEC(HCGA_F32, res[2], C)};
+    spec bout[3] = {SPEC(HCGA_F32, NULL, N, C, H, W), SPEC(HCGA_F32, NULL, C), SPEC(HCGA_F32, NULL, C)};
+    compare(HCGA_OP_BN_BWD, &p, 5, bin, 3, bout, 1e-4);
+    for (int k = 0; k < 5; k++) free(res[k]);
+    free(x), free(g), free(b), free(rm), free(rv), free(dy);
+}
+END_TEST
+
+START_TEST(test_gpu_kernels_vs_cpu)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    /* GEMM with both transposes and beta*c */
+    memset(&p, 0, sizeof p);
+    p.gemm = (hcga_gemm_params){1, 1, 0.5, 2.0};
+    float *a = frand(7 * 5, -1, 1), *b = frand(9 * 7, -1, 1), *cm = frand(5 * 9, -1, 1);
+    spec gin[3] = {SPEC(HCGA_F32, a, 7, 5), SPEC(HCGA_F32, b, 9, 7), SPEC(HCGA_F32, cm, 5, 9)};
+    spec gout[1] = {SPEC(HCGA_F32, NULL, 5, 9)};
+    compare(HCGA_OP_GEMM, &p, 3, gin, 1, gout, 1e-5);
+    free(a), free(b), free(cm);
+
+    /* ADD with per-channel broadcasting, SUM_TO back to it */
+    memset(&p, 0, sizeof p);
+    p.scalar = (hcga_scalar_params){1.5, -0.5};
+    float *x = frand(2 * 3 * 4 * 5, -1, 1), *bc = frand(3, -1, 1);
+    spec ain[2] = {SPEC(HCGA_F32, x, 2, 3, 4, 5), SPEC(HCGA_F32, bc, 1, 3, 1, 1)};
+    spec aout[1] = {SPEC(HCGA_F32, NULL, 2, 3, 4, 5)};
+    compare(HCGA_OP_ADD, &p, 2, ain, 1, aout, 1e-6);
+    spec sin_[1] = {SPEC(HCGA_F32, x, 2, 3, 4, 5)};
+    spec sout[1] = {SPEC(HCGA_F32, NULL, 1, 3, 1, 5)};
+    compare(HCGA_OP_SUM_TO, &p, 1, sin_, 1, sout, 1e-5);
+
+    /* softmax over 4 channels of a map, over 300 classes of rows */
+    float *lg = frand(2 * 300 * 3, -4, 4);
+    spec smi[1] = {SPEC(HCGA_F32, lg, 2, 4, 3, 5)};
+    spec smo[1] = {SPEC(HCGA_F32, NULL, 2, 4, 3, 5)};
+    compare(HCGA_OP_SOFTMAX_FWD, &p, 1, smi, 1, smo, 1e-5);
+    spec sri[1] = {SPEC(HCGA_F32, lg, 3, 300)};
+    spec sro[1] = {SPEC(HCGA_F32, NULL, 3, 300)};
+    compare(HCGA_OP_SOFTMAX_FWD, &p, 1, sri, 1, sro, 1e-5);
+    free(x), free(bc), free(lg);
+
+    /* bilinear align_corners = 1, 8x4 -> 64x32 and back (gather backward) */
+    memset(&p, 0, sizeof p);
+    p.resize.align_corners = 1;
+    float *small = frand(2 * 3 * 8 * 4, -1, 1), *big = frand(2 * 3 * 64 * 32, -1, 1);
+    spec rfi[1] = {SPEC(HCGA_F32, small, 2, 3, 8, 4)};
+    spec rfo[1] = {SPEC(HCGA_F32, NULL, 2, 3, 64, 32)};
+    compare(HCGA_OP_RESIZE_BILINEAR_FWD, &p, 1, rfi, 1, rfo, 1e-5);
+    spec rbi[1] = {SPEC(HCGA_F32, big, 2, 3, 64, 32)};
+    spec rbo[1] = {SPEC(HCGA_F32, NULL, 2, 3, 8, 4)};
+    compare(HCGA_OP_RESIZE_BILINEAR_BWD, &p, 1, rbi, 1, rbo, 1e-5);
+    p.resize.align_corners = 0; /* and a downsampling one without align_corners */
+    spec r2i[1] = {SPEC(HCGA_F32, big, 2, 3, 64, 32)};
+    spec r2o[1] = {SPEC(HCGA_F32, NULL, 2, 3, 9, 5)};
+    compare(HCGA_OP_RESIZE_BILINEAR_FWD, &p, 1, r2i, 1, r2o, 1e-5);
+    float *dsm = frand(2 * 3 * 9 * 5, -1, 1);
+    spec r3i[1] = {SPEC(HCGA_F32, dsm, 2, 3, 9, 5)};
+    spec r3o[1] = {SPEC(HCGA_F32, NULL, 2, 3, 64, 32)};
+    compare(HCGA_OP_RESIZE_BILINEAR_BWD, &p, 1, r3i, 1, r3o, 1e-5);
+    free(small), free(big), free(dsm);
+}
+END_TEST
+
+START_TEST(test_gpu_losses_vs_cpu)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    float one = 1.0f;
+    /* CE_LS */
+    p.loss.eps = 0.1;
+    const int64_t N = 8, C = 11;
+    float *lg = frand(N * C, -3, 3);
+    int64_t lab[8];
+    for (int i = 0; i < 8; i++) lab[i] = (i * 7) % C;
+    spec ci[2] = {SPEC(HCGA_F32, lg, N, C), SPEC(HCGA_I64, lab, N)};
+    spec co[1] = {SPEC(HCGA_F32, NULL, 1)};
+    compare(HCGA_OP_CE_LS_FWD, &p, 2, ci, 1, co, 1e-5);
+    spec cbi[3] = {SPEC(HCGA_F32, lg, N, C), SPEC(HCGA_I64, lab, N), SPEC(HCGA_F32, &one, 1)};
+    spec cbo[1] = {SPEC(HCGA_F32, NULL, N, C)};
+    compare(HCGA_OP_CE_LS_BWD, &p, 3, cbi, 1, cbo, 1e-5);
+    free(lg);
+
+    /* PIXEL_CE with ignored pixels */
+    p.loss.ignore_label = -1;
+    float *pl = frand(2 * 4 * 6 * 5, -3, 3);
+    int64_t plab[60];
+    for (int i = 0; i < 60; i++) plab[i] = (i % 7 == 0) ? -1 : (i * 3) % 4;
+    spec pi[2] = {SPEC(HCGA_F32, pl, 2, 4, 6, 5), SPEC(HCGA_I64, plab, 2, 6, 5)};
+    spec po[1] = {SPEC(HCGA_F32, NULL, 1)};
+    compare(HCGA_OP_PIXEL_CE_FWD, &p, 2, pi, 1, po, 1e-5);
+    spec pbi[3] = {SPEC(HCGA_F32, pl, 2, 4, 6, 5), SPEC(HCGA_I64, plab, 2, 6, 5), SPEC(HCGA_F32, &one, 1)};
+    spec pbo[1] = {SPEC(HCGA_F32, NULL, 2, 4, 6, 5)};
+    compare(HCGA_OP_PIXEL_CE_BWD, &p, 3, pbi, 1, pbo, 1e-5);
+    free(pl);
+
+    /* TRIPLET: 4 identities x 3 */
+    p.loss.margin = 0.3;
+    float *f = frand(12 * 16, -1, 1);
+    int64_t tl[12];
+    for (int i = 0; i < 12; i++) tl[i] = i / 3;
+    spec ti[2] = {SPEC(HCGA_F32, f, 12, 16), SPEC(HCGA_I64, tl, 12)};
+    spec to[2] = {SPEC(HCGA_F32, NULL, 1), SPEC(HCGA_I64, NULL, 12, 2)};
+    compare(HCGA_OP_TRIPLET_FWD, &p, 2, ti, 2, to, 1e-5);
+    void *res[2];
+    run_on("cpu", HCGA_OP_TRIPLET_FWD, &p, 2, ti, 2, to, res);
+    spec tbi[3] = {SPEC(HCGA_F32, f, 12, 16), SPEC(HCGA_I64, res[1], 12, 2), SPEC(HCGA_F32, &one, 1)};
+    spec tbo[1] = {SPEC(HCGA_F32, NULL, 12, 16)};
+    compare(HCGA_OP_TRIPLET_BWD, &p, 3, tbi, 1, tbo, 1e-5);
+    free(res[0]), free(res[1]), free(f);
+
+    /* SHIFT_L1, diagonal */
+    memset(&p, 0, sizeof p);
+    p.shift = (hcga_shift_params){0, 1, -1};
+    float *s = frand(2 * 3 * 5 * 4, -1, 1);
+    spec si[1] = {SPEC(HCGA_F32, s, 2, 3, 5, 4)};
+    spec so[1] = {SPEC(HCGA_F32, NULL, 1)};
+    compare(HCGA_OP_SHIFT_L1_FWD, &p, 1, si, 1, so, 1e-5);
+    spec sbi[2] = {SPEC(HCGA_F32, s, 2, 3, 5, 4), SPEC(HCGA_F32, &one, 1)};
+    spec sbo[1] = {SPEC(HCGA_F32, NULL, 2, 3, 5, 4)};
+    compare(HCGA_OP_SHIFT_L1_BWD, &p, 2, sbi, 1, sbo, 1e-6);
+    free(s);
+}
+END_TEST
+
+/* Same inputs twice -> same bits (conv backward filter + bias reduction). */
+START_TEST(test_gpu_deterministic)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    float *x = frand(8 * 16 * 32 * 16, -1, 1), *dy = frand(8 * 32 * 32 * 16, -1, 1);
+    spec in[2] = {SPEC(HCGA_F32, x, 8, 16, 32, 16), SPEC(HCGA_F32, dy, 8, 32, 32, 16)};
+    spec out[2] = {SPEC(HCGA_F32, NULL, 32, 16, 3, 3), SPEC(HCGA_F32, NULL, 32)};
+    void *r1[2], *r2[2];
+    run_on("cuda", HCGA_OP_CONV2D_BWD_FILTER, &p, 2, in, 2, out, r1);
+    run_on("cuda", HCGA_OP_CONV2D_BWD_FILTER, &p, 2, in, 2, out, r2);
+    ck_assert(memcmp(r1[0], r2[0], bytes_of(&out[0])) == 0);
+    ck_assert(memcmp(r1[1], r2[1], bytes_of(&out[1])) == 0);
+    free(r1[0]), free(r1[1]), free(r2[0]), free(r2[1]), free(x), free(dy);
+}
+END_TEST
+
+/* A label out of range is found by the device and reported at the read. */
+START_TEST(test_gpu_bad_label_reported)
+{
+    if (!gpu_present()) return;
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("cuda", 0, NULL, &be, err, sizeof err) == 0, "%s", err);
+    hcga_buffer *bx, *bl, *bo;
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t lab[2] = {0, 7};
+    ck_assert_int_eq(hcga_be_alloc(be, sizeof x, &bx), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, sizeof lab, &bl), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, 4, &bo), HCGA_OK);
+    ck_assert_int_eq(hcga_be_write(be, bx, 0, x, sizeof x), HCGA_OK);
+    ck_assert_int_eq(hcga_be_write(be, bl, 0, lab, sizeof lab), HCGA_OK);
+    int64_t sx[2] = {2, 3}, sl[1] = {2}, so[1] = {1};
+    hcga_tensor tx = hcga_tensor_make(bx, 0, HCGA_F32, 2, sx);
+    hcga_tensor tl = hcga_tensor_make(bl, 0, HCGA_I64, 1, sl);
+    hcga_tensor to = hcga_tensor_make(bo, 0, HCGA_F32, 1, so);
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    a.op = HCGA_OP_CE_LS_FWD;
+    a.num_in = 2;
+    a.num_out = 1;
+    a.in[0] = &tx;
+    a.in[1] = &tl;
+    a.out[0] = &to;
+    ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK); /* asynchronous: not known yet */
+    float loss;
+    ck_assert_int_eq(hcga_be_read(be, bo, 0, &loss, 4), HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(hcga_be_error(be), "ce_ls_fwd") != NULL, "%s", hcga_be_error(be));
+    ck_assert(isnan(loss));
+    ck_assert_int_eq(hcga_be_sync(be), HCGA_OK); /* reported once */
+    hcga_be_free(be, bx);
+    hcga_be_free(be, bl);
+    hcga_be_free(be, bo);
+    hcga_be_close(be);
+}
+END_TEST
+
+static Suite *cuda_suite(void)
+{
+    Suite *s = suite_create("cuda_backend");
+    TCase *t = tcase_create("loader");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, test_scan_reports_cuda);
+    tcase_add_test(t, test_open_without_gpu_fails_cleanly);
+    tcase_add_test(t, test_direct_calls_do_not_crash);
+    suite_add_tcase(s, t);
+    TCase *g = tcase_create("gpu_vs_cpu");
+    tcase_set_timeout(g, 300);
+    tcase_add_test(g, test_gpu_conv_vs_cpu);
+    tcase_add_test(g, test_gpu_bn_vs_cpu);
+    tcase_add_test(g, test_gpu_kernels_vs_cpu);
+    tcase_add_test(g, test_gpu_losses_vs_cpu);
+    tcase_add_test(g, test_gpu_deterministic);
+    tcase_add_test(g, test_gpu_bad_label_reported);
+    suite_add_tcase(s, g);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(cuda_suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? 1 : 0;
+}
