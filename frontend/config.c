@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -245,9 +246,9 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
-    /* one line: replace any newline that came from user text */
+    /* one line: control characters that came from user text become spaces */
     for (char *q = err; *q; q++)
-        if (*q == '\n' || *q == '\r')
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
             *q = ' ';
 }
 
@@ -976,9 +977,15 @@ static int resolve_plain(const char *s, size_t len, value *v, const char **why)
 }
 
 /* Command-line text -> value (yacs's _decode_cfg_value). */
+static int utf8_valid(const char *s);
+
 static int decode_text(const char *s, value *v, const char **why)
 {
     memset(v, 0, sizeof *v);
+    if (!utf8_valid(s)) {
+        *why = "value is not valid UTF-8";
+        return -1;
+    }
     int r = literal_eval(s, strlen(s), v);
     if (r < 0) {
         *why = "integer out of range";
@@ -991,6 +998,64 @@ static int decode_text(const char *s, value *v, const char **why)
         return -1;
     }
     return 0;
+}
+
+/* Decodes one UTF-8 sequence at s (strict: no overlong forms, surrogates or
+ * code points above U+10FFFF).  Returns its length and sets *cp, or 0. */
+static int utf8_decode(const unsigned char *s, unsigned long *cp)
+{
+    unsigned char c = s[0];
+    int n;
+    unsigned long v, min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xE0) == 0xC0) {
+        n = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[k] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned long cp;
+        int n = utf8_decode(p, &cp);
+        if (!n)
+            return 0;
+        p += n;
+    }
+    return 1;
+}
+
+/* Characters that cannot appear raw inside a quoted YAML scalar and read
+ * back unchanged: controls, DEL, C1 controls, the Unicode line and paragraph
+ * separators (YAML folds them), BOM and non-characters. */
+static int yaml_needs_escape(unsigned long cp)
+{
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
 }
 
 /* ---------------------------------------------------------- formatting */
@@ -1131,9 +1196,15 @@ static void format_value(sbuf *b, const value *v)
             /* single-quoted YAML: only ' needs escaping (as ''); other
              * control characters use a double-quoted scalar */
             int ctrl = 0;
-            for (const char *p = v->s; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            for (const unsigned char *p = (const unsigned char *)v->s; *p;) {
+                unsigned long cp;
+                int n = utf8_decode(p, &cp);
+                if (!n || yaml_needs_escape(cp)) {
                     ctrl = 1;
+                    break;
+                }
+                p += n;
+            }
             if (!ctrl) {
                 sb_str(b, "'");
                 for (const char *p = v->s; *p; p++) {
@@ -1144,17 +1215,25 @@ static void format_value(sbuf *b, const value *v)
                 sb_str(b, "'");
             } else {
                 sb_str(b, "\"");
-                for (const char *p = v->s; *p; p++) {
-                    unsigned char ch = (unsigned char)*p;
-                    if (ch == '"' || ch == '\\') {
+                for (const unsigned char *p = (const unsigned char *)v->s; *p;) {
+                    unsigned long cp;
+                    int n = utf8_decode(p, &cp);
+                    if (!n) { /* not reachable: strings are checked UTF-8 */
+                        snprintf(tmp, sizeof tmp, "\\x%02x", *p);
+                        sb_str(b, tmp);
+                        p++;
+                        continue;
+                    }
+                    if (cp == '"' || cp == '\\') {
                         sb_str(b, "\\");
-                        sb_add(b, p, 1);
-                    } else if (ch < 0x20 || ch == 0x7f) {
-                        snprintf(tmp, sizeof tmp, "\\x%02x", ch);
+                        sb_add(b, (const char *)p, 1);
+                    } else if (yaml_needs_escape(cp)) {
+                        snprintf(tmp, sizeof tmp, cp < 0x100 ? "\\x%02lx" : "\\u%04lx", cp);
                         sb_str(b, tmp);
                     } else {
-                        sb_add(b, p, 1);
+                        sb_add(b, (const char *)p, (size_t)n);
                     }
+                    p += n;
                 }
                 sb_str(b, "\"");
             }
@@ -1670,19 +1749,38 @@ static int apply_overrides(cnode *root, int n_over, char *const *ov, const char 
 
 /* -------------------------------------------------------------- public API */
 
-static hcga_config *load_defaults(char *err, size_t err_len)
+/* The defaults are parsed once per process and cloned for every load. */
+static hcga_config *defaults_cache;
+static char defaults_err[512];
+static pthread_once_t defaults_once = PTHREAD_ONCE_INIT;
+
+static void parse_defaults(void)
 {
     hcga_config *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, err_len, "out of memory");
-        return NULL;
+        snprintf(defaults_err, sizeof defaults_err, "out of memory");
+        return;
     }
     c->root.is_map = 1;
     if (merge_yaml(&c->root, (const char *)hcga_defaults_yml, hcga_defaults_yml_len,
-                   "built-in defaults (configs/defaults.yml)", 1, err, err_len) != 0) {
+                   "built-in defaults (configs/defaults.yml)", 1, defaults_err,
+                   sizeof defaults_err) != 0) {
         hcga_config_free(c);
+        return;
+    }
+    defaults_cache = c;
+}
+
+static hcga_config *load_defaults(char *err, size_t err_len)
+{
+    pthread_once(&defaults_once, parse_defaults);
+    if (!defaults_cache) {
+        set_err(err, err_len, "%s", defaults_err);
         return NULL;
     }
+    hcga_config *c = hcga_config_clone(defaults_cache);
+    if (!c)
+        set_err(err, err_len, "out of memory");
     return c;
 }
 

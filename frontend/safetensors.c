@@ -55,6 +55,11 @@ static void set_err(char *err, size_t err_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
+    /* one line: control characters from the file (JSON parser context,
+     * tensor names) become spaces */
+    for (char *q = err; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            *q = ' ';
 }
 
 static int dtype_from_name(const char *s, st_dtype *out)

@@ -435,6 +435,10 @@ START_TEST(test_override_errors)
     expect_override_error("MODEL.IF_WITH_CENTER", "maybe", "yes/no");
     expect_override_error("MODEL.T", "99999999999999999999", "out of range");
 
+    expect_override_error("MODEL.NAME", "ab\xff", "not valid UTF-8");
+    expect_override_error("MODEL.NAME", "\xc0\x80", "not valid UTF-8"); /* overlong NUL */
+    expect_override_error("MODEL.NAME", "\xed\xa0\x80", "not valid UTF-8"); /* surrogate */
+
     char *odd[] = {"MODEL.T", "1", "MODEL.NAME"};
     ck_assert_ptr_null(hcga_config_load(NULL, 3, odd, err, sizeof err));
     ck_assert_msg(strstr(err, "override MODEL.NAME: missing value") == err, "%s", err);
@@ -532,6 +536,7 @@ START_TEST(test_dump_reload)
                   "DATASETS.NAMES", "'-x'",
                   "DATASETS.ROOT_DIR", "'\\u00e9t\\u00e9 *&!|>%@`'",
                   "VIS.ENV", "'~'",
+                  "TEST.NECK_FEAT", "'a\\u2028b\\x85c\\x06d\\ufeff\\x9f\\u00a0\\U0001f600'",
                   "OUTPUT_DIR", "''",
                   "SOLVER.BASE_LR", "1e-05",
                   "SOLVER.MOMENTUM", "0.1",
@@ -559,6 +564,9 @@ START_TEST(test_dump_reload)
     for (int i = 0; i < 12; i++)
         ck_assert_msg(strcmp(hcga_cfg_str(r, keys[i]), want[i]) == 0, "%s: %s", keys[i],
                       hcga_cfg_str(r, keys[i]));
+    /* line separators, C1 controls and BOM are escaped, not folded by YAML */
+    ck_assert_str_eq(hcga_cfg_str(r, "TEST.NECK_FEAT"),
+                     "a\xe2\x80\xa8" "b\xc2\x85" "c\x06" "d\xef\xbb\xbf\xc2\x9f\xc2\xa0\xf0\x9f\x98\x80");
     const char *fk[] = {"SOLVER.BASE_LR", "SOLVER.MOMENTUM", "SOLVER.MARGIN", "SOLVER.GAMMA",
                         "SOLVER.CENTER_LR", "SOLVER.WARMUP_FACTOR", "SOLVER.RANGE_MARGIN",
                         "SOLVER.CLUSTER_MARGIN"};

@@ -305,6 +305,10 @@ START_TEST(test_malformed)
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8,
                  "header JSON", NULL);
     expect_error("[1,2]", 0, "does not start with '{'", NULL);
+    /* the JSON parser quotes the offending text: still one line */
+    expect_error("{\"w\":{\"dtypea\\\n", 0, "header JSON", NULL);
+    expect_error("{\"w\\n\":{\"dtype\":\"X\",\"shape\":[],\"data_offsets\":[0,0]}}", 0,
+                 "tensor 'w", "dtype 'X'");
     expect_error("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                  "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16,
                  "header JSON", "duplicate");
