@@ -362,6 +362,8 @@ static hcga_status v_conv(V *v, const hcga_tensor *img, const char *iname, const
             (long long)(d->H + 2 * d->ph), (long long)(d->W + 2 * d->pw));
     d->P = ph / d->sh + 1;
     d->Q = pw / d->sw + 1;
+    if (d->P > INT_MAX / 2 || d->Q > INT_MAX / 2)
+        BAD("%s: output size %lldx%lld is too large", v->op, (long long)d->P, (long long)d->Q);
     const int64_t want[4] = {d->N, d->K, d->P, d->Q};
     TRY(v_shape(v, res, rname, 4, want));
     if (d->C * d->R * d->S > INT_MAX / 2 || d->P * d->Q > INT_MAX / 2 || d->K > INT_MAX / 2)
