@@ -2,9 +2,14 @@
  * cpu_pool.c - a small persistent thread pool with static partitioning.
  *
  * cpu_pool_run() splits [0, n) into T contiguous ranges, T = min(threads,
- * n / grain), range t = [n*t/T, n*(t+1)/T).  Thread 0 is the caller.  The
- * split depends only on n, grain and the thread count, never on timing, so
- * results are reproducible for a given thread count.
+ * n / grain), range t = [n*t/T, n*(t+1)/T).  The split depends only on n,
+ * grain and the thread count, never on timing, and every range computes the
+ * same thing whichever thread runs it, so results are reproducible.
+ *
+ * Ranges are claimed (under the pool mutex) by whichever thread gets there
+ * first; the caller claims too.  On an oversubscribed machine a worker that
+ * is not scheduled in time therefore costs nothing: the caller runs its range
+ * instead of sleeping on it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,14 +27,40 @@ struct cpu_pool {
     pthread_cond_t cv_start;
     pthread_cond_t cv_done;
     uint64_t gen;   /* incremented for each job */
-    int pending;    /* workers that have not finished the current job */
     int stop;
     /* current job */
     cpu_task_fn fn;
     void *ctx;
     int64_t n;
     int nparts;
+    int next; /* next unclaimed range */
+    int done; /* ranges finished */
 };
+
+/* Claims and runs ranges of job `gen` until none is left. */
+static void run_ranges(cpu_pool *p, uint64_t gen, int tid)
+{
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        if (p->gen != gen || p->next >= p->nparts) {
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        int r = p->next++;
+        cpu_task_fn fn = p->fn;
+        void *ctx = p->ctx;
+        int64_t n = p->n;
+        int parts = p->nparts;
+        pthread_mutex_unlock(&p->mu);
+
+        int64_t b = n * r / parts, e = n * (r + 1) / parts;
+        if (e > b) fn(ctx, b, e, tid);
+
+        pthread_mutex_lock(&p->mu);
+        if (++p->done == parts) pthread_cond_signal(&p->cv_done);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
 
 typedef struct worker_arg {
     cpu_pool *p;
@@ -50,20 +81,8 @@ static void *worker_main(void *arg)
             return NULL;
         }
         seen = p->gen;
-        cpu_task_fn fn = p->fn;
-        void *ctx = p->ctx;
-        int64_t n = p->n;
-        int parts = p->nparts;
         pthread_mutex_unlock(&p->mu);
-
-        if (wa.tid < parts) {
-            int64_t b = n * wa.tid / parts, e = n * (wa.tid + 1) / parts;
-            if (e > b) fn(ctx, b, e, wa.tid);
-        }
-
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->cv_done);
-        pthread_mutex_unlock(&p->mu);
+        run_ranges(p, seen, wa.tid);
     }
 }
 
@@ -136,15 +155,15 @@ void cpu_pool_run(cpu_pool *p, int64_t n, int64_t grain, cpu_task_fn fn, void *c
     p->ctx = ctx;
     p->n = n;
     p->nparts = (int)parts;
-    p->pending = p->started;
-    p->gen++;
+    p->next = 0;
+    p->done = 0;
+    uint64_t gen = ++p->gen;
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
 
-    int64_t e0 = n / parts;
-    if (e0 > 0) fn(ctx, 0, e0, 0);
+    run_ranges(p, gen, 0);
 
     pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    while (p->done < p->nparts) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
