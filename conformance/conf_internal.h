@@ -142,8 +142,12 @@ typedef struct conf_err {
     int64_t first_mismatch;
 } conf_err;
 
-/* Compare numel view values a (under test) with r (reference). */
-void conf_compare(const double *a, const double *r, int64_t n, conf_err *e);
+/* Compare n view values a (under test) with r (reference).  Reference
+ * magnitudes below floor_scale count as floor_scale (0: none). */
+void conf_compare(const double *a, const double *r, int64_t n, double floor_scale, conf_err *e);
+/* 1e-3 x the largest magnitude among the case's float inputs (and in/out
+ * initial values): the floor for conf_compare in test mode. */
+double conf_floor_scale(const conf_case *cc);
 
 /* ---- modes ------------------------------------------------------------- */
 typedef struct conf_loaded_case {
@@ -156,6 +160,7 @@ typedef struct conf_op_stats {
     int cases, passed, failed, skipped;
     double worst_nmse, worst_maxerr;  /* measured */
     double worst_ratio;               /* max over cases of error / tolerance */
+    char worst_case[64];              /* "file#index" of the worst ratio */
     double total_ms;
 } conf_op_stats;
 

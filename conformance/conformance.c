@@ -167,13 +167,14 @@ static void print_summary(conf_run *r, double wall_ms)
                     s->failed ? "  (failures)" : "");
         }
     } else {
-        fprintf(out, "  %-22s %6s %6s %6s %10s %10s %10s\n", "op", "cases", "pass", "fail",
-                "worst nmse", "worst max", "err/tol");
+        fprintf(out, "  %-22s %6s %6s %6s %10s %10s %10s  %s\n", "op", "cases", "pass", "fail",
+                "worst nmse", "worst max", "err/tol", "worst case");
         for (int op = 0; op < HCGA_OP_COUNT; op++) {
             const conf_op_stats *s = &r->stats[op];
             if (!s->cases) continue;
-            fprintf(out, "  %-22s %6d %6d %6d %10.1e %10.1e %10.1e\n", hcga_op_name(op), s->cases,
-                    s->passed, s->failed, s->worst_nmse, s->worst_maxerr, s->worst_ratio);
+            fprintf(out, "  %-22s %6d %6d %6d %10.1e %10.1e %10.1e  %s\n", hcga_op_name(op),
+                    s->cases, s->passed, s->failed, s->worst_nmse, s->worst_maxerr, s->worst_ratio,
+                    s->worst_case);
         }
     }
     int missing = 0;

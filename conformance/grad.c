@@ -572,7 +572,7 @@ int conf_grad_case(conf_run *r, const conf_loaded_case *lc)
                                    " | d in%d %lld element(s) near a kink skipped", k,
                                    (long long)kinked);
         conf_err e;
-        conf_compare(ga, gn, S, &e);
+        conf_compare(ga, gn, S, 0.0, &e);
         int ok = e.nan_count == 0 && e.nmse <= GRAD_NMSE && e.maxerr <= GRAD_MAX;
         if (e.nmse > worst_nmse) worst_nmse = e.nmse;
         if (e.maxerr > worst_max) worst_max = e.maxerr;
@@ -600,7 +600,10 @@ done:;
     if (worst_nmse > s->worst_nmse) s->worst_nmse = worst_nmse;
     if (worst_max > s->worst_maxerr) s->worst_maxerr = worst_max;
     double ratio = fmax(worst_nmse / GRAD_NMSE, worst_max / GRAD_MAX);
-    if (ratio > s->worst_ratio) s->worst_ratio = ratio;
+    if (ratio > s->worst_ratio || !s->worst_case[0]) {
+        s->worst_ratio = fmax(ratio, s->worst_ratio);
+        snprintf(s->worst_case, sizeof s->worst_case, "%.60s", tag);
+    }
     s->total_ms += ms;
     fprintf(out, "%s  %-22s %s [vs %s]%s | %.1f ms\n", pass ? "PASS" : "FAIL", tag, line, gp->bwd,
             msg, ms);
