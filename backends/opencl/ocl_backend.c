@@ -530,6 +530,10 @@ static void ocl_destroy(hcga_backend *be)
     if (be->program) clReleaseProgram(be->program);
     if (be->queue) clReleaseCommandQueue(be->queue);
     if (be->ctx) clReleaseContext(be->ctx);
+    /* CLBlast keeps compiled programs (holding our context) in a process-wide
+     * cache; drop them with the context.  Another live instance only pays a
+     * recompilation (PoCL's on-disk cache makes that cheap). */
+    CLBlastClearCache();
     free(be);
 }
 
@@ -691,7 +695,10 @@ static hcga_status ocl_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t 
                         "range [%llu, +%llu) outside the buffer of %llu bytes",
                         (unsigned long long)offset, (unsigned long long)bytes,
                         (unsigned long long)buf->size);
-    if (!bytes) return clFinish(be->queue) == CL_SUCCESS ? HCGA_OK : HCGA_ERR_DEVICE;
+    if (!bytes) {
+        OCL_CHECK(be, clFinish(be->queue), "clFinish");
+        return HCGA_OK;
+    }
     OCL_CHECK(be, clEnqueueReadBuffer(be->queue, buf->mem, CL_TRUE, (size_t)offset,
                                       (size_t)bytes, dst, 0, NULL, NULL),
               "clEnqueueReadBuffer");

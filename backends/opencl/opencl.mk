@@ -16,7 +16,8 @@ OCL_KERNEL_SRCS = \
 	backends/opencl/kernels/bn.cl \
 	backends/opencl/kernels/loss.cl \
 	backends/opencl/kernels/copy.cl
-EXTRA_DIST += backends/opencl/opencl.mk backends/opencl/cl2c.sh $(OCL_KERNEL_SRCS) \
+EXTRA_DIST += backends/opencl/opencl.mk backends/opencl/cl2c.sh backends/opencl/README.md \
+	$(OCL_KERNEL_SRCS) \
 	backends/common/README.md
 
 if HAVE_OPENCL
