@@ -273,6 +273,13 @@ int hcga_conformance_run(const conf_opts *o)
         for (int i = 0; i < ncases; i++) {
             const conf_loaded_case *lc = &cases[i];
             int res;
+            if (o->verbose > 0) {
+                /* a backend that crashes leaves this line as the last one */
+                char line[1024];
+                hcga_shapefile_format_case(line, sizeof line, &lc->c);
+                fprintf(out, "RUN   %s#%d %s\n", lc->file, lc->index, line);
+                fflush(out);
+            }
             switch (o->mode) {
             case CONF_MODE_TEST:
                 res = conf_test_case(&r, lc, dtype);

@@ -421,6 +421,10 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         conf_tensor *x = &cc->in[0];
         if (x->s.ndim != 2) return set_err(err, err_len, "%s: x must be [N,D]", hcga_op_name(c->op));
         int64_t n = x->s.shape[0], d = x->s.shape[1];
+        /* distances around 0.25 (uniform in [-s, s] gives E|xi-xj|^2 = 2 d s^2 / 3),
+         * so that margins of 0.1..0.3 leave some anchors' hinges active */
+        double sc = 0.25 / sqrt(2.0 * (double)(d > 0 ? d : 1) / 3.0);
+        fill_unif(x, r, -sc, sc);
         if (cc->in[1].extent != (bwd ? 2 * n : n))
             return set_err(err, err_len, "%s: in1 must have %lld elements", hcga_op_name(c->op),
                            (long long)(bwd ? 2 * n : n));
