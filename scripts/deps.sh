@@ -15,7 +15,7 @@ HCGA_DEPS=(
   libjansson-dev                    # safetensors JSON header
   libyaml-dev                       # the reference's yacs YAML configs
   libpng-dev libjpeg62-turbo-dev    # dataset images and pseudo labels
-  libcairo2-dev                     # synthetic benchmark rendering
+  libcairo2-dev libfontconfig-dev   # pictures (hcga parse, ranked lists, curves): text, anti-aliasing
   pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo   # OpenCL backend on the CPU (PoCL)
   libclblast-dev                    # OpenCL backend: GEMM
   clang libclang-rt-14-dev          # libFuzzer targets
