@@ -76,8 +76,7 @@ static cudaError_t run_binary(cudaStream_t s, int is_mul, const cuk_view *v, int
                               const T *b, T *y, T alpha, T beta)
 {
     const unsigned g = cuk_grid(n, CUK_BLOCK);
-    cuk_view none;
-    none.nd = 0;
+    cuk_view none = {}; /* nd = 0: unused without broadcasting */
     if (v) {
         if (is_mul)
             k_binary<T, true, true><<<g, CUK_BLOCK, 0, s>>>(*v, n, a, b, y, alpha, beta);

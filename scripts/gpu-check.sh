@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh - the one script to run on a machine with an NVIDIA GPU
+# (the lent H100: nvcc, driver 580, PyTorch, no internet).  Run it at the
+# repository root.  It builds hcga with the CUDA backend and checks it end to
+# end, writing logs and a summary:
+#
+#   env          GPU, driver, nvcc, cuDNN and PyTorch versions
+#   build        configure --with-cuda + make (out of tree, in build-gpu/)
+#   backends     `hcga backends` must list cuda as ok
+#   conformance  `hcga --backend cuda conformance --mode test` (f32, then f64)
+#   grad         `hcga --backend cuda conformance --mode grad`
+#   golden       `hcga --backend cuda forward` on the golden tiny model +
+#                `hcga compare` against the reference (as tests/test_golden.c
+#                does for the CPU), then a second run: bit-identical outputs
+#   train        21 training steps of the tiny model on a synthetic dataset on
+#                cpu and on cuda, logged losses compared step by step
+#   bench        `hcga --backend cuda bench` HRNet-W32 256x128 batch 64, train
+#                and eval (and train with tf32=1)
+#   torch        scripts/torch_bench.py: the same HRNet-W32 HCGA step in PyTorch
+#   summary      one line per step, printed last (always runs)
+#
+# usage: scripts/gpu-check.sh [--golden DIR] [--steps a,b,c] [--out DIR]
+#                             [--jobs N] [--cuda DIR] [--hcga PATH]
+#   --golden DIR  the golden files (hrnet_tiny.yml, tiny.weights.safetensors,
+#                 tiny.golden.safetensors); default: $HCGA_GOLDEN, ../shared/golden,
+#                 shared/golden or out/golden, the first that exists
+#   --steps LIST  comma-separated subset of the steps above (default: all).
+#                 Results accumulate in build-gpu/gpu-check-summary.txt, so a
+#                 run can be split over several commands on a warm machine.
+#   --out DIR     logs and results (default: $OUT when set, else out/gpu-check)
+#   --jobs N      make -j (default: nproc)
+#   --cuda DIR    CUDA toolkit (default: /usr/local/cuda).  When it has no
+#                 cuDNN or cuBLAS, the ones of the pip packages nvidia-cudnn-* /
+#                 nvidia-cublas-* (PyTorch's) are merged in by symlinks.
+#   --hcga PATH   use this hcga binary instead of building (skips build)
+#   --bundle FILE use a prebuilt bundle (made by --make-bundle on the
+#                 development machine and carried along) instead of building:
+#                 for a GPU machine without hcga's build dependencies
+#   --make-bundle FILE [--from BUILDDIR]
+#                 (development machine) pack BUILDDIR's hcga, the cpu and cuda
+#                 plugins and the shared libraries they need that are neither
+#                 glibc nor CUDA into FILE (.tar.xz), then exit
+# Exit status: 0 when every step that ran passed, 1 otherwise.
+set -u
+
+ROOT=$(pwd)
+if [[ ! -f "$ROOT/plugins/hcga_plugin.h" ]]; then
+    echo "gpu-check.sh: run me at the repository root (no plugins/hcga_plugin.h here)" >&2
+    exit 2
+fi
+STEPS_ALL="env,build,backends,conformance,grad,golden,train,bench,torch"
+STEPS=$STEPS_ALL
+GOLDEN=${HCGA_GOLDEN:-}
+OUTDIR=${OUT:-$ROOT/out/gpu-check}
+JOBS=$(nproc 2>/dev/null || echo 4)
+CUDA_DIR=/usr/local/cuda
+HCGA=
+BUILD=$ROOT/build-gpu
+BUNDLE=
+MAKE_BUNDLE=
+FROM=
+
+while (($#)); do
+    case $1 in
+    --golden) GOLDEN=$2; shift 2 ;;
+    --steps) STEPS=$2; shift 2 ;;
+    --out) OUTDIR=$2; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    --cuda) CUDA_DIR=$2; shift 2 ;;
+    --hcga) HCGA=$2; shift 2 ;;
+    --bundle) BUNDLE=$2; shift 2 ;;
+    --make-bundle) MAKE_BUNDLE=$2; shift 2 ;;
+    --from) FROM=$2; shift 2 ;;
+    -h | --help) sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu-check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+# ---- bundles ----------------------------------------------------------------
+if [[ -n "$MAKE_BUNDLE" ]]; then
+    from=${FROM:-$BUILD}
+    [[ -x "$from/hcga" && -f "$from/.libs/hcga_backend_cuda.so" ]] || {
+        echo "gpu-check.sh: $from has no hcga and .libs/hcga_backend_cuda.so (give --from BUILDDIR)" >&2
+        exit 2
+    }
+    tmp=$(mktemp -d)
+    b=$tmp/bundle
+    mkdir -p "$b/lib" "$b/plugins"
+    cp "$from/hcga" "$b/"
+    cp "$from/.libs/hcga_backend_cpu.so" "$from/.libs/hcga_backend_cuda.so" "$b/plugins/"
+    # every resolved dependency but glibc's own libraries and CUDA's
+    ldd "$b/hcga" "$b"/plugins/*.so | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
+        case ${lib##*/} in
+        libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libresolv.so*) ;;
+        libcud* | libcublas* | libnv* | libcufft* | libcurand* | libcusolver* | libcusparse*) ;;
+        *) cp -L "$lib" "$b/lib/" ;;
+        esac
+    done
+    {
+        echo "built: $(date -u) on $(uname -n)"
+        echo "source: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+        echo "srcdir: $(sed -n 's/^abs_top_srcdir = //p' "$from/Makefile")"
+        echo "builddir: $(cd "$from" && pwd)"
+    } >"$b/BUILT.txt"
+    mkdir -p "$(dirname "$MAKE_BUNDLE")"
+    tar -C "$tmp" -cJf "$MAKE_BUNDLE" bundle || exit 1
+    rm -rf "$tmp"
+    echo "wrote $MAKE_BUNDLE ($(du -h "$MAKE_BUNDLE" | cut -f1)): carry it and run with --bundle $MAKE_BUNDLE"
+    exit 0
+fi
+mkdir -p "$OUTDIR" "$BUILD" || exit 2
+OUTDIR=$(cd "$OUTDIR" && pwd)
+SUMMARY=$BUILD/gpu-check-summary.txt
+failed=0
+
+if [[ -z "$GOLDEN" ]]; then
+    for d in "$ROOT/../shared/golden" "$ROOT/shared/golden" "$ROOT/out/golden"; do
+        if [[ -f "$d/tiny.golden.safetensors" ]]; then GOLDEN=$d; break; fi
+    done
+fi
+
+want() { [[ ",$STEPS," == *",$1,"* ]]; }
+log() { printf '\n==== %s\n' "$*"; }
+# result STEP STATUS DETAIL KEY: print one summary line (STATUS: PASS, FAIL,
+# MISSING, INFO) and keep it in $SUMMARY as "KEY<tab>line", replacing the
+# line of an earlier run with the same KEY.
+result() {
+    local line
+    line=$(printf '%-12s %-7s %s' "$1" "$2" "$3")
+    echo "$line"
+    if [[ -f "$SUMMARY" ]]; then
+        awk -F'\t' -v k="$4" '$1 != k' "$SUMMARY" >"$SUMMARY.tmp" && mv -f "$SUMMARY.tmp" "$SUMMARY"
+    fi
+    printf '%s\t%s\n' "$4" "$line" >>"$SUMMARY"
+    [[ $2 == FAIL ]] && failed=1
+    return 0
+}
+# run LOG TIMEOUT CMD...: run with a time limit, output to the log and the tail to stdout
+run() {
+    local logf=$1 limit=$2 rc
+    shift 2
+    echo "+ $*" >"$logf"
+    timeout "$limit" "$@" >>"$logf" 2>&1
+    rc=$?
+    tail -n 25 "$logf"
+    ((rc == 124)) && echo "(timed out after $limit s)"
+    return $rc
+}
+secs() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(secs)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---- env -----------------------------------------------------------------
+if want env; then
+    log "environment"
+    {
+        echo "date: $(date -u)"
+        nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1
+        "$CUDA_DIR/bin/nvcc" --version 2>&1 | tail -2
+        python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "gpu", torch.cuda.is_available())' 2>&1
+        ls "$CUDA_DIR"/include/cudnn*.h "$CUDA_DIR"/lib64/libcudnn.so* 2>&1 | head -4
+        echo "cpus: $(nproc)"
+    } | tee "$OUTDIR/env.txt"
+    gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
+    result env INFO "${gpu:-nvidia-smi gave no GPU}" env
+fi
+
+# ---- build ---------------------------------------------------------------------
+# A CUDA directory with the toolkit, cuDNN and cuBLAS side by side: the
+# toolkit itself, or a symlink farm adding PyTorch's pip cuDNN / cuBLAS.
+cuda_with_cudnn() {
+    local dir=$1 merged=$BUILD/cuda-merged extra=() p
+    if [[ -f "$dir/include/cudnn.h" && -f "$dir/include/cublas_v2.h" ]]; then
+        echo "$dir"
+        return 0
+    fi
+    for p in cudnn cublas; do
+        local site
+        site=$(python3 -c "import nvidia.$p as m, os; print(list(m.__path__)[0])" 2>/dev/null) || continue
+        [[ -d "$site/include" ]] && extra+=("$site")
+    done
+    ((${#extra[@]})) || { echo "$dir"; return 1; }
+    rm -rf "$merged"
+    mkdir -p "$merged/bin" "$merged/include" "$merged/lib64"
+    ln -sf "$dir"/bin/* "$merged/bin/"
+    ln -sf "$dir"/include/* "$merged/include/"
+    ln -sf "$dir"/lib64/* "$merged/lib64/" 2>/dev/null
+    for p in "${extra[@]}"; do
+        ln -sf "$p"/include/* "$merged/include/"
+        ln -sf "$p"/lib/* "$merged/lib64/"
+        # pip ships libcudnn.so.9 / libcublas.so.13 without the unversioned link
+        for so in "$p"/lib/lib*.so.*; do
+            [[ -e $so ]] || continue
+            local base=${so##*/}
+            base=${base%%.so.*}.so
+            [[ -e "$merged/lib64/$base" ]] || ln -sf "$so" "$merged/lib64/$base"
+        done
+    done
+    echo "$merged"
+}
+
+if [[ -n "$BUNDLE" ]]; then
+    log "using the prebuilt bundle $BUNDLE"
+    rm -rf "$BUILD/bundle"
+    if tar -C "$BUILD" -xJf "$BUNDLE"; then
+        cat "$BUILD/bundle/BUILT.txt"
+        HCGA=$BUILD/bundle/hcga
+        export HCGA_PLUGIN_PATH=$BUILD/bundle/plugins
+        libpath=$BUILD/bundle/lib
+        # cuDNN / cuBLAS from PyTorch's pip packages when the toolkit lacks them
+        cdir=$(cuda_with_cudnn "$CUDA_DIR") && [[ $cdir != "$CUDA_DIR" ]] && libpath=$libpath:$cdir/lib64
+        export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        # conformance finds its shape files under the source directory the
+        # bundle was built from: point that path at this checkout if it is free
+        src=$(sed -n 's/^srcdir: //p' "$BUILD/bundle/BUILT.txt")
+        if [[ -n "$src" && ! -e "$src" ]]; then
+            mkdir -p "$(dirname "$src")" && ln -s "$ROOT" "$src" && echo "linked $src -> $ROOT"
+        fi
+        result build INFO "prebuilt bundle: $(sed -n 's/^source: //p' "$BUILD/bundle/BUILT.txt")" build
+    else
+        result build FAIL "cannot unpack $BUNDLE" build
+    fi
+fi
+
+if want build && [[ -z "$HCGA" ]]; then
+    log "build (configure --with-cuda, make -j$JOBS) in $BUILD"
+    t0=$(secs)
+    ok=1
+    if [[ ! -x "$ROOT/configure" ]]; then
+        if command -v autoreconf >/dev/null 2>&1; then
+            run "$OUTDIR/autoreconf.log" 300 autoreconf -fi || ok=0
+        else
+            result build MISSING "no ./configure and no autoreconf: carry configure, Makefile.in, aclocal.m4, hcga_autoconf.h.in, build-aux and m4 (see docs/cuda-runs.md)" build
+            ok=0
+        fi
+    fi
+    if ((ok)); then
+        cdir=$(cuda_with_cudnn "$CUDA_DIR") || echo "(no cuDNN found in $CUDA_DIR nor in pip's nvidia.cudnn: configure will say so)"
+        echo "CUDA directory: $cdir"
+        (cd "$BUILD" && run "$OUTDIR/configure.log" 300 "$ROOT/configure" --with-cuda="$cdir") || {
+            result build FAIL "configure failed: $(grep -m1 'error:' "$OUTDIR/configure.log")" build
+            ok=0
+        }
+    fi
+    if ((ok)); then
+        if run "$OUTDIR/build.log" 900 make -C "$BUILD" -j"$JOBS"; then
+            so=$BUILD/.libs/hcga_backend_cuda.so
+            size=$(stat -c %s "$so" 2>/dev/null || echo 0)
+            result build PASS "$(elapsed "$t0") s, hcga_backend_cuda.so $((size / 1024)) KiB" build
+        else
+            result build FAIL "make failed (build.log): $(grep -m1 -E 'error|Error' "$OUTDIR/build.log")" build
+        fi
+    fi
+fi
+[[ -n "$HCGA" ]] || HCGA=$BUILD/hcga
+
+have_hcga() {
+    if [[ ! -x "$HCGA" ]]; then
+        result "$1" MISSING "no hcga binary at $HCGA (run the build step)" "$1"
+        return 1
+    fi
+}
+has_command() { "$HCGA" --help 2>/dev/null | grep -q "^  $1 "; }
+
+# ---- backends -----------------------------------------------------------------
+if want backends && have_hcga backends; then
+    log "hcga backends"
+    "$HCGA" backends 2>&1 | tee "$OUTDIR/backends.txt"
+    if awk '/^cuda:/{c=1; next} /^[^ ]/{c=0} c && /^  ok/{f=1} END{exit !f}' "$OUTDIR/backends.txt"; then
+        dev=$(awk '/^cuda:/{c=1; next} /^[^ ]/{c=0} c && /device 0:/{sub(/^ *device 0: */, ""); print; exit}' "$OUTDIR/backends.txt")
+        result backends PASS "cuda ok: $dev" backends
+    else
+        result backends FAIL "cuda not ok: $(awk '/^cuda:/{getline; print; exit}' "$OUTDIR/backends.txt")" backends
+    fi
+fi
+
+# ---- conformance -------------------------------------------------------------------
+conformance() { # NAME LOG ARGS...
+    local name=$1 logf=$2 t0
+    shift 2
+    t0=$(secs)
+    if run "$logf" 1200 "$HCGA" --backend cuda conformance "$@"; then
+        result "$name" PASS "$* ($(elapsed "$t0") s): $(grep -m1 '^cases ' "$logf")" "$name:$*"
+    else
+        result "$name" FAIL "$* ($(elapsed "$t0") s): $(grep -m1 '^cases ' "$logf") (see $(basename "$logf"))" "$name:$*"
+    fi
+}
+if want conformance && have_hcga conformance; then
+    if has_command conformance; then
+        log "conformance --mode test"
+        conformance conformance "$OUTDIR/conformance_f32.log" --mode test
+        conformance conformance "$OUTDIR/conformance_f64.log" --mode test --dtype f64
+    else
+        result conformance MISSING "this hcga has no conformance command" conformance
+    fi
+fi
+if want grad && have_hcga grad; then
+    if has_command conformance; then
+        log "conformance --mode grad"
+        conformance grad "$OUTDIR/conformance_grad.log" --mode grad
+    else
+        result grad MISSING "this hcga has no conformance command" grad
+    fi
+fi
+
+# ---- golden forward ----------------------------------------------------------------------
+if want golden && have_hcga golden; then
+    log "golden forward (tiny model) + compare"
+    if [[ -z "$GOLDEN" || ! -f "$GOLDEN/tiny.golden.safetensors" ]]; then
+        result golden MISSING "golden files not found (give --golden DIR; carry a copy, see docs/cuda-runs.md)" golden
+    elif ! has_command forward || ! has_command compare; then
+        result golden MISSING "this hcga lacks the forward or compare command" golden
+    else
+        fwd=("$HCGA" --backend cuda forward --config "$GOLDEN/hrnet_tiny.yml"
+            --weights "$GOLDEN/tiny.weights.safetensors" --input "$GOLDEN/tiny.golden.safetensors"
+            --mode both --grads --adam-step 3.5e-6 --output)
+        t0=$(secs)
+        if run "$OUTDIR/golden_forward.log" 600 "${fwd[@]}" "$OUTDIR/cuda_tiny.safetensors"; then
+            fsec=$(elapsed "$t0")
+            if run "$OUTDIR/golden_compare.log" 300 "$HCGA" compare "$OUTDIR/cuda_tiny.safetensors" \
+                "$GOLDEN/tiny.golden.safetensors" --tol 1e-3 --group-tol grad=1e-2 --atol 1e-6 --ignore input.; then
+                result golden PASS "forward+grads+adam ${fsec} s; all tensors within tol (golden_compare.log)" golden
+            else
+                result golden FAIL "compare: $(grep -m1 -iE 'fail|differ|missing' "$OUTDIR/golden_compare.log")" golden
+            fi
+            if run "$OUTDIR/golden_forward2.log" 600 "${fwd[@]}" "$OUTDIR/cuda_tiny_2.safetensors" &&
+                cmp -s "$OUTDIR/cuda_tiny.safetensors" "$OUTDIR/cuda_tiny_2.safetensors"; then
+                result golden PASS "two runs bit-identical (deterministic)" golden-determinism
+            else
+                result golden FAIL "two runs differ (or the second run failed)" golden-determinism
+            fi
+        else
+            result golden FAIL "forward failed: $(tail -n 1 "$OUTDIR/golden_forward.log")" golden
+        fi
+    fi
+fi
+
+# ---- 20 training steps vs the CPU ----------------------------------------------------------
+if want train && have_hcga train; then
+    log "training: 21 steps on cpu and on cuda, losses compared"
+    if ! has_command train || ! has_command synth; then
+        result train MISSING "this hcga lacks $(has_command train || echo 'train ')$(has_command synth || echo synth): 20-step comparison not run" train
+    else
+        data=$BUILD/synth-train
+        [[ -d "$data/bounding_box_train" ]] ||
+            run "$OUTDIR/synth.log" 300 "$HCGA" synth --out "$data" --ids 40 --per-cam 2 --distractors 0 --seed 1
+        # 120 images of 20 identities, batch 16 = 4 x 4: 7 iterations per
+        # epoch, 3 epochs = 21 steps; fixed horizontal-band part labels keep
+        # co-parsing out of the comparison.
+        train_args=(train --config "$ROOT/configs/hrnet_tiny.yml" --data "$data" --seed 1
+            SOLVER.MAX_EPOCHS 3 SOLVER.IMS_PER_BATCH 16 DATALOADER.NUM_INSTANCE 4 SOLVER.LOG_PERIOD 1
+            SOLVER.EVAL_PERIOD 1000 SOLVER.CHECKPOINT_PERIOD 1000 CLUSTERING.AL band)
+        ok=1
+        for be in cpu cuda; do
+            t0=$(secs)
+            rm -rf "$BUILD/train-$be"
+            run "$OUTDIR/train_$be.log" 900 "$HCGA" --backend "$be" "${train_args[@]}" --output "$BUILD/train-$be" || ok=0
+            echo "$be: $(elapsed "$t0") s"
+        done
+        if ((ok)); then
+            # 'Epoch[e] Iteration[i/n] Loss: L, ...' (the log's running mean within the epoch)
+            for be in cpu cuda; do
+                sed -n 's/.*Iteration\[\([0-9]*\)\/[0-9]*\] Loss: \([-0-9.eE+naif]*\),.*/\2/p' \
+                    "$OUTDIR/train_$be.log" | head -n 21 >"$OUTDIR/losses_$be.txt"
+            done
+            paste "$OUTDIR/losses_cpu.txt" "$OUTDIR/losses_cuda.txt" | awk '
+                { n++; d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1);
+                  printf "step %2d  cpu %s  cuda %s  rel %.2e\n", n, $1, $2, r;
+                  if (r > worst) worst = r; if (n == 1) first = r }
+                END { printf "steps %d, first-step rel diff %.2e, worst %.2e\n", n, first, worst;
+                      exit !(n >= 20 && first < 1e-3 && worst < 2e-2) }' | tee "$OUTDIR/train_compare.txt"
+            if ((PIPESTATUS[1] == 0)); then
+                result train PASS "$(tail -n 1 "$OUTDIR/train_compare.txt")" train
+            else
+                result train FAIL "$(tail -n 1 "$OUTDIR/train_compare.txt") (need >= 20 steps, first < 1e-3, all < 2e-2)" train
+            fi
+        else
+            result train FAIL "a training run failed (train_cpu.log / train_cuda.log)" train
+        fi
+    fi
+fi
+
+# ---- bench ------------------------------------------------------------------------------------
+if want bench && have_hcga bench; then
+    log "hcga bench: HRNet-W32 256x128 batch 64"
+    if ! has_command bench; then
+        result bench MISSING "this hcga has no bench command" bench
+    else
+        bench() { # NAME MODE [global options]
+            local name=$1 mode=$2
+            shift 2
+            if run "$OUTDIR/bench_$name.log" 900 "$HCGA" --backend cuda "$@" bench \
+                --config "$ROOT/configs/hrnet32.yml" --batch 64 --mode "$mode" --iters 20 --warmup 3; then
+                result bench PASS "$name: $(grep -m1 -i 'images/s' "$OUTDIR/bench_$name.log")" "bench:$name"
+            else
+                result bench FAIL "$name: $(tail -n 1 "$OUTDIR/bench_$name.log")" "bench:$name"
+            fi
+        }
+        bench train train
+        bench eval eval
+        bench train-tf32 train --backend-options tf32=1
+    fi
+fi
+
+# ---- PyTorch baseline ----------------------------------------------------------------------------
+if want torch; then
+    log "PyTorch baseline (scripts/torch_bench.py)"
+    if ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+        result torch MISSING "python3 cannot import torch with CUDA" torch
+    else
+        for variant in fp32 tf32; do
+            args=(--batch 64 --mode both --iters 20 --warmup 5 --json "$OUTDIR/torch_$variant.json")
+            [[ $variant == tf32 ]] && args+=(--tf32)
+            if run "$OUTDIR/torch_$variant.log" 900 python3 "$ROOT/scripts/torch_bench.py" "${args[@]}"; then
+                result torch PASS "$variant: $(grep '^torch train' "$OUTDIR/torch_$variant.log" | sed 's/, cudnn.*//') | $(grep '^torch eval' "$OUTDIR/torch_$variant.log" | sed 's/, cudnn.*//')" "torch:$variant"
+            else
+                result torch FAIL "$variant: $(tail -n 1 "$OUTDIR/torch_$variant.log")" "torch:$variant"
+            fi
+        done
+    fi
+fi
+
+# ---- summary -----------------------------------------------------------------------------------------
+log "summary (all runs so far; build-gpu/gpu-check-summary.txt)"
+cut -f2- "$SUMMARY" | tee "$OUTDIR/summary.txt"
+exit $failed
