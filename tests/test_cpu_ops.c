@@ -503,6 +503,18 @@ START_TEST(elementwise_hand)
     RUN(HCGA_OP_THRESH_BWD, &th, INS(&x, &dy), INS(&dx));
     expect_tensor(&dx, (double[]){0, 2, 3, 4, 5}, 0, "thresh_bwd");
 
+    /* a threshold that f32 cannot represent compares as the exact value:
+     * (float)0.1 > 0.1 is kept, the float just below 0.1 is not */
+    float above = 0.1f, below = nextafterf(0.1f, 0.0f);
+    ck_assert((double)above > 0.1 && (double)below < 0.1);
+    hcga_tensor xt = TEN(dt, ((double[]){above, below}), 2), yt = TEN(dt, NULL, 2);
+    th.scalar.a = 0.1;
+    RUN(HCGA_OP_THRESH_FWD, &th, INS(&xt), INS(&yt));
+    expect_tensor(&yt, (double[]){above, 0}, 0, "thresh t=0.1");
+    hcga_tensor dyt = TEN(dt, ((double[]){5, 6}), 2);
+    RUN(HCGA_OP_THRESH_BWD, &th, INS(&xt, &dyt), INS(&yt));
+    expect_tensor(&yt, (double[]){5, 0}, 0, "thresh_bwd t=0.1");
+
     /* in place (y aliases x) is allowed for elementwise ops */
     RUN(HCGA_OP_RELU_FWD, NULL, INS(&x), INS(&x));
     expect_tensor(&x, (double[]){0, 0, 0, 0.5, 3}, 0, "relu in place");

@@ -19,6 +19,15 @@
 /* Elementwise                                                             */
 /* ======================================================================= */
 
+/* The smallest T >= s: for every T x, x < result <=> (double)x < s.  (Only
+ * f32 can round s down.) */
+static inline T FN(thresh_t)(double s)
+{
+    T t = (T)s;
+    if ((double)t < s) t = (T)nextafterf((float)t, INFINITY);
+    return t;
+}
+
 static void FN(ew_task)(void *vc, int64_t b0, int64_t e, int tid)
 {
     (void)tid;
@@ -30,8 +39,11 @@ static void FN(ew_task)(void *vc, int64_t b0, int64_t e, int tid)
     case EW_RELU_F:
         for (int64_t i = b0; i < e; i++) y[i] = (a[i] > 0 || a[i] != a[i]) ? a[i] : (T)0;
         break;
-    case EW_RELU_B:
-        for (int64_t i = b0; i < e; i++) y[i] = a[i] > 0 ? b[i] : (T)0;
+    case EW_RELU_B: /* unconditional loads so the loop vectorises */
+        for (int64_t i = b0; i < e; i++) {
+            T g = b[i];
+            y[i] = a[i] > 0 ? g : (T)0;
+        }
         break;
     case EW_SIG_F:
         for (int64_t i = b0; i < e; i++) y[i] = (T)(1.0 / (1.0 + exp(-(double)a[i])));
@@ -42,12 +54,19 @@ static void FN(ew_task)(void *vc, int64_t b0, int64_t e, int tid)
             y[i] = (T)((double)b[i] * yy * (1.0 - yy));
         }
         break;
-    case EW_THR_F:
-        for (int64_t i = b0; i < e; i++) y[i] = ((double)a[i] < s) ? (T)0 : a[i];
+    case EW_THR_F: {
+        const T t = FN(thresh_t)(s);
+        for (int64_t i = b0; i < e; i++) y[i] = a[i] < t ? (T)0 : a[i];
         break;
-    case EW_THR_B:
-        for (int64_t i = b0; i < e; i++) y[i] = ((double)a[i] < s) ? (T)0 : b[i];
+    }
+    case EW_THR_B: {
+        const T t = FN(thresh_t)(s);
+        for (int64_t i = b0; i < e; i++) {
+            T g = b[i];
+            y[i] = a[i] < t ? (T)0 : g;
+        }
         break;
+    }
     case EW_FILL: {
         T v = (T)s;
         for (int64_t i = b0; i < e; i++) y[i] = v;
