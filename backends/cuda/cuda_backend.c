@@ -226,6 +226,7 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
     be->tf32 = 0;
     be->deterministic = 1;
     be->algo_find = 0;
+    be->sync_each = 0;
     be->ws_cap = (size_t)CU_DEFAULT_WORKSPACE_MB << 20;
     if (!opts) return 0;
     const char *p = opts;
@@ -241,13 +242,14 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
             size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
             const char *v = eq + 1;
             long num = 0;
-            if (key_is(p, klen, "tf32") || key_is(p, klen, "deterministic")) {
+            if (key_is(p, klen, "tf32") || key_is(p, klen, "deterministic") || key_is(p, klen, "sync")) {
                 if (parse_long(v, vlen, 0, 1, &num) != 0) {
                     snprintf(err, err_len, "cuda backend option '%.*s': value must be 0 or 1",
                              (int)len, p);
                     return -1;
                 }
                 if (key_is(p, klen, "tf32")) be->tf32 = (int)num;
+                else if (key_is(p, klen, "sync")) be->sync_each = (int)num;
                 else be->deterministic = (int)num;
             } else if (key_is(p, klen, "algo")) {
                 if (vlen == 9 && memcmp(v, "heuristic", 9) == 0) be->algo_find = 0;
@@ -274,7 +276,7 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
                 }
             } else {
                 snprintf(err, err_len,
-                         "unknown cuda backend option '%.*s' (known: tf32, deterministic, algo, workspace_mb, threads)",
+                         "unknown cuda backend option '%.*s' (known: tf32, deterministic, algo, workspace_mb, sync, threads)",
                          (int)klen, p);
                 return -1;
             }
@@ -405,7 +407,7 @@ static hcga_status cuda_create(int device, const char *options, hcga_backend **o
     CREATE_BLAS("cublasSetPointerMode", cublasSetPointerMode(be->blas, CUBLAS_POINTER_MODE_HOST));
     CREATE_BLAS("cublasSetAtomicsMode", cublasSetAtomicsMode(be->blas, CUBLAS_ATOMICS_NOT_ALLOWED));
     CREATE_BLAS("cublasSetMathMode",
-                cublasSetMathMode(be->blas, be->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+                cublasSetMathMode(be->blas, be->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 
     st = cu_ensure_scratch(be, op, CU_INITIAL_SCRATCH);
     if (st != HCGA_OK) return create_fail(be, err, err_len, st);
@@ -490,7 +492,7 @@ static hcga_status cuda_buffer_write(hcga_backend *be, hcga_buffer *buf, uint64_
 }
 
 /* Wait for the stream and report errors recorded by kernels meanwhile. */
-static hcga_status wait_and_check(hcga_backend *be, const char *op)
+hcga_status cu_wait_and_check(hcga_backend *be, const char *op)
 {
     CU_CUDA(be, op, "cudaMemcpyAsync",
             cudaMemcpyAsync(be->hflag, be->dflag, sizeof(int), cudaMemcpyDeviceToHost, be->stream));
@@ -523,13 +525,13 @@ static hcga_status cuda_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t
     if (bytes > 0)
         CU_CUDA(be, op, "cudaMemcpyAsync",
                 cudaMemcpyAsync(dst, (char *)buf->ptr + offset, bytes, cudaMemcpyDeviceToHost, be->stream));
-    return wait_and_check(be, op);
+    return cu_wait_and_check(be, op);
 }
 
 static hcga_status cuda_synchronize(hcga_backend *be)
 {
     CU_CUDA(be, "synchronize", "cudaSetDevice", cudaSetDevice(be->device));
-    return wait_and_check(be, "synchronize");
+    return cu_wait_and_check(be, "synchronize");
 }
 
 static int cuda_supports(hcga_backend *be, int op, int dtype)

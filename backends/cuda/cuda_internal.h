@@ -47,6 +47,7 @@ struct hcga_backend {
     int deterministic; /* deterministic=0 admits non-deterministic cuDNN algorithms */
     int algo_find;     /* algo=find: cudnnFind* (timed) instead of heuristics */
     size_t ws_cap;     /* workspace_mb: largest cuDNN workspace considered */
+    int sync_each;     /* sync=1: wait after every op so faults name their op */
 
     int use_pool; /* stream-ordered allocation (cudaMallocAsync) available */
 
@@ -103,6 +104,9 @@ hcga_status cu_fail_cublas(hcga_backend *be, const char *op, const char *call, c
 
 /* ---- memory ---------------------------------------------------------------- */
 
+/* Wait for the stream; report a device-side input error (error flag) or a
+ * failure of the enqueued work as a failure of `op`. */
+hcga_status cu_wait_and_check(hcga_backend *be, const char *op);
 hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes);
 hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes);
 

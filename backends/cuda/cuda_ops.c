@@ -819,46 +819,101 @@ static hcga_status op_sgd_step(hcga_backend *be, const hcga_op_args *a)
 
 /* ---- the table ------------------------------------------------------------------------------------ */
 
+/* With sync=1 every op waits for its own work, so that a device fault or a
+ * device-side input error is reported by the op that caused it. */
+static hcga_status after_op(hcga_backend *be, const hcga_op_args *a, hcga_status st)
+{
+    if (st != HCGA_OK || !be || !be->sync_each) return st;
+    return cu_wait_and_check(be, hcga_op_name(a->op));
+}
+
+#define CU_WRAP(fn)                                                           \
+    static hcga_status w_##fn(hcga_backend *be, const hcga_op_args *a)          \
+    {                                                                         \
+        return after_op(be, a, fn(be, a));                                    \
+    }
+CU_WRAP(cu_op_conv2d_fwd)
+CU_WRAP(cu_op_conv2d_bwd_data)
+CU_WRAP(cu_op_conv2d_bwd_filter)
+CU_WRAP(cu_op_bn_fwd_train)
+CU_WRAP(cu_op_bn_fwd_infer)
+CU_WRAP(cu_op_bn_bwd)
+CU_WRAP(op_relu_fwd)
+CU_WRAP(op_relu_bwd)
+CU_WRAP(op_sigmoid_fwd)
+CU_WRAP(op_sigmoid_bwd)
+CU_WRAP(op_thresh_fwd)
+CU_WRAP(op_thresh_bwd)
+CU_WRAP(op_add)
+CU_WRAP(op_mul)
+CU_WRAP(op_sum_to)
+CU_WRAP(op_copy)
+CU_WRAP(op_fill)
+CU_WRAP(op_softmax_fwd)
+CU_WRAP(op_softmax_bwd)
+CU_WRAP(op_concat)
+CU_WRAP(op_split)
+CU_WRAP(op_argmax)
+CU_WRAP(op_upsample_fwd)
+CU_WRAP(op_upsample_bwd)
+CU_WRAP(op_resize_fwd)
+CU_WRAP(op_resize_bwd)
+CU_WRAP(op_gap_fwd)
+CU_WRAP(op_gap_bwd)
+CU_WRAP(cu_op_gemm)
+CU_WRAP(op_reduce)
+CU_WRAP(op_reduce_bwd)
+CU_WRAP(op_ce_ls_fwd)
+CU_WRAP(op_ce_ls_bwd)
+CU_WRAP(op_pixel_ce_fwd)
+CU_WRAP(op_pixel_ce_bwd)
+CU_WRAP(op_triplet_fwd)
+CU_WRAP(op_triplet_bwd)
+CU_WRAP(op_shift_l1_fwd)
+CU_WRAP(op_shift_l1_bwd)
+CU_WRAP(op_adam_step)
+CU_WRAP(op_sgd_step)
+
 const hcga_op_fn cu_op_table[HCGA_OP_COUNT] = {
-    [HCGA_OP_CONV2D_FWD] = cu_op_conv2d_fwd,
-    [HCGA_OP_CONV2D_BWD_DATA] = cu_op_conv2d_bwd_data,
-    [HCGA_OP_CONV2D_BWD_FILTER] = cu_op_conv2d_bwd_filter,
-    [HCGA_OP_BN_FWD_TRAIN] = cu_op_bn_fwd_train,
-    [HCGA_OP_BN_FWD_INFER] = cu_op_bn_fwd_infer,
-    [HCGA_OP_BN_BWD] = cu_op_bn_bwd,
-    [HCGA_OP_RELU_FWD] = op_relu_fwd,
-    [HCGA_OP_RELU_BWD] = op_relu_bwd,
-    [HCGA_OP_SIGMOID_FWD] = op_sigmoid_fwd,
-    [HCGA_OP_SIGMOID_BWD] = op_sigmoid_bwd,
-    [HCGA_OP_THRESH_FWD] = op_thresh_fwd,
-    [HCGA_OP_THRESH_BWD] = op_thresh_bwd,
-    [HCGA_OP_ADD] = op_add,
-    [HCGA_OP_MUL] = op_mul,
-    [HCGA_OP_SUM_TO] = op_sum_to,
-    [HCGA_OP_COPY] = op_copy,
-    [HCGA_OP_FILL] = op_fill,
-    [HCGA_OP_SOFTMAX_FWD] = op_softmax_fwd,
-    [HCGA_OP_SOFTMAX_BWD] = op_softmax_bwd,
-    [HCGA_OP_CONCAT] = op_concat,
-    [HCGA_OP_SPLIT] = op_split,
-    [HCGA_OP_ARGMAX] = op_argmax,
-    [HCGA_OP_UPSAMPLE_NEAREST_FWD] = op_upsample_fwd,
-    [HCGA_OP_UPSAMPLE_NEAREST_BWD] = op_upsample_bwd,
-    [HCGA_OP_RESIZE_BILINEAR_FWD] = op_resize_fwd,
-    [HCGA_OP_RESIZE_BILINEAR_BWD] = op_resize_bwd,
-    [HCGA_OP_GAP_FWD] = op_gap_fwd,
-    [HCGA_OP_GAP_BWD] = op_gap_bwd,
-    [HCGA_OP_GEMM] = cu_op_gemm,
-    [HCGA_OP_REDUCE] = op_reduce,
-    [HCGA_OP_REDUCE_BWD] = op_reduce_bwd,
-    [HCGA_OP_CE_LS_FWD] = op_ce_ls_fwd,
-    [HCGA_OP_CE_LS_BWD] = op_ce_ls_bwd,
-    [HCGA_OP_PIXEL_CE_FWD] = op_pixel_ce_fwd,
-    [HCGA_OP_PIXEL_CE_BWD] = op_pixel_ce_bwd,
-    [HCGA_OP_TRIPLET_FWD] = op_triplet_fwd,
-    [HCGA_OP_TRIPLET_BWD] = op_triplet_bwd,
-    [HCGA_OP_SHIFT_L1_FWD] = op_shift_l1_fwd,
-    [HCGA_OP_SHIFT_L1_BWD] = op_shift_l1_bwd,
-    [HCGA_OP_ADAM_STEP] = op_adam_step,
-    [HCGA_OP_SGD_STEP] = op_sgd_step,
+    [HCGA_OP_CONV2D_FWD] = w_cu_op_conv2d_fwd,
+    [HCGA_OP_CONV2D_BWD_DATA] = w_cu_op_conv2d_bwd_data,
+    [HCGA_OP_CONV2D_BWD_FILTER] = w_cu_op_conv2d_bwd_filter,
+    [HCGA_OP_BN_FWD_TRAIN] = w_cu_op_bn_fwd_train,
+    [HCGA_OP_BN_FWD_INFER] = w_cu_op_bn_fwd_infer,
+    [HCGA_OP_BN_BWD] = w_cu_op_bn_bwd,
+    [HCGA_OP_RELU_FWD] = w_op_relu_fwd,
+    [HCGA_OP_RELU_BWD] = w_op_relu_bwd,
+    [HCGA_OP_SIGMOID_FWD] = w_op_sigmoid_fwd,
+    [HCGA_OP_SIGMOID_BWD] = w_op_sigmoid_bwd,
+    [HCGA_OP_THRESH_FWD] = w_op_thresh_fwd,
+    [HCGA_OP_THRESH_BWD] = w_op_thresh_bwd,
+    [HCGA_OP_ADD] = w_op_add,
+    [HCGA_OP_MUL] = w_op_mul,
+    [HCGA_OP_SUM_TO] = w_op_sum_to,
+    [HCGA_OP_COPY] = w_op_copy,
+    [HCGA_OP_FILL] = w_op_fill,
+    [HCGA_OP_SOFTMAX_FWD] = w_op_softmax_fwd,
+    [HCGA_OP_SOFTMAX_BWD] = w_op_softmax_bwd,
+    [HCGA_OP_CONCAT] = w_op_concat,
+    [HCGA_OP_SPLIT] = w_op_split,
+    [HCGA_OP_ARGMAX] = w_op_argmax,
+    [HCGA_OP_UPSAMPLE_NEAREST_FWD] = w_op_upsample_fwd,
+    [HCGA_OP_UPSAMPLE_NEAREST_BWD] = w_op_upsample_bwd,
+    [HCGA_OP_RESIZE_BILINEAR_FWD] = w_op_resize_fwd,
+    [HCGA_OP_RESIZE_BILINEAR_BWD] = w_op_resize_bwd,
+    [HCGA_OP_GAP_FWD] = w_op_gap_fwd,
+    [HCGA_OP_GAP_BWD] = w_op_gap_bwd,
+    [HCGA_OP_GEMM] = w_cu_op_gemm,
+    [HCGA_OP_REDUCE] = w_op_reduce,
+    [HCGA_OP_REDUCE_BWD] = w_op_reduce_bwd,
+    [HCGA_OP_CE_LS_FWD] = w_op_ce_ls_fwd,
+    [HCGA_OP_CE_LS_BWD] = w_op_ce_ls_bwd,
+    [HCGA_OP_PIXEL_CE_FWD] = w_op_pixel_ce_fwd,
+    [HCGA_OP_PIXEL_CE_BWD] = w_op_pixel_ce_bwd,
+    [HCGA_OP_TRIPLET_FWD] = w_op_triplet_fwd,
+    [HCGA_OP_TRIPLET_BWD] = w_op_triplet_bwd,
+    [HCGA_OP_SHIFT_L1_FWD] = w_op_shift_l1_fwd,
+    [HCGA_OP_SHIFT_L1_BWD] = w_op_shift_l1_bwd,
+    [HCGA_OP_ADAM_STEP] = w_op_adam_step,
+    [HCGA_OP_SGD_STEP] = w_op_sgd_step,
 };
