@@ -10,6 +10,7 @@
  *   conv2d_fwd     off by one: skips the last filter column
  *   softmax_fwd    an approximate exp (relative error ~1e-3)
  *   reduce_bwd     SUM gradient doubled
+ *   gap_bwd        right values, but no argument checks (accepts bad calls)
  *   thresh_fwd     missing from the op table (unsupported)
  *   relu_bwd, sigmoid_bwd, reduce   correct (must pass)
  * Every other op is missing.  Host memory, f32 and f64.
@@ -119,14 +120,16 @@ static hcga_status br_sync(hcga_backend *be)
 static double get(const hcga_tensor *t, int64_t i)
 {
     const unsigned char *p = t->buf->data + t->offset;
-    return t->dtype == HCGA_F32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+    return t->dtype == HCGA_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
 }
 
+/* (anything but f64 is written as f32: gap_bwd's unchecked u8 output stays
+ * inside its f32-sized buffer) */
 static void put(const hcga_tensor *t, int64_t i, double v)
 {
     unsigned char *p = t->buf->data + t->offset;
-    if (t->dtype == HCGA_F32) ((float *)p)[i] = (float)v;
-    else ((double *)p)[i] = v;
+    if (t->dtype == HCGA_F64) ((double *)p)[i] = v;
+    else ((float *)p)[i] = (float)v;
 }
 
 static int bad(const hcga_op_args *a, int nin, int nout)
@@ -267,6 +270,17 @@ static hcga_status op_reduce_bwd(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
+/* right values, but no validation at all: accepts calls it must refuse */
+static hcga_status op_gap_bwd(hcga_backend *be, const hcga_op_args *a)
+{
+    (void)be;
+    const hcga_tensor *dx = a->out[0];
+    int64_t nc = dx->shape[0] * dx->shape[1], hw = dx->shape[2] * dx->shape[3];
+    for (int64_t i = 0; i < nc; i++)
+        for (int64_t j = 0; j < hw; j++) put(dx, i * hw + j, get(a->in[0], i) / (double)hw);
+    return HCGA_OK;
+}
+
 static hcga_op_fn table[HCGA_OP_COUNT];
 
 static int br_supports(hcga_backend *be, int op, int dtype)
@@ -284,6 +298,7 @@ static const hcga_backend_iface *br_get_iface(void)
     table[HCGA_OP_SIGMOID_FWD] = op_sigmoid_fwd;
     table[HCGA_OP_SIGMOID_BWD] = op_sigmoid_bwd;
     table[HCGA_OP_GAP_FWD] = op_gap_fwd;
+    table[HCGA_OP_GAP_BWD] = op_gap_bwd;
     table[HCGA_OP_CONV2D_FWD] = op_conv2d_fwd;
     table[HCGA_OP_SOFTMAX_FWD] = op_softmax_fwd;
     table[HCGA_OP_REDUCE] = op_reduce;

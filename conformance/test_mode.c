@@ -189,6 +189,53 @@ static int supported(hcga_be *be, int op, int dtype)
     return 1;
 }
 
+/* A backend must validate what it relies on (hcga_plugin.h): two calls that
+ * every op has to refuse with an error and a message, each harmless to a
+ * backend that does not check (its writes stay inside the buffers):
+ *   out[0] of dtype u8 (no op but FILL produces u8; FILL gets a dtype value
+ *   outside hcga_dtype), and num_in = 0 (every op but FILL has inputs).
+ * Returns 0, or -1 with the problems appended. */
+static int check_rejects(hcga_be *be, conf_dev *d, char *problems, size_t plen)
+{
+    int bad = 0;
+    for (int variant = 0; variant < 2; variant++) {
+        hcga_op_args a = d->args;
+        hcga_tensor t0;
+        const char *what;
+        if (variant == 0) {
+            if (!a.out[0]) continue;
+            t0 = *a.out[0];
+            if (a.op == HCGA_OP_FILL) {
+                /* FILL may write any dtype a backend has: give it none */
+                t0.dtype = HCGA_DTYPE_COUNT;
+                what = "out[0] of an unknown dtype";
+            } else {
+                t0.dtype = HCGA_U8;
+                what = "out[0] of dtype u8";
+            }
+            a.out[0] = &t0;
+        } else {
+            if (a.num_in == 0) continue;
+            a.num_in = 0;
+            what = "num_in = 0";
+        }
+        hcga_status st = hcga_be_run(be, &a);
+        if (st == HCGA_OK) st = hcga_be_sync(be);
+        if (st == HCGA_OK) {
+            append(problems, plen, "  accepted a call with %s (it must fail with "
+                   "HCGA_ERR_INVALID and a message)\n", what);
+            bad = 1;
+            continue;
+        }
+        const char *msg = be->iface->last_error(be->inst);
+        if (!msg || !msg[0]) {
+            append(problems, plen, "  refused a call with %s but last_error() is empty\n", what);
+            bad = 1;
+        }
+    }
+    return bad ? -1 : 0;
+}
+
 static void note_stats(conf_run *r, const char *tag, int op, double nmse, double maxerr,
                        double ratio, double ms)
 {
@@ -358,6 +405,11 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
         free(av); free(rv); free(a); free(b); free(offs);
     }
     note_stats(r, tag, c->op, worst_nmse, worst_max, worst_ratio, ms);
+    if (dtype == HCGA_F32) {
+        int rej = check_rejects(r->dut, &dd, problems, sizeof problems);
+        if (rej < 0) pass = 0;
+        else append(errs, sizeof errs, " | rejects bad calls");
+    }
 
 report:
     fprintf(out, "%s  %-22s %s%s | %.2f ms\n", pass ? "PASS" : "FAIL", tag, line, errs, ms);
