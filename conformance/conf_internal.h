@@ -162,6 +162,7 @@ typedef struct conf_op_stats {
     double worst_ratio;               /* max over cases of error / tolerance */
     char worst_case[64];              /* "file#index" of the worst ratio */
     double total_ms;
+    double flops, bytes;              /* perf: sums over the op's cases */
 } conf_op_stats;
 
 typedef struct conf_run {

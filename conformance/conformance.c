@@ -159,13 +159,21 @@ static void print_summary(conf_run *r, double wall_ms)
     if (r->ref) fprintf(out, ", reference %s f64", r->ref->name);
     fprintf(out, "):\n");
     if (r->o->mode == CONF_MODE_PERF) {
-        fprintf(out, "  %-22s %6s %12s\n", "op", "cases", "total ms");
+        fprintf(out, "  %-22s %6s %12s  %s\n", "op", "cases", "sum of ms", "rate over the cases");
+        double all = 0;
         for (int op = 0; op < HCGA_OP_COUNT; op++) {
             const conf_op_stats *s = &r->stats[op];
             if (!s->cases) continue;
-            fprintf(out, "  %-22s %6d %12.2f%s\n", hcga_op_name(op), s->cases, s->total_ms,
-                    s->failed ? "  (failures)" : "");
+            double sec = s->total_ms > 0 ? s->total_ms * 1e-3 : 1e-12;
+            all += s->total_ms;
+            if (s->flops > 0)
+                fprintf(out, "  %-22s %6d %12.3f  %.2f GFLOP/s%s\n", hcga_op_name(op), s->cases,
+                        s->total_ms, s->flops / sec * 1e-9, s->failed ? "  (failures)" : "");
+            else
+                fprintf(out, "  %-22s %6d %12.3f  %.2f GB/s%s\n", hcga_op_name(op), s->cases,
+                        s->total_ms, s->bytes / sec * 1e-9, s->failed ? "  (failures)" : "");
         }
+        fprintf(out, "  %-22s %6s %12.3f\n", "all", "", all);
     } else {
         fprintf(out, "  %-22s %6s %6s %6s %10s %10s %10s  %s\n", "op", "cases", "pass", "fail",
                 "worst nmse", "worst max", "err/tol", "worst case");

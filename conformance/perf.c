@@ -123,6 +123,8 @@ done:;
             fprintf(out, "PERF  %-22s %s | median %.3f ms (min %.3f, %d runs) %.2f GB/s\n", tag,
                     line, med, times[0], reps, by / sec * 1e-9);
         r->stats[lc->c.op].total_ms += med;
+        r->stats[lc->c.op].flops += fl;
+        r->stats[lc->c.op].bytes += by;
     }
     conf_dev_free(&d);
     conf_case_free(&cc);
