@@ -13,7 +13,9 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: hcga [--backend NAME] [--device N] [--threads N] conformance [options]\n"
+            "usage: hcga conformance [options]\n"
+            "       (global options first: hcga --backend NAME [--device N] [--threads N]\n"
+            "        [--backend-options S] conformance ...)\n"
             "\n"
             "Certify a backend: run op calls from shape files on it and compare with the CPU\n"
             "backend in f64 (see conformance/README.md).\n"

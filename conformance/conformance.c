@@ -191,7 +191,7 @@ static void print_summary(conf_run *r, double wall_ms)
         if (r->o->mode == CONF_MODE_GRAD &&
             !(grad_cpu ? conf_grad_is_forward(op) : conf_grad_is_backward(op)))
             continue;
-        if (!r->stats[op].cases && r->o->op < 0) {
+        if (!r->stats[op].cases && r->o->op < 0 && r->o->case_index < 0) {
             if (!missing++) fprintf(out, "  ops without a case in this selection:");
             fprintf(out, " %s", hcga_op_name(op));
         }
