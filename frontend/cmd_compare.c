@@ -15,14 +15,16 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: hcga compare A.safetensors B.safetensors [--tol T] [--ignore PREFIX]...\n"
-            "                    [--verbose]\n"
+            "usage: hcga compare A.safetensors B.safetensors [--tol T] [--group-tol GROUP=T]...\n"
+            "                    [--atol A] [--ignore PREFIX]... [--verbose]\n"
             "\n"
             "Compare every tensor of B (the reference) with the tensor of the same name in\n"
             "A: float tensors pass when ||a - b|| / ||b|| < T (default 1e-3; ||a - b|| < T\n"
             "when b is all zeros), integer tensors must be equal.  Names are grouped by the\n"
             "part before the first '.' (eval, train, loss, grad, after_step) and the worst\n"
-            "tensor of each group is printed.  Tensors of B whose names start with an\n"
+            "tensor of each group is printed.  --group-tol GROUP=T sets another T for one\n"
+            "group; --atol A also passes a float tensor when ||a - b|| < A * sqrt(numel)\n"
+            "(for values that are zero up to rounding).  Tensors of B whose names start with an\n"
             "--ignore PREFIX are skipped; tensors only in A are counted, not checked.\n"
             "Exit status: 0 all match, 1 a tensor differs or is missing, 2 usage error.\n");
 }
@@ -34,7 +36,7 @@ static int is_int(st_dtype d)
 
 typedef struct group {
     char name[64];
-    int count, failed;
+    int count, failed, floored; /* floored: passed by --atol only */
     double worst;
     char worst_name[256];
 } group;
@@ -47,8 +49,10 @@ int cmd_compare(int argc, char **argv, const hcga_global_opts *gopt)
         return 0;
     }
     const char *pa = NULL, *pb = NULL;
-    double tol = 1e-3;
-    int verbose = 0, n_ignore = 0;
+    double tol = 1e-3, atol = 0;
+    int verbose = 0, n_ignore = 0, n_gtol = 0;
+    char gtol_name[16][64];
+    double gtol_val[16];
     const char **ignore = calloc((size_t)argc + 1, sizeof *ignore);
     if (!ignore) return 1;
     for (int i = 1; i < argc; i++) {
@@ -58,6 +62,26 @@ int cmd_compare(int argc, char **argv, const hcga_global_opts *gopt)
                 free(ignore);
                 return 2;
             }
+            i++;
+        } else if (!strcmp(argv[i], "--atol")) {
+            if (i + 1 >= argc || hcga_parse_double(argv[i + 1], &atol) || atol < 0) {
+                fprintf(stderr, "hcga compare: --atol needs a number >= 0\n");
+                free(ignore);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--group-tol")) {
+            const char *v = i + 1 < argc ? argv[i + 1] : "";
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || (size_t)(eq - v) >= sizeof gtol_name[0] || n_gtol == 16 ||
+                hcga_parse_double(eq + 1, &gtol_val[n_gtol]) || !(gtol_val[n_gtol] > 0)) {
+                fprintf(stderr, "hcga compare: --group-tol needs GROUP=T with T > 0 (at most 16)\n");
+                free(ignore);
+                return 2;
+            }
+            memcpy(gtol_name[n_gtol], v, (size_t)(eq - v));
+            gtol_name[n_gtol][eq - v] = 0;
+            n_gtol++;
             i++;
         } else if (!strcmp(argv[i], "--ignore")) {
             if (i + 1 >= argc) {
@@ -134,6 +158,9 @@ int cmd_compare(int argc, char **argv, const hcga_global_opts *gopt)
         }
         gr->count++;
         n_checked++;
+        double gt = tol;
+        for (int j = 0; j < n_gtol; j++)
+            if (!strcmp(gtol_name[j], gname)) gt = gtol_val[j];
 
         const st_tensor *ta = st_find(a, tb->name);
         if (!ta) {
@@ -198,8 +225,15 @@ int cmd_compare(int argc, char **argv, const hcga_global_opts *gopt)
                 den += db[k] * db[k];
             }
             rel = den > 0 ? sqrt(num / den) : sqrt(num);
-            if (!finite || !(rel < tol)) {
-                printf("FAIL %s: relative error %.3e >= %.1e%s\n", tb->name, rel, tol,
+            int ok = sqrt(num) < gt * sqrt(den) || sqrt(num) < atol * sqrt((double)tb->numel) ||
+                     (den == 0 && sqrt(num) < gt);
+            if (finite && ok && !(rel < gt)) {
+                gr->floored++; /* zero up to rounding: its relative error means nothing */
+                if (verbose) printf("  %-70s %.3e (absolute %.3e)\n", tb->name, rel, sqrt(num));
+                continue;
+            }
+            if (!finite || !ok) {
+                printf("FAIL %s: relative error %.3e >= %.1e%s\n", tb->name, rel, gt,
                        finite ? "" : " (NaN or Inf)");
                 if (!finite) rel = INFINITY;
                 n_failed++;
@@ -213,15 +247,20 @@ int cmd_compare(int argc, char **argv, const hcga_global_opts *gopt)
         }
     }
     for (int j = 0; j < ng; j++) {
+        char fl[64] = "";
+        if (groups[j].floored)
+            snprintf(fl, sizeof fl, ", %d at the absolute floor", groups[j].floored);
         if (groups[j].worst >= 0)
-            printf("%-12s %4d tensors, %d failed, worst %.3e (%s)\n", groups[j].name,
-                   groups[j].count, groups[j].failed, groups[j].worst, groups[j].worst_name);
+            printf("%-12s %4d tensors, %d failed%s, worst %.3e (%s)\n", groups[j].name,
+                   groups[j].count, groups[j].failed, fl, groups[j].worst, groups[j].worst_name);
         else
-            printf("%-12s %4d tensors, %d failed\n", groups[j].name, groups[j].count,
-                   groups[j].failed);
+            printf("%-12s %4d tensors, %d failed%s\n", groups[j].name, groups[j].count,
+                   groups[j].failed, fl);
     }
     int only_a = 0;
     for (int i = 0; i < a->count; i++) only_a += !st_find(b, a->tensors[i].name);
+    for (int j = 0; j < n_gtol; j++) printf("(group %s: tol %.1e)\n", gtol_name[j], gtol_val[j]);
+    if (atol > 0) printf("(absolute floor: %.1e per element)\n", atol);
     printf("compare: %d tensors checked (tol %.1e), %d failed, %d missing, %d ignored, %d only "
            "in %s\n",
            n_checked, tol, n_failed, n_missing, n_skipped, only_a, pa);

@@ -23,7 +23,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hcga [--backend NAME] forward --config FILE --weights W.safetensors\n"
             "            --input I.safetensors --output O.safetensors [--mode eval|train|both]\n"
-            "            [--grads] [--adam-step LR] [KEY VALUE ...]\n"
+            "            [--grads] [--adam-step LR] [--dtype f32|f64] [KEY VALUE ...]\n"
             "\n"
             "Run the HCGA model on the inputs of I (input.images [N,3,H,W]; for train mode\n"
             "also input.pids [N] and input.parsing [N,H/4,W/4]) with the state dict W (the\n"
@@ -39,6 +39,7 @@ static void usage(FILE *f)
             "                  Adam step with learning rate LR (biases LR * SOLVER.BIAS_LR_FACTOR,\n"
             "                  weight decay SOLVER.WEIGHT_DECAY / WEIGHT_DECAY_BIAS) and every\n"
             "                  BN running statistic after the train-mode forward\n"
+            "--dtype f64 computes in double precision (outputs are written as F32).\n"
             "--mode both (the default) runs eval first, then train on the same weights.\n"
             "KEY VALUE pairs override the config (yacs style, e.g. MODEL.T 4).\n");
 }
@@ -46,6 +47,7 @@ static void usage(FILE *f)
 typedef struct fwd_opts {
     const char *config, *weights, *input, *output;
     int eval, train, grads;
+    int dtype; /* compute dtype: HCGA_F32 (default) or HCGA_F64 */
     double adam_lr; /* < 0: no step */
     int n_over;
     char **over;
@@ -55,6 +57,7 @@ static int parse_args(int argc, char **argv, fwd_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->eval = o->train = 1;
+    o->dtype = HCGA_F32;
     o->adam_lr = -1.0;
     o->over = calloc((size_t)argc + 1, sizeof *o->over);
     if (!o->over) {
@@ -85,6 +88,14 @@ static int parse_args(int argc, char **argv, fwd_opts *o)
             else if (!strcmp(m, "both")) o->eval = 1, o->train = 1;
             else {
                 fprintf(stderr, "hcga forward: --mode '%s': expected eval, train or both\n", m);
+                return 2;
+            }
+        } else if (!strcmp(a, "--dtype")) {
+            const char *d = i + 1 < argc ? argv[++i] : "";
+            if (!strcmp(d, "f32")) o->dtype = HCGA_F32;
+            else if (!strcmp(d, "f64")) o->dtype = HCGA_F64;
+            else {
+                fprintf(stderr, "hcga forward: --dtype '%s': expected f32 or f64\n", d);
                 return 2;
             }
         } else if (!strcmp(a, "--grads")) {
@@ -205,12 +216,12 @@ static int check_labels(const st_file *in, const char *path, int ncls, int k, ch
 }
 
 static int run_eval(const hcga_config *cfg, hg_store *s, const st_file *in, const char *inpath,
-                    int n, int ncls, st_writer *w, char *err, size_t err_len)
+                    int n, int ncls, int dtype, st_writer *w, char *err, size_t err_len)
 {
     int rc = -1;
     hg_exec *ex = NULL;
     int64_t *am = NULL, *vis = NULL;
-    hg_graph *g = hcga_model_build(cfg, HCGA_MODEL_EVAL, n, ncls, HCGA_F32, err, err_len);
+    hg_graph *g = hcga_model_build(cfg, HCGA_MODEL_EVAL, n, ncls, dtype, err, err_len);
     if (!g) return -1;
     ex = hg_exec_new(g, s, err, err_len);
     if (!ex) goto out;
@@ -267,7 +278,7 @@ static int run_train(const hcga_config *cfg, hg_store *s, const st_file *in, con
     float *buf = NULL;
     int k = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
     if (check_labels(in, inpath, ncls, k, err, err_len)) return -1;
-    hg_graph *g = hcga_model_build(cfg, HCGA_MODEL_TRAIN, n, ncls, HCGA_F32, err, err_len);
+    hg_graph *g = hcga_model_build(cfg, HCGA_MODEL_TRAIN, n, ncls, o->dtype, err, err_len);
     if (!g) return -1;
     ex = hg_exec_new(g, s, err, err_len);
     if (!ex) goto out;
@@ -409,14 +420,14 @@ int cmd_forward(int argc, char **argv, const hcga_global_opts *gopt)
         rc = 2;
         goto done;
     }
-    s = hg_store_new(be, HCGA_F32);
+    s = hg_store_new(be, o.dtype);
     w = st_writer_new();
     if (!s || !w) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
     if (hcga_model_load_state(cfg, s, wf, o.weights, 0, err, sizeof err)) goto fail;
-    if (o.eval && run_eval(cfg, s, in, o.input, n, ncls, w, err, sizeof err)) goto fail;
+    if (o.eval && run_eval(cfg, s, in, o.input, n, ncls, o.dtype, w, err, sizeof err)) goto fail;
     if (o.train && run_train(cfg, s, in, o.input, wf, n, ncls, &o, w, err, sizeof err)) goto fail;
     st_writer_meta(w, "producer", "hcga forward");
     st_writer_meta(w, "backend", be->name);
