@@ -28,6 +28,7 @@ int hcga_pseudo_init(hcga_pseudo *p, int count, int h, int w, int num_parts)
     p->h = h;
     p->w = w;
     p->num_parts = num_parts;
+    p->miou = -1.0;
     int64_t *band = malloc(sizeof(int64_t) * (size_t)h * (size_t)w);
     if (!band) {
         free(p->maps);
@@ -710,6 +711,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
         double iou[64], miou;
         char e2[1024];
         int m = p->num_parts <= 64 ? hcga_pseudo_miou(p, ds, iou, &miou, e2, sizeof e2) : 1;
+        p->miou = m == 0 ? miou : -1.0;
         if (m == 0) {
             fprintf(log, "; pseudo-label IoU:");
             for (int k = 0; k < p->num_parts; k++) fprintf(log, " %d:%.3f", k, iou[k]);

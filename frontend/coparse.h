@@ -24,6 +24,7 @@ typedef struct hcga_pseudo {
     int num_parts;    /* CLUSTERING.PART_NUM (K, class 0 background) */
     uint8_t *maps;    /* count*h*w labels 0..K-1 */
     int rounds;       /* co-parsing rounds done (0: band fallback) */
+    double miou;      /* mIoU(parts) of the last round vs ground truth, -1 if unknown */
 } hcga_pseudo;
 
 /* Allocate and fill with the band fallback. */

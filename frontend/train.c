@@ -466,6 +466,13 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     }
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     const int use_coparse = strcmp(al, "band") != 0;
+    if (start_epoch == 1 && nparts <= 64) {
+        double iou[64], miou;
+        if (hcga_pseudo_miou(&pseudo, &ds, iou, &miou, err, sizeof err) == 0) {
+            printf("horizontal-band pseudo labels: mIoU(parts) %.3f against the ground-truth part masks\n", miou);
+            fprintf(metrics, "{\"epoch\": 0, \"band_miou\": %.6f}\n", miou);
+        }
+    }
     if (ck && use_coparse && start_epoch > 1) {
         if (hcga_pseudo_load(&pseudo, cfg, &ds, err, sizeof err)) {
             fprintf(stderr, "hcga train: --resume: %s\n", err);
@@ -497,8 +504,8 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
                 fprintf(stderr, "hcga train: co-parsing at epoch %d: %s\n", epoch, err);
                 goto out;
             }
-            fprintf(metrics, "{\"epoch\": %d, \"coparse_round\": %d, \"seconds\": %.2f}\n", epoch, pseudo.rounds,
-                    hcga_now() - t0);
+            fprintf(metrics, "{\"epoch\": %d, \"coparse_round\": %d, \"seconds\": %.2f, \"miou\": %.6f}\n", epoch,
+                    pseudo.rounds, hcga_now() - t0, pseudo.miou);
         }
         free(order);
         int count;
