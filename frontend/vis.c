@@ -612,8 +612,26 @@ static int ranklists_impl(const char *outdir, int nq, const hcga_dataset *ds, co
             snprintf(path, sizeof path, "%s/rank_%04d_%s.png", outdir, q, qi->name);
             int correct = 0;
             for (int t = 0; t < k; t++) correct += match[t];
-            snprintf(title, sizeof title, "query %d: %s  \xc2\xb7  %d of the top %d are identity %04d  \xc2\xb7  %s",
-                     q, qi->name, correct, k, qi->pid, negate ? "ARM similarity" : "distance");
+            /* rank of the first correct match among the valid gallery images */
+            int jm = -1;
+            for (int j = 0; j < ng; j++) {
+                const hcga_item *gi = &ds->gallery.items[j];
+                if (gi->pid == qi->pid && gi->cam != qi->cam && (jm < 0 || d[j] < d[jm])) jm = j;
+            }
+            char first[64];
+            if (jm < 0) snprintf(first, sizeof first, "no correct match in the gallery");
+            else {
+                int rank = 1;
+                for (int j = 0; j < ng; j++) {
+                    const hcga_item *gi = &ds->gallery.items[j];
+                    if (gi->pid == -1 || (gi->pid == qi->pid && gi->cam == qi->cam)) continue;
+                    if (d[j] < d[jm] || (d[j] == d[jm] && j < jm)) rank++;
+                }
+                snprintf(first, sizeof first, "first correct match at rank %d", rank);
+            }
+            snprintf(title, sizeof title,
+                     "query %d: %s  \xc2\xb7  %d of the top %d are identity %04d  \xc2\xb7  %s  \xc2\xb7  %s", q,
+                     qi->name, correct, k, qi->pid, first, negate ? "scores: ARM similarity" : "scores: distance");
             rc = ranklist_draw(path, &qimg, qvis ? qvis + (size_t)q * nparts : NULL, gimg, match,
                                gvis && nparts <= 64 ? gv : NULL, score, k, nparts, caps, title, "%.3f", err, err_len);
         }
