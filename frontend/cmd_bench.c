@@ -112,7 +112,7 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     hg_store *s = NULL;
     hg_graph *g = NULL;
     hg_exec *ex = NULL;
-    float *img = NULL;
+    float *img = NULL, *probe_buf = NULL;
     int64_t *lab = NULL;
     hcga_config *cfg = hcga_config_load(config, n_over, over, err, sizeof err);
     if (!cfg) goto fail;
@@ -171,21 +171,28 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     oc.beta1 = 0.9;
     oc.beta2 = 0.999;
     oc.eps = 1e-8;
+    /* reading a small output waits for the backend to finish the step */
     hg_val probe = hg_find(g, train ? "loss.total" : "eval.feat_fore");
+    probe_buf = malloc((size_t)hcga_val_numel(g, probe) * sizeof *probe_buf);
+    if (!probe_buf) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     float loss = 0;
-    double t_run = 0;
+    double t_run = 0, t_cpu = 0;
     for (long long it = 0; it < warmup + iters; it++) {
-        double t = hcga_now();
+        double t = hcga_now(), tc = hcga_cpu_now();
         if (hg_exec_run(ex)) goto exec_fail;
         if (train) {
             oc.step = it + 1;
             if (hg_adam_step(ex, &oc)) goto exec_fail;
         }
-        float tmp[1];
-        /* reading a value waits for the backend to finish the step */
-        if (train ? hg_exec_read(ex, probe, &loss, HCGA_F32) : hg_exec_read(ex, probe, tmp, HCGA_F32))
-            goto exec_fail;
-        if (it >= warmup) t_run += hcga_now() - t;
+        if (hg_exec_read(ex, probe, probe_buf, HCGA_F32)) goto exec_fail;
+        loss = probe_buf[0];
+        if (it >= warmup) {
+            t_run += hcga_now() - t;
+            t_cpu += hcga_cpu_now() - tc;
+        }
         if (train && !isfinite(loss)) {
             snprintf(err, sizeof err, "loss became %g at iteration %lld", (double)loss, it + 1);
             goto fail;
@@ -217,6 +224,9 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     printf("time: %.1f ms/iter over %lld iters (after %lld warm-up), %.2f images/s; planning %.0f ms\n",
            1000.0 * t_run / (double)iters, iters, warmup, (double)(batch * iters) / t_run,
            1000.0 * t_plan);
+    printf("cpu time: %.1f ms/iter in this process (%.2f cores busy on average; compare with the "
+           "wall time on a loaded machine)\n",
+           1000.0 * t_cpu / (double)iters, t_cpu / t_run);
     if (train) printf("loss after the last step: %.4f\n", (double)loss);
     printf("memory: arena %s (no reuse: %s), persistent %s, parameters %s, optimizer state %s, "
            "total %s\n",
@@ -230,6 +240,7 @@ fail:
 done:
     free(img);
     free(lab);
+    free(probe_buf);
     if (ex) hg_exec_free(ex);
     if (g) hcga_model_free(g);
     if (s) hg_store_free(s);

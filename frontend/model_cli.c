@@ -70,6 +70,13 @@ double hcga_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double hcga_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void hcga_shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
 {
     size_t o = 0;

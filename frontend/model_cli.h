@@ -27,5 +27,7 @@ void hcga_shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
 
 /* Monotonic clock in seconds. */
 double hcga_now(void);
+/* CPU time of the process (all threads) in seconds. */
+double hcga_cpu_now(void);
 
 #endif
