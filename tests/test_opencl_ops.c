@@ -265,6 +265,8 @@ START_TEST(test_options)
     expect_open_fail("device=0", "expected P:D");
     expect_open_fail("device=0:99", "0:99: no such platform:device");
     expect_open_fail("conv=fast", "conv=fast: expected loop or batched");
+    expect_open_fail("gemm=half", "gemm=half: expected float or double");
+    expect_open_fail("accumulate=long", "accumulate=long: expected float or double");
     setenv("HCGA_OPENCL_DEVICE", "99", 1);
     expect_open_fail(NULL, "HCGA_OPENCL_DEVICE 99 out of range");
     /* the option wins over the variable */
@@ -334,6 +336,39 @@ START_TEST(test_conv_batched)
                   "%s", err);
     conv_case(5, 16, 24, 20, 6, 3, 1, 1, 1); /* 16*9*480*4 = 276 kB per image: 3 per chunk */
     conv_case(3, 5, 11, 9, 6, 3, 2, 1, 0);
+}
+END_TEST
+
+START_TEST(test_precision_options)
+{
+    /* gemm=double (f32 GEMMs as DGEMM) and accumulate=float (f32 sums in
+     * float) are other code paths: same results within f32 tolerance */
+    char err[1024];
+    const char *opts[2] = {"gemm=double", "accumulate=float"};
+    for (int i = 0; i < 2; i++) {
+        hcga_be_close(ocl);
+        ocl = NULL;
+        if (!strcmp(opts[i], "gemm=double") &&
+            hcga_be_open("opencl", 0, opts[i], &ocl, err, sizeof err) != 0) {
+            /* no fp64 on this device: the option must say so */
+            ck_assert_msg(strstr(err, "lacks cl_khr_fp64"), "gemm=double: %s", err);
+            ck_assert_msg(hcga_be_open("opencl", 0, NULL, &ocl, err, sizeof err) == 0, "%s", err);
+            continue;
+        }
+        if (!ocl)
+            ck_assert_msg(hcga_be_open("opencl", 0, opts[i], &ocl, err, sizeof err) == 0,
+                          "%s: %s", opts[i], err);
+        conv_case(2, 5, 9, 7, 6, 3, 2, 1, 1);
+        conv_case(2, 7, 6, 5, 4, 1, 1, 0, 0);
+        int64_t n = 100003;
+        float *x = frand(n, -1, 1);
+        hcga_op_params p;
+        memset(&p, 0, sizeof p);
+        p.reduce.kind = HCGA_REDUCE_MEAN;
+        tdesc in[1] = {T1(HCGA_F32, n, x)}, out[1] = {T1(HCGA_F32, 1, NULL)};
+        compare_op("reduce mean", HCGA_OP_REDUCE, &p, 1, in, 1, out, 1e-5);
+        free(x);
+    }
 }
 END_TEST
 
@@ -737,6 +772,7 @@ int main(void)
     tcase_add_test(t, test_conv);
     tcase_add_test(t, test_conv_batched);
     tcase_add_test(t, test_gemm);
+    tcase_add_test(t, test_precision_options);
     tcase_add_test(t, test_bn);
     tcase_add_test(t, test_spatial);
     tcase_add_test(t, test_channel_broadcast);

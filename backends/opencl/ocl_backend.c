@@ -283,6 +283,8 @@ typedef struct ocl_opts {
     int p, d;
     long ws_mb;
     int conv_batched;
+    int acc; /* -1 auto, 0 float, 1 double */
+    int gemm_double;
 } ocl_opts;
 
 static int parse_pd(const char *s, int *p, int *d, int *flat)
@@ -311,6 +313,7 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
 {
     memset(o, 0, sizeof *o);
     o->ws_mb = OCL_DEFAULT_WS_MB;
+    o->acc = -1;
     if (!options || !*options) return 0;
     char buf[1024];
     if (strlen(options) >= sizeof buf) {
@@ -354,10 +357,29 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
                 snprintf(err, err_len, "opencl: option conv=%s: expected loop or batched", val);
                 return -1;
             }
+        } else if (!strcmp(key, "gemm")) {
+            if (!strcmp(val, "float"))
+                o->gemm_double = 0;
+            else if (!strcmp(val, "double"))
+                o->gemm_double = 1;
+            else {
+                snprintf(err, err_len, "opencl: option gemm=%s: expected float or double", val);
+                return -1;
+            }
+        } else if (!strcmp(key, "accumulate")) {
+            if (!strcmp(val, "float"))
+                o->acc = 0;
+            else if (!strcmp(val, "double"))
+                o->acc = 1;
+            else {
+                snprintf(err, err_len, "opencl: option accumulate=%s: expected float or double",
+                         val);
+                return -1;
+            }
         } else {
             snprintf(err, err_len,
                      "opencl: unknown option '%s' (known: device=P:D, workspace_mb=N, "
-                     "conv=loop|batched)",
+                     "conv=loop|batched, accumulate=float|double, gemm=float|double)",
                      key);
             return -1;
         }
@@ -417,9 +439,12 @@ static const char *const plain_names[KP_COUNT] = {
 };
 
 static const char *const typed_sources_f32 =
-    "#define T float\n#define SFX _f32\n";
+    "#define T float\n#define SFX _f32\n#define HK_ACC float\n";
+static const char *const typed_sources_f32_accd =
+    "#define T float\n#define SFX _f32\n#define HK_ACC double\n";
 static const char *const typed_sources_f64 =
-    "#undef T\n#undef SFX\n#define T double\n#define SFX _f64\n";
+    "#undef T\n#undef SFX\n#undef HK_ACC\n#define T double\n#define SFX _f64\n"
+    "#define HK_ACC double\n";
 
 /* The copy instantiations: (CS, CD, name). */
 static const char *const copy_defs[KP_COUNT - KP_copy_f32_f32] = {
@@ -446,7 +471,8 @@ static hcga_status build_program(hcga_backend *be, char *err, size_t err_len)
     src[n++] = hcga_ocl_src_prelude;
     src[n++] = hcga_ocl_src_untyped;
     for (int t = 0; t < (be->has_fp64 ? 2 : 1); t++) {
-        src[n++] = t == 0 ? typed_sources_f32 : typed_sources_f64;
+        src[n++] = t == 1 ? typed_sources_f64
+                 : be->acc_double ? typed_sources_f32_accd : typed_sources_f32;
         for (size_t i = 0; i < ntyped; i++) src[n++] = typed[i];
     }
     int ncopy = be->has_fp64 ? KP_COUNT - KP_copy_f32_f32 : KP_FIRST_FP64 - KP_copy_f32_f32;
@@ -525,6 +551,7 @@ static void ocl_destroy(hcga_backend *be)
         if (be->plain[k]) clReleaseKernel(be->plain[k]);
     if (be->ws) clReleaseMemObject(be->ws);
     if (be->gemm_tmp) clReleaseMemObject(be->gemm_tmp);
+    if (be->dtmp) clReleaseMemObject(be->dtmp);
     if (be->scratch) clReleaseMemObject(be->scratch);
     if (be->flag) clReleaseMemObject(be->flag);
     if (be->program) clReleaseProgram(be->program);
@@ -603,6 +630,18 @@ static hcga_status ocl_create(int device, const char *options, hcga_backend **ou
     char ext[8192];
     dev_string(be->device, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
     be->has_fp64 = fp64 != 0 && strstr(ext, "cl_khr_fp64") != NULL;
+    if (o.acc == 1 && !be->has_fp64) {
+        snprintf(err, err_len, "opencl: option accumulate=double: the device lacks cl_khr_fp64");
+        ocl_destroy(be);
+        return HCGA_ERR_INVALID;
+    }
+    be->acc_double = o.acc < 0 ? be->has_fp64 : o.acc;
+    if (o.gemm_double && !be->has_fp64) {
+        snprintf(err, err_len, "opencl: option gemm=double: the device lacks cl_khr_fp64");
+        ocl_destroy(be);
+        return HCGA_ERR_INVALID;
+    }
+    be->gemm_double = o.gemm_double;
 
     hcga_status st = build_program(be, err, err_len);
     if (st != HCGA_OK) {
@@ -838,6 +877,17 @@ void ocl_arg_int(ocl_launch *l, int32_t v)
 void ocl_arg_real(ocl_launch *l, double v)
 {
     if (l->dtype == HCGA_F64) {
+        cl_double x = v;
+        set_arg(l, sizeof x, &x);
+    } else {
+        cl_float x = (cl_float)v;
+        set_arg(l, sizeof x, &x);
+    }
+}
+
+void ocl_arg_acc(ocl_launch *l, double v)
+{
+    if (l->dtype == HCGA_F64 || l->be->acc_double) {
         cl_double x = v;
         set_arg(l, sizeof x, &x);
     } else {

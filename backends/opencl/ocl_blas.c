@@ -34,8 +34,73 @@ static hcga_status blast_fail(hcga_backend *be, CLBlastStatusCode st, const char
 
 static CLBlastTranspose tr(int t) { return t ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
-/* Row-major C[m,n] = alpha*op(A)*op(B) + beta*C, offsets and lds in elements. */
+/* Dense copy of n elements with conversion (plain copy kernel, 1-D). */
+static hcga_status convert(hcga_backend *be, int k, cl_mem src, size_t so, cl_mem dst, size_t dso,
+                           size_t n)
+{
+    ocl_launch l;
+    ocl_begin(&l, be, be->plain[k], "copy", HCGA_F32);
+    ocl_arg_mem(&l, src);
+    ocl_arg_long(&l, (int64_t)so);
+    ocl_arg_mem(&l, dst);
+    ocl_arg_long(&l, (int64_t)dso);
+    ocl_arg_long(&l, (int64_t)n);
+    for (int d = 1; d < 5; d++) ocl_arg_long(&l, 1);
+    for (int i = 0; i < 2; i++)
+        for (int d = 0; d < 5; d++) ocl_arg_long(&l, 1);
+    return ocl_run(&l, n, 0);
+}
+
+static hcga_status gemm_raw(hcga_backend *be, int dt, int ta, int tb, size_t m, size_t n,
+                            size_t k, double alpha, cl_mem A, size_t ao, size_t lda, cl_mem B,
+                            size_t bo, size_t ldb, double beta, cl_mem C, size_t co, size_t ldc);
+
+/* Row-major C[m,n] = alpha*op(A)*op(B) + beta*C, offsets and lds in elements.
+ * With gemm=double, an f32 problem runs as DGEMM on f64 copies of the
+ * operands (the copies are dense: ld = row length). */
 static hcga_status gemm(hcga_backend *be, int dt, int ta, int tb, size_t m, size_t n, size_t k,
+                        double alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo,
+                        size_t ldb, double beta, cl_mem C, size_t co, size_t ldc)
+{
+    if (dt != HCGA_F32 || !be->gemm_double)
+        return gemm_raw(be, dt, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc);
+    size_t ra = ta ? k : m, ca = ta ? m : k, rb = tb ? n : k, cb = tb ? k : n;
+    size_t na = ra * ca, nb = rb * cb, nc = m * n;
+    TRY(ocl_ensure(be, &be->dtmp, &be->dtmp_size, (na + nb + nc) * sizeof(double),
+                   "gemm=double operands"));
+    size_t da = 0, db = na, dc = na + nb;
+    for (size_t r = 0; r < ra; r++)
+        if (lda == ca && r == 0) {
+            TRY(convert(be, KP_copy_f32_f64, A, ao, be->dtmp, da, na));
+            break;
+        } else
+            TRY(convert(be, KP_copy_f32_f64, A, ao + r * lda, be->dtmp, da + r * ca, ca));
+    for (size_t r = 0; r < rb; r++)
+        if (ldb == cb && r == 0) {
+            TRY(convert(be, KP_copy_f32_f64, B, bo, be->dtmp, db, nb));
+            break;
+        } else
+            TRY(convert(be, KP_copy_f32_f64, B, bo + r * ldb, be->dtmp, db + r * cb, cb));
+    if (beta != 0.0) {
+        for (size_t r = 0; r < m; r++)
+            if (ldc == n && r == 0) {
+                TRY(convert(be, KP_copy_f32_f64, C, co, be->dtmp, dc, nc));
+                break;
+            } else
+                TRY(convert(be, KP_copy_f32_f64, C, co + r * ldc, be->dtmp, dc + r * n, n));
+    }
+    TRY(gemm_raw(be, HCGA_F64, ta, tb, m, n, k, alpha, be->dtmp, da, ca, be->dtmp, db, cb, beta,
+                 be->dtmp, dc, n));
+    for (size_t r = 0; r < m; r++)
+        if (ldc == n && r == 0) {
+            TRY(convert(be, KP_copy_f64_f32, be->dtmp, dc, C, co, nc));
+            break;
+        } else
+            TRY(convert(be, KP_copy_f64_f32, be->dtmp, dc + r * n, C, co + r * ldc, n));
+    return HCGA_OK;
+}
+
+static hcga_status gemm_raw(hcga_backend *be, int dt, int ta, int tb, size_t m, size_t n, size_t k,
                         double alpha, cl_mem A, size_t ao, size_t lda, cl_mem B, size_t bo,
                         size_t ldb, double beta, cl_mem C, size_t co, size_t ldc)
 {
@@ -313,7 +378,7 @@ hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a)
                      ocl_eoff(y) + n * g.k * g.pq, g.pq));
     } else {
         int64_t chunk;
-        TRY(col_workspace(be, dt, &g, be->conv_batched, &chunk));
+        TRY(col_workspace(be, dt, &g, be->conv_batched && !be->gemm_double, &chunk));
         for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
             int64_t cnt = g.n - n0 < chunk ? g.n - n0 : chunk;
             for (int64_t i = 0; i < cnt; i++)
@@ -357,7 +422,7 @@ hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a)
     }
     TRY(ocl_fill(be, dx->buf->mem, dx->offset, (size_t)(g.n * g.c * g.hw) * es, dt, 0.0));
     int64_t chunk;
-    TRY(col_workspace(be, dt, &g, be->conv_batched, &chunk));
+    TRY(col_workspace(be, dt, &g, be->conv_batched && !be->gemm_double, &chunk));
     for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
         int64_t cnt = g.n - n0 < chunk ? g.n - n0 : chunk;
         size_t dyo = ocl_eoff(dy) + n0 * g.k * g.pq;

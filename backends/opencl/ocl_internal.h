@@ -67,6 +67,7 @@ struct hcga_backend {
     cl_command_queue queue;
     cl_program program;
     int has_fp64;
+    int acc_double; /* f32 kernels sum in double (HK_ACC = double) */
     int platform_index, device_index; /* P:D actually used */
     cl_kernel typed[2][KT_COUNT];     /* [0] f32, [1] f64 */
     cl_kernel plain[KP_COUNT];
@@ -84,6 +85,9 @@ struct hcga_backend {
     cl_mem flag;
     size_t ws_cap; /* largest im2col workspace (bytes) a conv may use */
     int conv_batched; /* option conv=batched: im2col several images, StridedBatched GEMM */
+    int gemm_double;  /* option gemm=double: f32 GEMMs run as DGEMM on converted copies */
+    cl_mem dtmp;      /* f64 copies of GEMM operands for gemm=double */
+    size_t dtmp_size;
 
     const char *op_name; /* op being run, for messages */
     char err[1024];
@@ -129,6 +133,9 @@ void ocl_arg_mem(ocl_launch *l, cl_mem m);
 void ocl_arg_long(ocl_launch *l, int64_t v);
 void ocl_arg_int(ocl_launch *l, int32_t v);
 void ocl_arg_real(ocl_launch *l, double v);
+/* An HK_ACC argument: double for f64 kernels and for f32 kernels when the
+ * instance accumulates in double, else float. */
+void ocl_arg_acc(ocl_launch *l, double v);
 /* Tensor = (buffer, element offset). */
 void ocl_arg_tensor(ocl_launch *l, const hcga_tensor *t);
 /* Enqueues over gws items (local = lws, or the implementation's choice
@@ -138,6 +145,12 @@ hcga_status ocl_run(ocl_launch *l, size_t gws, size_t lws);
 static inline cl_kernel ocl_kt(hcga_backend *be, int dtype, int k)
 {
     return be->typed[dtype == HCGA_F64 ? 1 : 0][k];
+}
+
+/* Bytes of one HK_ACC value (stage-1 partial sums) for data of dtype. */
+static inline size_t ocl_acc_size(const hcga_backend *be, int dtype)
+{
+    return (dtype == HCGA_F64 || be->acc_double) ? 8 : 4;
 }
 
 static inline int64_t ocl_eoff(const hcga_tensor *t)

@@ -361,7 +361,7 @@ hcga_status ocl_sum_to5(hcga_backend *be, int dt, const hcga_tensor *x, const in
     ocl_arg_tensor(&l, y);
     ocl_arg_long(&l, nout);
     ocl_arg_long(&l, nred);
-    ocl_arg_real(&l, scale);
+    ocl_arg_acc(&l, scale);
     for (int d = 1; d < 5; d++) ocl_arg_long(&l, ys[d]);
     for (int d = 1; d < 5; d++) ocl_arg_long(&l, rs[d]);
     for (int d = 0; d < 5; d++) ocl_arg_long(&l, st[d]);
@@ -737,9 +737,8 @@ static hcga_status reduce_sum(hcga_backend *be, int dt, cl_mem x, int64_t xo, in
 {
     int64_t g, chunk;
     ocl_parts(n, &g, &chunk);
-    size_t es = hcga_dtype_size(dt);
     carve cv = {0};
-    int64_t po = carve_take(&cv, g, es);
+    int64_t po = carve_take(&cv, g, ocl_acc_size(be, dt));
     TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_reduce_part), "reduce_part", dt);
@@ -757,7 +756,7 @@ static hcga_status reduce_sum(hcga_backend *be, int dt, cl_mem x, int64_t xo, in
     ocl_arg_long(&l, g);
     ocl_arg_mem(&l, y);
     ocl_arg_long(&l, yo);
-    ocl_arg_real(&l, scale);
+    ocl_arg_acc(&l, scale);
     return ocl_run(&l, OCL_RLWS, OCL_RLWS);
 }
 
@@ -846,9 +845,8 @@ static hcga_status op_ce_ls_fwd(hcga_backend *be, const hcga_op_args *a)
     int64_t nb = x->shape[0], c = x->shape[1];
     TRY(want_numel(be, lab, "in[1] (labels)", nb));
     if (nb == 0 || c == 0) return ocl_fail(be, HCGA_ERR_INVALID, "empty logits");
-    size_t es = hcga_dtype_size(dt);
     carve cv = {0};
-    int64_t po = carve_take(&cv, nb, es);
+    int64_t po = carve_take(&cv, nb, ocl_acc_size(be, dt));
     TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
     TRY(ocl_flag_reset(be));
     ocl_launch l;
@@ -867,7 +865,7 @@ static hcga_status op_ce_ls_fwd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_long(&l, po);
     ocl_arg_long(&l, nb);
     ocl_arg_tensor(&l, loss);
-    ocl_arg_real(&l, 1.0 / (double)nb);
+    ocl_arg_acc(&l, 1.0 / (double)nb);
     TRY(ocl_run(&l, OCL_RLWS, OCL_RLWS));
     return label_verdict(be, lab, c, "labels");
 }
@@ -932,7 +930,7 @@ static hcga_status op_pixel_ce_fwd(hcga_backend *be, const hcga_op_args *a)
     int64_t g, chunk;
     ocl_parts(np, &g, &chunk);
     carve cv = {0};
-    int64_t po = carve_take(&cv, g, hcga_dtype_size(dt));
+    int64_t po = carve_take(&cv, g, ocl_acc_size(be, dt));
     int64_t cpo = carve_take(&cv, g, sizeof(cl_long));
     TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
     TRY(ocl_flag_reset(be));
@@ -1031,7 +1029,7 @@ static hcga_status op_triplet_fwd(hcga_backend *be, const hcga_op_args *a)
     size_t es = hcga_dtype_size(dt);
     carve cv = {0};
     int64_t dso = carve_take(&cv, nb * nb, es);
-    int64_t po = carve_take(&cv, nb, es);
+    int64_t po = carve_take(&cv, nb, ocl_acc_size(be, dt));
     int64_t cpo = carve_take(&cv, nb, sizeof(cl_long));
     TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
     ocl_launch l;
@@ -1143,7 +1141,7 @@ static hcga_status op_shift_l1_fwd(hcga_backend *be, const hcga_op_args *a)
     int64_t g, chunk;
     ocl_parts(count, &g, &chunk);
     carve cv = {0};
-    int64_t po = carve_take(&cv, g, hcga_dtype_size(dt));
+    int64_t po = carve_take(&cv, g, ocl_acc_size(be, dt));
     TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_shift_l1_part), "shift_l1_part", dt);
@@ -1162,7 +1160,7 @@ static hcga_status op_shift_l1_fwd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_long(&l, po);
     ocl_arg_long(&l, g);
     ocl_arg_tensor(&l, loss);
-    ocl_arg_real(&l, 1.0 / (double)count);
+    ocl_arg_acc(&l, 1.0 / (double)count);
     return ocl_run(&l, OCL_RLWS, OCL_RLWS);
 }
 
@@ -1245,8 +1243,8 @@ static hcga_status op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, si);
     ocl_arg_tensor(&l, rm);
     ocl_arg_tensor(&l, rv);
-    ocl_arg_real(&l, a->p.bn.eps);
-    ocl_arg_real(&l, a->p.bn.momentum);
+    ocl_arg_acc(&l, a->p.bn.eps);
+    ocl_arg_acc(&l, a->p.bn.momentum);
     TRY(ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
     int64_t n = nb * c * hw;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
@@ -1289,7 +1287,7 @@ static hcga_status op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, beta);
     ocl_arg_tensor(&l, rm);
     ocl_arg_tensor(&l, rv);
-    ocl_arg_real(&l, a->p.bn.eps);
+    ocl_arg_acc(&l, a->p.bn.eps);
     return ocl_run(&l, (size_t)n, 0);
 }
 
@@ -1344,7 +1342,7 @@ static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, inv);
     ocl_arg_tensor(&l, dg);
     ocl_arg_tensor(&l, db);
-    ocl_arg_real(&l, 1.0 / (double)m);
+    ocl_arg_acc(&l, 1.0 / (double)m);
     return ocl_run(&l, (size_t)n, 0);
 }
 
@@ -1380,12 +1378,12 @@ static hcga_status op_adam(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, m);
     ocl_arg_tensor(&l, v);
     ocl_arg_long(&l, n);
-    ocl_arg_real(&l, o->beta1);
-    ocl_arg_real(&l, o->beta2);
-    ocl_arg_real(&l, o->lr / bc1);
-    ocl_arg_real(&l, sqrt(bc2));
-    ocl_arg_real(&l, o->eps);
-    ocl_arg_real(&l, o->weight_decay);
+    ocl_arg_acc(&l, o->beta1);
+    ocl_arg_acc(&l, o->beta2);
+    ocl_arg_acc(&l, o->lr / bc1);
+    ocl_arg_acc(&l, sqrt(bc2));
+    ocl_arg_acc(&l, o->eps);
+    ocl_arg_acc(&l, o->weight_decay);
     return ocl_run(&l, (size_t)n, 0);
 }
 
@@ -1409,9 +1407,9 @@ static hcga_status op_sgd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, p);
     ocl_arg_tensor(&l, b);
     ocl_arg_long(&l, n);
-    ocl_arg_real(&l, o->lr);
-    ocl_arg_real(&l, o->momentum);
-    ocl_arg_real(&l, o->weight_decay);
+    ocl_arg_acc(&l, o->lr);
+    ocl_arg_acc(&l, o->momentum);
+    ocl_arg_acc(&l, o->weight_decay);
     ocl_arg_int(&l, o->step == 1);
     return ocl_run(&l, (size_t)n, 0);
 }

@@ -4,30 +4,26 @@
 /* Per-item partial sum over channel c of f(x, dy) where f is chosen by
  * mode: 0: x ; 1: (x-m)^2 ; 2: dy ; 3: dy*(x-m).  Items stride over the
  * channel's N*HW elements; the stride pattern depends on the shape only. */
-DEVFN T FN(bn_lane_sum)(const GLOBAL T *x, const GLOBAL T *dy, hk_idx nb, hk_idx cc, hk_idx hw,
-                        hk_idx c, int mode, T m)
+DEVFN HK_ACC FN(bn_lane_sum)(const GLOBAL T *x, const GLOBAL T *dy, hk_idx nb, hk_idx cc,
+                             hk_idx hw, hk_idx c, int mode, HK_ACC m)
 {
     int lid = get_local_id(0);
-    T acc = (T)0;
+    HK_ACC acc = (HK_ACC)0;
     if (hw >= RLWS) {
         for (hk_idx n = 0; n < nb; n++) {
             hk_idx base = (n * cc + c) * hw;
             for (hk_idx j = lid; j < hw; j += RLWS) {
                 hk_idx a = base + j;
-                T v = mode == 0 ? x[a]
-                    : mode == 1 ? (x[a] - m) * (x[a] - m)
-                    : mode == 2 ? dy[a] : dy[a] * (x[a] - m);
-                acc += v;
+                HK_ACC xv = (HK_ACC)x[a], d = xv - m;
+                acc += mode == 0 ? xv : mode == 1 ? d * d : mode == 2 ? (HK_ACC)dy[a] : (HK_ACC)dy[a] * d;
             }
         }
     } else {
         hk_idx tot = nb * hw;
         for (hk_idx e = lid; e < tot; e += RLWS) {
             hk_idx a = ((e / hw) * cc + c) * hw + e % hw;
-            T v = mode == 0 ? x[a]
-                : mode == 1 ? (x[a] - m) * (x[a] - m)
-                : mode == 2 ? dy[a] : dy[a] * (x[a] - m);
-            acc += v;
+            HK_ACC xv = (HK_ACC)x[a], d = xv - m;
+            acc += mode == 0 ? xv : mode == 1 ? d * d : mode == 2 ? (HK_ACC)dy[a] : (HK_ACC)dy[a] * d;
         }
     }
     return acc;
@@ -37,21 +33,21 @@ DEVFN T FN(bn_lane_sum)(const GLOBAL T *x, const GLOBAL T *dy, hk_idx nb, hk_idx
 RLWS_ATTR __kernel void FN(bn_stats)(const GLOBAL T *x, hk_idx xo, hk_idx nb, hk_idx cc,
                                      hk_idx hw, GLOBAL T *smean, hk_idx smo, GLOBAL T *sinv,
                                      hk_idx sio, GLOBAL T *rmean, hk_idx rmo, GLOBAL T *rvar,
-                                     hk_idx rvo, T eps, T momentum)
+                                     hk_idx rvo, HK_ACC eps, HK_ACC momentum)
 {
-    __local T buf[RLWS];
+    __local HK_ACC buf[RLWS];
     hk_idx c = get_group_id(0);
     hk_idx m = nb * hw;
-    T sum = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, x + xo, nb, cc, hw, c, 0, (T)0));
-    T mean = sum / (T)m;
-    T ss = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, x + xo, nb, cc, hw, c, 1, mean));
-    T var = ss / (T)m;
+    HK_ACC sum = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, x + xo, nb, cc, hw, c, 0, (HK_ACC)0));
+    HK_ACC mean = sum / (HK_ACC)m;
+    HK_ACC ss = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, x + xo, nb, cc, hw, c, 1, mean));
+    HK_ACC var = ss / (HK_ACC)m, mom = (HK_ACC)momentum;
     if (get_local_id(0) == 0) {
-        smean[smo + c] = mean;
-        sinv[sio + c] = (T)1 / sqrt(var + eps);
-        T unbiased = m > 1 ? var * (T)m / (T)(m - 1) : var;
-        rmean[rmo + c] = ((T)1 - momentum) * rmean[rmo + c] + momentum * mean;
-        rvar[rvo + c] = ((T)1 - momentum) * rvar[rvo + c] + momentum * unbiased;
+        smean[smo + c] = (T)mean;
+        sinv[sio + c] = (T)((HK_ACC)1 / sqrt(var + (HK_ACC)eps));
+        HK_ACC unbiased = m > 1 ? var * (HK_ACC)m / (HK_ACC)(m - 1) : var;
+        rmean[rmo + c] = (T)(((HK_ACC)1 - mom) * (HK_ACC)rmean[rmo + c] + mom * mean);
+        rvar[rvo + c] = (T)(((HK_ACC)1 - mom) * (HK_ACC)rvar[rvo + c] + mom * unbiased);
     }
 }
 
@@ -64,19 +60,23 @@ __kernel void FN(bn_apply)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo,
     hk_idx i = get_global_id(0);
     if (i >= n) return;
     hk_idx c = (i / hw) % cc;
-    y[yo + i] = (x[xo + i] - mean[mo + c]) * invstd[io + c] * gamma[go + c] + beta[bo + c];
+    y[yo + i] = (T)(((HK_ACC)x[xo + i] - (HK_ACC)mean[mo + c]) * (HK_ACC)invstd[io + c] *
+                        (HK_ACC)gamma[go + c] +
+                    (HK_ACC)beta[bo + c]);
 }
 
 /* BN_FWD_INFER: y = gamma*(x-rm)/sqrt(rv+eps) + beta */
 __kernel void FN(bn_infer)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
                            hk_idx cc, hk_idx hw, const GLOBAL T *gamma, hk_idx go,
                            const GLOBAL T *beta, hk_idx bo, const GLOBAL T *rm, hk_idx rmo,
-                           const GLOBAL T *rv, hk_idx rvo, T eps)
+                           const GLOBAL T *rv, hk_idx rvo, HK_ACC eps)
 {
     hk_idx i = get_global_id(0);
     if (i >= n) return;
     hk_idx c = (i / hw) % cc;
-    y[yo + i] = gamma[go + c] * (x[xo + i] - rm[rmo + c]) / sqrt(rv[rvo + c] + eps) + beta[bo + c];
+    y[yo + i] = (T)((HK_ACC)gamma[go + c] * ((HK_ACC)x[xo + i] - (HK_ACC)rm[rmo + c]) /
+                        sqrt((HK_ACC)rv[rvo + c] + (HK_ACC)eps) +
+                    (HK_ACC)beta[bo + c]);
 }
 
 /* BN_BWD statistics: dbeta = sum dy, dgamma = invstd * sum dy*(x-mean). */
@@ -86,14 +86,14 @@ RLWS_ATTR __kernel void FN(bn_bwd_stats)(const GLOBAL T *x, hk_idx xo, const GLO
                                          const GLOBAL T *invstd, hk_idx io, GLOBAL T *dgamma,
                                          hk_idx dgo, GLOBAL T *dbeta, hk_idx dbo)
 {
-    __local T buf[RLWS];
+    __local HK_ACC buf[RLWS];
     hk_idx c = get_group_id(0);
-    T mu = mean[mo + c];
-    T sdy = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, dy + dyo, nb, cc, hw, c, 2, mu));
-    T sdyx = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, dy + dyo, nb, cc, hw, c, 3, mu));
+    HK_ACC mu = (HK_ACC)mean[mo + c];
+    HK_ACC sdy = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, dy + dyo, nb, cc, hw, c, 2, mu));
+    HK_ACC sdyx = FN(wg_sum)(buf, FN(bn_lane_sum)(x + xo, dy + dyo, nb, cc, hw, c, 3, mu));
     if (get_local_id(0) == 0) {
-        dgamma[dgo + c] = sdyx * invstd[io + c];
-        dbeta[dbo + c] = sdy;
+        dgamma[dgo + c] = (T)(sdyx * (HK_ACC)invstd[io + c]);
+        dbeta[dbo + c] = (T)sdy;
     }
 }
 
@@ -102,13 +102,14 @@ __kernel void FN(bn_bwd_dx)(const GLOBAL T *x, hk_idx xo, const GLOBAL T *dy, hk
                             GLOBAL T *dx, hk_idx dxo, hk_idx n, hk_idx cc, hk_idx hw,
                             const GLOBAL T *gamma, hk_idx go, const GLOBAL T *mean, hk_idx mo,
                             const GLOBAL T *invstd, hk_idx io, const GLOBAL T *dgamma,
-                            hk_idx dgo, const GLOBAL T *dbeta, hk_idx dbo, T inv_m)
+                            hk_idx dgo, const GLOBAL T *dbeta, hk_idx dbo, HK_ACC inv_m)
 {
     hk_idx i = get_global_id(0);
     if (i >= n) return;
     hk_idx c = (i / hw) % cc;
-    T is = invstd[io + c];
-    T xhat = (x[xo + i] - mean[mo + c]) * is;
-    dx[dxo + i] = gamma[go + c] * is *
-                  (dy[dyo + i] - dbeta[dbo + c] * inv_m - xhat * dgamma[dgo + c] * inv_m);
+    HK_ACC is = (HK_ACC)invstd[io + c];
+    HK_ACC xhat = ((HK_ACC)x[xo + i] - (HK_ACC)mean[mo + c]) * is;
+    dx[dxo + i] = (T)((HK_ACC)gamma[go + c] * is *
+                      ((HK_ACC)dy[dyo + i] - (HK_ACC)dbeta[dbo + c] * inv_m -
+                       xhat * (HK_ACC)dgamma[dgo + c] * inv_m));
 }

@@ -99,8 +99,8 @@ __kernel void FN(bias_add)(GLOBAL T *y, hk_idx yo, const GLOBAL T *bias, hk_idx 
 
 /* ADAM_STEP */
 __kernel void FN(adam_step)(const GLOBAL T *grad, hk_idx go, GLOBAL T *param, hk_idx po,
-                            GLOBAL T *m, hk_idx mo, GLOBAL T *v, hk_idx vo, hk_idx n, T b1, T b2,
-                            T step_size, T bc2_sqrt, T eps, T wd)
+                            GLOBAL T *m, hk_idx mo, GLOBAL T *v, hk_idx vo, hk_idx n, HK_ACC b1,
+                            HK_ACC b2, HK_ACC step_size, HK_ACC bc2_sqrt, HK_ACC eps, HK_ACC wd)
 {
     hk_idx i = get_global_id(0);
     if (i >= n) return;
@@ -113,7 +113,8 @@ __kernel void FN(adam_step)(const GLOBAL T *grad, hk_idx go, GLOBAL T *param, hk
 
 /* SGD_STEP */
 __kernel void FN(sgd_step)(const GLOBAL T *grad, hk_idx go, GLOBAL T *param, hk_idx po,
-                           GLOBAL T *buf, hk_idx bfo, hk_idx n, T lr, T momentum, T wd, int first)
+                           GLOBAL T *buf, hk_idx bfo, hk_idx n, HK_ACC lr, HK_ACC momentum,
+                           HK_ACC wd, int first)
 {
     hk_idx i = get_global_id(0);
     if (i >= n) return;

@@ -4,7 +4,7 @@
 
 /* CE_LS_FWD stage 1: per-row losses into part[n]; then reduce_final(1/N). */
 __kernel void FN(ce_ls_rows)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *lab, hk_idx lo,
-                             hk_idx nb, hk_idx c, T eps, GLOBAL T *part, hk_idx po,
+                             hk_idx nb, hk_idx c, T eps, GLOBAL HK_ACC *part, hk_idx po,
                              GLOBAL int *flag)
 {
     hk_idx n = get_global_id(0);
@@ -12,7 +12,7 @@ __kernel void FN(ce_ls_rows)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *la
     long l = lab[lo + n];
     if (l < 0 || l >= c) {
         atomic_min(flag, (int)n);
-        part[po + n] = (T)0;
+        part[po + n] = (HK_ACC)0;
         return;
     }
     part[po + n] = FN(hk_ce_ls_row)(x + xo + n * c, c, 1, l, eps);
@@ -38,15 +38,16 @@ __kernel void FN(ce_ls_bwd)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *lab
  * sum of -log_softmax(label) and the count of non-ignored pixels. */
 RLWS_ATTR __kernel void FN(pixel_ce_part)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *lab,
                                           hk_idx lo, hk_idx np, hk_idx k, hk_idx hw,
-                                          long ignore, hk_idx chunk, GLOBAL T *part, hk_idx po,
-                                          GLOBAL long *cpart, hk_idx cpo, GLOBAL int *flag)
+                                          long ignore, hk_idx chunk, GLOBAL HK_ACC *part,
+                                          hk_idx po, GLOBAL long *cpart, hk_idx cpo,
+                                          GLOBAL int *flag)
 {
-    __local T buf[RLWS];
+    __local HK_ACC buf[RLWS];
     __local long lbuf[RLWS];
     hk_idx g = get_group_id(0);
     int lid = get_local_id(0);
     hk_idx beg = g * chunk, end = beg + chunk < np ? beg + chunk : np;
-    T acc = (T)0;
+    HK_ACC acc = (HK_ACC)0;
     long cnt = 0;
     for (hk_idx p = beg + lid; p < end; p += RLWS) {
         long l = lab[lo + p];
@@ -59,7 +60,7 @@ RLWS_ATTR __kernel void FN(pixel_ce_part)(const GLOBAL T *x, hk_idx xo, const GL
         acc += FN(hk_ce_ls_row)(x + base, k, hw, l, (T)0);
         cnt++;
     }
-    T s = FN(wg_sum)(buf, acc);
+    HK_ACC s = FN(wg_sum)(buf, acc);
     long cs = wg_sum_long(lbuf, cnt);
     if (lid == 0) {
         part[po + g] = s;
@@ -101,7 +102,7 @@ __kernel void FN(triplet_dist)(const GLOBAL T *x, hk_idx xo, hk_idx nb, hk_idx d
 /* TRIPLET_FWD 2: hard mining per anchor; loss and validity per anchor. */
 __kernel void FN(triplet_mine)(const GLOBAL T *dist, hk_idx dso, const GLOBAL long *lab,
                                hk_idx lo, hk_idx nb, T margin, GLOBAL long *hard, hk_idx ho,
-                               GLOBAL T *part, hk_idx po, GLOBAL long *cpart, hk_idx cpo)
+                               GLOBAL HK_ACC *part, hk_idx po, GLOBAL long *cpart, hk_idx cpo)
 {
     hk_idx i = get_global_id(0);
     if (i >= nb) return;
@@ -126,11 +127,11 @@ __kernel void FN(triplet_mine)(const GLOBAL T *dist, hk_idx dso, const GLOBAL lo
     hard[ho + 2 * i] = pos;
     hard[ho + 2 * i + 1] = neg;
     if (neg >= 0) {
-        T l = dp - dn + margin;
-        part[po + i] = l > (T)0 ? l : (T)0;
+        HK_ACC l = (HK_ACC)dp - (HK_ACC)dn + (HK_ACC)margin;
+        part[po + i] = l > (HK_ACC)0 ? l : (HK_ACC)0;
         cpart[cpo + i] = 1;
     } else {
-        part[po + i] = (T)0;
+        part[po + i] = (HK_ACC)0;
         cpart[cpo + i] = 0;
     }
 }
@@ -157,9 +158,9 @@ __kernel void FN(triplet_coef)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *
     T dap = FN(hk_pair_dist)(x + xo + i * d, x + xo + p * d, d, &cp);
     T dan = FN(hk_pair_dist)(x + xo + i * d, x + xo + ng * d, d, &cn);
     coef[co + 2 * nb + i] = (T)1;
-    if (dap - dan + margin > (T)0) {
-        coef[co + i] = cp ? (T)0 : (T)1 / dap;
-        coef[co + nb + i] = cn ? (T)0 : (T)-1 / dan;
+    if ((HK_ACC)dap - (HK_ACC)dan + (HK_ACC)margin > (HK_ACC)0) {
+        coef[co + i] = cp ? (T)0 : (T)((HK_ACC)1 / (HK_ACC)dap);
+        coef[co + nb + i] = cn ? (T)0 : (T)((HK_ACC)-1 / (HK_ACC)dan);
     }
 }
 
@@ -178,41 +179,42 @@ __kernel void FN(triplet_dx)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *ha
         return;
     }
     const GLOBAL T *xx = x + xo;
-    T xk = xx[k * d + e];
-    T acc = (T)0;
+    HK_ACC xk = (HK_ACC)xx[k * d + e];
+    HK_ACC acc = (HK_ACC)0;
     for (hk_idx i = 0; i < nb; i++) {
         if (coef[co + 2 * nb + i] == (T)0) continue;
         long p = hard[ho + 2 * i], ng = hard[ho + 2 * i + 1];
-        T cp = coef[co + i], cn = coef[co + nb + i];
-        if (i == k) acc += cp * (xk - xx[p * d + e]) + cn * (xk - xx[ng * d + e]);
-        if (p == k) acc += cp * (xk - xx[i * d + e]);
-        if (ng == k) acc += cn * (xk - xx[i * d + e]);
+        HK_ACC cp = (HK_ACC)coef[co + i], cn = (HK_ACC)coef[co + nb + i];
+        if (i == k) acc += cp * (xk - (HK_ACC)xx[p * d + e]) + cn * (xk - (HK_ACC)xx[ng * d + e]);
+        if (p == k) acc += cp * (xk - (HK_ACC)xx[i * d + e]);
+        if (ng == k) acc += cn * (xk - (HK_ACC)xx[i * d + e]);
     }
-    dx[dxo + t] = acc * dl[dlo] / cntv;
+    dx[dxo + t] = (T)(acc * (HK_ACC)dl[dlo] / (HK_ACC)cntv);
 }
 
 /* SHIFT_L1_FWD stage 1 over the valid region (N',C,H',W') of the shift. */
 RLWS_ATTR __kernel void FN(shift_l1_part)(const GLOBAL T *x, hk_idx xo, hk_idx nb, hk_idx cc,
                                           hk_idx h, hk_idx w, int dn, int dh, int dw,
-                                          hk_idx nv, hk_idx chunk, GLOBAL T *part, hk_idx po)
+                                          hk_idx nv, hk_idx chunk, GLOBAL HK_ACC *part,
+                                          hk_idx po)
 {
-    __local T buf[RLWS];
+    __local HK_ACC buf[RLWS];
     hk_idx g = get_group_id(0);
     int lid = get_local_id(0);
     hk_idx vh = h - abs(dh), vw = w - abs(dw);
     hk_idx n0 = dn < 0 ? -dn : 0, h0 = dh < 0 ? -dh : 0, w0 = dw < 0 ? -dw : 0;
     hk_idx shift = ((hk_idx)dn * cc * h + dh) * w + dw;
     hk_idx beg = g * chunk, end = beg + chunk < nv ? beg + chunk : nv;
-    T acc = (T)0;
+    HK_ACC acc = (HK_ACC)0;
     for (hk_idx v = beg + lid; v < end; v += RLWS) {
         hk_idx r = v;
         hk_idx q = r % vw; r /= vw;
         hk_idx p = r % vh; r /= vh;
         hk_idx c = r % cc; r /= cc;
         hk_idx a = (((r + n0) * cc + c) * h + p + h0) * w + q + w0;
-        acc += fabs(x[xo + a + shift] - x[xo + a]);
+        acc += fabs((HK_ACC)x[xo + a + shift] - (HK_ACC)x[xo + a]);
     }
-    T s = FN(wg_sum)(buf, acc);
+    HK_ACC s = FN(wg_sum)(buf, acc);
     if (lid == 0) part[po + g] = s;
 }
 

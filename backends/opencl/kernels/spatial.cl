@@ -22,10 +22,10 @@ __kernel void FN(upsample_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_
     hk_idx q = i % w, t = i / w;
     hk_idx p = t % h, nc = t / h;
     const GLOBAL T *src = dy + dyo + nc * oh * ow + (p * f) * ow + q * f;
-    T acc = (T)0;
+    HK_ACC acc = (HK_ACC)0;
     for (hk_idx a = 0; a < f; a++)
-        for (hk_idx b = 0; b < f; b++) acc += src[a * ow + b];
-    dx[dxo + i] = acc;
+        for (hk_idx b = 0; b < f; b++) acc += (HK_ACC)src[a * ow + b];
+    dx[dxo + i] = (T)acc;
 }
 
 __kernel void FN(bilinear_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
@@ -40,9 +40,10 @@ __kernel void FN(bilinear_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx
     FN(hk_bilinear_src)(p, h, oh, align, &h0, &h1, &lh);
     FN(hk_bilinear_src)(q, w, ow, align, &w0, &w1, &lw);
     const GLOBAL T *s = x + xo + nc * h * w;
-    T top = ((T)1 - lw) * s[h0 * w + w0] + lw * s[h0 * w + w1];
-    T bot = ((T)1 - lw) * s[h1 * w + w0] + lw * s[h1 * w + w1];
-    y[yo + i] = ((T)1 - lh) * top + lh * bot;
+    HK_ACC a = (HK_ACC)lh, b = (HK_ACC)lw;
+    HK_ACC top = ((HK_ACC)1 - b) * (HK_ACC)s[h0 * w + w0] + b * (HK_ACC)s[h0 * w + w1];
+    HK_ACC bot = ((HK_ACC)1 - b) * (HK_ACC)s[h1 * w + w0] + b * (HK_ACC)s[h1 * w + w1];
+    y[yo + i] = (T)(((HK_ACC)1 - a) * top + a * bot);
 }
 
 /* Output indices along one axis whose source interval can touch input
@@ -70,12 +71,13 @@ DEVFN void FN(bilinear_range)(hk_idx k, hk_idx in, hk_idx out, int align, hk_idx
     *hi = u > out - 1 ? out - 1 : u;
 }
 
-DEVFN T FN(bilinear_weight)(hk_idx d, hk_idx k, hk_idx in, hk_idx out, int align)
+DEVFN HK_ACC FN(bilinear_weight)(hk_idx d, hk_idx k, hk_idx in, hk_idx out, int align)
 {
     hk_idx i0, i1;
     T l;
     FN(hk_bilinear_src)(d, in, out, align, &i0, &i1, &l);
-    return (i0 == k ? (T)1 - l : (T)0) + (i1 == k ? l : (T)0);
+    HK_ACC la = (HK_ACC)l;
+    return (i0 == k ? (HK_ACC)1 - la : (HK_ACC)0) + (i1 == k ? la : (HK_ACC)0);
 }
 
 __kernel void FN(bilinear_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_idx dxo,
@@ -89,16 +91,16 @@ __kernel void FN(bilinear_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_
     FN(bilinear_range)(p, h, oh, align, &plo, &phi);
     FN(bilinear_range)(q, w, ow, align, &qlo, &qhi);
     const GLOBAL T *g = dy + dyo + nc * oh * ow;
-    T acc = (T)0;
+    HK_ACC acc = (HK_ACC)0;
     for (hk_idx a = plo; a <= phi; a++) {
-        T wh = FN(bilinear_weight)(a, p, h, oh, align);
-        if (wh == (T)0) continue;
-        T row = (T)0;
+        HK_ACC wh = FN(bilinear_weight)(a, p, h, oh, align);
+        if (wh == (HK_ACC)0) continue;
+        HK_ACC row = (HK_ACC)0;
         for (hk_idx b = qlo; b <= qhi; b++) {
-            T ww = FN(bilinear_weight)(b, q, w, ow, align);
-            if (ww != (T)0) row += ww * g[a * ow + b];
+            HK_ACC ww = FN(bilinear_weight)(b, q, w, ow, align);
+            if (ww != (HK_ACC)0) row += ww * (HK_ACC)g[a * ow + b];
         }
         acc += wh * row;
     }
-    dx[dxo + i] = acc;
+    dx[dxo + i] = (T)acc;
 }
