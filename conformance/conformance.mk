@@ -8,7 +8,8 @@ CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 
 # Shape files, installed under $(pkgdatadir)/shapes.
 conformance_shapesdir = $(pkgdatadir)/shapes
-dist_conformance_shapes_DATA = conformance/shapes/quick.txt conformance/shapes/edge.txt
+dist_conformance_shapes_DATA = conformance/shapes/quick.txt conformance/shapes/edge.txt \
+	conformance/shapes/hcga_w32_b2.txt conformance/shapes/hcga_tiny_b2.txt
 EXTRA_DIST += conformance/README.md conformance/conformance.mk
 
 # ---- unit tests ----
