@@ -93,9 +93,11 @@ int hcga_model_load_state(const hcga_config *cfg, hg_store *s, const st_file *f,
         if (!st_find(f, p[j].name)) list_add(missing, sizeof missing, &n_missing, p[j].name);
     }
     if (n_missing || n_unexpected) {
-        snprintf(err, err_len, "%s: not a state dict of this model (%s%s%s%s%s)", what,
-                 n_missing ? "missing: " : "", missing, n_missing && n_unexpected ? "; " : "",
-                 n_unexpected ? "unexpected: " : "", unexpected);
+        char a[48] = "", b[48] = "";
+        if (n_missing) snprintf(a, sizeof a, "%d missing: ", n_missing);
+        if (n_unexpected) snprintf(b, sizeof b, "%d unexpected: ", n_unexpected);
+        snprintf(err, err_len, "%s: not a state dict of this model for the config (%s%s%s%s%s)",
+                 what, a, missing, n_missing && n_unexpected ? "; " : "", b, unexpected);
         goto out;
     }
 
