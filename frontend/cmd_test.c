@@ -12,6 +12,7 @@
 #include "model_cli.h"
 #include "model_io.h"
 #include "train.h"
+#include "vis.h"
 
 #define ERRLEN 4096
 
@@ -36,6 +37,9 @@ static void usage(FILE *f)
             "  --rerank      k-reciprocal re-ranking (k1 20, k2 6, lambda 0.3)\n"
             "  --flip        average features with those of the mirrored image\n"
             "  --save-features F   also write the features (see --features)\n"
+            "  --visrank N   draw the ranked lists of the first N queries (top 10 after junk\n"
+            "                removal, green/red borders, visible parts) as PNG pictures\n"
+            "  --visrank-out DIR   where they go (default ./visrank)\n"
             "  --features F  evaluate stored features: query.{fore,part,global,vis,pids,cams}\n"
             "                and gallery.* tensors, e.g. made by another tool\n");
 }
@@ -158,7 +162,8 @@ int hcga_features_load(const char *path, hcga_features *q, hcga_features *g, cha
 int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
 {
     const char *weights = NULL, *config = NULL, *data = NULL, *features = NULL, *save = NULL;
-    int mode = -1, rerank = 0, flip = 0, n_over = 0;
+    const char *visrank_out = "visrank";
+    int mode = -1, rerank = 0, flip = 0, n_over = 0, visrank = 0;
     char **over = calloc((size_t)argc + 1, sizeof *over);
     if (!over) return 1;
     for (int i = 1; i < argc; i++) {
@@ -173,6 +178,7 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
                            : !strcmp(a, "--data") ? &data
                            : !strcmp(a, "--features") ? &features
                            : !strcmp(a, "--save-features") ? &save
+                           : !strcmp(a, "--visrank-out") ? &visrank_out
                            : NULL;
         if (dst) {
             if (i + 1 >= argc) {
@@ -186,6 +192,16 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
         else if (!strcmp(a, "--concat")) mode = HCGA_MATCH_CONCAT;
         else if (!strcmp(a, "--rerank")) rerank = 1;
         else if (!strcmp(a, "--flip")) flip = 1;
+        else if (!strcmp(a, "--visrank")) {
+            long long v;
+            if (i + 1 >= argc || hcga_parse_int(argv[i + 1], 1, 1000000, &v)) {
+                fprintf(stderr, "hcga test: --visrank needs a number of queries >= 1\n");
+                free(over);
+                return 2;
+            }
+            visrank = (int)v;
+            i++;
+        }
         else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "hcga test: unknown option '%s' (see hcga test --help)\n", a);
             free(over);
@@ -214,6 +230,11 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
     const char *matches[3] = {"ARM", "global", "concat"};
 
     if (features) {
+        if (visrank) {
+            fprintf(stderr, "hcga test: --visrank draws the images: give --weights and the dataset, not --features\n");
+            free(over);
+            return 2;
+        }
         if (weights || save) {
             fprintf(stderr, "hcga test: --features evaluates stored features; it takes no --weights/--save-features\n");
             free(over);
@@ -235,7 +256,9 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
             fprintf(stderr, "hcga test: %s\n", err);
             goto out;
         }
-        const char *cy = st_meta(wf, "config");
+        /* only hcga checkpoints embed a YAML config ("config" in other files may be a file name) */
+        const char *fmt0 = st_meta(wf, "format");
+        const char *cy = fmt0 && !strcmp(fmt0, "hcga-checkpoint-1") ? st_meta(wf, "config") : NULL;
         if (config || !cy) cfg = hcga_config_load(config, n_over, over, err, sizeof err);
         else cfg = hcga_config_load_string(cy, strlen(cy), weights, n_over, over, err, sizeof err);
         if (!cfg) {
@@ -305,6 +328,16 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
     printf("  %d of %d queries have a valid match; mAP is the standard AP (mean precision at each match); "
            "the reference ARM code's trapezoid-rule mAP: %.1f%%\n",
            r.num_valid, r.num_query, 100 * r.map_trapezoid);
+    if (visrank) {
+        int nv = hcga_vis_ranklists_features(visrank_out, visrank, &ds, &q, &g, (hcga_match)mode, feat_norm, err,
+                                             sizeof err);
+        if (nv < 0) {
+            fprintf(stderr, "hcga test: %s\n", err);
+            goto out;
+        }
+        printf("ranked lists (top 10%s) of %d queries: %s/rank_*.png\n", rerank ? ", before re-ranking" : "", nv,
+               visrank_out);
+    }
     rc = 0;
 out:
     hcga_features_free(&q);

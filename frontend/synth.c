@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "image_io.h"
 #include "rng.h"
@@ -485,6 +486,7 @@ int hcga_synth_main(int argc, char **argv)
     const identity *others = ids + o.ids;
     int n_others = n_pool - o.ids;
     int frame = 1, counts[3] = {0, 0, 0}, occluded[3] = {0, 0, 0};
+    const int tty = isatty(fileno(stderr));
     for (int p = 0; p < o.ids; p++) {
         int pid = p + 1, is_train = p < n_train;
         hcga_rng r;
@@ -519,7 +521,7 @@ int hcga_synth_main(int argc, char **argv)
                 occluded[split] += occ;
             }
         }
-        if ((p + 1) % 20 == 0 || p + 1 == o.ids)
+        if (tty && ((p + 1) % 20 == 0 || p + 1 == o.ids))
             fprintf(stderr, "\rhcga synth: identities %d/%d", p + 1, o.ids), fflush(stderr);
     }
     /* distractors: people who are in neither split, labelled 0000 */
@@ -538,7 +540,7 @@ int hcga_synth_main(int argc, char **argv)
         counts[2]++;
         occluded[2] += occ;
     }
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\r\033[K");
     printf("hcga synth: wrote %s: train %d images of %d ids (%d occluded), query %d (%d occluded), "
            "gallery %d incl. %d distractors (%d occluded), %dx%d, seed %llu\n",
            o.out, counts[0], n_train, occluded[0], counts[1], occluded[1], counts[2], o.distractors,

@@ -19,6 +19,7 @@
 #include "model_cli.h"
 #include "model_io.h"
 #include "safetensors.h"
+#include "vis.h"
 
 #define ERRLEN 4096
 
@@ -345,7 +346,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     hcga_pseudo pseudo = {0};
     int *order = NULL;
     float *hostbuf = NULL;
-    char outdir[4096], ckpath[4200], mpath[4200];
+    char outdir[4096], ckpath[4200], mpath[4200], cpath[4200];
 
     /* output directory and the checkpoint to resume from */
     if (o.output) snprintf(outdir, sizeof outdir, "%s", o.output);
@@ -395,6 +396,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     }
     snprintf(ckpath, sizeof ckpath, "%s/checkpoint.safetensors", outdir);
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", outdir);
+    snprintf(cpath, sizeof cpath, "%s/curves.png", outdir);
 
     const char *root = o.data ? o.data : hcga_cfg_str(cfg, "DATASETS.ROOT_DIR");
     if (hcga_dataset_open(root, &ds, err, sizeof err)) {
@@ -607,6 +609,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
             evaluated = 1;
         }
+        if (hcga_vis_curves(cpath, mpath, 0, 0, err, sizeof err)) fprintf(stderr, "hcga train: curves: %s\n", err);
     }
     if (evaluated)
         printf("final: ARM Rank-1 %.1f%% mAP %.1f%% | global Rank-1 %.1f%% mAP %.1f%%\n", 100 * arm.cmc[0],
