@@ -988,6 +988,25 @@ hcga_status ocl_run(ocl_launch *l, size_t gws, size_t lws)
     return HCGA_OK;
 }
 
+hcga_status ocl_run_nd(ocl_launch *l, int dims, size_t g0, size_t g1, size_t g2)
+{
+    hcga_backend *be = l->be;
+    char call[128];
+    if (l->rc != CL_SUCCESS) {
+        snprintf(call, sizeof call, "%s %s arg %u", l->failed_call, l->kname, l->next);
+        return ocl_cl_fail(be, l->rc, call);
+    }
+    size_t g[3] = {g0, dims > 1 ? g1 : 1, dims > 2 ? g2 : 1};
+    if (g[0] == 0 || g[1] == 0 || g[2] == 0) return HCGA_OK;
+    cl_int rc = clEnqueueNDRangeKernel(be->queue, l->k, (cl_uint)dims, NULL, g, NULL, 0, NULL,
+                                       NULL);
+    if (rc != CL_SUCCESS) {
+        snprintf(call, sizeof call, "clEnqueueNDRangeKernel %s", l->kname);
+        return ocl_cl_fail(be, rc, call);
+    }
+    return HCGA_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Op support and descriptor                                                 */
 /* ------------------------------------------------------------------------ */

@@ -339,15 +339,13 @@ static hcga_status col_workspace(hcga_backend *be, int dt, const conv_geom *g, i
 static hcga_status bias_add(hcga_backend *be, int dt, const hcga_tensor *y,
                             const hcga_tensor *bias, const conv_geom *g)
 {
-    int64_t n = g->n * g->k * g->pq;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_bias_add), "bias_add", dt);
     ocl_arg_tensor(&l, y);
     ocl_arg_tensor(&l, bias);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, g->k);
     ocl_arg_long(&l, g->pq);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 3, (size_t)g->pq, (size_t)g->k, (size_t)g->n);
 }
 
 hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a)

@@ -21,13 +21,13 @@
 /* Typed kernels: compiled for float ("_f32") and, with cl_khr_fp64, double. */
 #define OCL_TYPED_KERNELS(X)                                                                   \
     X(relu_fwd) X(relu_bwd) X(sigmoid_fwd) X(sigmoid_bwd) X(thresh_fwd) X(thresh_bwd)          \
-    X(binary_same) X(binary_bcast) X(gap_bwd) X(reduce_bwd) X(bias_add) X(adam_step)           \
-    X(sgd_step) X(reduce_part) X(reduce_final) X(reduce_final_count) X(sum_to_item)            \
-    X(sum_to_wg) X(softmax_fwd) X(softmax_bwd) X(argmax) X(copy_rows) X(upsample_fwd)          \
-    X(upsample_bwd) X(bilinear_fwd) X(bilinear_bwd) X(bn_stats) X(bn_apply) X(bn_infer)        \
-    X(bn_bwd_stats) X(bn_bwd_dx) X(ce_ls_rows) X(ce_ls_bwd) X(pixel_ce_part) X(pixel_ce_bwd)  \
-    X(triplet_dist) X(triplet_mine) X(triplet_coef) X(triplet_dx) X(shift_l1_part)            \
-    X(shift_l1_bwd)
+    X(binary_same) X(binary_bcast) X(binary_bcast3) X(gap_bwd) X(reduce_bwd) X(bias_add)       \
+    X(adam_step) X(sgd_step) X(reduce_part) X(reduce_final) X(reduce_final_count)              \
+    X(sum_to_item) X(sum_to_wg) X(softmax_fwd) X(softmax_bwd) X(argmax) X(copy_rows)           \
+    X(upsample_fwd) X(upsample_bwd) X(bilinear_fwd) X(bilinear_table) X(bilinear_bwd_w) X(bilinear_bwd_h)        \
+    X(bn_stats) X(bn_stats_item) X(bn_apply) X(bn_infer) X(bn_bwd_stats) X(bn_bwd_stats_item)  \
+    X(bn_bwd_dx) X(ce_ls_rows) X(ce_ls_bwd) X(pixel_ce_part) X(pixel_ce_bwd) X(triplet_dist)   \
+    X(triplet_mine) X(triplet_coef) X(triplet_dx) X(shift_l1_part) X(shift_l1_bwd)
 
 enum ocl_typed_kernel {
 #define OCL_ENUM_(n) KT_##n,
@@ -52,6 +52,9 @@ enum ocl_plain_kernel {
 
 /* Fixed work-group size of the reduction kernels (RLWS in prelude.cl). */
 #define OCL_RLWS 64
+/* BN statistics use one work-item per channel below this many values per
+ * channel (N*HW), a work-group per channel from there. */
+#define OCL_BN_ITEM_MAX 512
 /* Most work-groups a stage-1 reduction uses (fixed: determinism). */
 #define OCL_MAX_PARTS 256
 
@@ -141,6 +144,9 @@ void ocl_arg_tensor(ocl_launch *l, const hcga_tensor *t);
 /* Enqueues over gws items (local = lws, or the implementation's choice
  * when 0); gws = 0 enqueues nothing. */
 hcga_status ocl_run(ocl_launch *l, size_t gws, size_t lws);
+/* Enqueues an NDRange of dims 1..3 (g[0] fastest), local size chosen by
+ * the implementation; an empty range enqueues nothing. */
+hcga_status ocl_run_nd(ocl_launch *l, int dims, size_t g0, size_t g1, size_t g2);
 
 static inline cl_kernel ocl_kt(hcga_backend *be, int dtype, int k)
 {

@@ -305,6 +305,43 @@ static hcga_status add_mul(hcga_backend *be, const hcga_op_args *a, int opc)
     bcast5(y, ones, ys, ystr);
     bcast5(x, ys, xs, xstr);
     bcast5(b, ys, bs, bstr);
+    /* merge dims: drop size-1 dims, join neighbours that continue each
+     * other in both a and b (stride[i] == stride[i+1]*size[i+1]) */
+    int64_t md[5], ma[5], mb[5];
+    int nd = 0;
+    for (int d = 0; d < 5; d++) {
+        if (ys[d] == 1) continue;
+        if (nd > 0 && ma[nd - 1] == xstr[d] * ys[d] && mb[nd - 1] == bstr[d] * ys[d]) {
+            md[nd - 1] *= ys[d];
+            ma[nd - 1] = xstr[d];
+            mb[nd - 1] = bstr[d];
+            continue;
+        }
+        md[nd] = ys[d];
+        ma[nd] = xstr[d];
+        mb[nd] = bstr[d];
+        nd++;
+    }
+    if (nd <= 3) {
+        int64_t d3[3] = {1, 1, 1}, a3[3] = {0, 0, 0}, b3[3] = {0, 0, 0};
+        for (int i = 0; i < nd; i++) {
+            d3[3 - nd + i] = md[i];
+            a3[3 - nd + i] = ma[i];
+            b3[3 - nd + i] = mb[i];
+        }
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_binary_bcast3), "binary_bcast3", dt);
+        ocl_arg_tensor(&l, x);
+        ocl_arg_tensor(&l, b);
+        ocl_arg_tensor(&l, y);
+        ocl_arg_int(&l, op);
+        ocl_arg_real(&l, alpha);
+        ocl_arg_real(&l, beta);
+        ocl_arg_long(&l, d3[1]);
+        ocl_arg_long(&l, d3[2]);
+        for (int i = 0; i < 3; i++) ocl_arg_long(&l, a3[i]);
+        for (int i = 0; i < 3; i++) ocl_arg_long(&l, b3[i]);
+        return ocl_run_nd(&l, 3, (size_t)d3[2], (size_t)d3[1], (size_t)d3[0]);
+    }
     ocl_begin(&l, be, ocl_kt(be, dt, KT_binary_bcast), "binary_bcast", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, b);
@@ -346,7 +383,10 @@ hcga_status ocl_sum_to5(hcga_backend *be, int dt, const hcga_tensor *x, const in
     if (nout == 0) return HCGA_OK;
     if (nred == 0) return ocl_fill(be, y->buf->mem, y->offset,
                                    (size_t)nout * hcga_dtype_size(dt), dt, 0.0);
-    int wg = nred >= OCL_RLWS;
+    /* a work-group per output when many elements are summed and the last
+     * dim is summed too (outputs strided); else an item per output, whose
+     * neighbours read neighbouring elements when the last dim is kept */
+    int wg = nred >= OCL_RLWS && ys[4] == 1;
     int64_t inner = 1;
     if (wg) {
         int last = -1;
@@ -360,7 +400,7 @@ hcga_status ocl_sum_to5(hcga_backend *be, int dt, const hcga_tensor *x, const in
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, y);
     ocl_arg_long(&l, nout);
-    ocl_arg_long(&l, nred);
+    ocl_arg_long(&l, wg ? nred : rs[0]);
     ocl_arg_acc(&l, scale);
     for (int d = 1; d < 5; d++) ocl_arg_long(&l, ys[d]);
     for (int d = 1; d < 5; d++) ocl_arg_long(&l, rs[d]);
@@ -476,16 +516,15 @@ static hcga_status op_softmax_fwd(hcga_backend *be, const hcga_op_args *a)
     TRY(ocl_check_tensor(be, y, "out[0] (y)", dt));
     TRY(want_ndim(be, x, "in[0] (x)", 2, 5));
     TRY(same_shape(be, x, "in[0] (x)", y, "out[0] (y)"));
-    int64_t c = x->shape[1], inner = dims_from(x, 2), rows = x->shape[0] * inner;
+    int64_t c = x->shape[1], inner = dims_from(x, 2);
     if (c == 0) return HCGA_OK;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_softmax_fwd), "softmax_fwd", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, y);
-    ocl_arg_long(&l, rows);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, inner);
-    return ocl_run(&l, (size_t)rows, 0);
+    return ocl_run_nd(&l, 2, (size_t)inner, (size_t)x->shape[0], 1);
 }
 
 static hcga_status op_softmax_bwd(hcga_backend *be, const hcga_op_args *a)
@@ -499,17 +538,16 @@ static hcga_status op_softmax_bwd(hcga_backend *be, const hcga_op_args *a)
     TRY(want_ndim(be, y, "in[0] (y)", 2, 5));
     TRY(same_shape(be, y, "in[0] (y)", dy, "in[1] (dy)"));
     TRY(same_shape(be, y, "in[0] (y)", dx, "out[0] (dx)"));
-    int64_t c = y->shape[1], inner = dims_from(y, 2), rows = y->shape[0] * inner;
+    int64_t c = y->shape[1], inner = dims_from(y, 2);
     if (c == 0) return HCGA_OK;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_softmax_bwd), "softmax_bwd", dt);
     ocl_arg_tensor(&l, y);
     ocl_arg_tensor(&l, dy);
     ocl_arg_tensor(&l, dx);
-    ocl_arg_long(&l, rows);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, inner);
-    return ocl_run(&l, (size_t)rows, 0);
+    return ocl_run_nd(&l, 2, (size_t)inner, (size_t)y->shape[0], 1);
 }
 
 /* CONCAT (split = 0) or SPLIT (split = 1): whole = y / dy, parts = x_i / dx_i. */
@@ -562,9 +600,7 @@ static hcga_status concat_split(hcga_backend *be, const hcga_op_args *a, int spl
             ocl_arg_long(&l, ocl_eoff(whole) + coff * inner);
             ocl_arg_long(&l, wpitch);
         }
-        ocl_arg_long(&l, rows * cols);
-        ocl_arg_long(&l, cols);
-        TRY(ocl_run(&l, (size_t)(rows * cols), 0));
+        TRY(ocl_run_nd(&l, 2, (size_t)cols, (size_t)rows, 1));
         coff += p->shape[1];
     }
     return HCGA_OK;
@@ -594,10 +630,9 @@ static hcga_status op_argmax(hcga_backend *be, const hcga_op_args *a)
     ocl_begin(&l, be, ocl_kt(be, dt, KT_argmax), "argmax", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, idx);
-    ocl_arg_long(&l, rows);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, inner);
-    return ocl_run(&l, (size_t)rows, 0);
+    return ocl_run_nd(&l, 2, (size_t)inner, (size_t)x->shape[0], 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -632,17 +667,17 @@ static hcga_status upsample(hcga_backend *be, const hcga_op_args *a, int bwd)
         return ocl_fail(be, HCGA_ERR_INVALID, "%s is %lldx%lld, expected %lldx%lld (factor %lld)",
                         bn, (long long)big->shape[2], (long long)big->shape[3],
                         (long long)(h * f), (long long)(w * f), (long long)f);
-    int64_t n = hcga_tensor_numel(bwd ? small : big);
+    const hcga_tensor *o = bwd ? small : big;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, bwd ? KT_upsample_bwd : KT_upsample_fwd),
               bwd ? "upsample_bwd" : "upsample_fwd", dt);
     ocl_arg_tensor(&l, src);
     ocl_arg_tensor(&l, dst);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, h);
     ocl_arg_long(&l, w);
     ocl_arg_long(&l, f);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 3, (size_t)o->shape[3], (size_t)o->shape[2],
+                      (size_t)(o->shape[0] * o->shape[1]));
 }
 
 static hcga_status op_upsample_fwd(hcga_backend *be, const hcga_op_args *a)
@@ -666,19 +701,66 @@ static hcga_status bilinear(hcga_backend *be, const hcga_op_args *a, int bwd)
     if ((h == 0 || w == 0) && oh * ow > 0)
         return ocl_fail(be, HCGA_ERR_INVALID, "cannot resize an empty %lldx%lld image",
                         (long long)h, (long long)w);
-    int64_t n = hcga_tensor_numel(bwd ? small : big);
+    const hcga_tensor *o = bwd ? small : big;
+    int64_t nc = small->shape[0] * small->shape[1];
+    int align = a->p.resize.align_corners ? 1 : 0;
     ocl_launch l;
-    ocl_begin(&l, be, ocl_kt(be, dt, bwd ? KT_bilinear_bwd : KT_bilinear_fwd),
-              bwd ? "bilinear_bwd" : "bilinear_fwd", dt);
+    if (bwd) {
+        /* separable: along W into tmp[N*C, OH, W] (HK_ACC), then along H */
+        if (nc * h * w == 0) return HCGA_OK;
+        size_t as = ocl_acc_size(be, dt);
+        carve cv = {0};
+        int64_t to = carve_take(&cv, nc * oh * w, as);
+        int64_t hi = carve_take(&cv, 2 * oh, sizeof(cl_long)), hl = carve_take(&cv, oh, as);
+        int64_t wi = carve_take(&cv, 2 * ow, sizeof(cl_long)), wl = carve_take(&cv, ow, as);
+        TRY(ocl_ensure(be, &be->scratch, &be->scratch_size, cv.used, "scratch"));
+        for (int axis = 0; axis < 2; axis++) {
+            ocl_begin(&l, be, ocl_kt(be, dt, KT_bilinear_table), "bilinear_table", dt);
+            ocl_arg_mem(&l, be->scratch);
+            ocl_arg_long(&l, axis ? wi : hi);
+            ocl_arg_mem(&l, be->scratch);
+            ocl_arg_long(&l, axis ? wl : hl);
+            ocl_arg_long(&l, axis ? w : h);
+            ocl_arg_long(&l, axis ? ow : oh);
+            ocl_arg_int(&l, align);
+            TRY(ocl_run(&l, (size_t)(axis ? ow : oh), 0));
+        }
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_bilinear_bwd_w), "bilinear_bwd_w", dt);
+        ocl_arg_tensor(&l, src);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, to);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, wi);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, wl);
+        ocl_arg_long(&l, w);
+        ocl_arg_long(&l, oh);
+        ocl_arg_long(&l, ow);
+        ocl_arg_int(&l, align);
+        TRY(ocl_run_nd(&l, 3, (size_t)w, (size_t)oh, (size_t)nc));
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_bilinear_bwd_h), "bilinear_bwd_h", dt);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, to);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, hi);
+        ocl_arg_mem(&l, be->scratch);
+        ocl_arg_long(&l, hl);
+        ocl_arg_tensor(&l, dst);
+        ocl_arg_long(&l, h);
+        ocl_arg_long(&l, w);
+        ocl_arg_long(&l, oh);
+        ocl_arg_int(&l, align);
+        return ocl_run_nd(&l, 3, (size_t)w, (size_t)h, (size_t)nc);
+    }
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bilinear_fwd), "bilinear_fwd", dt);
     ocl_arg_tensor(&l, src);
     ocl_arg_tensor(&l, dst);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, h);
     ocl_arg_long(&l, w);
     ocl_arg_long(&l, oh);
     ocl_arg_long(&l, ow);
-    ocl_arg_int(&l, a->p.resize.align_corners ? 1 : 0);
-    return ocl_run(&l, (size_t)n, 0);
+    ocl_arg_int(&l, align);
+    return ocl_run_nd(&l, 3, (size_t)o->shape[3], (size_t)o->shape[2], (size_t)nc);
 }
 
 static hcga_status op_bilinear_fwd(hcga_backend *be, const hcga_op_args *a)
@@ -716,15 +798,13 @@ static hcga_status op_gap_bwd(hcga_backend *be, const hcga_op_args *a)
     int64_t nb = dx->shape[0], c = dx->shape[1], hw = dx->shape[2] * dx->shape[3];
     TRY(want_numel(be, dy, "in[0] (dy)", nb * c));
     if (hw == 0) return HCGA_OK;
-    int64_t n = nb * c * hw;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_gap_bwd), "gap_bwd", dt);
     ocl_arg_tensor(&l, dy);
     ocl_arg_tensor(&l, dx);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, hw);
     ocl_arg_real(&l, 1.0 / (double)hw);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 2, (size_t)hw, (size_t)(nb * c), 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1233,8 +1313,11 @@ static hcga_status op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a)
                         "training statistics need more than 1 value per channel (got %lld)",
                         (long long)(nb * hw));
     if (c == 0) return HCGA_OK;
+    /* few values per channel: an item per channel beats a group per channel */
+    int item = nb * hw < OCL_BN_ITEM_MAX;
     ocl_launch l;
-    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_stats), "bn_stats", dt);
+    ocl_begin(&l, be, ocl_kt(be, dt, item ? KT_bn_stats_item : KT_bn_stats),
+              item ? "bn_stats_item" : "bn_stats", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_long(&l, nb);
     ocl_arg_long(&l, c);
@@ -1245,19 +1328,17 @@ static hcga_status op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, rv);
     ocl_arg_acc(&l, a->p.bn.eps);
     ocl_arg_acc(&l, a->p.bn.momentum);
-    TRY(ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
-    int64_t n = nb * c * hw;
+    TRY(item ? ocl_run(&l, (size_t)c, 0) : ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
     ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, y);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, hw);
     ocl_arg_tensor(&l, gamma);
     ocl_arg_tensor(&l, beta);
     ocl_arg_tensor(&l, sm);
     ocl_arg_tensor(&l, si);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
 }
 
 static hcga_status op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
@@ -1275,12 +1356,10 @@ static hcga_status op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
     TRY(bn_vec(be, rv, "in[4] (running_var)", dt, c));
     TRY(ocl_check_tensor(be, y, "out[0] (y)", dt));
     TRY(same_shape(be, x, "in[0] (x)", y, "out[0] (y)"));
-    int64_t n = nb * c * hw;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_infer), "bn_infer", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, y);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, hw);
     ocl_arg_tensor(&l, gamma);
@@ -1288,7 +1367,7 @@ static hcga_status op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, rm);
     ocl_arg_tensor(&l, rv);
     ocl_arg_acc(&l, a->p.bn.eps);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
 }
 
 static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
@@ -1317,8 +1396,10 @@ static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
         TRY(ocl_fill(be, dg->buf->mem, dg->offset, (size_t)c * es, dt, 0.0));
         return ocl_fill(be, db->buf->mem, db->offset, (size_t)c * es, dt, 0.0);
     }
+    int item = m < OCL_BN_ITEM_MAX;
     ocl_launch l;
-    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_bwd_stats), "bn_bwd_stats", dt);
+    ocl_begin(&l, be, ocl_kt(be, dt, item ? KT_bn_bwd_stats_item : KT_bn_bwd_stats),
+              item ? "bn_bwd_stats_item" : "bn_bwd_stats", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, dy);
     ocl_arg_long(&l, nb);
@@ -1328,13 +1409,11 @@ static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, inv);
     ocl_arg_tensor(&l, dg);
     ocl_arg_tensor(&l, db);
-    TRY(ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
-    int64_t n = nb * c * hw;
+    TRY(item ? ocl_run(&l, (size_t)c, 0) : ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
     ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_bwd_dx), "bn_bwd_dx", dt);
     ocl_arg_tensor(&l, x);
     ocl_arg_tensor(&l, dy);
     ocl_arg_tensor(&l, dx);
-    ocl_arg_long(&l, n);
     ocl_arg_long(&l, c);
     ocl_arg_long(&l, hw);
     ocl_arg_tensor(&l, gamma);
@@ -1343,7 +1422,7 @@ static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
     ocl_arg_tensor(&l, dg);
     ocl_arg_tensor(&l, db);
     ocl_arg_acc(&l, 1.0 / (double)m);
-    return ocl_run(&l, (size_t)n, 0);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
 }
 
 /* ------------------------------------------------------------------------ */

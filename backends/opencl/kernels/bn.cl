@@ -51,29 +51,75 @@ RLWS_ATTR __kernel void FN(bn_stats)(const GLOBAL T *x, hk_idx xo, hk_idx nb, hk
     }
 }
 
-/* y = (x - mean) * invstd * gamma + beta */
-__kernel void FN(bn_apply)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
-                           hk_idx cc, hk_idx hw, const GLOBAL T *gamma, hk_idx go,
-                           const GLOBAL T *beta, hk_idx bo, const GLOBAL T *mean, hk_idx mo,
-                           const GLOBAL T *invstd, hk_idx io)
+/* Statistics with one work-item per channel, for channels with few
+ * values (N*HW small), where a work-group per channel costs more than the
+ * sums.  Same formulas as bn_stats, sequential sums. */
+__kernel void FN(bn_stats_item)(const GLOBAL T *x, hk_idx xo, hk_idx nb, hk_idx cc, hk_idx hw,
+                                GLOBAL T *smean, hk_idx smo, GLOBAL T *sinv, hk_idx sio,
+                                GLOBAL T *rmean, hk_idx rmo, GLOBAL T *rvar, hk_idx rvo,
+                                HK_ACC eps, HK_ACC momentum)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
-    hk_idx c = (i / hw) % cc;
+    hk_idx c = get_global_id(0);
+    if (c >= cc) return;
+    hk_idx m = nb * hw;
+    HK_ACC sum = (HK_ACC)0, ss = (HK_ACC)0;
+    for (hk_idx n = 0; n < nb; n++)
+        for (hk_idx j = 0; j < hw; j++) sum += (HK_ACC)x[xo + (n * cc + c) * hw + j];
+    HK_ACC mean = sum / (HK_ACC)m;
+    for (hk_idx n = 0; n < nb; n++)
+        for (hk_idx j = 0; j < hw; j++) {
+            HK_ACC d = (HK_ACC)x[xo + (n * cc + c) * hw + j] - mean;
+            ss += d * d;
+        }
+    HK_ACC var = ss / (HK_ACC)m, mom = momentum;
+    smean[smo + c] = (T)mean;
+    sinv[sio + c] = (T)((HK_ACC)1 / sqrt(var + eps));
+    HK_ACC unbiased = m > 1 ? var * (HK_ACC)m / (HK_ACC)(m - 1) : var;
+    rmean[rmo + c] = (T)(((HK_ACC)1 - mom) * (HK_ACC)rmean[rmo + c] + mom * mean);
+    rvar[rvo + c] = (T)(((HK_ACC)1 - mom) * (HK_ACC)rvar[rvo + c] + mom * unbiased);
+}
+
+__kernel void FN(bn_bwd_stats_item)(const GLOBAL T *x, hk_idx xo, const GLOBAL T *dy,
+                                    hk_idx dyo, hk_idx nb, hk_idx cc, hk_idx hw,
+                                    const GLOBAL T *mean, hk_idx mo, const GLOBAL T *invstd,
+                                    hk_idx io, GLOBAL T *dgamma, hk_idx dgo, GLOBAL T *dbeta,
+                                    hk_idx dbo)
+{
+    hk_idx c = get_global_id(0);
+    if (c >= cc) return;
+    HK_ACC mu = (HK_ACC)mean[mo + c], sdy = (HK_ACC)0, sdyx = (HK_ACC)0;
+    for (hk_idx n = 0; n < nb; n++)
+        for (hk_idx j = 0; j < hw; j++) {
+            hk_idx a = (n * cc + c) * hw + j;
+            HK_ACC g = (HK_ACC)dy[dyo + a];
+            sdy += g;
+            sdyx += g * ((HK_ACC)x[xo + a] - mu);
+        }
+    dgamma[dgo + c] = (T)(sdyx * (HK_ACC)invstd[io + c]);
+    dbeta[dbo + c] = (T)sdy;
+}
+
+/* y = (x - mean) * invstd * gamma + beta; NDRange (HW, C, N) */
+__kernel void FN(bn_apply)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx cc,
+                           hk_idx hw, const GLOBAL T *gamma, hk_idx go, const GLOBAL T *beta,
+                           hk_idx bo, const GLOBAL T *mean, hk_idx mo, const GLOBAL T *invstd,
+                           hk_idx io)
+{
+    hk_idx c = get_global_id(1);
+    hk_idx i = (get_global_id(2) * cc + c) * hw + get_global_id(0);
     y[yo + i] = (T)(((HK_ACC)x[xo + i] - (HK_ACC)mean[mo + c]) * (HK_ACC)invstd[io + c] *
                         (HK_ACC)gamma[go + c] +
                     (HK_ACC)beta[bo + c]);
 }
 
-/* BN_FWD_INFER: y = gamma*(x-rm)/sqrt(rv+eps) + beta */
-__kernel void FN(bn_infer)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
-                           hk_idx cc, hk_idx hw, const GLOBAL T *gamma, hk_idx go,
-                           const GLOBAL T *beta, hk_idx bo, const GLOBAL T *rm, hk_idx rmo,
-                           const GLOBAL T *rv, hk_idx rvo, HK_ACC eps)
+/* BN_FWD_INFER: y = gamma*(x-rm)/sqrt(rv+eps) + beta; NDRange (HW, C, N) */
+__kernel void FN(bn_infer)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx cc,
+                           hk_idx hw, const GLOBAL T *gamma, hk_idx go, const GLOBAL T *beta,
+                           hk_idx bo, const GLOBAL T *rm, hk_idx rmo, const GLOBAL T *rv,
+                           hk_idx rvo, HK_ACC eps)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
-    hk_idx c = (i / hw) % cc;
+    hk_idx c = get_global_id(1);
+    hk_idx i = (get_global_id(2) * cc + c) * hw + get_global_id(0);
     y[yo + i] = (T)((HK_ACC)gamma[go + c] * ((HK_ACC)x[xo + i] - (HK_ACC)rm[rmo + c]) /
                         sqrt((HK_ACC)rv[rvo + c] + (HK_ACC)eps) +
                     (HK_ACC)beta[bo + c]);
@@ -97,16 +143,15 @@ RLWS_ATTR __kernel void FN(bn_bwd_stats)(const GLOBAL T *x, hk_idx xo, const GLO
     }
 }
 
-/* dx = gamma*invstd*(dy - dbeta/M - (x-mean)*invstd*dgamma/M) */
+/* dx = gamma*invstd*(dy - dbeta/M - (x-mean)*invstd*dgamma/M); NDRange (HW, C, N) */
 __kernel void FN(bn_bwd_dx)(const GLOBAL T *x, hk_idx xo, const GLOBAL T *dy, hk_idx dyo,
-                            GLOBAL T *dx, hk_idx dxo, hk_idx n, hk_idx cc, hk_idx hw,
+                            GLOBAL T *dx, hk_idx dxo, hk_idx cc, hk_idx hw,
                             const GLOBAL T *gamma, hk_idx go, const GLOBAL T *mean, hk_idx mo,
                             const GLOBAL T *invstd, hk_idx io, const GLOBAL T *dgamma,
                             hk_idx dgo, const GLOBAL T *dbeta, hk_idx dbo, HK_ACC inv_m)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
-    hk_idx c = (i / hw) % cc;
+    hk_idx c = get_global_id(1);
+    hk_idx i = (get_global_id(2) * cc + c) * hw + get_global_id(0);
     HK_ACC is = (HK_ACC)invstd[io + c];
     HK_ACC xhat = ((HK_ACC)x[xo + i] - (HK_ACC)mean[mo + c]) * is;
     dx[dxo + i] = (T)((HK_ACC)gamma[go + c] * is *

@@ -71,12 +71,12 @@ __kernel void FN(binary_bcast)(const GLOBAL T *a, hk_idx ao, const GLOBAL T *b, 
     y[yo + i] = op == 0 ? alpha * va + beta * vb : alpha * va * vb;
 }
 
-/* GAP_BWD: dx[r*hw + j] = dy[r] * inv */
-__kernel void FN(gap_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_idx dxo, hk_idx n,
-                          hk_idx hw, T inv)
+/* GAP_BWD: dx[r*hw + j] = dy[r] * inv; NDRange (HW, N*C) */
+__kernel void FN(gap_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_idx dxo, hk_idx hw,
+                          T inv)
 {
-    hk_idx i = get_global_id(0);
-    if (i < n) dx[dxo + i] = dy[dyo + i / hw] * inv;
+    hk_idx j = get_global_id(0), r = get_global_id(1);
+    dx[dxo + r * hw + j] = dy[dyo + r] * inv;
 }
 
 /* REDUCE_BWD: kind 0 SUM, 1 MEAN, 2 ABS_MEAN; scale = 1 or 1/numel. */
@@ -89,12 +89,25 @@ __kernel void FN(reduce_bwd)(const GLOBAL T *x, hk_idx xo, const GLOBAL T *dy, h
     dx[dxo + i] = kind == 2 ? g * FN(hk_sign)(x[xo + i]) : g;
 }
 
-/* Conv bias: y[n,k,pq] += bias[k] */
-__kernel void FN(bias_add)(GLOBAL T *y, hk_idx yo, const GLOBAL T *bias, hk_idx bo, hk_idx n,
-                           hk_idx k, hk_idx pq)
+/* Conv bias: y[n,k,pq] += bias[k]; NDRange (PQ, K, N) */
+__kernel void FN(bias_add)(GLOBAL T *y, hk_idx yo, const GLOBAL T *bias, hk_idx bo, hk_idx k,
+                           hk_idx pq)
 {
-    hk_idx i = get_global_id(0);
-    if (i < n) y[yo + i] += bias[bo + (i / pq) % k];
+    hk_idx c = get_global_id(1);
+    y[yo + (get_global_id(2) * k + c) * pq + get_global_id(0)] += bias[bo + c];
+}
+
+/* Broadcasting ADD/MUL over at most 3 merged dims: NDRange (d2, d1, d0), y
+ * dense, a and b through strides (0 on broadcast dims). */
+__kernel void FN(binary_bcast3)(const GLOBAL T *a, hk_idx ao, const GLOBAL T *b, hk_idx bo,
+                                GLOBAL T *y, hk_idx yo, int op, T alpha, T beta, hk_idx d1,
+                                hk_idx d2, hk_idx sa0, hk_idx sa1, hk_idx sa2, hk_idx sb0,
+                                hk_idx sb1, hk_idx sb2)
+{
+    hk_idx i2 = get_global_id(0), i1 = get_global_id(1), i0 = get_global_id(2);
+    T va = a[ao + i0 * sa0 + i1 * sa1 + i2 * sa2];
+    T vb = b[bo + i0 * sb0 + i1 * sb1 + i2 * sb2];
+    y[yo + (i0 * d1 + i1) * d2 + i2] = op == 0 ? alpha * va + beta * vb : alpha * va * vb;
 }
 
 /* ADAM_STEP */

@@ -80,18 +80,26 @@ DEVFN hk_idx FN(sum_to_addr)(hk_idx o, hk_idx d1, hk_idx d2, hk_idx d3, hk_idx d
     return o * s0 + c1 * s1 + c2 * s2 + c3 * s3 + c4 * s4;
 }
 
-/* SUM_TO, one work-item per output (few summed elements). */
+/* SUM_TO, one work-item per output: used when the last dim is kept (so
+ * neighbouring items read neighbouring elements) or when few elements are
+ * summed.  The summed dims are walked with nested loops (r0..r4 are the
+ * sizes of the summed dims, 1 elsewhere), no division per element. */
 __kernel void FN(sum_to_item)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx nout,
-                              hk_idx nred, HK_ACC scale_, hk_idx y1, hk_idx y2, hk_idx y3, hk_idx y4,
+                              hk_idx r0, HK_ACC scale_, hk_idx y1, hk_idx y2, hk_idx y3, hk_idx y4,
                               hk_idx r1, hk_idx r2, hk_idx r3, hk_idx r4, hk_idx s0, hk_idx s1,
                               hk_idx s2, hk_idx s3, hk_idx s4)
 {
     hk_idx o = get_global_id(0);
     if (o >= nout) return;
-    hk_idx base = xo + FN(sum_to_addr)(o, y1, y2, y3, y4, s0, s1, s2, s3, s4);
+    const GLOBAL T *p = x + xo + FN(sum_to_addr)(o, y1, y2, y3, y4, s0, s1, s2, s3, s4);
     HK_ACC acc = (HK_ACC)0;
-    for (hk_idx r = 0; r < nred; r++)
-        acc += (HK_ACC)x[base + FN(sum_to_addr)(r, r1, r2, r3, r4, s0, s1, s2, s3, s4)];
+    for (hk_idx a = 0; a < r0; a++)
+        for (hk_idx b = 0; b < r1; b++)
+            for (hk_idx c = 0; c < r2; c++)
+                for (hk_idx d = 0; d < r3; d++) {
+                    const GLOBAL T *q = p + a * s0 + b * s1 + c * s2 + d * s3;
+                    for (hk_idx e = 0; e < r4; e++) acc += (HK_ACC)q[e * s4];
+                }
     y[yo + o] = (T)(acc * (HK_ACC)scale_);
 }
 

@@ -2,25 +2,22 @@
  * Backward passes gather (one work-item per input element) so that nothing
  * is accumulated with atomics.  Typed: T, FN(). */
 
-__kernel void FN(upsample_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
-                               hk_idx h, hk_idx w, hk_idx f)
+/* NDRange (OW, OH, N*C) */
+__kernel void FN(upsample_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx h,
+                               hk_idx w, hk_idx f)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
+    hk_idx q = get_global_id(0), p = get_global_id(1), nc = get_global_id(2);
     hk_idx ow = w * f, oh = h * f;
-    hk_idx q = i % ow, t = i / ow;
-    hk_idx p = t % oh, nc = t / oh;
-    y[yo + i] = x[xo + nc * h * w + (p / f) * w + q / f];
+    y[yo + (nc * oh + p) * ow + q] = x[xo + nc * h * w + (p / f) * w + q / f];
 }
 
+/* NDRange (W, H, N*C) */
 __kernel void FN(upsample_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_idx dxo,
-                               hk_idx n, hk_idx h, hk_idx w, hk_idx f)
+                               hk_idx h, hk_idx w, hk_idx f)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
+    hk_idx q = get_global_id(0), p = get_global_id(1), nc = get_global_id(2);
+    hk_idx i = (nc * h + p) * w + q;
     hk_idx ow = w * f, oh = h * f;
-    hk_idx q = i % w, t = i / w;
-    hk_idx p = t % h, nc = t / h;
     const GLOBAL T *src = dy + dyo + nc * oh * ow + (p * f) * ow + q * f;
     HK_ACC acc = (HK_ACC)0;
     for (hk_idx a = 0; a < f; a++)
@@ -28,13 +25,12 @@ __kernel void FN(upsample_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_
     dx[dxo + i] = (T)acc;
 }
 
-__kernel void FN(bilinear_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx n,
-                               hk_idx h, hk_idx w, hk_idx oh, hk_idx ow, int align)
+/* NDRange (OW, OH, N*C) */
+__kernel void FN(bilinear_fwd)(const GLOBAL T *x, hk_idx xo, GLOBAL T *y, hk_idx yo, hk_idx h,
+                               hk_idx w, hk_idx oh, hk_idx ow, int align)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
-    hk_idx q = i % ow, t = i / ow;
-    hk_idx p = t % oh, nc = t / oh;
+    hk_idx q = get_global_id(0), p = get_global_id(1), nc = get_global_id(2);
+    hk_idx i = (nc * oh + p) * ow + q;
     hk_idx h0, h1, w0, w1;
     T lh, lw;
     FN(hk_bilinear_src)(p, h, oh, align, &h0, &h1, &lh);
@@ -71,36 +67,61 @@ DEVFN void FN(bilinear_range)(hk_idx k, hk_idx in, hk_idx out, int align, hk_idx
     *hi = u > out - 1 ? out - 1 : u;
 }
 
-DEVFN HK_ACC FN(bilinear_weight)(hk_idx d, hk_idx k, hk_idx in, hk_idx out, int align)
+/* Source table of one axis: for each output index d, (i0, i1) in ti[2d],
+ * ti[2d+1] and the weight of i1 in tl[d] (the forward's values). */
+__kernel void FN(bilinear_table)(GLOBAL long *ti, hk_idx tio, GLOBAL HK_ACC *tl, hk_idx tlo,
+                                 hk_idx in, hk_idx out, int align)
 {
+    hk_idx d = get_global_id(0);
+    if (d >= out) return;
     hk_idx i0, i1;
     T l;
     FN(hk_bilinear_src)(d, in, out, align, &i0, &i1, &l);
-    HK_ACC la = (HK_ACC)l;
-    return (i0 == k ? (HK_ACC)1 - la : (HK_ACC)0) + (i1 == k ? la : (HK_ACC)0);
+    ti[tio + 2 * d] = i0;
+    ti[tio + 2 * d + 1] = i1;
+    tl[tlo + d] = (HK_ACC)l;
 }
 
-__kernel void FN(bilinear_bwd)(const GLOBAL T *dy, hk_idx dyo, GLOBAL T *dx, hk_idx dxo,
-                               hk_idx n, hk_idx h, hk_idx w, hk_idx oh, hk_idx ow, int align)
+/* Weight of input index k in output index d, from a table. */
+DEVFN HK_ACC FN(table_weight)(const GLOBAL long *ti, const GLOBAL HK_ACC *tl, hk_idx d, hk_idx k)
 {
-    hk_idx i = get_global_id(0);
-    if (i >= n) return;
-    hk_idx q = i % w, t = i / w;
-    hk_idx p = t % h, nc = t / h;
-    hk_idx plo, phi, qlo, qhi;
-    FN(bilinear_range)(p, h, oh, align, &plo, &phi);
-    FN(bilinear_range)(q, w, ow, align, &qlo, &qhi);
-    const GLOBAL T *g = dy + dyo + nc * oh * ow;
+    HK_ACC l = tl[d];
+    return (ti[2 * d] == k ? (HK_ACC)1 - l : (HK_ACC)0) + (ti[2 * d + 1] == k ? l : (HK_ACC)0);
+}
+
+/* Separable backward, pass 1 (along the width): for every output row a,
+ * tmp[nc, a, q] = sum_b ww(b, q) dy[nc, a, b]; NDRange (W, OH, N*C).  tmp
+ * is HK_ACC; (wi, wl) is the width table. */
+__kernel void FN(bilinear_bwd_w)(const GLOBAL T *dy, hk_idx dyo, GLOBAL HK_ACC *tmp, hk_idx to,
+                                 const GLOBAL long *ti, hk_idx tio, const GLOBAL HK_ACC *tl,
+                                 hk_idx tlo, hk_idx w, hk_idx oh, hk_idx ow, int align)
+{
+    hk_idx q = get_global_id(0), a = get_global_id(1), nc = get_global_id(2);
+    hk_idx lo, hi;
+    FN(bilinear_range)(q, w, ow, align, &lo, &hi);
+    const GLOBAL T *g = dy + dyo + (nc * oh + a) * ow;
     HK_ACC acc = (HK_ACC)0;
-    for (hk_idx a = plo; a <= phi; a++) {
-        HK_ACC wh = FN(bilinear_weight)(a, p, h, oh, align);
-        if (wh == (HK_ACC)0) continue;
-        HK_ACC row = (HK_ACC)0;
-        for (hk_idx b = qlo; b <= qhi; b++) {
-            HK_ACC ww = FN(bilinear_weight)(b, q, w, ow, align);
-            if (ww != (HK_ACC)0) row += ww * (HK_ACC)g[a * ow + b];
-        }
-        acc += wh * row;
+    for (hk_idx b = lo; b <= hi; b++) {
+        HK_ACC ww = FN(table_weight)(ti + tio, tl + tlo, b, q);
+        if (ww != (HK_ACC)0) acc += ww * (HK_ACC)g[b];
     }
-    dx[dxo + i] = (T)acc;
+    tmp[to + (nc * oh + a) * w + q] = acc;
+}
+
+/* Pass 2 (along the height): dx[nc, p, q] = sum_a wh(a, p) tmp[nc, a, q];
+ * NDRange (W, H, N*C); (ti, tl) is the height table. */
+__kernel void FN(bilinear_bwd_h)(const GLOBAL HK_ACC *tmp, hk_idx to, const GLOBAL long *ti,
+                                 hk_idx tio, const GLOBAL HK_ACC *tl, hk_idx tlo, GLOBAL T *dx,
+                                 hk_idx dxo, hk_idx h, hk_idx w, hk_idx oh, int align)
+{
+    hk_idx q = get_global_id(0), p = get_global_id(1), nc = get_global_id(2);
+    hk_idx lo, hi;
+    FN(bilinear_range)(p, h, oh, align, &lo, &hi);
+    const GLOBAL HK_ACC *t = tmp + to + nc * oh * w + q;
+    HK_ACC acc = (HK_ACC)0;
+    for (hk_idx a = lo; a <= hi; a++) {
+        HK_ACC wh = FN(table_weight)(ti + tio, tl + tlo, a, p);
+        if (wh != (HK_ACC)0) acc += wh * t[a * w];
+    }
+    dx[dxo + (nc * h + p) * w + q] = (T)acc;
 }
