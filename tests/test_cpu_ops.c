@@ -300,10 +300,9 @@ static const conv_case conv_cases[] = {
     {3, 2, 3, 28, 25, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* 3x3, groups of 2 + 1 images */
 };
 
-START_TEST(conv_vs_naive)
+/* The three conv ops on case c in dtype dt vs naive_conv. */
+static void check_conv_case(int dt, const conv_case *c)
 {
-    int dt = DT(_i % 2);
-    const conv_case *c = &conv_cases[_i / 2];
     int P = (c->H + 2 * c->ph - c->dh * (c->R - 1) - 1) / c->sh + 1;
     int Q = (c->W + 2 * c->pw - c->dw * (c->S - 1) - 1) / c->sw + 1;
     int64_t nx = (int64_t)c->N * c->C * c->H * c->W, nw = (int64_t)c->K * c->C * c->R * c->S;
@@ -335,6 +334,35 @@ START_TEST(conv_vs_naive)
     RUN(HCGA_OP_CONV2D_BWD_FILTER, &p, INS(&tx, &tdy), INS(&tdw2));
     expect_tensor(&tdw2, dw, dt == HCGA_F32 ? 1e-4 : 1e-12, "dw (no dbias)");
     free(x), free(w), free(b), free(dyv), free(y), free(dx), free(dw), free(db);
+}
+
+START_TEST(conv_vs_naive)
+{
+    check_conv_case(DT(_i % 2), &conv_cases[_i / 2]);
+}
+END_TEST
+
+/* The conv paths depend on the thread count: image groups run in parallel
+ * parts (uneven when the groups do not divide), a single image splits its
+ * GEMMs across threads, and 1 thread runs everything in order. */
+START_TEST(conv_thread_counts)
+{
+    static const char *opts[] = {"threads=1", "threads=3", "threads=4"};
+    static const conv_case extra[] = {
+        /* N  C   K  H   W   R  S  sh sw ph pw dh dw bias */
+        {1, 40, 24, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* one image: GEMMs split */
+        {1, 48, 40, 24, 24, 1, 1, 1, 1, 0, 0, 1, 1, 0}, /* one image, 1x1 in place */
+        {5, 6, 7, 12, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1},   /* 5 images in groups */
+        {7, 5, 3, 48, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1},   /* 7 large 1x1 images */
+    };
+    close_be();
+    open_be(opts[_i]);
+    for (size_t k = 0; k < sizeof conv_cases / sizeof conv_cases[0]; k++)
+        check_conv_case(HCGA_F32, &conv_cases[k]);
+    for (size_t k = 0; k < sizeof extra / sizeof extra[0]; k++) {
+        check_conv_case(HCGA_F32, &extra[k]);
+        check_conv_case(HCGA_F64, &extra[k]);
+    }
 }
 END_TEST
 
@@ -1283,6 +1311,7 @@ static Suite *cpu_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, conv_hand, 0, 2);
     tcase_add_loop_test(tc, conv_vs_naive, 0, 2 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_loop_test(tc, conv_thread_counts, 0, 3);
     tcase_add_loop_test(tc, bn_hand, 0, 2);
     tcase_add_loop_test(tc, bn_two_pass, 0, 2);
     tcase_add_test(tc, bn_bwd_fd);

@@ -52,9 +52,11 @@ int cpu_scratch_reserve(hcga_backend *be, size_t bytes)
 
 void cpu_blas_threads(hcga_backend *be)
 {
-    /* OpenBLAS keeps one process-wide setting; re-assert ours before each
-     * call so two instances with different thread counts stay correct. */
-    if (openblas_get_num_threads() != be->threads) openblas_set_num_threads(be->threads);
+    (void)be;
+    /* OpenBLAS keeps one process-wide setting that others in the process may
+     * change; every call of ours must run in the calling thread only (pool
+     * threads call BLAS concurrently on disjoint slices). */
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
 /* ---- thread count and options ---- */

@@ -2,10 +2,12 @@
  * cpu_internal.h - shared declarations of the reference CPU backend.
  *
  * The backend runs every op synchronously on the calling thread, helped by a
- * small persistent pthread pool (cpu_pool.c) for the loops and by OpenBLAS
- * for the matrix products.  Work is always split into ranges that depend only
- * on the problem and the thread count, and every reduction is summed in a
- * fixed order, so the same thread count gives the same bits.
+ * small persistent pthread pool (cpu_pool.c) for the loops and the matrix
+ * products: OpenBLAS itself always runs single-threaded, in whichever pool
+ * thread calls it, on image groups or GEMM slices the pool hands out.  Work
+ * is always split into ranges that depend only on the problem and the thread
+ * count, and every reduction is summed in a fixed order, so the same thread
+ * count gives the same bits.
  */
 #ifndef HCGA_CPU_INTERNAL_H
 #define HCGA_CPU_INTERNAL_H
@@ -68,7 +70,9 @@ static inline void cpu_parallel(hcga_backend *be, int64_t n, int64_t grain, cpu_
     cpu_pool_run(be->pool, n, grain, fn, ctx);
 }
 
-/* Sets OpenBLAS to the instance's thread count before a BLAS call. */
+/* Makes OpenBLAS run single-threaded in the calling thread (the pool
+ * parallelises around it); re-asserted before BLAS calls because the setting
+ * is process-wide. */
 void cpu_blas_threads(hcga_backend *be);
 
 /* The op table (cpu_ops.c). */

@@ -284,19 +284,20 @@ static void FN(col2im_task)(void *vc, int64_t t0, int64_t t1, int tid)
     }
 }
 
-/* y[n0+i, k, :] = tmp[k, i*PQ : (i+1)*PQ] (+ bias[k]); tasks over i*K + k. */
+/* y[n0+i, k, :] = tmp[k, i*PQ : (i+1)*PQ] (+ bias[k]), k < ch; tasks over
+ * i*ch + k. */
 static void FN(conv_scatter_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
     const cpu_conv_dims *d = c->d;
-    const int64_t PQ = d->P * d->Q;
+    const int64_t PQ = d->P * d->Q, CH = c->ch;
     const T *tmp = c->src, *bias = c->bias;
     T *Y = c->y;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t i = t / d->K, k = t % d->K;
+        int64_t i = t / CH, k = t % CH;
         const T *s = tmp + k * c->ld + i * PQ;
-        T *dst = Y + ((c->n0 + i) * d->K + k) * PQ;
+        T *dst = Y + ((c->n0 + i) * CH + k) * PQ;
         if (bias) {
             T bv = bias[k];
             for (int64_t j = 0; j < PQ; j++) dst[j] = s[j] + bv;
@@ -328,14 +329,20 @@ static inline int FN(conv_pointwise)(const cpu_conv_dims *d)
 }
 
 /* Images per GEMM: enough columns to keep the GEMM efficient, bounded by a
- * workspace cap (rows = CRS + K per column). */
-static int64_t FN(conv_group)(const cpu_conv_dims *d, int64_t target_cols, int64_t cap_bytes)
+ * workspace cap (rows = CRS + K per column), and no more than N / threads so
+ * that every thread gets a group. */
+static int64_t FN(conv_group)(const cpu_conv_dims *d, int64_t target_cols, int64_t cap_bytes,
+                              int threads)
 {
     int64_t PQ = d->P * d->Q;
     if (PQ <= 0 || d->N <= 1) return 1;
     int64_t nb = target_cols / PQ;
     if (nb < 1) nb = 1;
     if (nb > d->N) nb = d->N;
+    if (threads > 1 && d->N >= threads) {
+        int64_t share = (d->N + threads - 1) / threads;
+        if (nb > share) nb = share;
+    }
     int64_t per = (d->C * d->R * d->S + d->K) * PQ * (int64_t)sizeof(T);
     if (per > 0 && nb * per > cap_bytes) nb = cap_bytes / per;
     if (nb < 1) nb = 1;
@@ -346,39 +353,262 @@ static int64_t FN(conv_group)(const cpu_conv_dims *d, int64_t target_cols, int64
 
 #define CONV_CAP ((int64_t)128 << 20)
 
+/* ---- GEMM split over the pool ---- */
+
+static void FN(pgemm_task)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    (void)tid;
+    const pgemm_ctx *g = vc;
+    const T *A = g->a, *B = g->b;
+    T *C = g->c;
+    const int64_t len = g->split_m ? g->M : g->N;
+    const int64_t units = (len + CPU_GEMM_UNIT - 1) / CPU_GEMM_UNIT;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t s0 = units * p / g->parts * CPU_GEMM_UNIT;
+        int64_t s1 = units * (p + 1) / g->parts * CPU_GEMM_UNIT;
+        if (s1 > len) s1 = len;
+        if (s1 <= s0) continue;
+        if (g->split_m)
+            CPU_GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                     g->tb ? CblasTrans : CblasNoTrans, (int)(s1 - s0), (int)g->N, (int)g->K,
+                     (T)g->alpha, g->ta ? A + s0 : A + s0 * g->lda, (int)g->lda, B, (int)g->ldb,
+                     (T)g->beta, C + s0 * g->ldc, (int)g->ldc);
+        else
+            CPU_GEMM(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                     g->tb ? CblasTrans : CblasNoTrans, (int)g->M, (int)(s1 - s0), (int)g->K,
+                     (T)g->alpha, A, (int)g->lda, g->tb ? B + s0 * g->ldb : B + s0, (int)g->ldb,
+                     (T)g->beta, C + s0, (int)g->ldc);
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C (row-major), split along the longer of M
+ * and N into one slice per thread.  Every element is computed by one BLAS
+ * call over the full K, so the split only decides who computes it. */
+static void FN(gemm_mt)(hcga_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                        double alpha, const T *A, int64_t lda, const T *B, int64_t ldb,
+                        double beta, T *C, int64_t ldc)
+{
+    cpu_blas_threads(be);
+    const int split_m = M > N;
+    const int64_t len = split_m ? M : N;
+    int64_t parts = (len + CPU_GEMM_UNIT - 1) / CPU_GEMM_UNIT;
+    if (parts > be->threads) parts = be->threads;
+    if (parts < 2 || (double)M * (double)N * (double)K < CPU_GEMM_SPLIT_MIN) {
+        CPU_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                 (int)M, (int)N, (int)K, (T)alpha, A, (int)lda, B, (int)ldb, (T)beta, C,
+                 (int)ldc);
+        return;
+    }
+    pgemm_ctx g = {.ta = ta, .tb = tb, .split_m = split_m, .M = M, .N = N, .K = K, .lda = lda,
+                   .ldb = ldb, .ldc = ldc, .parts = parts, .alpha = alpha, .beta = beta,
+                   .a = A, .b = B, .c = C};
+    cpu_parallel(be, parts, 1, FN(pgemm_task), &g);
+}
+
+/* ---- convolution: image groups ---- */
+
+/* Splits the op's ngroups image groups into parts for the pool; 1 means run
+ * the groups one after another with each step parallelised instead. */
+static int64_t FN(conv_parts)(hcga_backend *be, int64_t ngroups)
+{
+    int64_t parts = be->threads;
+    if (parts > ngroups) parts = ngroups;
+    return parts < 2 ? 1 : parts;
+}
+
+/* Forward of images [n0, n0 + cnt) in the calling thread. */
+static void FN(conv_fwd_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *col, T *tmp,
+                                int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
+    const T *x = c->x;
+    T *y = c->y;
+    const T *B;
+    if (FN(conv_pointwise)(d) && cnt == 1) {
+        B = x + n0 * d->C * PQ;
+    } else {
+        conv_ctx ic = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
+        FN(im2col_task)(&ic, 0, CRS, tid);
+        B = col;
+    }
+    T *out = cnt == 1 ? y + n0 * d->K * PQ : tmp;
+    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->K, (int)cols, (int)CRS, 1,
+             (const T *)c->w, (int)CRS, B, (int)cols, 0, out, (int)cols);
+    if (cnt > 1 || c->bias) {
+        conv_ctx sc = {.d = d, .src = out, .bias = c->bias, .y = y, .n0 = n0, .cnt = cnt,
+                       .ld = cols, .ch = d->K};
+        FN(conv_scatter_task)(&sc, 0, cnt * d->K, tid);
+    }
+}
+
+/* Backward data of images [n0, n0 + cnt) in the calling thread. */
+static void FN(conv_bwd_data_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *dcol,
+                                     T *dyg, int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
+    const int pw1 = FN(conv_pointwise)(d);
+    const T *dy = c->dy;
+    T *dx = c->dx;
+    const T *A;
+    if (cnt == 1) {
+        A = dy + n0 * d->K * PQ;
+    } else {
+        conv_ctx gc = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
+        FN(conv_gather_task)(&gc, 0, cnt * d->K, tid);
+        A = dyg;
+    }
+    T *out = pw1 && cnt == 1 ? dx + n0 * d->C * PQ : dcol;
+    CPU_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)cols, (int)d->K, 1,
+             (const T *)c->w, (int)CRS, A, (int)cols, 0, out, (int)cols);
+    if (out == dcol) {
+        conv_ctx cc = {.d = d, .col = dcol, .src = dcol, .y = dx, .n0 = n0, .cnt = cnt,
+                       .ld = cols, .ch = d->C, .be = c->be};
+        if (pw1) /* a 1x1 stride-1 column matrix is dx itself, images side by side */
+            FN(conv_scatter_task)(&cc, 0, cnt * d->C, tid);
+        else
+            FN(col2im_task)(&cc, 0, cnt * d->C, tid);
+    }
+}
+
+/* dw (+)= dy_g x col_g^T over images [n0, n0 + cnt) in the calling thread. */
+static void FN(conv_bwd_filter_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *col,
+                                       T *dyg, T *dw, int accumulate, int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
+    const T *x = c->x, *dy = c->dy;
+    const T *A, *B;
+    if (cnt == 1) {
+        A = dy + n0 * d->K * PQ;
+    } else {
+        conv_ctx gc = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
+        FN(conv_gather_task)(&gc, 0, cnt * d->K, tid);
+        A = dyg;
+    }
+    if (FN(conv_pointwise)(d) && cnt == 1) {
+        B = x + n0 * d->C * PQ;
+    } else {
+        conv_ctx ic = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
+        FN(im2col_task)(&ic, 0, CRS, tid);
+        B = col;
+    }
+    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->K, (int)CRS, (int)cols, 1, A,
+             (int)cols, B, (int)cols, accumulate ? 1 : 0, dw, (int)CRS);
+}
+
+/* Part p of a parallel conv: its share of the image groups. */
+static void FN(conv_part_range)(const convp_ctx *c, int64_t p, int64_t *n0, int64_t *n1)
+{
+    int64_t g0 = c->ngroups * p / c->parts, g1 = c->ngroups * (p + 1) / c->parts;
+    *n0 = g0 * c->nb;
+    *n1 = g1 * c->nb < c->d->N ? g1 * c->nb : c->d->N;
+}
+
+static void FN(conv_fwd_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++) {
+        T *ws = (T *)c->ws + p * c->ws_elems;
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n += c->nb)
+            FN(conv_fwd_images)(c, n, n1 - n < c->nb ? n1 - n : c->nb, ws, ws + c->col_elems, tid);
+    }
+}
+
+static void FN(conv_bwd_data_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++) {
+        T *ws = (T *)c->ws + p * c->ws_elems;
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n += c->nb)
+            FN(conv_bwd_data_images)(c, n, n1 - n < c->nb ? n1 - n : c->nb, ws,
+                                     ws + c->col_elems, tid);
+    }
+}
+
+static void FN(conv_bwd_filter_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    const int64_t KCRS = c->d->K * c->d->C * c->d->R * c->d->S;
+    for (int64_t p = p0; p < p1; p++) {
+        T *ws = (T *)c->ws + p * c->ws_elems;
+        T *dw = p == 0 ? (T *)c->dw : (T *)c->partial + (p - 1) * KCRS;
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n += c->nb)
+            FN(conv_bwd_filter_images)(c, n, n1 - n < c->nb ? n1 - n : c->nb, ws,
+                                       ws + c->col_elems, dw, n > n0, tid);
+    }
+}
+
+/* dw += partial[0] + partial[1] + ... (in part order), element ranges. */
+static void FN(conv_dw_reduce_task)(void *vc, int64_t i0, int64_t i1, int tid)
+{
+    (void)tid;
+    const convp_ctx *c = vc;
+    const int64_t KCRS = c->d->K * c->d->C * c->d->R * c->d->S;
+    T *dw = c->dw;
+    const T *part = c->partial;
+    for (int64_t p = 0; p < c->parts - 1; p++)
+        for (int64_t i = i0; i < i1; i++) dw[i] += part[p * KCRS + i];
+}
+
+/* Sets up groups, parts and workspaces (col_rows rows of im2col/col2im
+ * columns, the other matrix of K rows when images are grouped). */
+static hcga_status FN(conv_plan)(hcga_backend *be, convp_ctx *c, int64_t target_cols,
+                                 int need_col, const char *op)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
+    c->be = be;
+    c->nb = FN(conv_group)(d, target_cols, CONV_CAP, be->threads);
+    c->ngroups = (d->N + c->nb - 1) / c->nb;
+    c->parts = FN(conv_parts)(be, c->ngroups);
+    c->col_elems = need_col || c->nb > 1 ? CRS * c->nb * PQ : 0;
+    int64_t other = c->nb > 1 ? d->K * c->nb * PQ : 0;
+    c->ws_elems = (c->col_elems + other + 63) / 64 * 64;
+    c->ws = cpu_ws(be, 0, (size_t)(c->ws_elems * c->parts) * sizeof(T));
+    if (!c->ws) return cpu_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the workspace", op);
+    cpu_blas_threads(be);
+    return HCGA_OK;
+}
+
 static hcga_status FN(conv_fwd)(hcga_backend *be, const cpu_conv_dims *d, const T *x, const T *w,
                                 const T *bias, T *y)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
-    const int64_t nb = FN(conv_group)(d, CPU_CONV_TARGET_COLS, CONV_CAP);
-    T *col = NULL, *tmp = NULL;
-    if (!(pw1 && nb == 1)) {
-        col = cpu_ws(be, 0, (size_t)(CRS * nb * PQ) * sizeof(T));
-        if (!col) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_fwd: out of memory for im2col");
+    convp_ctx c = {.d = d, .x = x, .w = w, .bias = bias, .y = y};
+    hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS, !pw1, "conv2d_fwd");
+    if (st != HCGA_OK) return st;
+    if (c.parts > 1) {
+        cpu_parallel(be, c.parts, 1, FN(conv_fwd_part), &c);
+        return HCGA_OK;
     }
-    if (nb > 1) {
-        tmp = cpu_ws(be, 1, (size_t)(d->K * nb * PQ) * sizeof(T));
-        if (!tmp) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_fwd: out of memory for the GEMM output");
-    }
-    cpu_blas_threads(be);
-    for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
-        int64_t cnt = d->N - n0 < nb ? d->N - n0 : nb;
+    /* one group at a time, each step parallel */
+    T *col = c.ws, *tmp = (T *)c.ws + c.col_elems;
+    for (int64_t n0 = 0; n0 < d->N; n0 += c.nb) {
+        int64_t cnt = d->N - n0 < c.nb ? d->N - n0 : c.nb;
         int64_t cols = cnt * PQ;
         const T *B;
         if (pw1 && cnt == 1) {
             B = x + n0 * d->C * PQ;
         } else {
-            conv_ctx c = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
-            cpu_parallel(be, CRS, 1, FN(im2col_task), &c);
+            conv_ctx ic = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
+            cpu_parallel(be, CRS, 1, FN(im2col_task), &ic);
             B = col;
         }
         T *out = cnt == 1 ? y + n0 * d->K * PQ : tmp;
-        CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->K, (int)cols, (int)CRS, 1, w,
-                 (int)CRS, B, (int)cols, 0, out, (int)cols);
+        FN(gemm_mt)(be, 0, 0, d->K, cols, CRS, 1.0, w, CRS, B, cols, 0.0, out, cols);
         if (cnt > 1 || bias) {
-            conv_ctx c = {.d = d, .src = out, .bias = bias, .y = y, .n0 = n0, .cnt = cnt, .ld = cols};
-            cpu_parallel(be, cnt * d->K, 4, FN(conv_scatter_task), &c);
+            conv_ctx sc = {.d = d, .src = out, .bias = bias, .y = y, .n0 = n0, .cnt = cnt,
+                           .ld = cols, .ch = d->K};
+            cpu_parallel(be, cnt * d->K, 4, FN(conv_scatter_task), &sc);
         }
     }
     return HCGA_OK;
@@ -389,38 +619,34 @@ static hcga_status FN(conv_bwd_data)(hcga_backend *be, const cpu_conv_dims *d, c
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
-    const int64_t nb = FN(conv_group)(d, CPU_CONV_TARGET_COLS, CONV_CAP);
-    T *dcol = NULL, *dyg = NULL;
-    if (!(pw1 && nb == 1)) {
-        dcol = cpu_ws(be, 0, (size_t)(CRS * nb * PQ) * sizeof(T));
-        if (!dcol) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for col2im");
-        if (cpu_scratch_reserve(be, (size_t)(d->H * d->W) * sizeof(double)))
-            return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for scratch");
+    convp_ctx c = {.d = d, .dy = dy, .w = w, .dx = dx};
+    hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS, !pw1, "conv2d_bwd_data");
+    if (st != HCGA_OK) return st;
+    if (!pw1 && cpu_scratch_reserve(be, (size_t)(d->H * d->W) * sizeof(double)))
+        return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for scratch");
+    if (c.parts > 1) {
+        cpu_parallel(be, c.parts, 1, FN(conv_bwd_data_part), &c);
+        return HCGA_OK;
     }
-    if (nb > 1) {
-        dyg = cpu_ws(be, 1, (size_t)(d->K * nb * PQ) * sizeof(T));
-        if (!dyg) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for dy");
-    }
-    cpu_blas_threads(be);
-    for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
-        int64_t cnt = d->N - n0 < nb ? d->N - n0 : nb;
+    T *dcol = c.ws, *dyg = (T *)c.ws + c.col_elems;
+    for (int64_t n0 = 0; n0 < d->N; n0 += c.nb) {
+        int64_t cnt = d->N - n0 < c.nb ? d->N - n0 : c.nb;
         int64_t cols = cnt * PQ;
         const T *A;
         if (cnt == 1) {
             A = dy + n0 * d->K * PQ;
         } else {
-            conv_ctx c = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
-            cpu_parallel(be, cnt * d->K, 4, FN(conv_gather_task), &c);
+            conv_ctx gc = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
+            cpu_parallel(be, cnt * d->K, 4, FN(conv_gather_task), &gc);
             A = dyg;
         }
-        if (pw1 && cnt == 1) {
-            CPU_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)cols, (int)d->K, 1, w,
-                     (int)CRS, A, (int)cols, 0, dx + n0 * d->C * PQ, (int)cols);
-        } else {
-            CPU_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CRS, (int)cols, (int)d->K, 1, w,
-                     (int)CRS, A, (int)cols, 0, dcol, (int)cols);
-            conv_ctx c = {.d = d, .col = dcol, .y = dx, .n0 = n0, .cnt = cnt, .ld = cols, .be = be};
-            cpu_parallel(be, cnt * d->C, 1, FN(col2im_task), &c);
+        T *out = pw1 && cnt == 1 ? dx + n0 * d->C * PQ : dcol;
+        FN(gemm_mt)(be, 1, 0, CRS, cols, d->K, 1.0, w, CRS, A, cols, 0.0, out, cols);
+        if (out == dcol) {
+            conv_ctx cc = {.d = d, .col = dcol, .src = dcol, .y = dx, .n0 = n0, .cnt = cnt,
+                           .ld = cols, .ch = d->C, .be = be};
+            cpu_parallel(be, cnt * d->C, pw1 ? 4 : 1,
+                         pw1 ? FN(conv_scatter_task) : FN(col2im_task), &cc);
         }
     }
     return HCGA_OK;
@@ -449,7 +675,6 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
-    const int64_t nb = FN(conv_group)(d, CPU_CONV_TARGET_COLS_BWDF, CONV_CAP);
     if (dbias) {
         conv_ctx c = {.d = d, .src = dy, .y = dbias};
         cpu_parallel(be, d->K, 1, FN(dbias_task), &c);
@@ -458,36 +683,38 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
         for (int64_t i = 0; i < d->K * CRS; i++) dw[i] = 0;
         return HCGA_OK;
     }
-    T *col = NULL, *dyg = NULL;
-    if (!(pw1 && nb == 1)) {
-        col = cpu_ws(be, 0, (size_t)(CRS * nb * PQ) * sizeof(T));
-        if (!col) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for im2col");
+    convp_ctx c = {.d = d, .x = x, .dy = dy, .dw = dw};
+    hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS_BWDF, !pw1, "conv2d_bwd_filter");
+    if (st != HCGA_OK) return st;
+    if (c.parts > 1) {
+        c.partial = cpu_ws(be, 1, (size_t)((c.parts - 1) * d->K * CRS) * sizeof(T));
+        if (!c.partial)
+            return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for partial sums");
+        cpu_parallel(be, c.parts, 1, FN(conv_bwd_filter_part), &c);
+        cpu_parallel(be, d->K * CRS, 16384, FN(conv_dw_reduce_task), &c);
+        return HCGA_OK;
     }
-    if (nb > 1) {
-        dyg = cpu_ws(be, 1, (size_t)(d->K * nb * PQ) * sizeof(T));
-        if (!dyg) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for dy");
-    }
-    cpu_blas_threads(be);
-    for (int64_t n0 = 0; n0 < d->N; n0 += nb) {
-        int64_t cnt = d->N - n0 < nb ? d->N - n0 : nb;
+    T *col = c.ws, *dyg = (T *)c.ws + c.col_elems;
+    for (int64_t n0 = 0; n0 < d->N; n0 += c.nb) {
+        int64_t cnt = d->N - n0 < c.nb ? d->N - n0 : c.nb;
         int64_t cols = cnt * PQ;
         const T *A, *B;
         if (cnt == 1) {
             A = dy + n0 * d->K * PQ;
         } else {
-            conv_ctx c = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
-            cpu_parallel(be, cnt * d->K, 4, FN(conv_gather_task), &c);
+            conv_ctx gc = {.d = d, .src = dy, .col = dyg, .n0 = n0, .cnt = cnt, .ld = cols};
+            cpu_parallel(be, cnt * d->K, 4, FN(conv_gather_task), &gc);
             A = dyg;
         }
         if (pw1 && cnt == 1) {
             B = x + n0 * d->C * PQ;
         } else {
-            conv_ctx c = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
-            cpu_parallel(be, CRS, 1, FN(im2col_task), &c);
+            conv_ctx ic = {.d = d, .x = x, .col = col, .n0 = n0, .cnt = cnt, .ld = cols};
+            cpu_parallel(be, CRS, 1, FN(im2col_task), &ic);
             B = col;
         }
-        CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->K, (int)CRS, (int)cols, 1, A,
-                 (int)cols, B, (int)cols, n0 == 0 ? 0 : 1, dw, (int)CRS);
+        FN(gemm_mt)(be, 0, 1, d->K, CRS, cols, 1.0, A, cols, B, cols, n0 == 0 ? 0.0 : 1.0, dw,
+                    CRS);
     }
     return HCGA_OK;
 }
@@ -813,12 +1040,10 @@ static void FN(plane)(hcga_backend *be, int kind, int64_t planes, int64_t per_pl
 static void FN(gemm)(hcga_backend *be, int ta, int tb, int64_t M, int64_t N, int64_t K,
                      double alpha, const T *a, const T *b, double beta, T *y)
 {
-    cpu_blas_threads(be);
     int64_t lda = ta ? M : K, ldb = tb ? K : N;
     if (lda < 1) lda = 1;
     if (ldb < 1) ldb = 1;
-    CPU_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
-             (int)N, (int)K, (T)alpha, a, (int)lda, b, (int)ldb, (T)beta, y, (int)(N < 1 ? 1 : N));
+    FN(gemm_mt)(be, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, y, N < 1 ? 1 : N);
 }
 
 /* ======================================================================= */

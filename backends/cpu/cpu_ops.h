@@ -22,6 +22,15 @@
 #define CPU_CONV_TARGET_COLS 2048
 #define CPU_CONV_TARGET_COLS_BWDF 2048
 
+/* BLAS always runs single-threaded in the calling thread (its own worker
+ * threads spin-wait between calls, which on a shared machine costs more CPU
+ * than the GEMMs they help with); the pool parallelises instead: a conv over
+ * several images runs image groups in parallel, one GEMM is split into
+ * slices of CPU_GEMM_UNIT rows or columns when it has at least
+ * CPU_GEMM_SPLIT_MIN multiply-adds. */
+#define CPU_GEMM_UNIT 16
+#define CPU_GEMM_SPLIT_MIN ((double)(1 << 20))
+
 typedef struct cpu_conv_dims {
     int64_t N, C, H, W, K, R, S, P, Q;
     int64_t sh, sw, ph, pw, dh, dw;
@@ -77,11 +86,34 @@ typedef struct conv_ctx {
     const void *x;  /* image tensor base (x or dx) */
     void *col;      /* column matrix, row stride ld */
     int64_t n0, cnt, ld;
+    int64_t ch;     /* scatter / gather: channels per image (K, or C for 1x1 dx) */
     void *y;        /* output base for scatter/gather */
     const void *src;
     const void *bias;
     hcga_backend *be;
 } conv_ctx;
+
+/* A whole conv op split into `parts` parallel parts, each running groups of
+ * nb images with single-threaded GEMMs in its own workspace slab. */
+typedef struct convp_ctx {
+    hcga_backend *be;
+    const cpu_conv_dims *d;
+    const void *x, *w, *bias, *dy;
+    void *y, *dx, *dw;
+    void *ws;           /* parts slabs of ws_elems elements */
+    int64_t ws_elems, col_elems;
+    void *partial;      /* bwd_filter: parts-1 partial dw of K*CRS elements */
+    int64_t nb, ngroups, parts;
+} convp_ctx;
+
+/* One GEMM split into parts along M or N, each a single-threaded BLAS call. */
+typedef struct pgemm_ctx {
+    int ta, tb, split_m;
+    int64_t M, N, K, lda, ldb, ldc, parts;
+    double alpha, beta;
+    const void *a, *b;
+    void *c;
+} pgemm_ctx;
 
 typedef struct bn_ctx {
     const void *x, *dy, *gamma, *beta, *mean, *invstd, *rm, *rv;
