@@ -723,6 +723,17 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
 /* Batch normalisation (per channel; statistics in double)                 */
 /* ======================================================================= */
 
+/* Sums over one channel use CPU_SUM_LANES double accumulators: element j of
+ * each plane goes to lane j % CPU_SUM_LANES and the lanes are added in order
+ * at the end.  The order depends only on the shape (never on threads), and
+ * the independent chains let the loops vectorise. */
+static inline double FN(lanes_total)(const double *acc)
+{
+    double s = 0;
+    for (int u = 0; u < CPU_SUM_LANES; u++) s += acc[u];
+    return s;
+}
+
 static void FN(bn_train_task)(void *vc, int64_t c0, int64_t c1, int tid)
 {
     (void)tid;
@@ -730,22 +741,31 @@ static void FN(bn_train_task)(void *vc, int64_t c0, int64_t c1, int tid)
     const T *X = c->x, *G = c->gamma, *Bt = c->beta;
     T *Y = c->y, *SM = c->save_mean, *SI = c->save_invstd, *RM = c->out_rm, *RV = c->out_rv;
     const int64_t N = c->N, C = c->C, HW = c->HW;
+    const int64_t HWv = HW / CPU_SUM_LANES * CPU_SUM_LANES;
     const double m = (double)(N * HW);
     for (int64_t ch = c0; ch < c1; ch++) {
-        double s = 0;
+        double acc[CPU_SUM_LANES] = {0};
         for (int64_t n = 0; n < N; n++) {
             const T *p = X + (n * C + ch) * HW;
-            for (int64_t j = 0; j < HW; j++) s += p[j];
+            for (int64_t j = 0; j < HWv; j += CPU_SUM_LANES)
+                for (int u = 0; u < CPU_SUM_LANES; u++) acc[u] += (double)p[j + u];
+            for (int64_t j = HWv; j < HW; j++) acc[j - HWv] += (double)p[j];
         }
-        double mean = s / m;
-        double v = 0;
+        double mean = FN(lanes_total)(acc) / m;
+        for (int u = 0; u < CPU_SUM_LANES; u++) acc[u] = 0;
         for (int64_t n = 0; n < N; n++) {
             const T *p = X + (n * C + ch) * HW;
-            for (int64_t j = 0; j < HW; j++) {
+            for (int64_t j = 0; j < HWv; j += CPU_SUM_LANES)
+                for (int u = 0; u < CPU_SUM_LANES; u++) {
+                    double t = (double)p[j + u] - mean;
+                    acc[u] += t * t;
+                }
+            for (int64_t j = HWv; j < HW; j++) {
                 double t = (double)p[j] - mean;
-                v += t * t;
+                acc[j - HWv] += t * t;
             }
         }
+        double v = FN(lanes_total)(acc);
         double var = v / m;
         double invstd = 1.0 / sqrt(var + c->eps);
         double g = G[ch], b = Bt[ch];
@@ -785,17 +805,26 @@ static void FN(bn_bwd_task)(void *vc, int64_t c0, int64_t c1, int tid)
     const T *X = c->x, *DY = c->dy, *G = c->gamma, *M = c->mean, *IS = c->invstd;
     T *DX = c->dx, *DG = c->dgamma, *DB = c->dbeta;
     const int64_t N = c->N, C = c->C, HW = c->HW;
+    const int64_t HWv = HW / CPU_SUM_LANES * CPU_SUM_LANES;
     const double m = (double)(N * HW);
     for (int64_t ch = c0; ch < c1; ch++) {
         double mean = M[ch], invstd = IS[ch];
-        double sdy = 0, sdyx = 0;
+        double a1[CPU_SUM_LANES] = {0}, a2[CPU_SUM_LANES] = {0};
         for (int64_t n = 0; n < N; n++) {
             const T *px = X + (n * C + ch) * HW, *pd = DY + (n * C + ch) * HW;
-            for (int64_t j = 0; j < HW; j++) {
-                sdy += pd[j];
-                sdyx += (double)pd[j] * (((double)px[j] - mean) * invstd);
+            for (int64_t j = 0; j < HWv; j += CPU_SUM_LANES)
+                for (int u = 0; u < CPU_SUM_LANES; u++) {
+                    double d = pd[j + u];
+                    a1[u] += d;
+                    a2[u] += d * (((double)px[j + u] - mean) * invstd);
+                }
+            for (int64_t j = HWv; j < HW; j++) {
+                double d = pd[j];
+                a1[j - HWv] += d;
+                a2[j - HWv] += d * (((double)px[j] - mean) * invstd);
             }
         }
+        double sdy = FN(lanes_total)(a1), sdyx = FN(lanes_total)(a2);
         double k = (double)G[ch] * invstd / m;
         for (int64_t n = 0; n < N; n++) {
             const T *px = X + (n * C + ch) * HW, *pd = DY + (n * C + ch) * HW;

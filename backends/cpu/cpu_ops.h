@@ -13,6 +13,7 @@
 /* Chunk sizes that fix summation order independently of thread count. */
 #define CPU_RED_CHUNK 65536 /* REDUCE partial sums */
 #define CPU_VEC_CHUNK 256   /* inner-position chunk of channel ops */
+#define CPU_SUM_LANES 16    /* independent accumulators of per-channel sums */
 
 /* Conv GEMM width: images are grouped (im2col columns of several images side
  * by side, dy gathered likewise) only while a plane has fewer than this many
