@@ -267,6 +267,8 @@ START_TEST(test_options)
     expect_open_fail("conv=fast", "conv=fast: expected loop or batched");
     expect_open_fail("gemm=half", "gemm=half: expected float or double");
     expect_open_fail("accumulate=long", "accumulate=long: expected float or double");
+    expect_open_fail("im2col=fast", "im2col=fast: expected own or clblast");
+    expect_open_fail("clblast_tune=on", "clblast_tune=on: expected auto or off");
     setenv("HCGA_OPENCL_DEVICE", "99", 1);
     expect_open_fail(NULL, "HCGA_OPENCL_DEVICE 99 out of range");
     /* the option wins over the variable */
@@ -341,11 +343,12 @@ END_TEST
 
 START_TEST(test_precision_options)
 {
-    /* gemm=double (f32 GEMMs as DGEMM) and accumulate=float (f32 sums in
-     * float) are other code paths: same results within f32 tolerance */
+    /* gemm=double (f32 GEMMs as DGEMM), accumulate=float (f32 sums in
+     * float), CLBlast's im2col/col2im and untuned CLBlast are other code
+     * paths: same results within f32 tolerance */
     char err[1024];
-    const char *opts[2] = {"gemm=double", "accumulate=float"};
-    for (int i = 0; i < 2; i++) {
+    const char *opts[3] = {"gemm=double", "accumulate=float", "im2col=clblast,clblast_tune=off"};
+    for (int i = 0; i < 3; i++) {
         hcga_be_close(ocl);
         ocl = NULL;
         if (!strcmp(opts[i], "gemm=double") &&

@@ -35,6 +35,7 @@ extern const char hcga_ocl_src_channel[];
 extern const char hcga_ocl_src_spatial[];
 extern const char hcga_ocl_src_bn[];
 extern const char hcga_ocl_src_loss[];
+extern const char hcga_ocl_src_conv[];
 extern const char hcga_ocl_src_untyped[];
 extern const char hcga_ocl_src_copy[];
 
@@ -286,6 +287,7 @@ typedef struct ocl_opts {
     int acc; /* -1 auto, 0 float, 1 double */
     int gemm_double;
     int tune_off; /* clblast_tune=off */
+    int im2col_clblast;
 } ocl_opts;
 
 static int parse_pd(const char *s, int *p, int *d, int *flat)
@@ -358,6 +360,15 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
                 snprintf(err, err_len, "opencl: option conv=%s: expected loop or batched", val);
                 return -1;
             }
+        } else if (!strcmp(key, "im2col")) {
+            if (!strcmp(val, "own"))
+                o->im2col_clblast = 0;
+            else if (!strcmp(val, "clblast"))
+                o->im2col_clblast = 1;
+            else {
+                snprintf(err, err_len, "opencl: option im2col=%s: expected own or clblast", val);
+                return -1;
+            }
         } else if (!strcmp(key, "clblast_tune")) {
             if (!strcmp(val, "auto"))
                 o->tune_off = 0;
@@ -391,7 +402,7 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
             snprintf(err, err_len,
                      "opencl: unknown option '%s' (known: device=P:D, workspace_mb=N, "
                      "conv=loop|batched, accumulate=float|double, gemm=float|double, "
-                     "clblast_tune=auto|off)",
+                     "clblast_tune=auto|off, im2col=own|clblast)",
                      key);
             return -1;
         }
@@ -475,7 +486,7 @@ static hcga_status build_program(hcga_backend *be, char *err, size_t err_len)
     const char *typed[] = {hcga_ocl_src_hcga_kmath, hcga_ocl_src_elementwise,
                            hcga_ocl_src_reduce,     hcga_ocl_src_channel,
                            hcga_ocl_src_spatial,    hcga_ocl_src_bn,
-                           hcga_ocl_src_loss};
+                           hcga_ocl_src_loss,       hcga_ocl_src_conv};
     const size_t ntyped = sizeof typed / sizeof typed[0];
     const char *src[64];
     cl_uint n = 0;
@@ -708,6 +719,7 @@ static hcga_status ocl_create(int device, const char *options, hcga_backend **ou
         return HCGA_ERR_INVALID;
     }
     be->gemm_double = o.gemm_double;
+    be->im2col_clblast = o.im2col_clblast;
 
     hcga_status st = build_program(be, err, err_len);
     if (st == HCGA_OK && !o.tune_off) st = tune_clblast(be, err, err_len);

@@ -4,7 +4,8 @@
  * GEMM: CLBlast{S,D}gemmWithTempBuffer with a temp buffer cached in the
  * backend (no hidden allocation per call).
  *
- * Convolution (groups = 1) is lowered to GEMM, per image n:
+ * Convolution (groups = 1) is lowered to GEMM, per image n (im2col and
+ * col2im from kernels/conv.cl, or CLBlast's with im2col=clblast):
  *   forward      col = im2col(x[n])            y[n]  = w[K,CRS] * col[CRS,PQ]
  *   backward dx  col = w^T[CRS,K] * dy[n]      dx[n] = col2im(col)
  *   backward dw  col = im2col(x[n])            dw   += dy[n][K,PQ] * col^T
@@ -285,9 +286,38 @@ static hcga_status conv_geometry(hcga_backend *be, const hcga_op_args *a, const 
     return HCGA_OK;
 }
 
+/* conv.cl's im2col / col2im arguments after (src, so, dst, dso): the
+ * geometry; im2col also takes C. */
+static void geom_args(ocl_launch *l, const conv_geom *g, int with_c)
+{
+    if (with_c) ocl_arg_long(l, g->c);
+    ocl_arg_long(l, g->h);
+    ocl_arg_long(l, g->w);
+    ocl_arg_long(l, g->p);
+    ocl_arg_long(l, g->q);
+    ocl_arg_long(l, g->r);
+    ocl_arg_long(l, g->s);
+    ocl_arg_long(l, g->sh);
+    ocl_arg_long(l, g->sw);
+    ocl_arg_long(l, g->ph);
+    ocl_arg_long(l, g->pw);
+    ocl_arg_long(l, g->dh);
+    ocl_arg_long(l, g->dw);
+}
+
 static hcga_status im2col(hcga_backend *be, int dt, const conv_geom *g, cl_mem x, size_t xo,
                           cl_mem col, size_t co)
 {
+    if (!be->im2col_clblast) {
+        ocl_launch l;
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_im2col), "im2col", dt);
+        ocl_arg_mem(&l, x);
+        ocl_arg_long(&l, (int64_t)xo);
+        ocl_arg_mem(&l, col);
+        ocl_arg_long(&l, (int64_t)co);
+        geom_args(&l, g, 1);
+        return ocl_run_nd(&l, 3, (size_t)g->pq, (size_t)(g->r * g->s), (size_t)g->c);
+    }
     CLBlastStatusCode st;
     if (dt == HCGA_F64)
         st = CLBlastDim2col(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
@@ -302,10 +332,21 @@ static hcga_status im2col(hcga_backend *be, int dt, const conv_geom *g, cl_mem x
     return HCGA_OK;
 }
 
-/* Adds col2im(col) into x (CLBlast's col2im accumulates). */
+/* x = col2im(col): conv.cl's gathers and overwrites x; CLBlast's
+ * accumulates into x, which the caller has then zeroed. */
 static hcga_status col2im(hcga_backend *be, int dt, const conv_geom *g, cl_mem col, size_t co,
                           cl_mem x, size_t xo)
 {
+    if (!be->im2col_clblast) {
+        ocl_launch l;
+        ocl_begin(&l, be, ocl_kt(be, dt, KT_col2im), "col2im", dt);
+        ocl_arg_mem(&l, col);
+        ocl_arg_long(&l, (int64_t)co);
+        ocl_arg_mem(&l, x);
+        ocl_arg_long(&l, (int64_t)xo);
+        geom_args(&l, g, 0);
+        return ocl_run_nd(&l, 3, (size_t)g->w, (size_t)g->h, (size_t)g->c);
+    }
     CLBlastStatusCode st;
     if (dt == HCGA_F64)
         st = CLBlastDcol2im(CLBlastKernelModeCrossCorrelation, g->c, g->h, g->w, g->r, g->s,
@@ -418,7 +459,8 @@ hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a)
                      ocl_eoff(dx) + n * g.c * g.hw, g.hw));
         return HCGA_OK;
     }
-    TRY(ocl_fill(be, dx->buf->mem, dx->offset, (size_t)(g.n * g.c * g.hw) * es, dt, 0.0));
+    if (be->im2col_clblast)
+        TRY(ocl_fill(be, dx->buf->mem, dx->offset, (size_t)(g.n * g.c * g.hw) * es, dt, 0.0));
     int64_t chunk;
     TRY(col_workspace(be, dt, &g, be->conv_batched && !be->gemm_double, &chunk));
     for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {

@@ -27,7 +27,8 @@
     X(upsample_fwd) X(upsample_bwd) X(bilinear_fwd) X(bilinear_table) X(bilinear_bwd_w) X(bilinear_bwd_h)        \
     X(bn_stats) X(bn_stats_item) X(bn_apply) X(bn_infer) X(bn_bwd_stats) X(bn_bwd_stats_item)  \
     X(bn_bwd_dx) X(ce_ls_rows) X(ce_ls_bwd) X(pixel_ce_part) X(pixel_ce_bwd) X(triplet_dist)   \
-    X(triplet_mine) X(triplet_coef) X(triplet_dx) X(shift_l1_part) X(shift_l1_bwd)
+    X(triplet_mine) X(triplet_coef) X(triplet_dx) X(shift_l1_part) X(shift_l1_bwd)          \
+    X(im2col) X(col2im)
 
 enum ocl_typed_kernel {
 #define OCL_ENUM_(n) KT_##n,
@@ -89,6 +90,7 @@ struct hcga_backend {
     size_t ws_cap; /* largest im2col workspace (bytes) a conv may use */
     int conv_batched; /* option conv=batched: im2col several images, StridedBatched GEMM */
     int gemm_double;  /* option gemm=double: f32 GEMMs run as DGEMM on converted copies */
+    int im2col_clblast; /* option im2col=clblast: CLBlast's im2col/col2im, not conv.cl's */
     cl_mem dtmp;      /* f64 copies of GEMM operands for gemm=double */
     size_t dtmp_size;
 

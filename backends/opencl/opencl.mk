@@ -15,6 +15,7 @@ OCL_KERNEL_SRCS = \
 	backends/opencl/kernels/spatial.cl \
 	backends/opencl/kernels/bn.cl \
 	backends/opencl/kernels/loss.cl \
+	backends/opencl/kernels/conv.cl \
 	backends/opencl/kernels/copy.cl
 EXTRA_DIST += backends/opencl/opencl.mk backends/opencl/cl2c.sh backends/opencl/README.md \
 	$(OCL_KERNEL_SRCS) \
