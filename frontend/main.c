@@ -38,7 +38,10 @@ int hcga_cli_open_backend(const hcga_global_opts *g, hcga_be **out)
 {
     char opts[1024];
     const char *o = g->backend_options;
-    if (g->threads > 0) {
+    /* --threads N sizes the host-side workers (data loading) of every command
+     * and is the cpu backend's own thread count; device backends (OpenCL,
+     * CUDA) schedule their own work and take no such option. */
+    if (g->threads > 0 && strcmp(g->backend, "cpu") == 0) {
         int n = snprintf(opts, sizeof opts, "threads=%d%s%s", g->threads, (o && *o) ? "," : "",
                          (o && *o) ? o : "");
         if (n < 0 || (size_t)n >= sizeof opts) {
@@ -71,7 +74,7 @@ static void usage(FILE *f)
             "  --backend NAME          compute backend plugin (default: cpu); see `hcga backends`\n"
             "  --device N              device index of that backend (default: 0)\n"
             "  --backend-options S     backend options \"key=value,key=value\"\n"
-            "  --threads N             pass threads=N to the backend\n"
+            "  --threads N             host worker threads; also threads=N for the cpu backend\n"
             "  -v, --verbose           more messages (repeatable)\n"
             "  -q, --quiet             fewer messages\n"
             "  -h, --help              this help\n"

@@ -178,12 +178,12 @@ int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const ch
             }
             if (!dst[k]->buf) {
                 hcga_buffer *b;
-                if (hcga_be_alloc(be, sizeof(float) * (uint64_t)n, &b) != HCGA_OK) {
+                if (hcga_be_alloc(be, hcga_dtype_size(e->t.dtype) * (uint64_t)n, &b) != HCGA_OK) {
                     snprintf(err, err_len, "%s: allocating '%s': %s", path, name, hcga_be_error(be));
                     free(buf);
                     return -1;
                 }
-                *dst[k] = hcga_tensor_make(b, 0, HCGA_F32, e->ndim, e->shape);
+                *dst[k] = hcga_tensor_make(b, 0, e->t.dtype, e->ndim, e->shape);
             }
             hg_store_entry tmp = *e;
             tmp.t = *dst[k];
@@ -204,7 +204,7 @@ static void train_usage(FILE *f)
 {
     fprintf(f,
             "usage: hcga [--backend B] [--threads N] train [--config F] [--data DIR] [--output DIR]\n"
-            "                  [--resume] [--seed S] [KEY VALUE ...]\n"
+            "                  [--resume] [--seed S] [--max-steps N] [--dtype f32|f64] [KEY VALUE ...]\n"
             "\n"
             "Train HCGA (HCGA.md sections 3-5) on a Market-1501-layout dataset.\n"
             "  --config F    yacs YAML config (default: built-in defaults; with --resume, the\n"
@@ -214,6 +214,10 @@ static void train_usage(FILE *f)
             "                OUTPUT_DIR, or ./hcga-out when that is empty)\n"
             "  --resume      continue from DIR/checkpoint.safetensors exactly where it stopped\n"
             "  --seed S      seed of initialisation, sampling and augmentation (default 1)\n"
+            "  --max-steps N stop after N optimizer steps in all (checkpoint written, no\n"
+            "                evaluation): for comparing backends step by step\n"
+            "  --dtype f32|f64  compute dtype of the graph, parameters and Adam state\n"
+            "                (default f32; f64 for verification; checkpoints store f32)\n"
             "KEY VALUE pairs override the config, e.g. SOLVER.MAX_EPOCHS 10 SOLVER.IMS_PER_BATCH 16.\n"
             "Batches are SOLVER.IMS_PER_BATCH images: IMS_PER_BATCH / DATALOADER.NUM_INSTANCE\n"
             "identities x NUM_INSTANCE images.  Pseudo part labels are re-made by co-parsing\n"
@@ -226,6 +230,8 @@ typedef struct train_opts {
     const char *config, *data, *output;
     int resume;
     uint64_t seed;
+    long long max_steps; /* 0: no limit */
+    int dtype;           /* HCGA_F32 (default) or HCGA_F64 */
     int n_over;
     char **over;
 } train_opts;
@@ -286,6 +292,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
 {
     train_opts o = {0};
     o.seed = 1;
+    o.dtype = HCGA_F32;
     o.over = calloc((size_t)argc + 1, sizeof *o.over);
     if (!o.over) return 1;
     for (int i = 1; i < argc; i++) {
@@ -299,7 +306,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
                            : !strcmp(a, "--data") ? &o.data
                            : !strcmp(a, "--output") ? &o.output
                            : NULL;
-        if (dst || !strcmp(a, "--seed")) {
+        if (dst || !strcmp(a, "--seed") || !strcmp(a, "--max-steps")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "hcga train: %s needs a value\n", a);
                 free(o.over);
@@ -307,6 +314,14 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
             if (dst) {
                 *dst = argv[++i];
+            } else if (!strcmp(a, "--max-steps")) {
+                long long s;
+                if (hcga_parse_int(argv[++i], 1, (long long)(~0ull >> 1), &s)) {
+                    fprintf(stderr, "hcga train: --max-steps: expected a positive integer, got '%s'\n", argv[i]);
+                    free(o.over);
+                    return 2;
+                }
+                o.max_steps = s;
             } else {
                 long long s;
                 if (hcga_parse_int(argv[++i], 0, (long long)(~0ull >> 1), &s)) {
@@ -318,6 +333,13 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
+        } else if (!strcmp(a, "--dtype")) {
+            if (i + 1 >= argc || (strcmp(argv[i + 1], "f32") && strcmp(argv[i + 1], "f64"))) {
+                fprintf(stderr, "hcga train: --dtype needs f32 or f64\n");
+                free(o.over);
+                return 2;
+            }
+            o.dtype = strcmp(argv[++i], "f64") ? HCGA_F32 : HCGA_F64;
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "hcga train: unknown option '%s' (see hcga train --help)\n", a);
             free(o.over);
@@ -425,13 +447,13 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
 
     if ((rc = hcga_cli_open_backend(gopt, &be)) != 0) goto out;
     rc = 1;
-    store = hg_store_new(be, HCGA_F32);
-    gt = hcga_model_build(cfg, HCGA_MODEL_TRAIN, batch, num_classes, HCGA_F32, err, sizeof err);
+    store = hg_store_new(be, o.dtype);
+    gt = hcga_model_build(cfg, HCGA_MODEL_TRAIN, batch, num_classes, o.dtype, err, sizeof err);
     if (!gt) {
         fprintf(stderr, "hcga train: %s\n", err);
         goto out;
     }
-    ge = hcga_model_build(cfg, HCGA_MODEL_EVAL, test_batch, num_classes, HCGA_F32, err, sizeof err);
+    ge = hcga_model_build(cfg, HCGA_MODEL_EVAL, test_batch, num_classes, o.dtype, err, sizeof err);
     if (!ge) {
         fprintf(stderr, "hcga train: %s\n", err);
         goto out;
@@ -496,7 +518,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     hostbuf = malloc(sizeof(float) * (size_t)(ncls_out > 0 ? ncls_out : 1));
     if (!hostbuf) goto out;
     hcga_eval_result arm = {0}, glob = {0};
-    int evaluated = 0;
+    int evaluated = 0, stop = 0;
 
     for (int epoch = start_epoch; epoch <= max_epochs; epoch++) {
         double lr = base_lr * hcga_lr_factor(cfg, epoch);
@@ -566,6 +588,12 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
             loss_sum += loss;
             acc_sum += acc;
+            fprintf(metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.9g, \"acc\": %.6f}\n", epoch,
+                    (long long)adam_step, loss, acc);
+            if (o.max_steps > 0 && adam_step >= o.max_steps) {
+                stop = 1;
+                break;
+            }
             if (log_period > 0 && it % log_period == 0) {
                 if (is_tty_stderr()) fprintf(stderr, "\r\033[K");
                 printf("Epoch[%d] Iteration[%d/%d] Loss: %.3f, Acc: %.3f, Base Lr: %.2e\n", epoch, it, niter,
@@ -595,12 +623,16 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
                 "\"samples_per_s\": %.3f, \"data_wait_s\": %.3f}\n",
                 epoch, it, loss_sum / it, acc_sum / it, lr, secs, it * batch / secs, waited);
         fflush(metrics);
-        if ((ck_period > 0 && epoch % ck_period == 0) || epoch == max_epochs) {
+        if ((ck_period > 0 && epoch % ck_period == 0) || epoch == max_epochs || stop) {
             if (hcga_checkpoint_save(store, cfg, epoch, adam_step, o.seed, num_classes, ckpath, err, sizeof err)) {
                 fprintf(stderr, "hcga train: %s\n", err);
                 goto out;
             }
             printf("checkpoint: %s (epoch %d)\n", ckpath, epoch);
+        }
+        if (stop) {
+            printf("stopped after %lld optimizer steps (--max-steps)\n", (long long)adam_step);
+            break;
         }
         if ((eval_period > 0 && epoch % eval_period == 0) || epoch == max_epochs) {
             if (train_eval(exe, ge, test_batch, &ds, cfg, threads, epoch, metrics, &arm, &glob, err, sizeof err)) {
