@@ -23,6 +23,16 @@
 
 #include "backend.h"
 
+/* With --enable-sanitizers: PoCL compiles kernels with LLVM on a cache miss
+ * and LLVM leaks there (not our code); GCC 12's LeakSanitizer also crashes
+ * on PoCL's dynamic TLS unless use_tls=0.  These hooks are read by the
+ * sanitizer runtime at start-up and are unused without it.  The same
+ * settings for other programs: backends/opencl/lsan.supp. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libLLVM\nleak:libpocl\n"; }
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void) { return "use_tls=0"; }
+
 #define OFFSET 256 /* byte offset of every tensor in its buffer */
 #define GUARD 256  /* guard bytes after it */
 

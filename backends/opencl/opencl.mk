@@ -18,6 +18,7 @@ OCL_KERNEL_SRCS = \
 	backends/opencl/kernels/conv.cl \
 	backends/opencl/kernels/copy.cl
 EXTRA_DIST += backends/opencl/opencl.mk backends/opencl/cl2c.sh backends/opencl/README.md \
+	backends/opencl/lsan.supp \
 	$(OCL_KERNEL_SRCS) \
 	backends/common/README.md
 
