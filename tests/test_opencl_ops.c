@@ -590,6 +590,27 @@ START_TEST(test_losses)
     free(r[0]);
     free(r[1]);
 
+    /* triplet_bwd edges: z == 0 exactly (torch passes the gradient), -1
+     * entries (anchor skipped), an anchor that is its own positive */
+    {
+        float ex[4 * 2] = {0, 0, 1, 0, 0, 1, 3, 4};
+        int64_t eh[4 * 2] = {1, 2, -1, 0, 2, -1, 3, 0};
+        hcga_op_params q;
+        memset(&q, 0, sizeof q);
+        q.loss.margin = 0; /* anchor 0: d_ap = d_an = 1 */
+        tdesc ein[3] = {T2(HCGA_F32, 4, 2, ex), T2(HCGA_I64, 4, 2, eh), T1(HCGA_F32, 1, dl)};
+        tdesc eout[1] = {T2(HCGA_F32, 4, 2, NULL)};
+        compare_op("triplet bwd edges", HCGA_OP_TRIPLET_BWD, &q, 3, ein, 1, eout, 1e-6);
+        int64_t bad[4 * 2] = {1, 2, -1, 0, 2, 4, 3, 0};
+        tdesc bin2[3] = {T2(HCGA_F32, 4, 2, ex), T2(HCGA_I64, 4, 2, bad), T1(HCGA_F32, 1, dl)};
+        void *rr[1];
+        char m2[1024] = "";
+        hcga_status st = run_on(ocl, HCGA_OP_TRIPLET_BWD, &q, 3, bin2, 1, eout, rr, m2, sizeof m2);
+        free(rr[0]);
+        ck_assert_int_eq(st, HCGA_ERR_INVALID);
+        ck_assert_msg(strstr(m2, "hard[2] holds an index outside [-1, 4)"), "message: %s", m2);
+    }
+
     /* shift L1, every shift */
     float *sx = frand(3 * 4 * 6 * 5, -1, 1);
     tdesc sin_[2] = {T4(HCGA_F32, 3, 4, 6, 5, sx), T1(HCGA_F32, 1, dl)};

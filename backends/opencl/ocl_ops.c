@@ -1186,9 +1186,7 @@ static hcga_status op_triplet_bwd(hcga_backend *be, const hcga_op_args *a)
     TRY(ocl_flag_read(be, &bad));
     if (bad >= 0)
         return ocl_fail(be, HCGA_ERR_INVALID,
-                        "hard[%ld] holds an index outside [0, %lld) (positive) or [-1, %lld) "
-                        "(negative)",
-                        bad, (long long)nb, (long long)nb);
+                        "hard[%ld] holds an index outside [-1, %lld)", bad, (long long)nb);
     return HCGA_OK;
 }
 

@@ -152,7 +152,8 @@ DEVFN void FN(hk_bilinear_src)(hk_idx dst, hk_idx in, hk_idx out, int align_corn
 }
 
 /* Triplet distance d(i,j) = sqrt(max(|xi|^2 + |xj|^2 - 2 xi.xj, 1e-12)); also
- * returns the clamped-away flag (1 when the max took 1e-12, so dd/dq = 0). */
+ * returns the clamped-away flag: 1 when q < 1e-12, where dd/dq = 0 (torch's
+ * clamp passes the gradient at q == 1e-12). */
 DEVFN T FN(hk_pair_dist)(const GLOBAL T *xi, const GLOBAL T *xj, hk_idx d, int *clamped)
 {
     HK_ACC ii = (HK_ACC)0, jj = (HK_ACC)0, ij = (HK_ACC)0;
@@ -163,7 +164,7 @@ DEVFN T FN(hk_pair_dist)(const GLOBAL T *xi, const GLOBAL T *xj, hk_idx d, int *
         ij += a * b;
     }
     HK_ACC q = ii + jj - (HK_ACC)2 * ij;
-    *clamped = !(q > (HK_ACC)1e-12);
+    *clamped = !(q >= (HK_ACC)1e-12);
     return (T)sqrt(*clamped ? (HK_ACC)1e-12 : q);
 }
 

@@ -136,9 +136,10 @@ __kernel void FN(triplet_mine)(const GLOBAL T *dist, hk_idx dso, const GLOBAL lo
     }
 }
 
-/* TRIPLET_BWD 1: per anchor, coef[i] = dL/dd_ap / d_ap-ish factors:
- * coef[i] = 1/d_ap, coef[N+i] = -1/d_an (0 when the hinge is inactive or the
- * distance was clamped), coef[2N+i] = 1 if the anchor has a negative. */
+/* TRIPLET_BWD 1: per anchor, coef[i] = 1/d_ap, coef[N+i] = -1/d_an (0 when
+ * the hinge is inactive, z = d_ap - d_an + margin < 0, or the distance was
+ * clamped; torch passes the gradient at z == 0), coef[2N+i] = 1 if the
+ * anchor counts (both indices >= 0).  Indices outside [-1, N) are flagged. */
 __kernel void FN(triplet_coef)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *hard, hk_idx ho,
                                hk_idx nb, hk_idx d, T margin, GLOBAL T *coef, hk_idx co,
                                GLOBAL int *flag)
@@ -149,16 +150,16 @@ __kernel void FN(triplet_coef)(const GLOBAL T *x, hk_idx xo, const GLOBAL long *
     coef[co + i] = (T)0;
     coef[co + nb + i] = (T)0;
     coef[co + 2 * nb + i] = (T)0;
-    if (p < 0 || p >= nb || ng >= nb) {
+    if (p < -1 || p >= nb || ng < -1 || ng >= nb) {
         atomic_min(flag, (int)i);
         return;
     }
-    if (ng < 0) return;
+    if (p < 0 || ng < 0) return;
     int cp, cn;
     T dap = FN(hk_pair_dist)(x + xo + i * d, x + xo + p * d, d, &cp);
     T dan = FN(hk_pair_dist)(x + xo + i * d, x + xo + ng * d, d, &cn);
     coef[co + 2 * nb + i] = (T)1;
-    if ((HK_ACC)dap - (HK_ACC)dan + (HK_ACC)margin > (HK_ACC)0) {
+    if ((HK_ACC)dap - (HK_ACC)dan + (HK_ACC)margin >= (HK_ACC)0) {
         coef[co + i] = cp ? (T)0 : (T)((HK_ACC)1 / (HK_ACC)dap);
         coef[co + nb + i] = cn ? (T)0 : (T)((HK_ACC)-1 / (HK_ACC)dan);
     }
