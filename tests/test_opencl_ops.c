@@ -518,6 +518,15 @@ START_TEST(test_channel_broadcast)
     compare_op("softmax bwd", HCGA_OP_SOFTMAX_BWD, &p, 2, in2, 1, out1, 1e-6);
     tdesc idx[1] = {{HCGA_I64, 3, {3, 4, 5, 1, 1}, NULL}};
     compare_op("argmax", HCGA_OP_ARGMAX, &p, 1, in1, 1, idx, 0);
+    /* ties take the first index, a NaN is the maximum (the first NaN wins) */
+    float *xt = malloc(3 * 7 * 4 * 5 * sizeof *xt);
+    for (int i = 0; i < 3 * 7 * 4 * 5; i++) xt[i] = (float)((i / 20) % 3);
+    xt[20 * 3 + 2] = NAN;
+    xt[20 * 5 + 2] = NAN;
+    xt[20 * 0 + 7] = NAN;
+    tdesc tin[1] = {T4(HCGA_F32, 3, 7, 4, 5, xt)};
+    compare_op("argmax ties and NaN", HCGA_OP_ARGMAX, &p, 1, tin, 1, idx, 0);
+    free(xt);
     p.scalar.a = 0.5;
     p.scalar.b = -2;
     tdesc bc[2] = {x4, T4(HCGA_F32, 1, 7, 1, 1, b)};

@@ -1389,11 +1389,7 @@ static hcga_status op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
     TRY(bn_vec(be, db, "out[2] (dbeta)", dt, c));
     int64_t m = nb * hw;
     if (c == 0) return HCGA_OK;
-    if (m == 0) {
-        size_t es = hcga_dtype_size(dt);
-        TRY(ocl_fill(be, dg->buf->mem, dg->offset, (size_t)c * es, dt, 0.0));
-        return ocl_fill(be, db->buf->mem, db->offset, (size_t)c * es, dt, 0.0);
-    }
+    if (m == 0) return ocl_fail(be, HCGA_ERR_INVALID, "x has no values per channel");
     int item = m < OCL_BN_ITEM_MAX;
     ocl_launch l;
     ocl_begin(&l, be, ocl_kt(be, dt, item ? KT_bn_bwd_stats_item : KT_bn_bwd_stats),

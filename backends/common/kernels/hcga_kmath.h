@@ -89,14 +89,15 @@ DEVFN void FN(hk_softmax_bwd_row)(const GLOBAL T *y, const GLOBAL T *dy, GLOBAL 
         dx[c * s] = (T)((HK_ACC)y[c * s] * ((HK_ACC)dy[c * s] - dot));
 }
 
-/* Index of the first maximal element of a strided row (ARGMAX). */
+/* Index of the first maximal element of a strided row (ARGMAX); a NaN
+ * counts as the maximum (the first NaN wins), as in torch. */
 DEVFN hk_idx FN(hk_row_argmax)(const GLOBAL T *x, hk_idx n, hk_idx s)
 {
     hk_idx best = 0;
     T m = x[0];
-    for (hk_idx c = 1; c < n; c++) {
+    for (hk_idx c = 1; c < n && m == m; c++) {
         T v = x[c * s];
-        if (v > m) {
+        if (v > m || v != v) {
             m = v;
             best = c;
         }
