@@ -973,50 +973,63 @@ static void FN(ups_bwd_task)(void *vc, int64_t t0, int64_t t1, int tid)
     }
 }
 
+/* Bilinear resize, separably: each input row is interpolated horizontally
+ * once (hr, H x OW doubles in the thread's scratch), then every output row
+ * mixes two of those rows.  Same operations in the same order as the direct
+ * formula a0*(b0*x00 + b1*x01) + a1*(b0*x10 + b1*x11), so the same bits. */
 static void FN(resize_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
-    (void)tid;
     const plane_ctx *c = vc;
     const T *X = c->x;
     T *Y = c->y;
     const int64_t H = c->H, W = c->W, OH = c->OH, OW = c->OW;
+    double *hr = c->be->scratch[tid];
     for (int64_t t = t0; t < t1; t++) {
         const T *xp = X + t * H * W;
         T *yp = Y + t * OH * OW;
+        for (int64_t h = 0; h < H; h++) {
+            const T *r = xp + h * W;
+            double *o = hr + h * OW;
+            for (int64_t j = 0; j < OW; j++)
+                o[j] = c->wl[2 * j] * (double)r[c->wi[2 * j]] +
+                       c->wl[2 * j + 1] * (double)r[c->wi[2 * j + 1]];
+        }
         for (int64_t i = 0; i < OH; i++) {
-            const T *r0 = xp + c->hi[2 * i] * W, *r1 = xp + c->hi[2 * i + 1] * W;
-            double a0 = c->hl[2 * i], a1 = c->hl[2 * i + 1];
-            for (int64_t j = 0; j < OW; j++) {
-                int64_t w0 = c->wi[2 * j], w1 = c->wi[2 * j + 1];
-                double b0 = c->wl[2 * j], b1 = c->wl[2 * j + 1];
-                yp[i * OW + j] = (T)(a0 * (b0 * (double)r0[w0] + b1 * (double)r0[w1]) +
-                                     a1 * (b0 * (double)r1[w0] + b1 * (double)r1[w1]));
-            }
+            const double *r0 = hr + c->hi[2 * i] * OW, *r1 = hr + c->hi[2 * i + 1] * OW;
+            const double a0 = c->hl[2 * i], a1 = c->hl[2 * i + 1];
+            T *o = yp + i * OW;
+            for (int64_t j = 0; j < OW; j++) o[j] = (T)(a0 * r0[j] + a1 * r1[j]);
         }
     }
 }
 
+/* Its transpose, also separable: output rows are first spread over the input
+ * rows (tv, H x OW doubles), then each of those over the input columns (acc,
+ * H x W doubles); every sum runs in a fixed order. */
 static void FN(resize_bwd_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     const plane_ctx *c = vc;
     const T *DY = c->x;
     T *DX = c->y;
     const int64_t H = c->H, W = c->W, OH = c->OH, OW = c->OW;
-    double *acc = c->be->scratch[tid];
+    double *tv = c->be->scratch[tid], *acc = tv + H * OW;
     for (int64_t t = t0; t < t1; t++) {
         const T *dp = DY + t * OH * OW;
-        for (int64_t k = 0; k < H * W; k++) acc[k] = 0;
+        for (int64_t k = 0; k < H * OW; k++) tv[k] = 0;
         for (int64_t i = 0; i < OH; i++) {
-            double *r0 = acc + c->hi[2 * i] * W, *r1 = acc + c->hi[2 * i + 1] * W;
-            double a0 = c->hl[2 * i], a1 = c->hl[2 * i + 1];
+            double *r0 = tv + c->hi[2 * i] * OW, *r1 = tv + c->hi[2 * i + 1] * OW;
+            const double a0 = c->hl[2 * i], a1 = c->hl[2 * i + 1];
+            const T *g = dp + i * OW;
+            for (int64_t j = 0; j < OW; j++) r0[j] += a0 * (double)g[j];
+            for (int64_t j = 0; j < OW; j++) r1[j] += a1 * (double)g[j];
+        }
+        for (int64_t k = 0; k < H * W; k++) acc[k] = 0;
+        for (int64_t h = 0; h < H; h++) {
+            const double *r = tv + h * OW;
+            double *o = acc + h * W;
             for (int64_t j = 0; j < OW; j++) {
-                int64_t w0 = c->wi[2 * j], w1 = c->wi[2 * j + 1];
-                double b0 = c->wl[2 * j], b1 = c->wl[2 * j + 1];
-                double g = dp[i * OW + j];
-                r0[w0] += a0 * b0 * g;
-                r0[w1] += a0 * b1 * g;
-                r1[w0] += a1 * b0 * g;
-                r1[w1] += a1 * b1 * g;
+                o[c->wi[2 * j]] += c->wl[2 * j] * r[j];
+                o[c->wi[2 * j + 1]] += c->wl[2 * j + 1] * r[j];
             }
         }
         T *xp = DX + t * H * W;

@@ -1130,7 +1130,8 @@ static hcga_status resize_op(hcga_backend *be, const hcga_op_args *a, int op, in
     double *hl = (double *)(wi + 2 * OW), *wl = hl + 2 * OH;
     resize_coords(H, OH, align, hi, hl);
     resize_coords(W, OW, align, wi, wl);
-    if (bwd && cpu_scratch_reserve(be, (size_t)(H * W) * sizeof(double)))
+    /* scratch: H x OW horizontally resized rows (+ H x W accumulators) */
+    if (cpu_scratch_reserve(be, (size_t)(H * OW + (bwd ? H * W : 0)) * sizeof(double)))
         return cpu_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for scratch", v->op);
     plane_ctx c = {.x = cpu_ptr(tin), .y = cpu_ptr(tout), .H = H, .W = W, .OH = OH, .OW = OW,
                    .hi = hi, .hl = hl, .wi = wi, .wl = wl, .be = be};
