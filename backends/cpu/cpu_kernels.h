@@ -614,11 +614,49 @@ static hcga_status FN(conv_fwd)(hcga_backend *be, const cpu_conv_dims *d, const 
     return HCGA_OK;
 }
 
+/* wf[c, k, r, s] = w[k, c, R-1-r, S-1-s]; tasks over c. */
+static void FN(flip_task)(void *vc, int64_t c0, int64_t c1, int tid)
+{
+    (void)tid;
+    const conv_ctx *c = vc;
+    const cpu_conv_dims *d = c->d;
+    const T *w = c->src;
+    T *wf = c->y;
+    const int64_t RS = d->R * d->S;
+    for (int64_t ch = c0; ch < c1; ch++)
+        for (int64_t k = 0; k < d->K; k++) {
+            const T *src = w + (k * d->C + ch) * RS;
+            T *dst = wf + (ch * d->K + k) * RS;
+            for (int64_t i = 0; i < RS; i++) dst[i] = src[RS - 1 - i];
+        }
+}
+
 static hcga_status FN(conv_bwd_data)(hcga_backend *be, const cpu_conv_dims *d, const T *dy,
                                      const T *w, T *dx)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
+    if (!pw1 && d->sh == 1 && d->sw == 1 && d->dh * (d->R - 1) >= d->ph &&
+        d->dw * (d->S - 1) >= d->pw) {
+        /* A stride-1 transposed conv is the forward conv of dy with the
+         * flipped, channel-swapped filter and padding dil*(R-1) - pad: its
+         * im2col has K*R*S rows instead of C*R*S, and the GEMM writes dx
+         * directly (no col2im). */
+        T *wf = cpu_ws(be, 2, (size_t)(d->K * CRS) * sizeof(T));
+        if (!wf) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for the filter");
+        conv_ctx fc = {.d = d, .src = w, .y = wf};
+        cpu_parallel(be, d->C, 64, FN(flip_task), &fc);
+        cpu_conv_dims t = *d;
+        t.C = d->K;
+        t.H = d->P;
+        t.W = d->Q;
+        t.K = d->C;
+        t.ph = d->dh * (d->R - 1) - d->ph;
+        t.pw = d->dw * (d->S - 1) - d->pw;
+        t.P = d->H;
+        t.Q = d->W;
+        return FN(conv_fwd)(be, &t, dy, wf, NULL, dx);
+    }
     convp_ctx c = {.d = d, .dy = dy, .w = w, .dx = dx};
     hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS, !pw1, "conv2d_bwd_data");
     if (st != HCGA_OK) return st;
