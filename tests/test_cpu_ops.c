@@ -298,6 +298,11 @@ static const conv_case conv_cases[] = {
     {2, 3, 4, 64, 33, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* 1x1, large planes: per-image GEMMs */
     {3, 2, 3, 40, 25, 1, 1, 1, 1, 0, 0, 1, 1, 1},  /* 1x1, groups of 2 + 1 images */
     {3, 2, 3, 28, 25, 3, 3, 1, 1, 1, 1, 1, 1, 1},  /* 3x3, groups of 2 + 1 images */
+    /* few output channels (K*H*W <= C*P*Q/2, H*W >= 128): tap-form GEMMs on x */
+    {2, 24, 3, 12, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1}, /* stride 1 */
+    {2, 32, 2, 16, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1}, /* stride 2 */
+    {3, 20, 2, 13, 11, 3, 2, 1, 2, 2, 1, 2, 1, 0}, /* dilation, asymmetric stride */
+    {2, 16, 1, 12, 11, 2, 2, 1, 1, 2, 2, 1, 1, 1}, /* padding beyond the filter */
 };
 
 /* The three conv ops on case c in dtype dt vs naive_conv. */
@@ -354,6 +359,7 @@ START_TEST(conv_thread_counts)
         {1, 48, 40, 24, 24, 1, 1, 1, 1, 0, 0, 1, 1, 0}, /* one image, 1x1 in place */
         {5, 6, 7, 12, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1},   /* 5 images in groups */
         {7, 5, 3, 48, 48, 1, 1, 1, 1, 0, 0, 1, 1, 1},   /* 7 large 1x1 images */
+        {1, 40, 2, 16, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1}, /* one image, tap form */
     };
     close_be();
     open_be(opts[_i]);

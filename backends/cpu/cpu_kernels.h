@@ -578,11 +578,294 @@ static hcga_status FN(conv_plan)(hcga_backend *be, convp_ctx *c, int64_t target_
     return HCGA_OK;
 }
 
+/* ---- convolution with few output channels: per-tap GEMMs on x itself ----
+ *
+ * With K much smaller than C, im2col (C*R*S rows) costs more than the GEMM
+ * that reads it.  The tap form multiplies x (C x H*W) as it is:
+ *   forward:     z = wr x, wr[k*RS + rs, c] = w[k, c, rs]  (K*R*S x H*W), then
+ *                y[k, p, q] = sum over (r, s) of z[k*RS + rs] at the input
+ *                position (p*sh - ph + r*dh, q*sw - pw + s*dw);
+ *   bwd_filter:  e[k*RS + rs] = dy[k] spread to those input positions (0
+ *                elsewhere), dwr += e x^T (K*R*S x C), dw[k, c, rs] = dwr.
+ * Used when the tap matrix (K*R*S x H*W) is at most half the im2col matrix
+ * (C*R*S x P*Q) and a plane is large enough for a GEMM of its own. */
+static inline int FN(conv_use_taps)(const cpu_conv_dims *d)
+{
+    return !FN(conv_pointwise)(d) && d->H * d->W >= 128 &&
+           2 * d->K * d->H * d->W <= d->C * d->P * d->Q;
+}
+
+/* wr[(k*RS + rs)*C + c] = w[(k*C + c)*RS + rs]; tasks over k. */
+static void FN(wtaps_task)(void *vc, int64_t k0, int64_t k1, int tid)
+{
+    (void)tid;
+    const conv_ctx *c = vc;
+    const cpu_conv_dims *d = c->d;
+    const T *w = c->src;
+    T *wr = c->y;
+    const int64_t RS = d->R * d->S;
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t rs = 0; rs < RS; rs++)
+            for (int64_t ch = 0; ch < d->C; ch++)
+                wr[(k * RS + rs) * d->C + ch] = w[(k * d->C + ch) * RS + rs];
+}
+
+/* y[n0, k] = sum over taps of z (+ bias[k]), in double; tasks over k. */
+static void FN(tapsum_task)(void *vc, int64_t k0, int64_t k1, int tid)
+{
+    const conv_ctx *c = vc;
+    const cpu_conv_dims *d = c->d;
+    const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
+    const T *z = c->src, *bias = c->bias;
+    double *acc = c->be->scratch[tid];
+    for (int64_t k = k0; k < k1; k++) {
+        for (int64_t j = 0; j < PQ; j++) acc[j] = 0;
+        for (int64_t r = 0; r < d->R; r++) {
+            const int64_t hoff = r * d->dh - d->ph;
+            for (int64_t s = 0; s < d->S; s++) {
+                const int64_t woff = s * d->dw - d->pw;
+                int64_t qlo, qhi;
+                FN(qrange)(d->Q, d->W, d->sw, woff, &qlo, &qhi);
+                const T *zt = z + ((k * d->R + r) * d->S + s) * HW;
+                for (int64_t p = 0; p < d->P; p++) {
+                    const int64_t h = p * d->sh + hoff;
+                    if (h < 0 || h >= d->H) continue;
+                    const T *zr = zt + h * d->W + woff;
+                    double *a = acc + p * d->Q;
+                    if (d->sw == 1)
+                        for (int64_t q = qlo; q < qhi; q++) a[q] += zr[q];
+                    else
+                        for (int64_t q = qlo; q < qhi; q++) a[q] += zr[q * d->sw];
+                }
+            }
+        }
+        const double b = bias ? (double)bias[k] : 0.0;
+        T *out = (T *)c->y + (c->n0 * d->K + k) * PQ;
+        for (int64_t j = 0; j < PQ; j++) out[j] = (T)(acc[j] + b);
+    }
+}
+
+/* e = dy[n0] spread over the taps' input positions; tasks over k. */
+static void FN(tapspread_task)(void *vc, int64_t k0, int64_t k1, int tid)
+{
+    (void)tid;
+    const conv_ctx *c = vc;
+    const cpu_conv_dims *d = c->d;
+    const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
+    const T *dy = (const T *)c->src + c->n0 * d->K * PQ;
+    T *e = c->col;
+    for (int64_t k = k0; k < k1; k++)
+        for (int64_t r = 0; r < d->R; r++) {
+            const int64_t hoff = r * d->dh - d->ph;
+            for (int64_t s = 0; s < d->S; s++) {
+                const int64_t woff = s * d->dw - d->pw;
+                int64_t qlo, qhi;
+                FN(qrange)(d->Q, d->W, d->sw, woff, &qlo, &qhi);
+                T *et = e + ((k * d->R + r) * d->S + s) * HW;
+                for (int64_t j = 0; j < HW; j++) et[j] = 0;
+                for (int64_t p = 0; p < d->P; p++) {
+                    const int64_t h = p * d->sh + hoff;
+                    if (h < 0 || h >= d->H) continue;
+                    const T *g = dy + (k * d->P + p) * d->Q;
+                    T *er = et + h * d->W + woff;
+                    for (int64_t q = qlo; q < qhi; q++) er[q * d->sw] = g[q];
+                }
+            }
+        }
+}
+
+/* Tap-form forward of image n in the calling thread (z: K*R*S x H*W). */
+static void FN(conv_fwd_taps_image)(const convp_ctx *c, int64_t n, T *z, int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
+    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)KRS, (int)HW, (int)d->C, 1,
+             (const T *)c->w, (int)d->C, (const T *)c->x + n * d->C * HW, (int)HW, 0, z,
+             (int)HW);
+    conv_ctx sc = {.d = d, .src = z, .bias = c->bias, .y = c->y, .n0 = n, .be = c->be};
+    FN(tapsum_task)(&sc, 0, d->K, tid);
+}
+
+static void FN(conv_fwd_taps_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n++)
+            FN(conv_fwd_taps_image)(c, n, (T *)c->ws + p * c->ws_elems, tid);
+    }
+}
+
+/* Tap-form filter gradient of image n into dwr (K*R*S x C), calling thread. */
+static void FN(conv_bwd_filter_taps_image)(const convp_ctx *c, int64_t n, T *e, T *dwr,
+                                           int accumulate, int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
+    conv_ctx ec = {.d = d, .src = c->dy, .col = e, .n0 = n};
+    FN(tapspread_task)(&ec, 0, d->K, tid);
+    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)KRS, (int)d->C, (int)HW, 1, e,
+             (int)HW, (const T *)c->x + n * d->C * HW, (int)HW, accumulate ? 1 : 0, dwr,
+             (int)d->C);
+}
+
+static void FN(conv_bwd_filter_taps_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    const int64_t KCRS = c->d->K * c->d->C * c->d->R * c->d->S;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n++)
+            FN(conv_bwd_filter_taps_image)(c, n, (T *)c->ws + p * c->ws_elems,
+                                           (T *)c->partial + p * KCRS, n > n0, tid);
+    }
+}
+
+/* dw[k, c, rs] = sum over parts (in order) of dwr_p[k*RS + rs, c]; tasks
+ * over k*C + c. */
+static void FN(taps_dw_task)(void *vc, int64_t t0, int64_t t1, int tid)
+{
+    (void)tid;
+    const convp_ctx *c = vc;
+    const cpu_conv_dims *d = c->d;
+    const int64_t RS = d->R * d->S, KCRS = d->K * d->C * RS;
+    const T *part = c->partial;
+    T *dw = c->dw;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t k = t / d->C, ch = t % d->C;
+        for (int64_t rs = 0; rs < RS; rs++) {
+            const int64_t i = (k * RS + rs) * d->C + ch;
+            T v = part[i];
+            for (int64_t p = 1; p < c->parts; p++) v += part[p * KCRS + i];
+            dw[t * RS + rs] = v;
+        }
+    }
+}
+
+/* Plans a tap-form op: one image per step, parts over images, a workspace
+ * slab of K*R*S x H*W per part. */
+static hcga_status FN(conv_plan_taps)(hcga_backend *be, convp_ctx *c, const char *op)
+{
+    const cpu_conv_dims *d = c->d;
+    c->be = be;
+    c->nb = 1;
+    c->ngroups = d->N;
+    c->parts = FN(conv_parts)(be, d->N);
+    c->col_elems = d->K * d->R * d->S * d->H * d->W;
+    c->ws_elems = (c->col_elems + 63) / 64 * 64;
+    c->ws = cpu_ws(be, 0, (size_t)(c->ws_elems * c->parts) * sizeof(T));
+    if (!c->ws) return cpu_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the workspace", op);
+    cpu_blas_threads(be);
+    return HCGA_OK;
+}
+
+static hcga_status FN(conv_fwd_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *x,
+                                     const T *w, const T *bias, T *y)
+{
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
+    T *wr = cpu_ws(be, 2, (size_t)(KRS * d->C) * sizeof(T));
+    if (!wr) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_fwd: out of memory for the filter");
+    if (cpu_scratch_reserve(be, (size_t)(d->P * d->Q) * sizeof(double)))
+        return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_fwd: out of memory for scratch");
+    conv_ctx wc = {.d = d, .src = w, .y = wr};
+    cpu_parallel(be, d->K, 1, FN(wtaps_task), &wc);
+    convp_ctx c = {.d = d, .x = x, .w = wr, .bias = bias, .y = y};
+    hcga_status st = FN(conv_plan_taps)(be, &c, "conv2d_fwd");
+    if (st != HCGA_OK) return st;
+    if (c.parts > 1) {
+        cpu_parallel(be, c.parts, 1, FN(conv_fwd_taps_part), &c);
+        return HCGA_OK;
+    }
+    T *z = c.ws;
+    for (int64_t n = 0; n < d->N; n++) {
+        FN(gemm_mt)(be, 0, 0, KRS, HW, d->C, 1.0, wr, d->C, x + n * d->C * HW, HW, 0.0, z, HW);
+        conv_ctx sc = {.d = d, .src = z, .bias = bias, .y = y, .n0 = n, .be = be};
+        cpu_parallel(be, d->K, 1, FN(tapsum_task), &sc);
+    }
+    return HCGA_OK;
+}
+
+/* Tap-form data gradient of image n: dx = wr^T e (C x H*W), calling thread. */
+static void FN(conv_bwd_data_taps_image)(const convp_ctx *c, int64_t n, T *e, int tid)
+{
+    const cpu_conv_dims *d = c->d;
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
+    conv_ctx ec = {.d = d, .src = c->dy, .col = e, .n0 = n};
+    FN(tapspread_task)(&ec, 0, d->K, tid);
+    CPU_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d->C, (int)HW, (int)KRS, 1,
+             (const T *)c->w, (int)d->C, e, (int)HW, 0, (T *)c->dx + n * d->C * HW, (int)HW);
+}
+
+static void FN(conv_bwd_data_taps_part)(void *vc, int64_t p0, int64_t p1, int tid)
+{
+    const convp_ctx *c = vc;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n0, n1;
+        FN(conv_part_range)(c, p, &n0, &n1);
+        for (int64_t n = n0; n < n1; n++)
+            FN(conv_bwd_data_taps_image)(c, n, (T *)c->ws + p * c->ws_elems, tid);
+    }
+}
+
+/* The adjoint of the tap forward: e = dy spread over the taps (as for the
+ * filter gradient), dx = wr^T e; no col2im. */
+static hcga_status FN(conv_bwd_data_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *dy,
+                                          const T *w, T *dx)
+{
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
+    T *wr = cpu_ws(be, 2, (size_t)(KRS * d->C) * sizeof(T));
+    if (!wr) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for the filter");
+    conv_ctx wc = {.d = d, .src = w, .y = wr};
+    cpu_parallel(be, d->K, 1, FN(wtaps_task), &wc);
+    convp_ctx c = {.d = d, .w = wr, .dy = dy, .dx = dx};
+    hcga_status st = FN(conv_plan_taps)(be, &c, "conv2d_bwd_data");
+    if (st != HCGA_OK) return st;
+    if (c.parts > 1) {
+        cpu_parallel(be, c.parts, 1, FN(conv_bwd_data_taps_part), &c);
+        return HCGA_OK;
+    }
+    T *e = c.ws;
+    for (int64_t n = 0; n < d->N; n++) {
+        conv_ctx ec = {.d = d, .src = dy, .col = e, .n0 = n};
+        cpu_parallel(be, d->K, 1, FN(tapspread_task), &ec);
+        FN(gemm_mt)(be, 1, 0, d->C, HW, KRS, 1.0, wr, d->C, e, HW, 0.0, dx + n * d->C * HW, HW);
+    }
+    return HCGA_OK;
+}
+
+static hcga_status FN(conv_bwd_filter_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *x,
+                                            const T *dy, T *dw)
+{
+    const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W, KCRS = KRS * d->C;
+    convp_ctx c = {.d = d, .x = x, .dy = dy, .dw = dw};
+    hcga_status st = FN(conv_plan_taps)(be, &c, "conv2d_bwd_filter");
+    if (st != HCGA_OK) return st;
+    c.partial = cpu_ws(be, 1, (size_t)(c.parts * KCRS) * sizeof(T));
+    if (!c.partial)
+        return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for partial sums");
+    if (c.parts > 1) {
+        cpu_parallel(be, c.parts, 1, FN(conv_bwd_filter_taps_part), &c);
+    } else {
+        T *e = c.ws, *dwr = c.partial;
+        for (int64_t n = 0; n < d->N; n++) {
+            conv_ctx ec = {.d = d, .src = dy, .col = e, .n0 = n};
+            cpu_parallel(be, d->K, 1, FN(tapspread_task), &ec);
+            FN(gemm_mt)(be, 0, 1, KRS, d->C, HW, 1.0, e, HW, x + n * d->C * HW, HW,
+                        n > 0 ? 1.0 : 0.0, dwr, d->C);
+        }
+    }
+    cpu_parallel(be, d->K * d->C, 64, FN(taps_dw_task), &c);
+    return HCGA_OK;
+}
+
 static hcga_status FN(conv_fwd)(hcga_backend *be, const cpu_conv_dims *d, const T *x, const T *w,
                                 const T *bias, T *y)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
+    if (FN(conv_use_taps)(d)) return FN(conv_fwd_taps)(be, d, x, w, bias, y);
     convp_ctx c = {.d = d, .x = x, .w = w, .bias = bias, .y = y};
     hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS, !pw1, "conv2d_fwd");
     if (st != HCGA_OK) return st;
@@ -636,6 +919,8 @@ static hcga_status FN(conv_bwd_data)(hcga_backend *be, const cpu_conv_dims *d, c
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     const int pw1 = FN(conv_pointwise)(d);
+    if (FN(conv_use_taps)(d) && (d->sh != 1 || d->sw != 1))
+        return FN(conv_bwd_data_taps)(be, d, dy, w, dx);
     if (!pw1 && d->sh == 1 && d->sw == 1 && d->dh * (d->R - 1) >= d->ph &&
         d->dw * (d->S - 1) >= d->pw) {
         /* A stride-1 transposed conv is the forward conv of dy with the
@@ -721,6 +1006,7 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
         for (int64_t i = 0; i < d->K * CRS; i++) dw[i] = 0;
         return HCGA_OK;
     }
+    if (FN(conv_use_taps)(d)) return FN(conv_bwd_filter_taps)(be, d, x, dy, dw);
     convp_ctx c = {.d = d, .x = x, .dy = dy, .dw = dw};
     hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS_BWDF, !pw1, "conv2d_bwd_filter");
     if (st != HCGA_OK) return st;
