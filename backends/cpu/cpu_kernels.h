@@ -472,9 +472,12 @@ static void FN(conv_bwd_data_images)(const convp_ctx *c, int64_t n0, int64_t cnt
     }
 }
 
-/* dw (+)= dy_g x col_g^T over images [n0, n0 + cnt) in the calling thread. */
+/* dwt (+)= col_g dy_g^T over images [n0, n0 + cnt) in the calling thread:
+ * the transposed filter gradient (C*R*S x K).  OpenBLAS runs this product
+ * (M = C*R*S, N = K) markedly faster than dw = dy col^T when K is small and
+ * the inner dimension long (32x288x2048: 86 vs 53 GFLOP/s here). */
 static void FN(conv_bwd_filter_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *col,
-                                       T *dyg, T *dw, int accumulate, int tid)
+                                       T *dyg, T *dwt, int accumulate, int tid)
 {
     const cpu_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
@@ -494,8 +497,8 @@ static void FN(conv_bwd_filter_images)(const convp_ctx *c, int64_t n0, int64_t c
         FN(im2col_task)(&ic, 0, CRS, tid);
         B = col;
     }
-    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->K, (int)CRS, (int)cols, 1, A,
-             (int)cols, B, (int)cols, accumulate ? 1 : 0, dw, (int)CRS);
+    CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, (int)CRS, (int)d->K, (int)cols, 1, B,
+             (int)cols, A, (int)cols, accumulate ? 1 : 0, dwt, (int)d->K);
 }
 
 /* Part p of a parallel conv: its share of the image groups. */
@@ -537,7 +540,7 @@ static void FN(conv_bwd_filter_part)(void *vc, int64_t p0, int64_t p1, int tid)
     const int64_t KCRS = c->d->K * c->d->C * c->d->R * c->d->S;
     for (int64_t p = p0; p < p1; p++) {
         T *ws = (T *)c->ws + p * c->ws_elems;
-        T *dw = p == 0 ? (T *)c->dw : (T *)c->partial + (p - 1) * KCRS;
+        T *dw = (T *)c->partial + p * KCRS;
         int64_t n0, n1;
         FN(conv_part_range)(c, p, &n0, &n1);
         for (int64_t n = n0; n < n1; n += c->nb)
@@ -546,16 +549,25 @@ static void FN(conv_bwd_filter_part)(void *vc, int64_t p0, int64_t p1, int tid)
     }
 }
 
-/* dw += partial[0] + partial[1] + ... (in part order), element ranges. */
-static void FN(conv_dw_reduce_task)(void *vc, int64_t i0, int64_t i1, int tid)
+/* dw[k, i] = sum over parts (in order) of the transposed partial dwt_p[i, k];
+ * tasks over blocks of 16 k (one cache line of dwt per row i). */
+static void FN(conv_dw_reduce_task)(void *vc, int64_t b0, int64_t b1, int tid)
 {
     (void)tid;
     const convp_ctx *c = vc;
-    const int64_t KCRS = c->d->K * c->d->C * c->d->R * c->d->S;
+    const cpu_conv_dims *d = c->d;
+    const int64_t CRS = d->C * d->R * d->S, KCRS = d->K * CRS;
     T *dw = c->dw;
     const T *part = c->partial;
-    for (int64_t p = 0; p < c->parts - 1; p++)
-        for (int64_t i = i0; i < i1; i++) dw[i] += part[p * KCRS + i];
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t k0 = b * 16, k1 = k0 + 16 < d->K ? k0 + 16 : d->K;
+        for (int64_t i = 0; i < CRS; i++)
+            for (int64_t k = k0; k < k1; k++) {
+                T v = part[i * d->K + k];
+                for (int64_t p = 1; p < c->parts; p++) v += part[p * KCRS + i * d->K + k];
+                dw[k * CRS + i] = v;
+            }
+    }
 }
 
 /* Sets up groups, parts and workspaces (col_rows rows of im2col/col2im
@@ -1010,15 +1022,16 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
     convp_ctx c = {.d = d, .x = x, .dy = dy, .dw = dw};
     hcga_status st = FN(conv_plan)(be, &c, CPU_CONV_TARGET_COLS_BWDF, !pw1, "conv2d_bwd_filter");
     if (st != HCGA_OK) return st;
+    c.partial = cpu_ws(be, 1, (size_t)(c.parts * d->K * CRS) * sizeof(T));
+    if (!c.partial)
+        return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for partial sums");
+    const int64_t kblocks = (d->K + 15) / 16, kgrain = 16 * CRS >= 16384 ? 1 : 16384 / (16 * CRS);
     if (c.parts > 1) {
-        c.partial = cpu_ws(be, 1, (size_t)((c.parts - 1) * d->K * CRS) * sizeof(T));
-        if (!c.partial)
-            return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_filter: out of memory for partial sums");
         cpu_parallel(be, c.parts, 1, FN(conv_bwd_filter_part), &c);
-        cpu_parallel(be, d->K * CRS, 16384, FN(conv_dw_reduce_task), &c);
+        cpu_parallel(be, kblocks, kgrain, FN(conv_dw_reduce_task), &c);
         return HCGA_OK;
     }
-    T *col = c.ws, *dyg = (T *)c.ws + c.col_elems;
+    T *col = c.ws, *dyg = (T *)c.ws + c.col_elems, *dwt = c.partial;
     for (int64_t n0 = 0; n0 < d->N; n0 += c.nb) {
         int64_t cnt = d->N - n0 < c.nb ? d->N - n0 : c.nb;
         int64_t cols = cnt * PQ;
@@ -1037,9 +1050,10 @@ static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d,
             cpu_parallel(be, CRS, 1, FN(im2col_task), &ic);
             B = col;
         }
-        FN(gemm_mt)(be, 0, 1, d->K, CRS, cols, 1.0, A, cols, B, cols, n0 == 0 ? 0.0 : 1.0, dw,
-                    CRS);
+        FN(gemm_mt)(be, 0, 1, CRS, d->K, cols, 1.0, B, cols, A, cols, n0 == 0 ? 0.0 : 1.0, dwt,
+                    d->K);
     }
+    cpu_parallel(be, kblocks, kgrain, FN(conv_dw_reduce_task), &c);
     return HCGA_OK;
 }
 
