@@ -12,7 +12,7 @@
 #   golden       `hcga --backend cuda forward` on the golden tiny model +
 #                `hcga compare` against the reference (as tests/test_golden.c
 #                does for the CPU), then a second run: bit-identical outputs
-#   train        21 training steps of the tiny model on a synthetic dataset on
+#   train        20 training steps (--max-steps, f64 and f32) of the tiny model on a synthetic dataset on
 #                cpu and on cuda, logged losses compared step by step
 #   bench        `hcga --backend cuda bench` HRNet-W32 256x128 batch 64, train
 #                and eval (and train with tf32=1)
@@ -334,46 +334,47 @@ if want golden && have_hcga golden; then
 fi
 
 # ---- 20 training steps vs the CPU ----------------------------------------------------------
+# Per-step losses (metrics.jsonl "step" lines) of `hcga train --max-steps 20` on cpu and
+# cuda from the same seed: identical initial weights and batches, fixed horizontal-band
+# part labels (no co-parsing arithmetic).  f64 must agree to 1e-9 (same graph, same
+# math); f32 is reported against the issue's 1e-3 and must stay under 1e-2 (f32
+# training drifts ~1e-3 by step 20 between any two backends: tests/test_train_backends).
 if want train && have_hcga train; then
-    log "training: 21 steps on cpu and on cuda, losses compared"
+    log "training: 20 steps on cpu and on cuda (f64 and f32), per-step losses compared"
     if ! has_command train || ! has_command synth; then
         result train MISSING "this hcga lacks $(has_command train || echo 'train ')$(has_command synth || echo synth): 20-step comparison not run" train
     else
         data=$BUILD/synth-train
         [[ -d "$data/bounding_box_train" ]] ||
-            run "$OUTDIR/synth.log" 300 "$HCGA" synth --out "$data" --ids 40 --per-cam 2 --distractors 0 --seed 1
-        # 120 images of 20 identities, batch 16 = 4 x 4: 7 iterations per
-        # epoch, 3 epochs = 21 steps; fixed horizontal-band part labels keep
-        # co-parsing out of the comparison.
-        train_args=(train --config "$ROOT/configs/hrnet_tiny.yml" --data "$data" --seed 1
-            SOLVER.MAX_EPOCHS 3 SOLVER.IMS_PER_BATCH 16 DATALOADER.NUM_INSTANCE 4 SOLVER.LOG_PERIOD 1
-            SOLVER.EVAL_PERIOD 1000 SOLVER.CHECKPOINT_PERIOD 1000 CLUSTERING.AL band)
+            run "$OUTDIR/synth.log" 300 "$HCGA" synth --out "$data" --ids 40 --cams 3 --per-cam 3 --distractors 2 --seed 4
         ok=1
-        for be in cpu cuda; do
-            t0=$(secs)
-            rm -rf "$BUILD/train-$be"
-            run "$OUTDIR/train_$be.log" 900 "$HCGA" --backend "$be" "${train_args[@]}" --output "$BUILD/train-$be" || ok=0
-            echo "$be: $(elapsed "$t0") s"
+        for dt in f64 f32; do
+            for be in cpu cuda; do
+                t0=$(secs)
+                rm -rf "$BUILD/train-$be-$dt"
+                run "$OUTDIR/train_${be}_$dt.log" 900 "$HCGA" --backend "$be" train --dtype "$dt" \
+                    --config "$ROOT/configs/hrnet_tiny.yml" --data "$data" --seed 5 --max-steps 20 \
+                    --output "$BUILD/train-$be-$dt" SOLVER.IMS_PER_BATCH 8 DATALOADER.NUM_INSTANCE 2 \
+                    CLUSTERING.AL band SOLVER.LOG_PERIOD 1000 || ok=0
+                echo "$be $dt: $(elapsed "$t0") s"
+                sed -n 's/.*"step": [0-9]*, "loss": \([^,]*\),.*/\1/p' "$BUILD/train-$be-$dt/metrics.jsonl" \
+                    >"$OUTDIR/losses_${be}_$dt.txt" 2>/dev/null || ok=0
+            done
         done
         if ((ok)); then
-            # 'Epoch[e] Iteration[i/n] Loss: L, ...' (the log's running mean within the epoch)
-            for be in cpu cuda; do
-                sed -n 's/.*Iteration\[\([0-9]*\)\/[0-9]*\] Loss: \([-0-9.eE+naif]*\),.*/\2/p' \
-                    "$OUTDIR/train_$be.log" | head -n 21 >"$OUTDIR/losses_$be.txt"
+            verdict=PASS
+            for dt in f64 f32; do
+                lim=$([[ $dt == f64 ]] && echo 1e-9 || echo 1e-2)
+                paste "$OUTDIR/losses_cpu_$dt.txt" "$OUTDIR/losses_cuda_$dt.txt" | awk -v dt="$dt" -v lim="$lim" '
+                    { n++; d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1);
+                      printf "%s step %2d  cpu %s  cuda %s  rel %.2e\n", dt, n, $1, $2, r; if (r > worst) worst = r }
+                    END { printf "%s: steps %d, worst relative loss difference %.2e (limit %s; issue target 1e-3)\n", dt, n, worst, lim;
+                          exit !(n == 20 && worst < lim + 0) }' | tee "$OUTDIR/train_compare_$dt.txt"
+                ((PIPESTATUS[1] == 0)) || verdict=FAIL
             done
-            paste "$OUTDIR/losses_cpu.txt" "$OUTDIR/losses_cuda.txt" | awk '
-                { n++; d = $1 - $2; if (d < 0) d = -d; r = d / ($1 < 0 ? -$1 : $1);
-                  printf "step %2d  cpu %s  cuda %s  rel %.2e\n", n, $1, $2, r;
-                  if (r > worst) worst = r; if (n == 1) first = r }
-                END { printf "steps %d, first-step rel diff %.2e, worst %.2e\n", n, first, worst;
-                      exit !(n >= 20 && first < 1e-3 && worst < 2e-2) }' | tee "$OUTDIR/train_compare.txt"
-            if ((PIPESTATUS[1] == 0)); then
-                result train PASS "$(tail -n 1 "$OUTDIR/train_compare.txt")" train
-            else
-                result train FAIL "$(tail -n 1 "$OUTDIR/train_compare.txt") (need >= 20 steps, first < 1e-3, all < 2e-2)" train
-            fi
+            result train "$verdict" "$(tail -n 1 "$OUTDIR/train_compare_f64.txt"); $(tail -n 1 "$OUTDIR/train_compare_f32.txt")" train
         else
-            result train FAIL "a training run failed (train_cpu.log / train_cuda.log)" train
+            result train FAIL "a training run failed (train_*.log)" train
         fi
     fi
 fi
