@@ -348,8 +348,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         fprintf(stderr, "hcga parse: %s\n", err);
         goto out;
     }
-    const char *fmt = st_meta(wf, "format");
-    const int ours = fmt && !strcmp(fmt, "hcga-checkpoint-1");
+    const int ours = hcga_is_checkpoint(wf);
     /* only our checkpoints carry a YAML config (other files may use the key otherwise) */
     const char *cy = ours ? st_meta(wf, "config") : NULL;
     if (o.config || !cy) cfg = hcga_config_load(o.config, o.n_over, o.over, err, sizeof err);
@@ -418,16 +417,8 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         fprintf(stderr, "hcga parse: %s\n", err);
         goto out;
     }
-    if (!ours && hcga_model_load_state(cfg, store, wf, o.weights, 0, err, sizeof err)) {
-        fprintf(stderr, "hcga parse: %s\n", err);
-        goto out;
-    }
-    ex = hg_exec_new(gf, store, err, sizeof err);
+    ex = hcga_exec_with_weights(cfg, gf, store, be, wf, o.weights, err, sizeof err);
     if (!ex) {
-        fprintf(stderr, "hcga parse: %s\n", err);
-        goto out;
-    }
-    if (ours && hcga_checkpoint_restore(store, be, wf, o.weights, err, sizeof err)) {
         fprintf(stderr, "hcga parse: %s\n", err);
         goto out;
     }

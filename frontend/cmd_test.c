@@ -257,8 +257,7 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
             goto out;
         }
         /* only hcga checkpoints embed a YAML config ("config" in other files may be a file name) */
-        const char *fmt0 = st_meta(wf, "format");
-        const char *cy = fmt0 && !strcmp(fmt0, "hcga-checkpoint-1") ? st_meta(wf, "config") : NULL;
+        const char *cy = hcga_is_checkpoint(wf) ? st_meta(wf, "config") : NULL;
         if (config || !cy) cfg = hcga_config_load(config, n_over, over, err, sizeof err);
         else cfg = hcga_config_load_string(cy, strlen(cy), weights, n_over, over, err, sizeof err);
         if (!cfg) {
@@ -289,18 +288,8 @@ int cmd_test(int argc, char **argv, const hcga_global_opts *gopt)
             fprintf(stderr, "hcga test: %s\n", err);
             goto out;
         }
-        const char *fmt = st_meta(wf, "format");
-        int ours = fmt && !strcmp(fmt, "hcga-checkpoint-1");
-        if (ours ? 0 : hcga_model_load_state(cfg, store, wf, weights, 0, err, sizeof err)) {
-            fprintf(stderr, "hcga test: %s\n", err);
-            goto out;
-        }
-        ex = hg_exec_new(ge, store, err, sizeof err);
+        ex = hcga_exec_with_weights(cfg, ge, store, be, wf, weights, err, sizeof err);
         if (!ex) {
-            fprintf(stderr, "hcga test: %s\n", err);
-            goto out;
-        }
-        if (ours && hcga_checkpoint_restore(store, be, wf, weights, err, sizeof err)) {
             fprintf(stderr, "hcga test: %s\n", err);
             goto out;
         }

@@ -141,8 +141,29 @@ out:
     return rc;
 }
 
-int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const char *path, char *err,
-                              size_t err_len)
+int hcga_is_checkpoint(const st_file *f)
+{
+    const char *fmt = st_meta(f, "format");
+    return fmt && !strcmp(fmt, "hcga-checkpoint-1");
+}
+
+hg_exec *hcga_exec_with_weights(const hcga_config *cfg, hg_graph *g, hg_store *s, hcga_be *be,
+                                const st_file *wf, const char *path, char *err, size_t err_len)
+{
+    const int ours = hcga_is_checkpoint(wf);
+    /* a state dict is checked against the whole model before binding; a
+     * checkpoint is restored into the entries the graph binds */
+    if (!ours && hcga_model_load_state(cfg, s, wf, path, 0, err, err_len)) return NULL;
+    hg_exec *ex = hg_exec_new(g, s, err, err_len);
+    if (ex && ours && hcga_checkpoint_restore(s, be, wf, path, 0, err, err_len)) {
+        hg_exec_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const char *path, int with_optimizer,
+                            char *err, size_t err_len)
 {
     for (int i = 0; i < hg_store_count(s); i++) {
         hg_store_entry *e = hg_store_at(s, i);
@@ -154,7 +175,7 @@ int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const ch
         }
         const char *pre[3] = {"", "optimizer.exp_avg.", "optimizer.exp_avg_sq."};
         hcga_tensor *dst[3] = {&e->t, &e->m, &e->v};
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < (with_optimizer ? 3 : 1); k++) {
             char name[300];
             snprintf(name, sizeof name, "%s%s", pre[k], e->name);
             const st_tensor *t = st_find(f, name);
@@ -469,7 +490,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
         goto out;
     }
     if (ck) {
-        if (hcga_checkpoint_restore(store, be, ck, ckpath, err, sizeof err)) {
+        if (hcga_checkpoint_restore(store, be, ck, ckpath, 1, err, sizeof err)) {
             fprintf(stderr, "hcga train: %s\n", err);
             goto out;
         }
