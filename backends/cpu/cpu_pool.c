@@ -6,59 +6,81 @@
  * grain and the thread count, never on timing, and every range computes the
  * same thing whichever thread runs it, so results are reproducible.
  *
- * Ranges are claimed (under the pool mutex) by whichever thread gets there
- * first; the caller claims too.  On an oversubscribed machine a worker that
- * is not scheduled in time therefore costs nothing: the caller runs its range
- * instead of sleeping on it.
+ * Ranges are claimed by whichever thread gets there first; the caller claims
+ * too.  On an oversubscribed machine a worker that is not scheduled in time
+ * therefore costs nothing: the caller runs its range instead of sleeping on
+ * it.
+ *
+ * Hand-off: the job word `state` holds the job generation (bits 32-63), its
+ * number of ranges (16-31) and the next unclaimed range (0-15); a range is
+ * claimed with a compare-and-swap on it, so a late worker can never claim a
+ * range of a newer job, and the job's other fields are read only by a thread
+ * holding an unfinished range of it.  Most ops are short (a few to a few
+ * hundred microseconds) and follow each other closely, so an idle worker
+ * first polls `state` for about CPU_POOL_SPIN pause instructions (tens of
+ * microseconds) before it sleeps on a condition variable, and the caller
+ * polls the done count likewise before it sleeps; a futex wake-up costs
+ * more than many of the ops.  The spin is short and bounded, unlike BLAS
+ * servers that spin for a tenth of a second between calls.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu_internal.h"
 
+#define CPU_POOL_SPIN 2000 /* pause iterations before sleeping (~50 us) */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 struct cpu_pool {
     int nthreads;
     pthread_t *th;
     int started; /* workers successfully started */
-    pthread_mutex_t mu;
-    pthread_cond_t cv_start;
-    pthread_cond_t cv_done;
-    uint64_t gen;   /* incremented for each job */
-    int stop;
-    /* current job */
+    _Atomic uint64_t state; /* generation << 32 | ranges << 16 | next range */
+    _Atomic int done;       /* ranges finished in the current job */
+    _Atomic int stop;
+    /* current job: written by the caller before it publishes state */
     cpu_task_fn fn;
     void *ctx;
     int64_t n;
-    int nparts;
-    int next; /* next unclaimed range */
-    int done; /* ranges finished */
+    /* sleeping */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_start;
+    pthread_cond_t cv_done;
+    int sleepers;      /* workers in cv_start (under mu) */
+    int caller_waits;  /* caller in cv_done (under mu) */
 };
 
 /* Claims and runs ranges of job `gen` until none is left. */
-static void run_ranges(cpu_pool *p, uint64_t gen, int tid)
+static void run_ranges(cpu_pool *p, uint32_t gen, int tid)
 {
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        if (p->gen != gen || p->next >= p->nparts) {
+        uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+        if ((uint32_t)(s >> 32) != gen) return;
+        const int parts = (int)((s >> 16) & 0xffff), r = (int)(s & 0xffff);
+        if (r >= parts) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        /* the job cannot change before this range is reported done */
+        int64_t b = p->n * r / parts, e = p->n * (r + 1) / parts;
+        if (e > b) p->fn(p->ctx, b, e, tid);
+        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == parts) {
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_waits) pthread_cond_signal(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
-            return;
         }
-        int r = p->next++;
-        cpu_task_fn fn = p->fn;
-        void *ctx = p->ctx;
-        int64_t n = p->n;
-        int parts = p->nparts;
-        pthread_mutex_unlock(&p->mu);
-
-        int64_t b = n * r / parts, e = n * (r + 1) / parts;
-        if (e > b) fn(ctx, b, e, tid);
-
-        pthread_mutex_lock(&p->mu);
-        if (++p->done == parts) pthread_cond_signal(&p->cv_done);
-        pthread_mutex_unlock(&p->mu);
     }
 }
 
@@ -72,17 +94,28 @@ static void *worker_main(void *arg)
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     cpu_pool *p = wa.p;
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->stop) pthread_cond_wait(&p->cv_start, &p->mu);
-        if (p->stop) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
+        uint32_t gen = seen;
+        for (int i = 0; i < CPU_POOL_SPIN; i++) {
+            gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
+            if (gen != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+            cpu_relax();
         }
-        seen = p->gen;
-        pthread_mutex_unlock(&p->mu);
-        run_ranges(p, seen, wa.tid);
+        if (gen == seen) {
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            for (;;) {
+                gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
+                if (gen != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+                pthread_cond_wait(&p->cv_start, &p->mu);
+            }
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
+        seen = gen;
+        run_ranges(p, gen, wa.tid);
     }
 }
 
@@ -94,6 +127,9 @@ cpu_pool *cpu_pool_create(int nthreads, char *err, size_t err_len)
         return NULL;
     }
     p->nthreads = nthreads < 1 ? 1 : nthreads;
+    atomic_init(&p->state, 0);
+    atomic_init(&p->done, 0);
+    atomic_init(&p->stop, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_start, NULL);
     pthread_cond_init(&p->cv_done, NULL);
@@ -129,7 +165,7 @@ void cpu_pool_destroy(cpu_pool *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
     for (int t = 1; t <= p->started; t++) pthread_join(p->th[t], NULL);
@@ -150,20 +186,30 @@ void cpu_pool_run(cpu_pool *p, int64_t n, int64_t grain, cpu_task_fn fn, void *c
         fn(ctx, 0, n, 0);
         return;
     }
-    pthread_mutex_lock(&p->mu);
+    /* publish the job: every worker is between jobs (the previous job's
+     * ranges are all done), so these plain writes race with nothing */
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
-    p->nparts = (int)parts;
-    p->next = 0;
-    p->done = 0;
-    uint64_t gen = ++p->gen;
-    pthread_cond_broadcast(&p->cv_start);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    uint64_t s = atomic_load_explicit(&p->state, memory_order_relaxed);
+    uint32_t gen = (uint32_t)(s >> 32) + 1;
+    atomic_store_explicit(&p->state, (uint64_t)gen << 32 | (uint64_t)parts << 16,
+                          memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    if (p->sleepers) pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
 
     run_ranges(p, gen, 0);
 
+    for (int i = 0; i < CPU_POOL_SPIN; i++) {
+        if (atomic_load_explicit(&p->done, memory_order_acquire) == (int)parts) return;
+        cpu_relax();
+    }
     pthread_mutex_lock(&p->mu);
-    while (p->done < p->nparts) pthread_cond_wait(&p->cv_done, &p->mu);
+    p->caller_waits = 1;
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < (int)parts)
+        pthread_cond_wait(&p->cv_done, &p->mu);
+    p->caller_waits = 0;
     pthread_mutex_unlock(&p->mu);
 }
