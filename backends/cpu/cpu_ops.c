@@ -1606,7 +1606,7 @@ static hcga_status op_adam_step(hcga_backend *be, const hcga_op_args *a)
     if (c.bc1 <= 0 || c.bc2s <= 0)
         BAD("%s: bias corrections vanish (beta1 %g, beta2 %g, step %lld)", v->op, o->beta1,
             o->beta2, (long long)o->step);
-    cpu_parallel(be, hcga_tensor_numel(g), 16384, PICK(v->dt, adam_task), &c);
+    cpu_parallel(be, hcga_tensor_numel(g), 4096, PICK(v->dt, adam_task), &c);
     return HCGA_OK;
 }
 
@@ -1625,7 +1625,7 @@ static hcga_status op_sgd_step(hcga_backend *be, const hcga_op_args *a)
     TRY(v_noalias(v, 0));
     opt_ctx c = {.grad = cpu_ptr(g), .param = cpu_ptr(p), .m = cpu_ptr(b), .lr = o->lr,
                  .wd = o->weight_decay, .mom = o->momentum, .step = o->step};
-    cpu_parallel(be, hcga_tensor_numel(g), 16384, PICK(v->dt, sgd_task), &c);
+    cpu_parallel(be, hcga_tensor_numel(g), 4096, PICK(v->dt, sgd_task), &c);
     return HCGA_OK;
 }
 

@@ -17,11 +17,16 @@
  * range of a newer job, and the job's other fields are read only by a thread
  * holding an unfinished range of it.  Most ops are short (a few to a few
  * hundred microseconds) and follow each other closely, so an idle worker
- * first polls `state` for about CPU_POOL_SPIN pause instructions (tens of
+ * first polls `state` for up to CPU_POOL_SPIN pause instructions (tens of
  * microseconds) before it sleeps on a condition variable, and the caller
  * polls the done count likewise before it sleeps; a futex wake-up costs
- * more than many of the ops.  The spin is short and bounded, unlike BLAS
- * servers that spin for a tenth of a second between calls.
+ * more than many of the ops.  The spin is short and adaptive: each thread
+ * halves its budget after a poll that timed out and doubles it after one
+ * that succeeded (between CPU_POOL_SPIN_MIN and CPU_POOL_SPIN).  When the
+ * two threads end up sharing one core (another job holds the other one),
+ * polls cannot succeed, because the thread that would end the wait is not
+ * running, and the budgets fall to the minimum instead of burning the
+ * shared core; unlike BLAS servers, nothing ever spins for long.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,7 +37,15 @@
 
 #include "cpu_internal.h"
 
-#define CPU_POOL_SPIN 2000 /* pause iterations before sleeping (~50 us) */
+#define CPU_POOL_SPIN 2048    /* most pause iterations before sleeping (~50 us) */
+#define CPU_POOL_SPIN_MIN 64  /* fewest (a couple of us) */
+
+/* The next poll budget after a poll with budget b that succeeded or not. */
+static inline int spin_adapt(int b, int ok)
+{
+    if (ok) return b < CPU_POOL_SPIN / 2 ? 2 * b : CPU_POOL_SPIN;
+    return b > 2 * CPU_POOL_SPIN_MIN ? b / 2 : CPU_POOL_SPIN_MIN;
+}
 
 static inline void cpu_relax(void)
 {
@@ -60,6 +73,7 @@ struct cpu_pool {
     pthread_cond_t cv_done;
     int sleepers;      /* workers in cv_start (under mu) */
     int caller_waits;  /* caller in cv_done (under mu) */
+    int caller_spin;   /* the caller's poll budget (touched by the caller only) */
 };
 
 /* Claims and runs ranges of job `gen` until none is left. */
@@ -95,13 +109,15 @@ static void *worker_main(void *arg)
     free(arg);
     cpu_pool *p = wa.p;
     uint32_t seen = 0;
+    int budget = CPU_POOL_SPIN;
     for (;;) {
         uint32_t gen = seen;
-        for (int i = 0; i < CPU_POOL_SPIN; i++) {
+        for (int i = 0; i < budget; i++) {
             gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
             if (gen != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
             cpu_relax();
         }
+        budget = spin_adapt(budget, gen != seen);
         if (gen == seen) {
             pthread_mutex_lock(&p->mu);
             p->sleepers++;
@@ -127,6 +143,7 @@ cpu_pool *cpu_pool_create(int nthreads, char *err, size_t err_len)
         return NULL;
     }
     p->nthreads = nthreads < 1 ? 1 : nthreads;
+    p->caller_spin = CPU_POOL_SPIN;
     atomic_init(&p->state, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->stop, 0);
@@ -202,10 +219,15 @@ void cpu_pool_run(cpu_pool *p, int64_t n, int64_t grain, cpu_task_fn fn, void *c
 
     run_ranges(p, gen, 0);
 
-    for (int i = 0; i < CPU_POOL_SPIN; i++) {
-        if (atomic_load_explicit(&p->done, memory_order_acquire) == (int)parts) return;
+    const int budget = p->caller_spin;
+    for (int i = 0; i < budget; i++) {
+        if (atomic_load_explicit(&p->done, memory_order_acquire) == (int)parts) {
+            p->caller_spin = spin_adapt(budget, 1);
+            return;
+        }
         cpu_relax();
     }
+    p->caller_spin = spin_adapt(budget, 0);
     pthread_mutex_lock(&p->mu);
     p->caller_waits = 1;
     while (atomic_load_explicit(&p->done, memory_order_acquire) < (int)parts)
