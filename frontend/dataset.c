@@ -490,6 +490,20 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* the batch slots, the order and the loader itself */
+static void free_buffers(hcga_loader *l)
+{
+    for (int k = 0; k < LOADER_DEPTH; k++) {
+        free(l->slots[k].b.images);
+        free(l->slots[k].b.labels);
+        free(l->slots[k].b.cams);
+        free(l->slots[k].b.parsing);
+        free(l->slots[k].index);
+    }
+    free(l->order);
+    free(l);
+}
+
 static void fill_batch(hcga_loader *l, slot *s, int b)
 {
     const int H = l->cfg.height, W = l->cfg.width, LH = l->cfg.label_h, LW = l->cfg.label_w;
@@ -610,15 +624,7 @@ fail_sync:
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
 fail:
-    for (int k = 0; k < LOADER_DEPTH; k++) {
-        free(l->slots[k].b.images);
-        free(l->slots[k].b.labels);
-        free(l->slots[k].b.cams);
-        free(l->slots[k].b.parsing);
-        free(l->slots[k].index);
-    }
-    free(l->order);
-    free(l);
+    free_buffers(l);
     return NULL;
 }
 
@@ -674,13 +680,5 @@ void hcga_loader_free(hcga_loader *l)
     free(l->threads);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
-    for (int k = 0; k < LOADER_DEPTH; k++) {
-        free(l->slots[k].b.images);
-        free(l->slots[k].b.labels);
-        free(l->slots[k].b.cams);
-        free(l->slots[k].b.parsing);
-        free(l->slots[k].index);
-    }
-    free(l->order);
-    free(l);
+    free_buffers(l);
 }
