@@ -606,6 +606,32 @@ START_TEST(add_mul_broadcast)
     expect_tensor(&y, (double[]){32, 34, 62, 64}, 0, "add hand");
     RUN(HCGA_OP_MUL, &p, INS(&a, &b), INS(&y));
     expect_tensor(&y, (double[]){20, 40, 40, 80}, 0, "mul hand");
+
+    /* rows longer than one task (16384 elements): split along the row, the
+     * last piece partial; same shape (one coalesced row) and a broadcast */
+    const int64_t bys[4] = {2, 1, 3, 17000};
+    const int64_t big[][2][4] = {
+        {{2, 1, 3, 17000}, {2, 1, 3, 17000}},
+        {{2, 1, 3, 17000}, {1, 1, 3, 17000}},
+        {{2, 1, 3, 17000}, {2, 1, 3, 1}},
+    };
+    const int64_t nby = 2 * 3 * 17000;
+    double *bw = malloc(sizeof(double) * (size_t)nby);
+    for (size_t k = 0; k < sizeof big / sizeof big[0]; k++)
+        for (int mul = 0; mul < 2; mul++) {
+            const int64_t *as = big[k][0], *bs = big[k][1];
+            int64_t na = as[0] * as[1] * as[2] * as[3], nb = bs[0] * bs[1] * bs[2] * bs[3];
+            double *va = rvec(na), *vb = rvec(nb);
+            naive_bin(mul, 1.5, -0.25, bys, as, bs, va, vb, bw);
+            hcga_tensor ta = ten(dt, 4, as, va), tb = ten(dt, 4, bs, vb), ty = ten(dt, 4, bys, NULL);
+            hcga_op_params pb = {.scalar = {1.5, -0.25}};
+            RUN(mul ? HCGA_OP_MUL : HCGA_OP_ADD, &pb, INS(&ta, &tb), INS(&ty));
+            char what[64];
+            snprintf(what, sizeof what, "%s long-row case %zu", mul ? "mul" : "add", k);
+            expect_tensor(&ty, bw, 2 * TOL(dt), what);
+            free(va), free(vb);
+        }
+    free(bw);
 }
 END_TEST
 

@@ -93,17 +93,21 @@ static void FN(ew)(hcga_backend *be, int kind, const void *a, const void *b, voi
 }
 
 /* Broadcasting ADD / MUL: rows of the innermost coalesced dim. */
-static void FN(bin_task)(void *vc, int64_t r0, int64_t r1, int tid)
+/* Tasks over (row, chunk of CPU_EW_CHUNK along the row): a same-shape
+ * ADD/MUL coalesces into a single row, which must still split. */
+static void FN(bin_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     (void)tid;
     const bin_ctx *c = vc;
     const T *A = c->a, *B = c->b;
     T *Y = c->y;
     const int nd = c->nd;
-    const int64_t L = c->len[nd - 1];
+    const int64_t L = c->len[nd - 1], nch = (L + CPU_EW_CHUNK - 1) / CPU_EW_CHUNK;
     const int64_t ia = c->sa[nd - 1], ib = c->sb[nd - 1];
     const double al = c->alpha, bt = c->beta;
-    for (int64_t r = r0; r < r1; r++) {
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t r = t / nch, j0 = t % nch * CPU_EW_CHUNK;
+        const int64_t j1 = j0 + CPU_EW_CHUNK < L ? j0 + CPU_EW_CHUNK : L;
         int64_t oa = 0, ob = 0, oy = 0, rem = r;
         for (int d = nd - 2; d >= 0; d--) {
             int64_t idx = rem % c->len[d];
@@ -116,15 +120,15 @@ static void FN(bin_task)(void *vc, int64_t r0, int64_t r1, int tid)
         T *py = Y + oy;
         if (!c->mul) {
             if (ia && ib)
-                for (int64_t j = 0; j < L; j++) py[j] = (T)(al * (double)pa[j] + bt * (double)pb[j]);
+                for (int64_t j = j0; j < j1; j++) py[j] = (T)(al * (double)pa[j] + bt * (double)pb[j]);
             else
-                for (int64_t j = 0; j < L; j++)
+                for (int64_t j = j0; j < j1; j++)
                     py[j] = (T)(al * (double)pa[j * ia] + bt * (double)pb[j * ib]);
         } else {
             if (ia && ib)
-                for (int64_t j = 0; j < L; j++) py[j] = (T)(al * ((double)pa[j] * (double)pb[j]));
+                for (int64_t j = j0; j < j1; j++) py[j] = (T)(al * ((double)pa[j] * (double)pb[j]));
             else
-                for (int64_t j = 0; j < L; j++)
+                for (int64_t j = j0; j < j1; j++)
                     py[j] = (T)(al * ((double)pa[j * ia] * (double)pb[j * ib]));
         }
     }
@@ -132,9 +136,10 @@ static void FN(bin_task)(void *vc, int64_t r0, int64_t r1, int tid)
 
 static void FN(binary)(hcga_backend *be, bin_ctx *c)
 {
-    int64_t L = c->len[c->nd - 1];
-    int64_t grain = L >= 16384 ? 1 : 16384 / (L ? L : 1);
-    cpu_parallel(be, c->rows, grain, FN(bin_task), c);
+    const int64_t L = c->len[c->nd - 1], nch = (L + CPU_EW_CHUNK - 1) / CPU_EW_CHUNK;
+    const int64_t per = L < CPU_EW_CHUNK ? L : CPU_EW_CHUNK;
+    const int64_t grain = per >= 16384 ? 1 : 16384 / (per ? per : 1);
+    cpu_parallel(be, c->rows * nch, grain, FN(bin_task), c);
 }
 
 /* SUM_TO. */

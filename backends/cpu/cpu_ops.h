@@ -14,6 +14,7 @@
 #define CPU_RED_CHUNK 65536 /* REDUCE partial sums */
 #define CPU_VEC_CHUNK 256   /* inner-position chunk of channel ops */
 #define CPU_SUM_LANES 16    /* independent accumulators of per-channel sums */
+#define CPU_EW_CHUNK 16384  /* elements per task of broadcasting ADD / MUL rows */
 
 /* Conv GEMM width: images are grouped (im2col columns of several images side
  * by side, dy gathered likewise) only while a plane has fewer than this many
