@@ -7,6 +7,8 @@
 #   env          GPU, driver, nvcc, cuDNN and PyTorch versions
 #   build        configure --with-cuda + make (out of tree, in build-gpu/)
 #   backends     `hcga backends` must list cuda as ok
+#   unit         tests/test_cuda_backend (Check): ops vs the CPU backend,
+#                determinism, device-side label errors
 #   conformance  `hcga --backend cuda conformance --mode test` (f32, then f64)
 #   grad         `hcga --backend cuda conformance --mode grad`
 #   golden       `hcga --backend cuda forward` on the golden tiny model +
@@ -48,7 +50,7 @@ if [[ ! -f "$ROOT/plugins/hcga_plugin.h" ]]; then
     echo "gpu-check.sh: run me at the repository root (no plugins/hcga_plugin.h here)" >&2
     exit 2
 fi
-STEPS_ALL="env,build,backends,conformance,grad,golden,train,bench,torch"
+STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch"
 STEPS=$STEPS_ALL
 GOLDEN=${HCGA_GOLDEN:-}
 OUTDIR=${OUT:-$ROOT/out/gpu-check}
@@ -87,10 +89,13 @@ if [[ -n "$MAKE_BUNDLE" ]]; then
     mkdir -p "$b/lib" "$b/plugins"
     cp "$from/hcga" "$b/"
     cp "$from/.libs/hcga_backend_cpu.so" "$from/.libs/hcga_backend_cuda.so" "$b/plugins/"
+    [[ -x "$from/tests/test_cuda_backend" ]] && cp "$from/tests/test_cuda_backend" "$b/"
     # every resolved dependency but glibc's own libraries and CUDA's
-    ldd "$b/hcga" "$b"/plugins/*.so | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
+    ldd "$b/hcga" "$b"/plugins/*.so "$b"/test_cuda_backend 2>/dev/null | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
         case ${lib##*/} in
         libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libresolv.so*) ;;
+        # the GPU machine's own (newer) C++ runtime: cuDNN may need its symbol versions
+        libstdc++.so* | libgcc_s.so*) ;;
         libcud* | libcublas* | libnv* | libcufft* | libcurand* | libcusolver* | libcusparse*) ;;
         *) cp -L "$lib" "$b/lib/" ;;
         esac
@@ -269,6 +274,20 @@ if want backends && have_hcga backends; then
         result backends PASS "cuda ok: $dev" backends
     else
         result backends FAIL "cuda not ok: $(awk '/^cuda:/{getline; print; exit}' "$OUTDIR/backends.txt")" backends
+    fi
+fi
+
+# ---- unit test --------------------------------------------------------------
+if want unit; then
+    log "tests/test_cuda_backend"
+    tcb=
+    if [[ -n "$BUNDLE" ]]; then tcb=$BUILD/bundle/test_cuda_backend; else tcb=$BUILD/tests/test_cuda_backend; fi
+    if [[ ! -x "$tcb" ]]; then
+        result unit MISSING "no test_cuda_backend at $tcb" unit
+    elif HCGA_PLUGIN_PATH=${HCGA_PLUGIN_PATH:-$BUILD/.libs} CK_DEFAULT_TIMEOUT=120 run "$OUTDIR/test_cuda_backend.log" 240 "$tcb"; then
+        result unit PASS "$(grep -m1 -E '^[0-9]+%' "$OUTDIR/test_cuda_backend.log")" unit
+    else
+        result unit FAIL "$(grep -m1 -E '^[0-9]+%' "$OUTDIR/test_cuda_backend.log") (test_cuda_backend.log)" unit
     fi
 fi
 
