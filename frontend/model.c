@@ -494,11 +494,32 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
     for (int i = 0; i < 4; i++)
         xs[i] = bottleneck(&b, xs[i], fmt(n, sizeof n, "base.incre_modules.%d.0", i), 32 << i, 1);
     const int64_t fh = dim(&b, xs[0], 2), fw = dim(&b, xs[0], 3);
-    for (int i = 1; i < 4; i++) xs[i] = hg_resize_bilinear(g, xs[i], fh, fw, 1);
-    hg_val cat = hg_concat(g, 4, xs); /* 1920 channels */
 
-    /* cls_head: conv1x1 (bias) + BN + ReLU */
-    hg_val f = conv(&b, cat, "base.cls_head.0", 256, 1, 1, 0, 1);
+    /* cls_head: conv1x1 (bias) + BN + ReLU on concat(x0, resize(x1), resize(x2),
+     * resize(x3)), 1920 channels at branch 0's size.  A 1x1 convolution is a
+     * per-pixel linear map and the align_corners bilinear resize is a per-channel
+     * combination with weights summing to 1, so the two commute: the graph
+     * applies each branch's slice of the weight (split along its input
+     * channels) at the branch's own resolution, resizes the 256-channel results
+     * and sums them, adding the bias once.  Same function and parameters
+     * (base.cls_head.0.weight stays 256 x 1920), about 8x fewer multiply-adds
+     * than convolving the upsampled concatenation. */
+    int64_t cw_shape[4] = {256, 0, 1, 1}, cin[4];
+    for (int i = 0; i < 4; i++) cw_shape[1] += cin[i] = dim(&b, xs[i], 1);
+    hg_val cw = param(&b, "base.cls_head.0.weight", 4, cw_shape, HG_TRAINABLE);
+    hg_val cb = param(&b, "base.cls_head.0.bias", 1, (int64_t[]){256}, HG_TRAINABLE | HG_BIAS);
+    hg_val wpart[4];
+    hg_split(g, cw, 4, cin, wpart);
+    /* MODEL.IF_BIGG: y_global pools the 1920-channel concatenation itself */
+    hg_val cat = -1;
+    if (big_g) {
+        hg_val up[4] = {xs[0]};
+        for (int i = 1; i < 4; i++) up[i] = hg_resize_bilinear(g, xs[i], fh, fw, 1);
+        cat = hg_concat(g, 4, up);
+    }
+    hg_val f = hg_conv2d(g, xs[0], wpart[0], cb, 1, 0);
+    for (int i = 1; i < 4; i++)
+        f = hg_add(g, f, hg_resize_bilinear(g, hg_conv2d(g, xs[i], wpart[i], -1, 1, 0), fh, fw, 1));
     f = hg_relu(g, bn(&b, f, "base.cls_head.1"));
     /* spatial attention */
     hg_val a = conv(&b, f, "base.spatial_attn.conv1.conv", 1, 3, 2, 1, 1);
