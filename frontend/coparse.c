@@ -5,9 +5,11 @@
 #include "coparse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "image_io.h"
@@ -72,6 +74,32 @@ int hcga_coparse_due(const hcga_config *cfg, int epoch)
 static void pseudo_dir(const hcga_config *cfg, const hcga_dataset *ds, char *dir, size_t len)
 {
     snprintf(dir, len, "%s/%s", ds->root, hcga_cfg_str(cfg, "DATASETS.PSEUDO_LABEL_SUBDIR"));
+}
+
+int hcga_pseudo_lock(const hcga_config *cfg, const hcga_dataset *ds, char *err, size_t err_len)
+{
+    char dir[4096], path[4200];
+    pseudo_dir(cfg, ds, dir, sizeof dir);
+    if (hcga_mkdirs(dir, err, err_len)) return -1;
+    snprintf(path, sizeof path, "%s/.hcga-train.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, err_len,
+                     "%s is in use by another hcga train (its pseudo labels would be overwritten); "
+                     "give this run its own DATASETS.PSEUDO_LABEL_SUBDIR",
+                     dir);
+        else
+            snprintf(err, err_len, "%s: flock: %s", path, strerror(e));
+        return -1;
+    }
+    return fd;
 }
 
 int hcga_pseudo_load(hcga_pseudo *p, const hcga_config *cfg, const hcga_dataset *ds, char *err,

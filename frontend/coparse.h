@@ -76,6 +76,13 @@ void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts
 int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_parts,
                        uint8_t *labels);
 
+/* Take an exclusive lock on the pseudo-label directory
+ * (<root>/DATASETS.PSEUDO_LABEL_SUBDIR, created if missing) for the life of a
+ * training run, so that a second training on the same dataset and subdir
+ * stops with an error instead of overwriting this run's labels.  Returns the
+ * lock's file descriptor (close it to release), or -1 with ERR set. */
+int hcga_pseudo_lock(const hcga_config *cfg, const hcga_dataset *ds, char *err, size_t err_len);
+
 /* Reload the maps written by the last round (for --resume). */
 int hcga_pseudo_load(hcga_pseudo *p, const hcga_config *cfg, const hcga_dataset *ds, char *err,
                      size_t err_len);

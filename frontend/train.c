@@ -386,6 +386,7 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     hg_exec *ext = NULL, *exe = NULL;
     st_file *ck = NULL;
     FILE *metrics = NULL;
+    int label_lock = -1;
     hcga_pseudo pseudo = {0};
     int *order = NULL;
     float *hostbuf = NULL;
@@ -511,6 +512,10 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
     }
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     const int use_coparse = strcmp(al, "band") != 0;
+    if (use_coparse && (label_lock = hcga_pseudo_lock(cfg, &ds, err, sizeof err)) < 0) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        goto out;
+    }
     if (start_epoch == 1 && nparts <= 64) {
         double iou[64], miou;
         if (hcga_pseudo_miou(&pseudo, &ds, iou, &miou, err, sizeof err) == 0) {
@@ -672,6 +677,7 @@ out:
     free(hostbuf);
     free(order);
     hcga_pseudo_free(&pseudo);
+    if (label_lock >= 0) close(label_lock);
     if (metrics) fclose(metrics);
     hg_exec_free(ext);
     hg_exec_free(exe);

@@ -1,11 +1,14 @@
 /* Co-parsing tests: DFC post-processing rules on hand-made label maps,
  * k-means on separable features, the band fallback and the round schedule. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "coparse.h"
+#include "dataset.h"
 
 /* n = 1, h = 16, w = 4; the boundary rows are 0, 3, 12, 15.  Label 5 fills
  * rows 0-3 and 12-15 and the outer columns -> background.  In the inner
@@ -107,6 +110,50 @@ START_TEST(test_band_and_schedule)
 }
 END_TEST
 
+/* Two trainings on one dataset and PSEUDO_LABEL_SUBDIR: the second is refused
+ * while the first holds the lock; another subdir, or after release, is fine. */
+START_TEST(test_pseudo_lock)
+{
+    char root[] = "/tmp/hcga-test-lock-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    hcga_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.root = root;
+    char err[512] = "";
+    hcga_config *cfg = hcga_config_load(NULL, 0, NULL, err, sizeof err);
+    ck_assert_msg(cfg != NULL, "%s", err);
+    char *over[] = {"DATASETS.PSEUDO_LABEL_SUBDIR", "other_labels"};
+    hcga_config *cfg2 = hcga_config_load(NULL, 2, over, err, sizeof err);
+    ck_assert_msg(cfg2 != NULL, "%s", err);
+
+    int a = hcga_pseudo_lock(cfg, &ds, err, sizeof err);
+    ck_assert_msg(a >= 0, "%s", err);
+    err[0] = 0;
+    ck_assert_int_eq(hcga_pseudo_lock(cfg, &ds, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "in use by another hcga train") && strstr(err, root),
+                  "error '%s' names neither the conflict nor the directory", err);
+    int c = hcga_pseudo_lock(cfg2, &ds, err, sizeof err);
+    ck_assert_msg(c >= 0, "%s", err);
+    close(a);
+    int b = hcga_pseudo_lock(cfg, &ds, err, sizeof err);
+    ck_assert_msg(b >= 0, "after release: %s", err);
+    close(b);
+    close(c);
+
+    char path[512];
+    const char *subs[2] = {hcga_cfg_str(cfg, "DATASETS.PSEUDO_LABEL_SUBDIR"), "other_labels"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s/.hcga-train.lock", root, subs[i]);
+        ck_assert_int_eq(unlink(path), 0);
+        snprintf(path, sizeof path, "%s/%s", root, subs[i]);
+        ck_assert_int_eq(rmdir(path), 0);
+    }
+    ck_assert_int_eq(rmdir(root), 0);
+    hcga_config_free(cfg);
+    hcga_config_free(cfg2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coparse");
@@ -115,6 +162,7 @@ int main(void)
     tcase_add_test(tc, test_postprocess_columns);
     tcase_add_test(tc, test_kmeans_separable);
     tcase_add_test(tc, test_band_and_schedule);
+    tcase_add_test(tc, test_pseudo_lock);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
