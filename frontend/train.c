@@ -244,6 +244,8 @@ static void train_usage(FILE *f)
             "identities x NUM_INSTANCE images.  Pseudo part labels are re-made by co-parsing\n"
             "(CLUSTERING.AL dfc | kmeans) at epoch 1 and every CLUSTERING.PERIOD epochs up to\n"
             "CLUSTERING.STOP; CLUSTERING.AL band keeps the horizontal-band labels throughout.\n"
+            "The labels are written to DIR/DATASETS.PSEUDO_LABEL_SUBDIR, which the run locks:\n"
+            "concurrent trainings on one dataset need different PSEUDO_LABEL_SUBDIRs.\n"
             "Logs: 'Epoch[e] Iteration[i/n] Loss: .. Acc: .. Base Lr: ..', metrics.jsonl.\n");
 }
 
