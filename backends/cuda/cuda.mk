@@ -43,7 +43,7 @@ if !SANITIZERS
 hcga_backend_cuda_la_LDFLAGS += -Wl,--no-undefined
 endif
 # nvcc's host stubs use thread-safe statics (__cxa_guard_*): libstdc++.
-hcga_backend_cuda_la_LIBADD = libhcga_cuda_kernels.la -lcudnn -lcublas -lcudart -lstdc++ -lm
+hcga_backend_cuda_la_LIBADD = libhcga_contract.la libhcga_cuda_kernels.la -lcudnn -lcublas -lcudart -lstdc++ -lm
 
 # Loads the plugin through the frontend loader: without a usable GPU it must
 # report CUDA's own error text and never crash; with one it also compares a
