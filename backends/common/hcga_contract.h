@@ -15,7 +15,7 @@
  * refuses with HCGA_ERR_UNSUPPORTED and a reason.
  *
  * Messages are one line, "<op>: <problem>", e.g.
- *   "upsample_nearest_fwd: factor 0 must be in 1..4096".
+ *   "upsample_nearest_fwd: resize.factor 0 must be in 1..4096".
  *
  * The checker is plain C11 with no state and no allocation: it may be called
  * from any thread.  Buffers are opaque to it; the backend passes a function
@@ -69,7 +69,9 @@ typedef struct hcga_conv_dims {
 /* What a successful check learned, for the backend's launch code. */
 typedef struct hcga_checked {
     int op;             /* hcga_op */
-    int dtype;          /* the call's floating dtype (HCGA_F32 / HCGA_F64), -1 if none */
+    int dtype;          /* the call's floating dtype (HCGA_F32 / HCGA_F64), -1 if none
+                         * (FILL: y's, COPY: x's, CONCAT / SPLIT: the tensors' dtype
+                         * when it is floating) */
     hcga_conv_dims conv; /* CONV2D_*: filled */
     /* BN_*: x is [N,C] or [N,C,H,W]: C channels, N images, HW = H*W (1 for 2-D) */
     int64_t bn_N, bn_C, bn_HW;
@@ -91,6 +93,10 @@ int hcga_contract_is_dense(const hcga_tensor *t);
 
 /* 1 if the byte ranges of x and y overlap in the same buffer. */
 int hcga_contract_overlaps(const hcga_tensor *x, const hcga_tensor *y);
+
+/* 1 if x and y are the same view: buffer, offset, dtype and shape equal,
+ * strides equal in every dim of size > 1 (in-place use, GEMM's c == y). */
+int hcga_contract_same_view(const hcga_tensor *x, const hcga_tensor *y);
 
 /* "[2,3,4]" into buf; returns buf. */
 const char *hcga_contract_shape_str(const hcga_tensor *t, char *buf, size_t len);
