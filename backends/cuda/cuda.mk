@@ -32,9 +32,9 @@ $(libhcga_cuda_kernels_la_OBJECTS): $(CUDA_KERNEL_HDRS) backends/cuda/nvcc-lt.sh
 CLEANFILES += backends/cuda/*.lo backends/cuda/.libs/k_*.o
 
 pkglib_LTLIBRARIES += hcga_backend_cuda.la
-hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_check.c \
+hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_core.c \
 	backends/cuda/cuda_dnn.c backends/cuda/cuda_ops.c backends/cuda/cuda_internal.h \
-	backends/cuda/cuda_kernels.h
+	backends/cuda/cuda_impl.h backends/cuda/cuda_kernels.h
 hcga_backend_cuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(CUDA_HOME)/include
 hcga_backend_cuda_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 hcga_backend_cuda_la_LDFLAGS = -module -avoid-version -no-undefined -L$(CUDA_HOME)/lib64 \
