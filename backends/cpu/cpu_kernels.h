@@ -4,7 +4,8 @@
  *     T = float,  SFX = f32, CPU_GEMM = cblas_sgemm
  *     T = double, SFX = f64, CPU_GEMM = cblas_dgemm
  * (no include guard on purpose).  Shapes, dtypes and slots were validated by
- * the caller; the kernels only compute.  Sums are accumulated in double for
+ * the contract checker (hcga_contract.c) before the op ran; the kernels only
+ * compute.  Sums are accumulated in double for
  * both types, in an order fixed by the problem (not by the thread count).
  */
 #ifndef T
