@@ -11,11 +11,13 @@
  *   2. probe / device_info / create / destroy / last_error,
  *   3. buffers (here: aligned host memory) and synchronize,
  *   4. an op table with two example ops (RELU_FWD and FILL) and every other
- *      op NULL, which hcga reports as "template: op <name> is not supported".
+ *      op NULL, which hcga reports as "template: op <name> is not supported";
+ *      each entry runs the shared contract checker (hcga_contract.h) first.
  *
  * Every function validates what it relies on and returns an error with a
  * one-line last_error() rather than crashing: the conformance suite
- * (`hcga --backend template conformance`) calls ops with bad arguments too.
+ * (`hcga --backend template conformance`) calls ops with bad arguments too,
+ * and expects the checker's messages, the same on every backend.
  *
  * This plugin is built by `make check` only (so it keeps compiling as the
  * header evolves); it is not installed and hcga does not load it unless its
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcga_contract.h" /* the shared argument checker (includes hcga_plugin.h) */
 #include "hcga_plugin.h"
 
 #define TEMPLATE_ALIGN 256 /* the ABI asks for at least 256-byte alignment */
@@ -174,42 +177,36 @@ static hcga_status tpl_synchronize(hcga_backend *be)
 
 /* ---- 4. ops ---------------------------------------------------------------- */
 
-/* Checks shared by ops: the slot is present, dense C-contiguous, inside its
- * buffer, and of a dtype the op accepts. */
-static hcga_status check_tensor(hcga_backend *be, const char *op, const char *slot,
-                                const hcga_tensor *t)
+/*
+ * Argument checking is not written here: every op entry first calls the
+ * shared contract checker (backends/common/hcga_contract.h, linked as
+ * libhcga_contract.la), which enforces the rules of hcga_plugin.h (slot
+ * counts, dtypes, shapes, buffer bounds, aliasing, parameters) with the same
+ * messages as every other backend, and hands the implementation a
+ * hcga_checked (the call's float dtype, conv / bn / gemm dims).  An
+ * implementation then only unpacks the tensors and computes.  It still
+ * refuses what this backend cannot do (a dtype, a size) with
+ * HCGA_ERR_UNSUPPORTED, and checks rules on data it reads (label values).
+ */
+
+/* One op implementation, called only with a call the checker accepted. */
+typedef hcga_status (*tpl_impl_fn)(hcga_backend *be, const hcga_op_args *a,
+                                   const hcga_checked *ck);
+
+/* The checker asks for a buffer's size (it never sees inside a buffer). */
+static uint64_t tpl_buffer_size(const hcga_buffer *buf)
 {
-    if (!t || !t->buf) return fail(be, HCGA_ERR_INVALID, "%s: tensor %s is missing", op, slot);
-    if (t->ndim < 0 || t->ndim > HCGA_MAX_DIMS)
-        return fail(be, HCGA_ERR_INVALID, "%s: %s has ndim %d", op, slot, (int)t->ndim);
-    size_t es = hcga_dtype_size(t->dtype);
-    if (es == 0) return fail(be, HCGA_ERR_INVALID, "%s: %s has dtype %d", op, slot, (int)t->dtype);
-    int64_t expect = 1;
-    uint64_t numel = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->shape[i] < 0)
-            return fail(be, HCGA_ERR_INVALID, "%s: %s has negative dim %d", op, slot, i);
-        if (t->stride[i] != expect && t->shape[i] != 1)
-            return fail(be, HCGA_ERR_INVALID, "%s: %s is not contiguous", op, slot);
-        if (t->shape[i] != 0 && (uint64_t)t->shape[i] > UINT64_MAX / 16 / numel)
-            return fail(be, HCGA_ERR_INVALID, "%s: %s is too large", op, slot);
-        numel *= (uint64_t)t->shape[i];
-        expect *= t->shape[i];
-    }
-    if (!range_ok(t->buf, t->offset, numel * es))
-        return fail(be, HCGA_ERR_INVALID, "%s: %s extends past the end of its buffer", op, slot);
-    if (t->offset % es)
-        return fail(be, HCGA_ERR_INVALID, "%s: %s offset %llu is not aligned to its dtype", op,
-                    slot, (unsigned long long)t->offset);
-    return HCGA_OK;
+    return buf->size;
 }
 
-static int same_shape(const hcga_tensor *a, const hcga_tensor *b)
+/* Every op entry: the contract checker, then the implementation. */
+static hcga_status tpl_dispatch(hcga_backend *be, const hcga_op_args *a, int op, tpl_impl_fn impl)
 {
-    if (a->ndim != b->ndim) return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return 0;
-    return 1;
+    hcga_checked ck;
+    char msg[HCGA_CONTRACT_MSG_LEN];
+    hcga_status st = hcga_contract_check(op, a, tpl_buffer_size, &ck, msg, sizeof msg);
+    if (st != HCGA_OK) return fail(be, st, "%s", msg);
+    return impl(be, a, &ck);
 }
 
 static void *data_of(const hcga_tensor *t)
@@ -217,45 +214,34 @@ static void *data_of(const hcga_tensor *t)
     return (char *)t->buf->data + t->offset;
 }
 
-/* Example 1, an elementwise op: RELU_FWD  in: x  out: y = max(x, 0). */
-static hcga_status op_relu_fwd(hcga_backend *be, const hcga_op_args *a)
+/* Example 1, an elementwise op: RELU_FWD  in: x  out: y = max(x, 0).
+ * The checker made sure x and y are dense, in bounds, of one float dtype
+ * (ck->dtype) and of the same shape. */
+static hcga_status op_RELU_FWD(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    const char *op = "relu_fwd";
-    if (a->num_in < 1 || a->num_out < 1)
-        return fail(be, HCGA_ERR_INVALID, "%s: needs 1 input and 1 output", op);
+    (void)be;
     const hcga_tensor *x = a->in[0], *y = a->out[0];
-    hcga_status st;
-    if ((st = check_tensor(be, op, "x", x)) != HCGA_OK) return st;
-    if ((st = check_tensor(be, op, "y", y)) != HCGA_OK) return st;
-    if (!same_shape(x, y)) return fail(be, HCGA_ERR_INVALID, "%s: x and y shapes differ", op);
-    if (x->dtype != y->dtype)
-        return fail(be, HCGA_ERR_INVALID, "%s: x is %s, y is %s", op, hcga_dtype_name(x->dtype),
-                    hcga_dtype_name(y->dtype));
     int64_t n = hcga_tensor_numel(x);
-    if (x->dtype == HCGA_F32) {
+    if (ck->dtype == HCGA_F32) {
         const float *xs = data_of(x);
         float *ys = data_of(y);
         for (int64_t i = 0; i < n; i++) ys[i] = xs[i] > 0.0f ? xs[i] : 0.0f;
-    } else if (x->dtype == HCGA_F64) {
+    } else {
         const double *xs = data_of(x);
         double *ys = data_of(y);
         for (int64_t i = 0; i < n; i++) ys[i] = xs[i] > 0.0 ? xs[i] : 0.0;
-    } else {
-        return fail(be, HCGA_ERR_UNSUPPORTED, "%s: dtype %s is not supported", op,
-                    hcga_dtype_name(x->dtype));
     }
     return HCGA_OK;
 }
 
 /* Example 2, an op with parameters and integer dtypes:
- * FILL  out: y = scalar.a (float dtypes) or (int) scalar.a (I32/I64). */
-static hcga_status op_fill(hcga_backend *be, const hcga_op_args *a)
+ * FILL  out: y = scalar.a (float dtypes) or (int) scalar.a (I32/I64).
+ * The checker made sure scalar.a fits y's dtype; this backend does not do
+ * U8 (tpl_supports says so), which it refuses as unsupported. */
+static hcga_status op_FILL(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    const char *op = "fill";
-    if (a->num_out < 1) return fail(be, HCGA_ERR_INVALID, "%s: needs 1 output", op);
+    (void)ck;
     const hcga_tensor *y = a->out[0];
-    hcga_status st;
-    if ((st = check_tensor(be, op, "y", y)) != HCGA_OK) return st;
     int64_t n = hcga_tensor_numel(y);
     double v = a->p.scalar.a;
     switch (y->dtype) {
@@ -270,35 +256,55 @@ static hcga_status op_fill(hcga_backend *be, const hcga_op_args *a)
         break;
     }
     case HCGA_I32: {
-        if (!(v >= -2147483648.0 && v <= 2147483647.0))
-            return fail(be, HCGA_ERR_INVALID, "%s: %g does not fit i32", op, v);
         int32_t *ys = data_of(y);
         for (int64_t i = 0; i < n; i++) ys[i] = (int32_t)v;
         break;
     }
     case HCGA_I64: {
-        if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0))
-            return fail(be, HCGA_ERR_INVALID, "%s: %g does not fit i64", op, v);
         int64_t *ys = data_of(y);
         for (int64_t i = 0; i < n; i++) ys[i] = (int64_t)v;
         break;
     }
     default:
-        return fail(be, HCGA_ERR_UNSUPPORTED, "%s: dtype %s is not supported", op,
+        return fail(be, HCGA_ERR_UNSUPPORTED, "fill: dtype %s is not supported",
                     hcga_dtype_name(y->dtype));
     }
     return HCGA_OK;
 }
 
+/* The op table entries, one per implemented op: TPL_ENTRY(ID) defines
+ * entry_ID, which checks the call and runs op_ID. */
+#define TPL_ENTRY(id_)                                                                             \
+    static hcga_status entry_##id_(hcga_backend *be, const hcga_op_args *a)                        \
+    {                                                                                              \
+        return tpl_dispatch(be, a, HCGA_OP_##id_, op_##id_);                                       \
+    }
+TPL_ENTRY(RELU_FWD)
+TPL_ENTRY(FILL)
+
 /* The op table, indexed by hcga_op.  A vendor fills in the NULL entries:
  * each one's inputs, outputs and parameters are specified in section 3 of
  * hcga_plugin.h, and backends/cpu is the reference implementation to compare
  * against.  A NULL entry is reported as unsupported by hcga and by the
- * conformance suite. */
+ * conformance suite.
+ *
+ * Once every op is implemented, generate the entries and the table from the
+ * catalogue instead, as backends/cpu/cpu_ops.c does, so that an op added to
+ * plugins/hcga_ops.def without an op_<ID> is a compile error:
+ *
+ *   #define HCGA_OP(id_, ...) TPL_ENTRY(id_)
+ *   #include "hcga_ops.def"
+ *   #undef HCGA_OP
+ *   static const hcga_op_fn tpl_ops[HCGA_OP_COUNT] = {
+ *   #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = entry_##id_,
+ *   #include "hcga_ops.def"
+ *   #undef HCGA_OP
+ *   };
+ */
 static const hcga_op_fn tpl_ops[HCGA_OP_COUNT] = {
-    [HCGA_OP_RELU_FWD] = op_relu_fwd,
-    [HCGA_OP_FILL] = op_fill,
-    /* [HCGA_OP_CONV2D_FWD] = ..., [HCGA_OP_GEMM] = ..., and the rest. */
+    [HCGA_OP_RELU_FWD] = entry_RELU_FWD,
+    [HCGA_OP_FILL] = entry_FILL,
+    /* [HCGA_OP_CONV2D_FWD] = entry_CONV2D_FWD, ..., and the rest. */
 };
 
 /* Refines the table per dtype: 1 if op can run on dtype. */
