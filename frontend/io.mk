@@ -1,6 +1,11 @@
 # frontend/io.mk: safetensors reader/writer, yacs-style configuration, `hcga config`.
+# The configuration is split by what each part does (frontend/config_internal.h
+# lists them); the fuzz target below compiles the same list.
+CONFIG_C = frontend/config_tree.c frontend/config_load.c frontend/pyliteral.c \
+	frontend/yaml_scalar.c frontend/yacs_format.c
 IO_SRCS += frontend/safetensors.c frontend/safetensors.h \
-	frontend/config.c frontend/defaults_yml.c frontend/cmd_config.c
+	$(CONFIG_C) frontend/config.h frontend/config_internal.h \
+	frontend/defaults_yml.c frontend/cmd_config.c
 
 # The built-in config defaults: configs/defaults.yml (a copy of the reference's
 # key list with default values) compiled in as a byte array.
@@ -51,11 +56,12 @@ fuzz/fuzz_safetensors: $(top_srcdir)/fuzz/fuzz_safetensors.c $(top_srcdir)/front
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_FLAGS) $(JANSSON_CFLAGS) -o $@ \
 	  $(top_srcdir)/fuzz/fuzz_safetensors.c $(top_srcdir)/frontend/safetensors.c $(JANSSON_LIBS)
 
-fuzz/fuzz_config: $(top_srcdir)/fuzz/fuzz_config.c $(top_srcdir)/frontend/config.c \
-		$(top_srcdir)/frontend/config.h frontend/defaults_yml.c
+fuzz/fuzz_config: $(top_srcdir)/fuzz/fuzz_config.c $(CONFIG_C:%=$(top_srcdir)/%) \
+		$(top_srcdir)/frontend/config.h $(top_srcdir)/frontend/config_internal.h \
+		frontend/defaults_yml.c
 	@$(MKDIR_P) fuzz
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_FLAGS) $(YAML_CFLAGS) -o $@ \
-	  $(top_srcdir)/fuzz/fuzz_config.c $(top_srcdir)/frontend/config.c frontend/defaults_yml.c \
+	  $(top_srcdir)/fuzz/fuzz_config.c $(CONFIG_C:%=$(top_srcdir)/%) frontend/defaults_yml.c \
 	  $(YAML_LIBS) -lm
 
 fuzz/make_seeds: $(top_srcdir)/fuzz/make_seeds.c $(top_srcdir)/frontend/safetensors.c
