@@ -33,6 +33,14 @@ tests_test_config_SOURCES = tests/test_config.c
 tests_test_config_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
 tests_test_config_LDADD = libhcga.la $(CHECK_LIBS)
 
+# Every key literal the frontend passes to hcga_cfg_* exists in configs/defaults.yml
+# (reads the sources, so a misspelt key fails make check instead of aborting at run time).
+check_PROGRAMS += tests/test_config_keys
+TESTS += tests/test_config_keys
+tests_test_config_keys_SOURCES = tests/test_config_keys.c
+tests_test_config_keys_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
+tests_test_config_keys_LDADD = $(YAML_LIBS)
+
 # `make fuzz`: libFuzzer targets for the safetensors reader and the config
 # loader, built with clang straight from the sources (not through libtool) and
 # run for FUZZ_SECONDS each on a generated seed corpus.  New inputs accumulate
