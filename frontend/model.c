@@ -354,9 +354,6 @@ void hcga_model_input_size(const hcga_config *cfg, int mode, int64_t *h, int64_t
     *w = hcga_cfg_list_int(cfg, key, 1) / 4;
 }
 
-/* yacs configs hold these switches as 'on'/'off' strings or booleans */
-static int cfg_on(const hcga_config *cfg, const char *key) { return hcga_cfg_bool(cfg, key); }
-
 static int check_config(const hcga_config *cfg, int mode, int batch, int num_classes, int dtype,
                         char *err, size_t err_len)
 {
@@ -388,7 +385,7 @@ static int check_config(const hcga_config *cfg, int mode, int batch, int num_cla
                  "softmax");
         return -1;
     }
-    if (mode == HCGA_MODEL_TRAIN && cfg_on(cfg, "MODEL.IF_WITH_CENTER")) {
+    if (mode == HCGA_MODEL_TRAIN && hcga_cfg_bool(cfg, "MODEL.IF_WITH_CENTER")) {
         snprintf(err, err_len, "MODEL.IF_WITH_CENTER: the center loss is not supported (off in the "
                                "paper's runs)");
         return -1;
@@ -590,7 +587,8 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
 
     hg_val pids = hg_input(g, "input.pids", HCGA_I64, 1, &N);
     hg_val parsing = hg_input(g, "input.parsing", HCGA_I64, 3, (int64_t[]){N, fh, fw});
-    double eps = cfg_on(cfg, "MODEL.IF_LABELSMOOTH") ? 0.1 : 0.0;
+    /* an 'on'/'off' string in the reference's configs; hcga_cfg_bool reads both */
+    double eps = hcga_cfg_bool(cfg, "MODEL.IF_LABELSMOOTH") ? 0.1 : 0.0;
     double margin = hcga_cfg_float(cfg, "SOLVER.MARGIN");
     hg_val xg = hg_ce_ls(g, cls_global, pids, eps);
     hg_val xf = hg_ce_ls(g, cls_fore, pids, eps);
