@@ -132,13 +132,29 @@ static void put(const hcga_tensor *t, int64_t i, double v)
     else ((float *)p)[i] = (float)v;
 }
 
+/* 1 unless t is an f32/f64 view with a buffer, aligned, whose dense extent
+ * lies inside the buffer (so the planted bugs below are the only ones: even
+ * conformance's badargs calls stay inside host memory). */
+static int bad_tensor(const hcga_tensor *t)
+{
+    if (!t || !t->buf || (t->dtype != HCGA_F32 && t->dtype != HCGA_F64)) return 1;
+    uint64_t es = t->dtype == HCGA_F64 ? 8 : 4;
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim && i < HCGA_MAX_DIMS; i++) {
+        if (t->shape[i] < 0) return 1;
+        n *= t->shape[i];
+    }
+    return t->offset % es != 0 || t->offset > t->buf->size ||
+           (uint64_t)n > (t->buf->size - t->offset) / es;
+}
+
 static int bad(const hcga_op_args *a, int nin, int nout)
 {
     if (a->num_in < nin || a->num_out < nout) return 1;
     for (int i = 0; i < nin; i++)
-        if (!a->in[i] || (a->in[i]->dtype != HCGA_F32 && a->in[i]->dtype != HCGA_F64)) return 1;
+        if (bad_tensor(a->in[i])) return 1;
     for (int i = 0; i < nout; i++)
-        if (!a->out[i] || (a->out[i]->dtype != HCGA_F32 && a->out[i]->dtype != HCGA_F64)) return 1;
+        if (bad_tensor(a->out[i])) return 1;
     return 0;
 }
 

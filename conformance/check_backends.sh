@@ -1,5 +1,5 @@
 #!/bin/sh
-# make check: the quick conformance suite (test and grad modes) on every
+# make check: the quick conformance suite (test, grad and badargs modes) on every
 # backend other than cpu that `hcga backends` reports ok.  Exit 77 (skip) with
 # the reasons when there is none.
 HCGA=${HCGA:-./hcga}
@@ -16,7 +16,7 @@ if [ -z "$ok" ]; then
 fi
 status=0
 for be in $ok; do
-    for mode in test grad; do
+    for mode in test grad badargs; do
         echo "== $HCGA --backend $be conformance --quick --mode $mode"
         "$HCGA" --backend "$be" conformance --quick --mode "$mode" || status=1
     done

@@ -25,6 +25,9 @@ static void usage(FILE *f)
             "                         grad: finite differences vs backward ops (CPU), or the\n"
             "                               backward-op cases vs the reference (other backends)\n"
             "                         perf: median time per case, GFLOP/s or GB/s\n"
+            "  --mode badargs         malformed calls (wrong dtype, rank, aliasing, bounds,\n"
+            "                         parameters): each must be refused with the reference's\n"
+            "                         message, word for word (shape options do not apply)\n"
             "  --op NAME              only cases of this op (e.g. conv2d_fwd)\n"
             "  --shapes FILE          shape file (a path, or a name under the shapes directory);\n"
             "                         default: hcga_w32_b2.txt (when present) + edge.txt\n"
@@ -83,8 +86,10 @@ int cmd_conformance(int argc, char **argv, const hcga_global_opts *g)
             if (strcmp(optarg, "test") == 0) o.mode = CONF_MODE_TEST;
             else if (strcmp(optarg, "grad") == 0) o.mode = CONF_MODE_GRAD;
             else if (strcmp(optarg, "perf") == 0) o.mode = CONF_MODE_PERF;
+            else if (strcmp(optarg, "badargs") == 0) o.mode = CONF_MODE_BADARGS;
             else {
-                fprintf(stderr, "hcga conformance: --mode: '%s' is not test, grad or perf\n", optarg);
+                fprintf(stderr, "hcga conformance: --mode: '%s' is not test, grad, perf or badargs\n",
+                        optarg);
                 return 2;
             }
             break;

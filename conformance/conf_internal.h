@@ -189,6 +189,12 @@ int conf_grad_is_backward(int op);
 /* Names of the backward ops of a forward op, "conv2d_bwd_data+conv2d_bwd_filter". */
 const char *conf_grad_bwd_names(int op);
 
+/* Badargs mode (badargs.c): runs every malformed call on r->dut and r->ref,
+ * counting passes and failures in r.  Returns 0, or -1 when the buffers
+ * could not be set up (after printing why). */
+int conf_badargs_run(conf_run *r);
+int conf_badargs_count(void);
+
 /* Formatting helpers */
 void conf_fmt_index(const hcga_shape_tensor *s, int64_t flat, char *buf, size_t len);
 double conf_now_ms(void);

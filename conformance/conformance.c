@@ -52,22 +52,6 @@ int hcga_conformance_find_shapes(const char *name, char *out, size_t out_len)
     return -1;
 }
 
-void conf_print_repro(conf_run *r, const conf_loaded_case *lc, int dtype, conf_mode mode)
-{
-    const conf_opts *o = r->o;
-    static const char *const modes[] = {"test", "grad", "perf"};
-    fprintf(r->out, "  repro: hcga --backend %s", o->backend);
-    if (o->device) fprintf(r->out, " --device %d", o->device);
-    if (o->options && *o->options) fprintf(r->out, " --backend-options '%s'", o->options);
-    if (o->threads) fprintf(r->out, " --threads %d", o->threads);
-    fprintf(r->out, " conformance --mode %s --shapes %s --op %s --case %d --seed %llu --dtype %s",
-            modes[mode], lc->file, hcga_op_name(lc->c.op), lc->index,
-            (unsigned long long)o->seed, hcga_dtype_name(dtype));
-    if (o->reference && strcmp(o->reference, "cpu") != 0)
-        fprintf(r->out, " --reference %s", o->reference);
-    fprintf(r->out, "\n");
-}
-
 static int open_be(const conf_opts *o, const char *name, const char *options, hcga_be **be,
                    char *err, size_t err_len)
 {
@@ -154,7 +138,7 @@ static int load_cases(const conf_opts *o, FILE *out, conf_loaded_case **cases, i
 static void print_summary(conf_run *r, double wall_ms)
 {
     FILE *out = r->out;
-    static const char *const modes[] = {"test", "grad", "perf"};
+    static const char *const modes[] = {"test", "grad", "perf", "badargs"};
     fprintf(out, "\nsummary (%s mode, backend %s", modes[r->o->mode], r->dut->name);
     if (r->ref) fprintf(out, ", reference %s f64", r->ref->name);
     fprintf(out, "):\n");
@@ -218,9 +202,47 @@ static void count(conf_run *r, int op, int res)
     }
 }
 
+/* Badargs mode: no shape files, the backend under test against the
+ * reference on the fixed table of malformed calls. */
+static int run_badargs(const conf_opts *o, FILE *out)
+{
+    double t0 = conf_now_ms();
+    conf_run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.out = out;
+    char err[1024];
+    if (open_be(o, o->backend, o->options, &r.dut, err, sizeof err)) {
+        if (o->skip_unavailable) {
+            fprintf(out, "SKIP: %s\n", err);
+            return CONF_EXIT_SKIP;
+        }
+        fprintf(stderr, "hcga conformance: %s\n", err);
+        return CONF_EXIT_USAGE;
+    }
+    conf_opts ro = *o;
+    ro.device = 0;
+    if (open_be(&ro, o->reference ? o->reference : "cpu", NULL, &r.ref, err, sizeof err)) {
+        fprintf(stderr, "hcga conformance: reference: %s\n", err);
+        hcga_be_close(r.dut);
+        return CONF_EXIT_USAGE;
+    }
+    fprintf(out, "hcga conformance: mode badargs, backend %s (%s), reference %s\n", r.dut->name,
+            r.dut->path, r.ref->name);
+    int setup = conf_badargs_run(&r);
+    hcga_be_close(r.ref);
+    hcga_be_close(r.dut);
+    if (setup) return CONF_EXIT_FAIL;
+    fprintf(out, "cases %d, passed %d, failed %d (%.1f s)\n", r.cases, r.passed, r.failed,
+            (conf_now_ms() - t0) / 1000.0);
+    fprintf(out, "%s\n", r.failed ? "CONFORMANCE FAILED" : "CONFORMANCE PASSED");
+    return r.failed ? CONF_EXIT_FAIL : CONF_EXIT_PASS;
+}
+
 int hcga_conformance_run(const conf_opts *o)
 {
     FILE *out = o->out ? o->out : stdout;
+    if (o->mode == CONF_MODE_BADARGS) return run_badargs(o, out);
     double t0 = conf_now_ms();
     conf_loaded_case *cases = NULL;
     int ncases = 0, nfiles = 0;
@@ -264,7 +286,7 @@ int hcga_conformance_run(const conf_opts *o)
         }
     }
 
-    static const char *const modes[] = {"test", "grad", "perf"};
+    static const char *const modes[] = {"test", "grad", "perf", "badargs"};
     fprintf(out, "hcga conformance: mode %s, backend %s (%s), %s%s, seed %llu\n", modes[o->mode],
             r.dut->name, r.dut->path, o->quick && !o->shapes ? "quick set " : "", files[0],
             (unsigned long long)o->seed);

@@ -10,6 +10,8 @@
  *         op (the pairing table in grad.c); on another backend, test mode over
  *         the backward-op cases.
  *   perf: median time per case, GFLOP/s (conv, gemm) or GB/s (the rest).
+ *   badargs: a fixed table of malformed calls (badargs.c), each to be refused
+ *         with HCGA_ERR_INVALID and the reference's message, word for word.
  *
  * The suite's documentation (format, tolerances and why) is conformance/README.md.
  */
@@ -23,7 +25,10 @@
 #include "hcga_plugin.h"
 #include "shapefile.h"
 
-typedef enum conf_mode { CONF_MODE_TEST = 0, CONF_MODE_GRAD, CONF_MODE_PERF } conf_mode;
+typedef enum conf_mode {
+    CONF_MODE_TEST = 0, CONF_MODE_GRAD, CONF_MODE_PERF,
+    CONF_MODE_BADARGS /* malformed calls: same refusal and message as the reference */
+} conf_mode;
 
 /* Exit codes of hcga_conformance_run (and of the command). */
 #define CONF_EXIT_PASS 0

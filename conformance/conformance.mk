@@ -4,6 +4,7 @@ AM_CPPFLAGS += -DHCGA_PKGDATADIR='"$(pkgdatadir)"'
 CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 	conformance/conformance.h conformance/conf_internal.h conformance/conformance.c \
 	conformance/harness.c conformance/test_mode.c conformance/grad.c conformance/perf.c \
+	conformance/badargs.c conformance/repro.c \
 	conformance/cmd_conformance.c
 
 # Shape files, installed under $(pkgdatadir)/shapes.

@@ -301,15 +301,6 @@ static const grad_pair PAIRS[] = {
 };
 #define NPAIRS ((int)(sizeof PAIRS / sizeof PAIRS[0]))
 
-/* The backward ops that grad mode exercises on a non-CPU backend. */
-static const int BWD_OPS[] = {
-    HCGA_OP_CONV2D_BWD_DATA, HCGA_OP_CONV2D_BWD_FILTER, HCGA_OP_BN_BWD, HCGA_OP_RELU_BWD,
-    HCGA_OP_SIGMOID_BWD, HCGA_OP_THRESH_BWD, HCGA_OP_SUM_TO, HCGA_OP_MUL, HCGA_OP_ADD,
-    HCGA_OP_COPY, HCGA_OP_SOFTMAX_BWD, HCGA_OP_SPLIT, HCGA_OP_CONCAT,
-    HCGA_OP_UPSAMPLE_NEAREST_BWD, HCGA_OP_RESIZE_BILINEAR_BWD, HCGA_OP_GAP_BWD, HCGA_OP_GEMM,
-    HCGA_OP_REDUCE_BWD, HCGA_OP_CE_LS_BWD, HCGA_OP_PIXEL_CE_BWD, HCGA_OP_TRIPLET_BWD,
-    HCGA_OP_SHIFT_L1_BWD};
-
 static const grad_pair *find_pair(int op)
 {
     for (int i = 0; i < NPAIRS; i++)
@@ -319,11 +310,12 @@ static const grad_pair *find_pair(int op)
 
 int conf_grad_is_forward(int op) { return find_pair(op) != NULL; }
 
+/* The backward ops that grad mode exercises on a non-CPU backend: the
+ * catalogue's `bwd` column. */
 int conf_grad_is_backward(int op)
 {
-    for (size_t i = 0; i < sizeof BWD_OPS / sizeof BWD_OPS[0]; i++)
-        if (BWD_OPS[i] == op) return 1;
-    return 0;
+    const hcga_op_info *info = hcga_op_get_info(op);
+    return info && info->bwd;
 }
 
 const char *conf_grad_bwd_names(int op)

@@ -15,51 +15,15 @@
 
 hcga_param_group hcga_shapefile_param_group(int op)
 {
-    switch (op) {
-    case HCGA_OP_CONV2D_FWD:
-    case HCGA_OP_CONV2D_BWD_DATA:
-    case HCGA_OP_CONV2D_BWD_FILTER: return HCGA_PG_CONV;
-    case HCGA_OP_BN_FWD_TRAIN:
-    case HCGA_OP_BN_FWD_INFER:
-    case HCGA_OP_BN_BWD: return HCGA_PG_BN;
-    case HCGA_OP_THRESH_FWD:
-    case HCGA_OP_THRESH_BWD:
-    case HCGA_OP_ADD:
-    case HCGA_OP_MUL:
-    case HCGA_OP_FILL: return HCGA_PG_SCALAR;
-    case HCGA_OP_UPSAMPLE_NEAREST_FWD:
-    case HCGA_OP_UPSAMPLE_NEAREST_BWD:
-    case HCGA_OP_RESIZE_BILINEAR_FWD:
-    case HCGA_OP_RESIZE_BILINEAR_BWD: return HCGA_PG_RESIZE;
-    case HCGA_OP_GEMM: return HCGA_PG_GEMM;
-    case HCGA_OP_REDUCE:
-    case HCGA_OP_REDUCE_BWD: return HCGA_PG_REDUCE;
-    case HCGA_OP_CE_LS_FWD:
-    case HCGA_OP_CE_LS_BWD:
-    case HCGA_OP_PIXEL_CE_FWD:
-    case HCGA_OP_PIXEL_CE_BWD:
-    case HCGA_OP_TRIPLET_FWD:
-    case HCGA_OP_TRIPLET_BWD: return HCGA_PG_LOSS;
-    case HCGA_OP_SHIFT_L1_FWD:
-    case HCGA_OP_SHIFT_L1_BWD: return HCGA_PG_SHIFT;
-    case HCGA_OP_ADAM_STEP:
-    case HCGA_OP_SGD_STEP: return HCGA_PG_OPTIM;
-    default: return HCGA_PG_NONE;
-    }
+    const hcga_op_info *info = hcga_op_get_info(op);
+    return info ? (hcga_param_group)info->params : HCGA_PG_NONE;
 }
 
 int hcga_shapefile_index_slot(int op, int is_out, int slot)
 {
-    switch (op) {
-    case HCGA_OP_ARGMAX: return is_out && slot == 0;
-    case HCGA_OP_CE_LS_FWD:
-    case HCGA_OP_CE_LS_BWD:
-    case HCGA_OP_PIXEL_CE_FWD:
-    case HCGA_OP_PIXEL_CE_BWD: return !is_out && slot == 1;
-    case HCGA_OP_TRIPLET_FWD: return slot == 1; /* labels in, hard out */
-    case HCGA_OP_TRIPLET_BWD: return !is_out && slot == 1;
-    default: return 0;
-    }
+    const hcga_op_info *info = hcga_op_get_info(op);
+    if (!info || slot < 0 || slot >= 8) return 0;
+    return ((is_out ? info->index_out : info->index_in) >> slot) & 1;
 }
 
 int hcga_op_from_name(const char *name)

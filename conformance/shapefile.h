@@ -48,11 +48,7 @@ typedef struct hcga_shape_case {
     int line;        /* 1-based line number in its file (0 if not from a file) */
 } hcga_shape_case;
 
-/* The hcga_op_params group an op reads. */
-typedef enum hcga_param_group {
-    HCGA_PG_NONE = 0, HCGA_PG_CONV, HCGA_PG_BN, HCGA_PG_RESIZE, HCGA_PG_GEMM,
-    HCGA_PG_LOSS, HCGA_PG_SHIFT, HCGA_PG_OPTIM, HCGA_PG_SCALAR, HCGA_PG_REDUCE
-} hcga_param_group;
+/* The hcga_op_params group an op reads (the catalogue's `params` column). */
 hcga_param_group hcga_shapefile_param_group(int op);
 
 /* 1 if in[slot] (is_out = 0) or out[slot] (is_out = 1) of op is an index

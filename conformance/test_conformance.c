@@ -35,6 +35,7 @@ static int run_capture(const char *backend, const char *mode, const char *op, ch
     }
     if (strcmp(mode, "grad") == 0) o.mode = CONF_MODE_GRAD;
     if (strcmp(mode, "perf") == 0) o.mode = CONF_MODE_PERF;
+    if (strcmp(mode, "badargs") == 0) o.mode = CONF_MODE_BADARGS;
     size_t len = 0;
     FILE *f = open_memstream(text, &len);
     ck_assert_ptr_nonnull(f);
@@ -181,6 +182,33 @@ START_TEST(cpu_passes_quick)
 }
 END_TEST
 
+/* Badargs mode: the CPU refuses every malformed call (against itself as
+ * the reference); the broken backend fails it three ways: gap_bwd accepts
+ * its bad call, relu_bwd-style own checks word their refusal differently,
+ * and most ops are missing. */
+START_TEST(badargs_cpu_passes_broken_fails)
+{
+    char *text = NULL;
+    int rc = run_capture("cpu", "badargs", NULL, &text);
+    ck_assert_msg(rc == CONF_EXIT_PASS, "%s", tail(text));
+    char want[64];
+    snprintf(want, sizeof want, "cases %d, passed %d, failed 0", conf_badargs_count(),
+             conf_badargs_count());
+    ck_assert_msg(strstr(text, want) != NULL, "%s", tail(text));
+    ck_assert_ptr_nonnull(strstr(text, "upsample_nearest_fwd: "));
+    free(text);
+    rc = run_capture("broken", "badargs", NULL, &text);
+    ck_assert_msg(rc == CONF_EXIT_FAIL, "%s", tail(text));
+    ck_assert_msg(strstr(text, "gap_bwd output of the wrong shape") &&
+                      strstr(text, "accepted (expected HCGA_ERR_INVALID: gap_bwd: "),
+                  "%s", tail(text));
+    ck_assert_msg(strstr(text, "message differs"), "%s", tail(text));
+    ck_assert_msg(strstr(text, "(mandatory op)"), "%s", tail(text));
+    ck_assert_ptr_nonnull(strstr(text, "CONFORMANCE FAILED"));
+    free(text);
+}
+END_TEST
+
 START_TEST(setup_errors)
 {
     conf_opts o;
@@ -221,6 +249,7 @@ int main(void)
     tcase_add_test(tc, correct_ops_pass);
     tcase_add_test(tc, wrong_gradient_fails_test_and_grad);
     tcase_add_test(tc, cpu_passes_quick);
+    tcase_add_test(tc, badargs_cpu_passes_broken_fails);
     tcase_add_test(tc, setup_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

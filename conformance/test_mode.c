@@ -20,48 +20,19 @@
  *   dot          long dot products and reductions over a batch (conv,
  *                gemm, BN statistics, losses): relative error grows with
  *                the length; tolerance 1e-7 / 1e-3.  Dropping one term of a
- *                3x3x64 conv already gives NMSE ~1e-3. */
-static const conf_tol TOL_ELEM = {"elementwise", 1e-10, 1e-5};
-static const conf_tol TOL_SUM = {"sum", 1e-9, 1e-4};
-static const conf_tol TOL_DOT = {"dot", 1e-7, 1e-3};
+ *                3x3x64 conv already gives NMSE ~1e-3.
+ * Each op's class is the `tol` column of plugins/hcga_ops.def. */
+#define TOL_ELEM_INIT {"elementwise", 1e-10, 1e-5}
+#define TOL_SUM_INIT {"sum", 1e-9, 1e-4}
+#define TOL_DOT_INIT {"dot", 1e-7, 1e-3}
 
 conf_tol conf_op_tol(int op, int dtype)
 {
-    conf_tol t;
-    switch (op) {
-    case HCGA_OP_CONV2D_FWD:
-    case HCGA_OP_CONV2D_BWD_DATA:
-    case HCGA_OP_CONV2D_BWD_FILTER:
-    case HCGA_OP_BN_FWD_TRAIN:
-    case HCGA_OP_BN_BWD:
-    case HCGA_OP_GEMM:
-    case HCGA_OP_REDUCE:
-    case HCGA_OP_CE_LS_FWD:
-    case HCGA_OP_PIXEL_CE_FWD:
-    case HCGA_OP_TRIPLET_FWD:
-    case HCGA_OP_TRIPLET_BWD:
-    case HCGA_OP_SHIFT_L1_FWD:
-        t = TOL_DOT;
-        break;
-    case HCGA_OP_BN_FWD_INFER:
-    case HCGA_OP_ADAM_STEP: /* m, v: b*m + (1-b)*g cancels when the signs differ */
-    case HCGA_OP_SGD_STEP:
-    case HCGA_OP_SUM_TO:
-    case HCGA_OP_SOFTMAX_FWD:
-    case HCGA_OP_SOFTMAX_BWD:
-    case HCGA_OP_UPSAMPLE_NEAREST_BWD:
-    case HCGA_OP_RESIZE_BILINEAR_FWD:
-    case HCGA_OP_RESIZE_BILINEAR_BWD:
-    case HCGA_OP_GAP_FWD:
-    case HCGA_OP_CE_LS_BWD:
-    case HCGA_OP_PIXEL_CE_BWD:
-    case HCGA_OP_SHIFT_L1_BWD:
-        t = TOL_SUM;
-        break;
-    default:
-        t = TOL_ELEM;
-        break;
-    }
+    static const conf_tol by_class[] = {[HCGA_TOL_ELEM] = TOL_ELEM_INIT,
+                                        [HCGA_TOL_SUM] = TOL_SUM_INIT,
+                                        [HCGA_TOL_DOT] = TOL_DOT_INIT};
+    const hcga_op_info *info = hcga_op_get_info(op);
+    conf_tol t = by_class[info ? info->tol : HCGA_TOL_ELEM];
     if (dtype == HCGA_F64) {
         /* F64 epsilon is 2^-29 times F32's: scale the NMSE (squared) by 1e-14
          * and the max error by 1e-7. */

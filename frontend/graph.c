@@ -813,48 +813,19 @@ void hg_requires_grad(hg_graph *g, hg_val v)
 
 /* ---- autodiff ------------------------------------------------------------ */
 
-/* Does output slot s of a forward node carry a gradient? */
+/* Does output slot s of a forward node carry a gradient?  (The catalogue's
+ * diff_out column, plugins/hcga_ops.def.) */
 static int out_differentiable(const hg_node *n, int s)
 {
-    switch (n->op) {
-    case HCGA_OP_BN_FWD_TRAIN: /* save_mean/invstd, running stats: no */
-    case HCGA_OP_TRIPLET_FWD:  /* hard indices: no */
-        return s == 0;
-    case HCGA_OP_ARGMAX:
-    case HCGA_OP_FILL:
-        return 0;
-    default:
-        return 1;
-    }
+    const hcga_op_info *info = hcga_op_get_info(n->op);
+    return info && s >= 0 && s < 8 && ((info->diff_out >> s) & 1);
 }
 
-/* Does input slot s of a forward node receive a gradient? */
+/* Does input slot s of a forward node receive a gradient?  (diff_in.) */
 static int in_differentiable(const hg_node *n, int s)
 {
-    switch (n->op) {
-    case HCGA_OP_CONV2D_FWD: return s <= 2;
-    case HCGA_OP_BN_FWD_TRAIN:
-    case HCGA_OP_BN_FWD_INFER: return s <= 2; /* not the running statistics */
-    case HCGA_OP_ADD:
-    case HCGA_OP_MUL:
-    case HCGA_OP_GEMM: return s <= 1;
-    case HCGA_OP_CONCAT: return 1;
-    case HCGA_OP_RELU_FWD:
-    case HCGA_OP_SIGMOID_FWD:
-    case HCGA_OP_THRESH_FWD:
-    case HCGA_OP_SOFTMAX_FWD:
-    case HCGA_OP_SPLIT:
-    case HCGA_OP_UPSAMPLE_NEAREST_FWD:
-    case HCGA_OP_RESIZE_BILINEAR_FWD:
-    case HCGA_OP_GAP_FWD:
-    case HCGA_OP_COPY:
-    case HCGA_OP_REDUCE:
-    case HCGA_OP_CE_LS_FWD:    /* logits, not labels */
-    case HCGA_OP_PIXEL_CE_FWD:
-    case HCGA_OP_TRIPLET_FWD:
-    case HCGA_OP_SHIFT_L1_FWD: return s == 0;
-    default: return 0; /* argmax, fill, backward ops */
-    }
+    const hcga_op_info *info = hcga_op_get_info(n->op);
+    return info && s >= 0 && s < 8 && ((info->diff_in >> s) & 1);
 }
 
 typedef struct bw_ctx {

@@ -208,48 +208,12 @@ typedef struct hcga_tensor {
  *               g = grad + wd*param; buf = (t == 1) ? g : momentum*buf + g;
  *               param -= lr*buf.  params: optim
  */
+/* The op enum is generated from the catalogue plugins/hcga_ops.def (one
+ * row per op, in ABI order: new ops are appended there). */
 typedef enum hcga_op {
-    HCGA_OP_CONV2D_FWD = 0,
-    HCGA_OP_CONV2D_BWD_DATA,
-    HCGA_OP_CONV2D_BWD_FILTER,
-    HCGA_OP_BN_FWD_TRAIN,
-    HCGA_OP_BN_FWD_INFER,
-    HCGA_OP_BN_BWD,
-    HCGA_OP_RELU_FWD,
-    HCGA_OP_RELU_BWD,
-    HCGA_OP_SIGMOID_FWD,
-    HCGA_OP_SIGMOID_BWD,
-    HCGA_OP_THRESH_FWD,
-    HCGA_OP_THRESH_BWD,
-    HCGA_OP_ADD,
-    HCGA_OP_MUL,
-    HCGA_OP_SUM_TO,
-    HCGA_OP_COPY,
-    HCGA_OP_FILL,
-    HCGA_OP_SOFTMAX_FWD,
-    HCGA_OP_SOFTMAX_BWD,
-    HCGA_OP_CONCAT,
-    HCGA_OP_SPLIT,
-    HCGA_OP_ARGMAX,
-    HCGA_OP_UPSAMPLE_NEAREST_FWD,
-    HCGA_OP_UPSAMPLE_NEAREST_BWD,
-    HCGA_OP_RESIZE_BILINEAR_FWD,
-    HCGA_OP_RESIZE_BILINEAR_BWD,
-    HCGA_OP_GAP_FWD,
-    HCGA_OP_GAP_BWD,
-    HCGA_OP_GEMM,
-    HCGA_OP_REDUCE,
-    HCGA_OP_REDUCE_BWD,
-    HCGA_OP_CE_LS_FWD,
-    HCGA_OP_CE_LS_BWD,
-    HCGA_OP_PIXEL_CE_FWD,
-    HCGA_OP_PIXEL_CE_BWD,
-    HCGA_OP_TRIPLET_FWD,
-    HCGA_OP_TRIPLET_BWD,
-    HCGA_OP_SHIFT_L1_FWD,
-    HCGA_OP_SHIFT_L1_BWD,
-    HCGA_OP_ADAM_STEP,
-    HCGA_OP_SGD_STEP,
+#define HCGA_OP(id_, ...) HCGA_OP_##id_,
+#include "hcga_ops.def"
+#undef HCGA_OP
     HCGA_OP_COUNT /* number of ops in this ABI minor version */
 } hcga_op;
 
@@ -429,21 +393,49 @@ typedef struct hcga_plugin_descriptor {
         (name_), (desc_), (version_), (get_iface_)                               \
     }
 
+/* The hcga_op_params member an op reads (column `params` of hcga_ops.def). */
+typedef enum hcga_param_group {
+    HCGA_PG_NONE = 0, HCGA_PG_CONV, HCGA_PG_BN, HCGA_PG_RESIZE, HCGA_PG_GEMM,
+    HCGA_PG_LOSS, HCGA_PG_SHIFT, HCGA_PG_OPTIM, HCGA_PG_SCALAR, HCGA_PG_REDUCE
+} hcga_param_group;
+
+/* Conformance tolerance classes (column `tol`; the numbers are in
+ * conformance/README.md): a few roundings per element, short sums and
+ * transcendental functions, long dot products and batch reductions. */
+typedef enum hcga_tol_class { HCGA_TOL_ELEM = 0, HCGA_TOL_SUM, HCGA_TOL_DOT } hcga_tol_class;
+
+/* One row of the op catalogue as data (see hcga_ops.def for each column). */
+typedef struct hcga_op_info {
+    const char *name;        /* "conv2d_bwd_filter" */
+    int8_t in_min, in_max;   /* allowed num_in */
+    int8_t out_min, out_max; /* allowed num_out */
+    int8_t params;           /* hcga_param_group */
+    int8_t tol;              /* hcga_tol_class */
+    uint8_t diff_in;         /* bit s: in[s] receives a gradient under autodiff */
+    uint8_t diff_out;        /* bit s: out[s] carries a gradient */
+    uint8_t index_in;        /* bit s: in[s] is an index (i64) tensor */
+    uint8_t index_out;       /* bit s: out[s] is an index (i64) tensor */
+    uint8_t bwd;             /* 1: backward passes use the op */
+} hcga_op_info;
+
+/* The catalogue row of op, or NULL for an op this header does not know. */
+static inline const hcga_op_info *hcga_op_get_info(int op)
+{
+    static const hcga_op_info table[HCGA_OP_COUNT] = {
+#define HCGA_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_, bwd_) \
+    {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
+     bwd_},
+#include "hcga_ops.def"
+#undef HCGA_OP
+    };
+    return (op >= 0 && op < HCGA_OP_COUNT) ? &table[op] : (const hcga_op_info *)0;
+}
+
 /* Names of ops and dtypes for messages ("conv2d_bwd_filter", "f32"). */
 static inline const char *hcga_op_name(int op)
 {
-    static const char *const names[HCGA_OP_COUNT] = {
-        "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter",
-        "bn_fwd_train", "bn_fwd_infer", "bn_bwd",
-        "relu_fwd", "relu_bwd", "sigmoid_fwd", "sigmoid_bwd",
-        "thresh_fwd", "thresh_bwd", "add", "mul", "sum_to", "copy", "fill",
-        "softmax_fwd", "softmax_bwd", "concat", "split", "argmax",
-        "upsample_nearest_fwd", "upsample_nearest_bwd",
-        "resize_bilinear_fwd", "resize_bilinear_bwd", "gap_fwd", "gap_bwd",
-        "gemm", "reduce", "reduce_bwd", "ce_ls_fwd", "ce_ls_bwd",
-        "pixel_ce_fwd", "pixel_ce_bwd", "triplet_fwd", "triplet_bwd",
-        "shift_l1_fwd", "shift_l1_bwd", "adam_step", "sgd_step"};
-    return (op >= 0 && op < HCGA_OP_COUNT) ? names[op] : "unknown_op";
+    const hcga_op_info *info = hcga_op_get_info(op);
+    return info ? info->name : "unknown_op";
 }
 
 static inline const char *hcga_dtype_name(int dt)

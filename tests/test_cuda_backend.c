@@ -12,8 +12,8 @@
  * unavailable with exactly that text through hcga_plugins_scan and
  * hcga_be_open, fail create() cleanly, reject unknown options, and never
  * crash.  With a GPU, a few ops are run on both the CPU and the CUDA backend
- * on the same random inputs and compared, plus determinism and the
- * device-side label check.
+ * on the same random inputs and compared, plus determinism, the
+ * device-side label check and the contract checker's messages.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -165,6 +165,14 @@ START_TEST(test_direct_calls_do_not_crash)
         ck_assert(f->supports(NULL, op, HCGA_F64));
     }
     ck_assert(!f->supports(NULL, HCGA_OP_ADD, HCGA_I64));
+    /* every entry of the generated op table goes through the dispatcher,
+     * which refuses a call without an instance before touching anything */
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    for (int op = 0; op < HCGA_OP_COUNT; op++) {
+        a.op = op;
+        ck_assert_int_eq(f->ops[op](NULL, &a), HCGA_ERR_INVALID);
+    }
 }
 END_TEST
 
@@ -518,6 +526,66 @@ START_TEST(test_gpu_bad_label_reported)
 }
 END_TEST
 
+/* A malformed call is refused by the shared contract checker before any
+ * device work, with the same "<op>: <problem>" line as the CPU backend; a
+ * call the device cannot take is refused as unsupported, with a reason. */
+static hcga_status bad_call(const char *name, const hcga_op_args *proto, int nin, const int64_t *const *shapes,
+                            const int *ndims, const int *dtypes, char *msg, size_t len)
+{
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open(name, 0, NULL, &be, err, sizeof err) == 0, "%s", err);
+    hcga_op_args a = *proto;
+    hcga_buffer *bufs[8];
+    hcga_tensor t[8];
+    const int n = a.num_in + a.num_out;
+    for (int k = 0; k < n; k++) {
+        int64_t ne = 1;
+        for (int i = 0; i < ndims[k]; i++) ne *= shapes[k][i];
+        ck_assert_int_eq(hcga_be_alloc(be, (uint64_t)ne * hcga_dtype_size(dtypes[k]), &bufs[k]), HCGA_OK);
+        t[k] = hcga_tensor_make(bufs[k], 0, dtypes[k], ndims[k], shapes[k]);
+        if (k < nin) a.in[k] = &t[k];
+        else a.out[k - nin] = &t[k];
+    }
+    hcga_status st = hcga_be_run(be, &a);
+    snprintf(msg, len, "%s", hcga_be_error(be));
+    ck_assert_int_eq(hcga_be_sync(be), HCGA_OK); /* nothing bad was enqueued */
+    for (int k = 0; k < n; k++) hcga_be_free(be, bufs[k]);
+    hcga_be_close(be);
+    return st;
+}
+
+START_TEST(test_gpu_contract_messages)
+{
+    if (!gpu_present()) return;
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    a.op = HCGA_OP_RELU_FWD;
+    a.num_in = 1;
+    a.num_out = 1;
+    const int64_t sx[2] = {2, 3}, sy[2] = {2, 4};
+    const int64_t *shapes[2] = {sx, sy};
+    const int nd[2] = {2, 2}, dt[2] = {HCGA_F32, HCGA_F32};
+    char mc[1024], mg[1024];
+    ck_assert_int_eq(bad_call("cpu", &a, 1, shapes, nd, dt, mc, sizeof mc), HCGA_ERR_INVALID);
+    ck_assert_int_eq(bad_call("cuda", &a, 1, shapes, nd, dt, mg, sizeof mg), HCGA_ERR_INVALID);
+    ck_assert_msg(strncmp(mg, "relu_fwd: ", 10) == 0, "cuda says '%s'", mg);
+    ck_assert_str_eq(mg, mc);
+
+    /* the N x N distance matrix of the triplet kernels: a device limit */
+    memset(&a, 0, sizeof a);
+    a.op = HCGA_OP_TRIPLET_FWD;
+    a.num_in = 2;
+    a.num_out = 2;
+    a.p.loss.margin = 0.3;
+    const int64_t tx[2] = {65537, 1}, tl[1] = {65537}, tloss[1] = {1}, th[2] = {65537, 2};
+    const int64_t *tshapes[4] = {tx, tl, tloss, th};
+    const int tnd[4] = {2, 1, 1, 2}, tdt[4] = {HCGA_F32, HCGA_I64, HCGA_F32, HCGA_I64};
+    ck_assert_int_eq(bad_call("cuda", &a, 2, tshapes, tnd, tdt, mg, sizeof mg), HCGA_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(mg, "triplet_fwd: ") == mg && strstr(mg, "distance matrix"), "cuda says '%s'", mg);
+}
+END_TEST
+
 static Suite *cuda_suite(void)
 {
     Suite *s = suite_create("cuda_backend");
@@ -535,6 +603,7 @@ static Suite *cuda_suite(void)
     tcase_add_test(g, test_gpu_losses_vs_cpu);
     tcase_add_test(g, test_gpu_deterministic);
     tcase_add_test(g, test_gpu_bad_label_reported);
+    tcase_add_test(g, test_gpu_contract_messages);
     suite_add_tcase(s, g);
     return s;
 }

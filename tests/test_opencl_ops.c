@@ -7,7 +7,8 @@
  * out-of-bounds write fails.  Tensors sit at a non-zero byte offset in their
  * buffer (the backend must honour tensor.offset).  Also checked: no OpenCL
  * platform (probe's reason), options and device selection, label errors,
- * determinism of reductions.
+ * determinism of reductions, and that malformed calls are refused with the
+ * shared contract checker's message, word for word the CPU backend's.
  *
  * Exit 77 (skip) with a printed reason when the OpenCL backend cannot be
  * opened here (no platform, plugin not built).  OpenCL state must not cross
@@ -613,11 +614,16 @@ START_TEST(test_losses)
         int64_t bad[4 * 2] = {1, 2, -1, 0, 2, 4, 3, 0};
         tdesc bin2[3] = {T2(HCGA_F32, 4, 2, ex), T2(HCGA_I64, 4, 2, bad), T1(HCGA_F32, 1, dl)};
         void *rr[1];
-        char m2[1024] = "";
+        char m2[1024] = "", mc[1024] = "";
         hcga_status st = run_on(ocl, HCGA_OP_TRIPLET_BWD, &q, 3, bin2, 1, eout, rr, m2, sizeof m2);
         free(rr[0]);
         ck_assert_int_eq(st, HCGA_ERR_INVALID);
-        ck_assert_msg(strstr(m2, "hard[2] holds an index outside [-1, 4)"), "message: %s", m2);
+        /* the first bad entry, named as the CPU reference names it */
+        ck_assert_str_eq(m2, "triplet_bwd: hard[2,1] = 4 is outside [-1, 4)");
+        st = run_on(cpu, HCGA_OP_TRIPLET_BWD, &q, 3, bin2, 1, eout, rr, mc, sizeof mc);
+        free(rr[0]);
+        ck_assert_int_eq(st, HCGA_ERR_INVALID);
+        ck_assert_str_eq(m2, mc);
     }
 
     /* shift L1, every shift */
@@ -657,13 +663,91 @@ START_TEST(test_bad_label)
     ck_assert_int_eq(st, HCGA_ERR_INVALID);
     ck_assert_msg(strstr(msg, "labels[2] = 7 is outside [0, 7)"), "message: %s", msg);
     ck_assert_msg(strstr(msg, "ce_ls_fwd"), "message does not name the op: %s", msg);
-    /* a shape error names the slot */
+    /* a shape error names the tensor (the shared contract checker's words) */
     tdesc bad[2] = {T2(HCGA_F32, 4, 7, lg), T1(HCGA_I64, 3, lab)};
     st = run_on(ocl, HCGA_OP_CE_LS_FWD, &p, 2, bad, 1, out, r, msg, sizeof msg);
     free(r[0]);
     ck_assert_int_eq(st, HCGA_ERR_INVALID);
-    ck_assert_msg(strstr(msg, "in[1] (labels) has 3 elements, expected 4"), "message: %s", msg);
+    ck_assert_str_eq(msg, "ce_ls_fwd: labels has shape [3], expected [4]");
     free(lg);
+}
+END_TEST
+
+/* Runs one malformed call on both backends: both must refuse it with
+ * HCGA_ERR_INVALID and the same message (one checker for every backend);
+ * returns OpenCL's message in msg. */
+static void both_refuse(const char *what, int op, const hcga_op_params *p, int nin,
+                        const tdesc *in, int nout, const tdesc *out, char *msg, size_t len)
+{
+    void *r[8];
+    char mc[1024] = "";
+    hcga_status so = run_on(ocl, op, p, nin, in, nout, out, r, msg, len);
+    for (int i = 0; i < nout; i++) free(r[i]);
+    hcga_status sc = run_on(cpu, op, p, nin, in, nout, out, r, mc, sizeof mc);
+    for (int i = 0; i < nout; i++) free(r[i]);
+    ck_assert_msg(so == HCGA_ERR_INVALID, "%s: opencl answered %d (%s)", what, (int)so,
+                  so == HCGA_OK ? "accepted" : msg);
+    ck_assert_msg(sc == HCGA_ERR_INVALID, "%s: cpu answered %d (%s)", what, (int)sc,
+                  sc == HCGA_OK ? "accepted" : mc);
+    ck_assert_msg(!strcmp(msg, mc), "%s: opencl says '%s', cpu says '%s'", what, msg, mc);
+}
+
+START_TEST(test_contract)
+{
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    char msg[1024];
+
+    /* resize.factor is bounded (the OpenCL backend used to take any f >= 1):
+     * refused before the shapes are looked at, with the op named once */
+    float x1[4] = {1, 2, 3, 4};
+    tdesc uin[1] = {T4(HCGA_F32, 1, 1, 2, 2, x1)}, uout[1] = {T4(HCGA_F32, 1, 1, 4, 4, NULL)};
+    p.resize.factor = 5000;
+    both_refuse("factor 5000", HCGA_OP_UPSAMPLE_NEAREST_FWD, &p, 1, uin, 1, uout, msg,
+                sizeof msg);
+    ck_assert_str_eq(msg, "upsample_nearest_fwd: resize.factor 5000 must be in 1..4096");
+    p.resize.factor = 0;
+    both_refuse("factor 0", HCGA_OP_UPSAMPLE_NEAREST_FWD, &p, 1, uin, 1, uout, msg, sizeof msg);
+    ck_assert_str_eq(msg, "upsample_nearest_fwd: resize.factor 0 must be in 1..4096");
+
+    /* one floating dtype per call: an argument error, even on a device
+     * without fp64 (the contract is checked before the device's limits) */
+    memset(&p, 0, sizeof p);
+    tdesc rin[1] = {T1(HCGA_F32, 4, x1)}, rout[1] = {T1(HCGA_F64, 4, NULL)};
+    both_refuse("relu f32 -> f64", HCGA_OP_RELU_FWD, &p, 1, rin, 1, rout, msg, sizeof msg);
+    ck_assert_msg(!strncmp(msg, "relu_fwd: ", 10) && strncmp(msg + 10, "relu_fwd", 8),
+                  "message: %s", msg);
+
+    /* shapes: x and y of an elementwise op differ */
+    tdesc sout[1] = {T1(HCGA_F32, 3, NULL)};
+    both_refuse("relu shapes", HCGA_OP_RELU_FWD, &p, 1, rin, 1, sout, msg, sizeof msg);
+
+    /* integer CONCAT is a valid call (the CPU backend runs it) that this
+     * backend has no kernel for: unsupported, as supports() says */
+    {
+        int64_t i0[2] = {7, 8}, i1[2] = {-1, 9};
+        tdesc cin[2] = {T2(HCGA_I64, 2, 1, i0), T2(HCGA_I64, 2, 1, i1)};
+        tdesc cout_[1] = {T2(HCGA_I64, 2, 2, NULL)};
+        void *r[1];
+        ck_assert(!ocl->iface->supports(ocl->inst, HCGA_OP_CONCAT, HCGA_I64));
+        hcga_status st = run_on(ocl, HCGA_OP_CONCAT, &p, 2, cin, 1, cout_, r, msg, sizeof msg);
+        free(r[0]);
+        ck_assert_int_eq(st, HCGA_ERR_UNSUPPORTED);
+        ck_assert_msg(strstr(msg, "concat: i64 tensors") == msg, "message: %s", msg);
+    }
+
+    /* a device without cl_khr_fp64 refuses a well-formed f64 call as
+     * unsupported, with the reason */
+    if (!ocl->iface->supports(ocl->inst, HCGA_OP_RELU_FWD, HCGA_F64)) {
+        double d1[4] = {1, -2, 3, -4};
+        tdesc din[1] = {T1(HCGA_F64, 4, d1)}, dout[1] = {T1(HCGA_F64, 4, NULL)};
+        void *r[1];
+        hcga_status st = run_on(ocl, HCGA_OP_RELU_FWD, &p, 1, din, 1, dout, r, msg, sizeof msg);
+        free(r[0]);
+        ck_assert_int_eq(st, HCGA_ERR_UNSUPPORTED);
+        ck_assert_msg(strstr(msg, "relu_fwd: ") == msg && strstr(msg, "cl_khr_fp64"),
+                      "message: %s", msg);
+    }
 }
 END_TEST
 
@@ -821,6 +905,7 @@ int main(void)
     tcase_add_test(t, test_channel_broadcast);
     tcase_add_test(t, test_losses);
     tcase_add_test(t, test_bad_label);
+    tcase_add_test(t, test_contract);
     tcase_add_test(t, test_reduce_deterministic);
     tcase_add_test(t, test_optim_copy);
     tcase_add_test(t, test_f64);

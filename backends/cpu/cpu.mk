@@ -7,7 +7,7 @@ hcga_backend_cpu_la_SOURCES = backends/cpu/cpu_backend.c backends/cpu/cpu_ops.c 
 hcga_backend_cpu_la_CFLAGS = $(AM_CFLAGS) $(OPENBLAS_CFLAGS) -fvisibility=hidden \
 	-fvect-cost-model=dynamic -fno-math-errno
 hcga_backend_cpu_la_LDFLAGS = -module -avoid-version -no-undefined
-hcga_backend_cpu_la_LIBADD = $(OPENBLAS_LIBS) -lpthread -lm
+hcga_backend_cpu_la_LIBADD = libhcga_contract.la $(OPENBLAS_LIBS) -lpthread -lm
 
 # Unit test: loads the plugin through the real loader (libhcga).
 check_PROGRAMS += tests/test_cpu_ops

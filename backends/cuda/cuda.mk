@@ -32,9 +32,9 @@ $(libhcga_cuda_kernels_la_OBJECTS): $(CUDA_KERNEL_HDRS) backends/cuda/nvcc-lt.sh
 CLEANFILES += backends/cuda/*.lo backends/cuda/.libs/k_*.o
 
 pkglib_LTLIBRARIES += hcga_backend_cuda.la
-hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_check.c \
+hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_core.c \
 	backends/cuda/cuda_dnn.c backends/cuda/cuda_ops.c backends/cuda/cuda_internal.h \
-	backends/cuda/cuda_kernels.h
+	backends/cuda/cuda_impl.h backends/cuda/cuda_kernels.h
 hcga_backend_cuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(CUDA_HOME)/include
 hcga_backend_cuda_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 hcga_backend_cuda_la_LDFLAGS = -module -avoid-version -no-undefined -L$(CUDA_HOME)/lib64 \
@@ -43,7 +43,7 @@ if !SANITIZERS
 hcga_backend_cuda_la_LDFLAGS += -Wl,--no-undefined
 endif
 # nvcc's host stubs use thread-safe statics (__cxa_guard_*): libstdc++.
-hcga_backend_cuda_la_LIBADD = libhcga_cuda_kernels.la -lcudnn -lcublas -lcudart -lstdc++ -lm
+hcga_backend_cuda_la_LIBADD = libhcga_contract.la libhcga_cuda_kernels.la -lcudnn -lcublas -lcudart -lstdc++ -lm
 
 # Loads the plugin through the frontend loader: without a usable GPU it must
 # report CUDA's own error text and never crash; with one it also compares a

@@ -1,6 +1,6 @@
 /*
  * cuda_backend.c - the CUDA backend plugin: descriptor, probe, instances,
- * device buffers, synchronisation and error reporting.
+ * device buffers, synchronisation and the op dispatcher.
  *
  * One instance owns one non-blocking stream; every op, copy and allocation
  * of the instance is enqueued there, so ops never synchronise.  Only
@@ -12,106 +12,15 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hcga_autoconf.h" /* PACKAGE_VERSION */
-#include "cuda_internal.h"
+#include "cuda_impl.h"
 
 #define CU_DEFAULT_WORKSPACE_MB 1024
 #define CU_INITIAL_SCRATCH (1u << 20)
-
-/* ---- error messages --------------------------------------------------------- */
-
-hcga_status cu_err(hcga_backend *be, hcga_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(be->err, sizeof be->err, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
-hcga_status cu_fail_cuda(hcga_backend *be, const char *op, const char *call, cudaError_t e)
-{
-    hcga_status st = e == cudaErrorMemoryAllocation ? HCGA_ERR_NOMEM : HCGA_ERR_DEVICE;
-    cudaGetLastError(); /* clear a non-sticky error so the next call starts clean */
-    return cu_err(be, st, "%s in %s (%s): %s", cudaGetErrorName(e), op, call, cudaGetErrorString(e));
-}
-
-hcga_status cu_fail_cudnn(hcga_backend *be, const char *op, const char *call, cudnnStatus_t s)
-{
-    char detail[512];
-    detail[0] = '\0';
-    cudnnGetLastErrorString(detail, sizeof detail);
-    detail[sizeof detail - 1] = '\0';
-    for (char *p = detail; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
-    hcga_status st = HCGA_ERR_DEVICE;
-    if (s == CUDNN_STATUS_BAD_PARAM || s == CUDNN_STATUS_NOT_SUPPORTED) st = HCGA_ERR_INVALID;
-    if (s == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED) st = HCGA_ERR_NOMEM;
-    if (detail[0])
-        return cu_err(be, st, "%s in %s (%s): %s", cudnnGetErrorString(s), op, call, detail);
-    return cu_err(be, st, "%s in %s (%s)", cudnnGetErrorString(s), op, call);
-}
-
-hcga_status cu_fail_cublas(hcga_backend *be, const char *op, const char *call, cublasStatus_t s)
-{
-    hcga_status st = s == CUBLAS_STATUS_ALLOC_FAILED ? HCGA_ERR_NOMEM : HCGA_ERR_DEVICE;
-    if (s == CUBLAS_STATUS_INVALID_VALUE || s == CUBLAS_STATUS_NOT_SUPPORTED) st = HCGA_ERR_INVALID;
-    return cu_err(be, st, "%s in %s (%s): %s", cublasGetStatusName(s), op, call,
-                  cublasGetStatusString(s));
-}
-
-/* ---- device memory ---------------------------------------------------------------- */
-
-static cudaError_t dev_alloc(hcga_backend *be, size_t bytes, void **p)
-{
-    if (bytes == 0) bytes = 1;
-    if (be->use_pool) return cudaMallocAsync(p, bytes, be->stream);
-    return cudaMalloc(p, bytes);
-}
-
-static cudaError_t dev_free(hcga_backend *be, void *p)
-{
-    if (!p) return cudaSuccess;
-    if (be->use_pool) return cudaFreeAsync(p, be->stream);
-    return cudaFree(p);
-}
-
-hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes)
-{
-    if (bytes <= be->ws_size) return HCGA_OK;
-    CU_CUDA(be, op, "cudaFreeAsync", dev_free(be, be->ws));
-    be->ws = NULL;
-    be->ws_size = 0;
-    void *p = NULL;
-    cudaError_t e = dev_alloc(be, bytes, &p);
-    if (e != cudaSuccess) {
-        cu_fail_cuda(be, op, be->use_pool ? "cudaMallocAsync" : "cudaMalloc", e);
-        size_t len = strlen(be->err);
-        snprintf(be->err + len, sizeof be->err - len, " (cuDNN workspace of %zu bytes)", bytes);
-        return e == cudaErrorMemoryAllocation ? HCGA_ERR_NOMEM : HCGA_ERR_DEVICE;
-    }
-    be->ws = p;
-    be->ws_size = bytes;
-    return HCGA_OK;
-}
-
-hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes)
-{
-    if (bytes <= be->scratch_size) return HCGA_OK;
-    CU_CUDA(be, op, "cudaFreeAsync", dev_free(be, be->scratch));
-    be->scratch = NULL;
-    be->scratch_size = 0;
-    void *p = NULL;
-    CU_CUDA(be, op, be->use_pool ? "cudaMallocAsync" : "cudaMalloc", dev_alloc(be, bytes, &p));
-    be->scratch = p;
-    be->scratch_size = bytes;
-    return HCGA_OK;
-}
 
 /* ---- probe and device info ---------------------------------------------------------- */
 
@@ -296,8 +205,8 @@ static void cuda_destroy(hcga_backend *be)
         cudaSetDevice(be->device);
         cudaStreamSynchronize(be->stream);
     }
-    if (be->ws) dev_free(be, be->ws);
-    if (be->scratch) dev_free(be, be->scratch);
+    if (be->ws) cu_dev_free(be, be->ws);
+    if (be->scratch) cu_dev_free(be, be->scratch);
     if (be->stream) cudaStreamSynchronize(be->stream);
     if (be->dflag) cudaFree(be->dflag);
     if (be->hflag) cudaFreeHost(be->hflag);
@@ -440,7 +349,7 @@ static hcga_status cuda_buffer_alloc(hcga_backend *be, uint64_t bytes, hcga_buff
     /* cudaMalloc guarantees 256-byte alignment; cudaMallocAsync is not
      * documented to, so allocate 256 more and align by hand. */
     void *p = NULL;
-    cudaError_t e = dev_alloc(be, (size_t)bytes + 256, &p);
+    cudaError_t e = cu_dev_alloc(be, (size_t)bytes + 256, &p);
     if (e != cudaSuccess) {
         free(b);
         hcga_status st = cu_fail_cuda(be, op, be->use_pool ? "cudaMallocAsync" : "cudaMalloc", e);
@@ -460,7 +369,7 @@ static void cuda_buffer_free(hcga_backend *be, hcga_buffer *buf)
     if (!buf) return;
     if (be) {
         cudaSetDevice(be->device);
-        cudaError_t e = dev_free(be, buf->base);
+        cudaError_t e = cu_dev_free(be, buf->base);
         if (e != cudaSuccess) cu_fail_cuda(be, "buffer_free", be->use_pool ? "cudaFreeAsync" : "cudaFree", e);
     }
     free(buf);
@@ -491,30 +400,6 @@ static hcga_status cuda_buffer_write(hcga_backend *be, hcga_buffer *buf, uint64_
     return HCGA_OK;
 }
 
-/* Wait for the stream and report errors recorded by kernels meanwhile. */
-hcga_status cu_wait_and_check(hcga_backend *be, const char *op)
-{
-    CU_CUDA(be, op, "cudaMemcpyAsync",
-            cudaMemcpyAsync(be->hflag, be->dflag, sizeof(int), cudaMemcpyDeviceToHost, be->stream));
-    CU_CUDA(be, op, "cudaStreamSynchronize", cudaStreamSynchronize(be->stream));
-    int code = *be->hflag;
-    if (code == 0) return HCGA_OK;
-    *be->hflag = 0;
-    CU_CUDA(be, op, "cudaMemsetAsync", cudaMemsetAsync(be->dflag, 0, sizeof(int), be->stream));
-    int bad_op = code - 1;
-    const char *what = "an input value out of range";
-    switch (bad_op) {
-    case HCGA_OP_CE_LS_FWD:
-    case HCGA_OP_CE_LS_BWD: what = "a label outside [0, C)"; break;
-    case HCGA_OP_PIXEL_CE_FWD:
-    case HCGA_OP_PIXEL_CE_BWD: what = "a label outside [0, K) that is not the ignore label"; break;
-    case HCGA_OP_TRIPLET_BWD: what = "an index in hard[] outside [-1, N) (or a negative without a positive)"; break;
-    default: break;
-    }
-    return cu_err(be, HCGA_ERR_INVALID, "%s: an earlier %s call got %s (found by the device; its outputs are NaN)",
-                  op, hcga_op_name(bad_op), what);
-}
-
 static hcga_status cuda_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t offset, void *dst,
                                     uint64_t bytes)
 {
@@ -534,10 +419,60 @@ static hcga_status cuda_synchronize(hcga_backend *be)
     return cu_wait_and_check(be, "synchronize");
 }
 
+/* ---- ops: one dispatcher for every op ------------------------------------------------ */
+
+/* The implementations, one per catalogue row (a row without a declared
+ * cu_impl_<ID> in cuda_impl.h does not compile). */
+static const cu_impl_fn cu_impl[HCGA_OP_COUNT] = {
+#define HCGA_OP(id_, ...) [HCGA_OP_##id_] = cu_impl_##id_,
+#include "hcga_ops.def"
+#undef HCGA_OP
+};
+
+static uint64_t cu_buffer_size(const hcga_buffer *buf)
+{
+    return buf->bytes;
+}
+
+/*
+ * Every op: the shared contract check (nothing is enqueued for a bad call;
+ * its message "<op>: <problem>" is last_error as it is), the instance's
+ * device made current, the implementation, and with sync=1 a wait after it,
+ * so that a device fault or a device-side input error (bad label) is
+ * reported by the op that caused it rather than by the next read.
+ */
+static hcga_status cu_dispatch(hcga_backend *be, const hcga_op_args *a, int op)
+{
+    if (!be) return HCGA_ERR_INVALID;
+    hcga_checked ck;
+    char msg[HCGA_CONTRACT_MSG_LEN];
+    hcga_status st = hcga_contract_check(op, a, cu_buffer_size, &ck, msg, sizeof msg);
+    if (st != HCGA_OK) return cu_err(be, st, "%s", msg);
+    const char *name = hcga_op_name(op);
+    CU_CUDA(be, name, "cudaSetDevice", cudaSetDevice(be->device));
+    st = cu_impl[op](be, a, &ck);
+    if (st != HCGA_OK || !be->sync_each) return st;
+    return cu_wait_and_check(be, name);
+}
+
+#define HCGA_OP(id_, ...)                                                         \
+    static hcga_status cu_entry_##id_(hcga_backend *be, const hcga_op_args *a) \
+    {                                                                             \
+        return cu_dispatch(be, a, HCGA_OP_##id_);                                 \
+    }
+#include "hcga_ops.def"
+#undef HCGA_OP
+
+static const hcga_op_fn cu_op_table[HCGA_OP_COUNT] = {
+#define HCGA_OP(id_, ...) [HCGA_OP_##id_] = cu_entry_##id_,
+#include "hcga_ops.def"
+#undef HCGA_OP
+};
+
 static int cuda_supports(hcga_backend *be, int op, int dtype)
 {
     (void)be;
-    if (op < 0 || op >= HCGA_OP_COUNT || !cu_op_table[op]) return 0;
+    if (op < 0 || op >= HCGA_OP_COUNT) return 0;
     if (op == HCGA_OP_FILL || op == HCGA_OP_COPY || op == HCGA_OP_CONCAT || op == HCGA_OP_SPLIT)
         return dtype >= 0 && dtype < HCGA_DTYPE_COUNT;
     return dtype == HCGA_F32 || dtype == HCGA_F64;

@@ -24,10 +24,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cuda_internal.h"
+#include "cuda_impl.h"
 #include "cuda_kernels.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
+
+/* The call being run: what the helpers below report errors as and with. */
+typedef struct cu_call {
+    hcga_backend *be;
+    const hcga_op_args *a;
+    const char *op; /* hcga_op_name */
+    int dt;         /* the call's float dtype (from the contract check) */
+} cu_call;
+
+static cu_call call_of(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
+{
+    cu_call c = {be, a, hcga_op_name(ck->op), ck->dtype};
+    return c;
+}
+
+/* What cuDNN/cuBLAS cannot take although the contract allows it. */
+#define CU_REFUSE(c, ...) return cu_err((c)->be, HCGA_ERR_UNSUPPORTED, __VA_ARGS__)
 
 static cudnnDataType_t dnn_type(int dt)
 {
@@ -56,62 +73,18 @@ static int fits_int(int64_t v)
 
 /* ---- convolution geometry ------------------------------------------------------------ */
 
-typedef struct conv_dims {
-    int64_t N, C, H, W, K, R, S, P, Q;
-    int ph, pw, sh, sw, dh, dw;
-} conv_dims;
-
-/* img = x or dx [N,C,H,W], res = y or dy [N,K,P,Q], w [K,C,R,S]. */
-static hcga_status conv_check(cu_ctx *c, const hcga_tensor *img, const char *iname,
-                              const hcga_tensor *w, const hcga_tensor *res, const char *rname,
-                              conv_dims *d)
+/* The geometry comes from the contract check (ck->conv); what is left is
+ * the legacy cuDNN API's int dimensions and int element counts. */
+static hcga_status conv_limits(const cu_call *c, const hcga_conv_dims *d)
 {
-    const hcga_conv_params *p = &c->a->p.conv;
-    CU_TRY(cu_ndim(c, img, iname, 4, "[N,C,H,W]"));
-    CU_TRY(cu_ndim(c, w, "w", 4, "[K,C,R,S]"));
-    CU_TRY(cu_ndim(c, res, rname, 4, "[N,K,P,Q]"));
-    if (p->stride_h < 1 || p->stride_w < 1)
-        CU_BAD(c, "%s: stride (%d,%d) must be >= 1", c->op, p->stride_h, p->stride_w);
-    if (p->dilation_h < 1 || p->dilation_w < 1)
-        CU_BAD(c, "%s: dilation (%d,%d) must be >= 1", c->op, p->dilation_h, p->dilation_w);
-    if (p->pad_h < 0 || p->pad_w < 0)
-        CU_BAD(c, "%s: padding (%d,%d) must be >= 0", c->op, p->pad_h, p->pad_w);
-    d->N = img->shape[0];
-    d->C = img->shape[1];
-    d->H = img->shape[2];
-    d->W = img->shape[3];
-    d->K = w->shape[0];
-    d->R = w->shape[2];
-    d->S = w->shape[3];
-    d->ph = p->pad_h;
-    d->pw = p->pad_w;
-    d->sh = p->stride_h;
-    d->sw = p->stride_w;
-    d->dh = p->dilation_h;
-    d->dw = p->dilation_w;
-    if (w->shape[1] != d->C)
-        CU_BAD(c, "%s: w has %lld input channels but %s has C=%lld", c->op,
-               (long long)w->shape[1], iname, (long long)d->C);
-    if (d->C < 1 || d->K < 1 || d->R < 1 || d->S < 1 || d->H < 1 || d->W < 1)
-        CU_BAD(c, "%s: C, K, R, S, H, W must all be >= 1", c->op);
-    int64_t eh = d->H + 2 * (int64_t)d->ph - (int64_t)d->dh * (d->R - 1) - 1;
-    int64_t ew = d->W + 2 * (int64_t)d->pw - (int64_t)d->dw * (d->S - 1) - 1;
-    if (eh < 0 || ew < 0)
-        CU_BAD(c, "%s: the %lldx%lld filter (dilation %d,%d) is larger than the padded %lldx%lld input",
-               c->op, (long long)d->R, (long long)d->S, d->dh, d->dw,
-               (long long)(d->H + 2 * d->ph), (long long)(d->W + 2 * d->pw));
-    d->P = eh / d->sh + 1;
-    d->Q = ew / d->sw + 1;
-    CU_SHAPE(c, res, rname, d->N, d->K, d->P, d->Q);
-    /* the legacy cuDNN API takes int dimensions and int element counts */
     if (!fits_int(d->N * d->C * d->H * d->W) || !fits_int(d->N * d->K * d->P * d->Q) ||
         !fits_int(d->K * d->C * d->R * d->S))
-        CU_BAD(c, "%s: a tensor has more than %d elements (cuDNN's legacy API limit)", c->op, INT_MAX);
+        CU_REFUSE(c, "%s: a tensor has more than %d elements (cuDNN's legacy API limit)", c->op, INT_MAX);
     return HCGA_OK;
 }
 
 /* Set xd/wd/yd/cd for the geometry; yd describes [N,K,P,Q]. */
-static hcga_status conv_descs(cu_ctx *c, const conv_dims *d)
+static hcga_status conv_descs(const cu_call *c, const hcga_conv_dims *d)
 {
     hcga_backend *be = c->be;
     cudnnDataType_t t = dnn_type(c->dt);
@@ -122,14 +95,29 @@ static hcga_status conv_descs(cu_ctx *c, const conv_dims *d)
     CU_DNN(be, c->op, "cudnnSetFilter4dDescriptor",
            cudnnSetFilter4dDescriptor(be->wd, t, CUDNN_TENSOR_NCHW, (int)d->K, (int)d->C, (int)d->R, (int)d->S));
     CU_DNN(be, c->op, "cudnnSetConvolution2dDescriptor",
-           cudnnSetConvolution2dDescriptor(be->cd, d->ph, d->pw, d->sh, d->sw, d->dh, d->dw,
-                                           CUDNN_CROSS_CORRELATION, t));
+           cudnnSetConvolution2dDescriptor(be->cd, (int)d->ph, (int)d->pw, (int)d->sh, (int)d->sw,
+                                           (int)d->dh, (int)d->dw, CUDNN_CROSS_CORRELATION, t));
     return HCGA_OK;
 }
 
 /* ---- algorithm cache --------------------------------------------------------------- */
 
 enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2 };
+
+/* One cached algorithm choice, keyed by everything the choice depends on. */
+typedef struct cu_conv_key {
+    int32_t kind, dtype, math_mode;
+    int32_t n, c, h, w, k, r, s;
+    int32_t pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
+} cu_conv_key;
+
+typedef struct cu_conv_entry {
+    cu_conv_key key;
+    int used;
+    int algo;
+    int math_type; /* cudnnMathType_t to run with */
+    size_t ws_bytes;
+} cu_conv_entry;
 
 static uint64_t key_hash(const cu_conv_key *k)
 {
@@ -253,7 +241,7 @@ static cudnnStatus_t ws_size(hcga_backend *be, int kind, int algo, size_t *bytes
 
 /* Choose (or recall) the algorithm for the descriptors just set, leave the
  * math type on cd, and make sure the workspace is large enough. */
-static hcga_status conv_algo(cu_ctx *c, int kind, const conv_dims *d, cu_conv_entry *out)
+static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d, cu_conv_entry *out)
 {
     hcga_backend *be = c->be;
     const int no_tf32 = c->dt == HCGA_F32 && !be->tf32;
@@ -269,12 +257,12 @@ static hcga_status conv_algo(cu_ctx *c, int kind, const conv_dims *d, cu_conv_en
     k.k = (int32_t)d->K;
     k.r = (int32_t)d->R;
     k.s = (int32_t)d->S;
-    k.pad_h = d->ph;
-    k.pad_w = d->pw;
-    k.stride_h = d->sh;
-    k.stride_w = d->sw;
-    k.dil_h = d->dh;
-    k.dil_w = d->dw;
+    k.pad_h = (int32_t)d->ph;
+    k.pad_w = (int32_t)d->pw;
+    k.stride_h = (int32_t)d->sh;
+    k.stride_w = (int32_t)d->sw;
+    k.dil_h = (int32_t)d->dh;
+    k.dil_w = (int32_t)d->dw;
 
     cu_conv_entry *hit = cache_find(be, &k);
     if (hit) {
@@ -324,11 +312,12 @@ static hcga_status conv_algo(cu_ctx *c, int kind, const conv_dims *d, cu_conv_en
                   "pad=%d,%d stride=%d,%d (%d candidates, %d usable, workspace_mb=%zu)",
                   c->op, be->deterministic ? "deterministic " : "", (long long)d->N, (long long)d->C,
                   (long long)d->H, (long long)d->W, (long long)d->K, (long long)d->R,
-                  (long long)d->S, d->ph, d->pw, d->sh, d->sw, n, tried, be->ws_cap >> 20);
+                  (long long)d->S, (int)d->ph, (int)d->pw, (int)d->sh, (int)d->sw, n, tried,
+                  be->ws_cap >> 20);
 }
 
 /* dbias[K] = sum of dy over N, P, Q (our deterministic reduction). */
-static hcga_status bias_grad(cu_ctx *c, const conv_dims *d, const void *dy, void *db)
+static hcga_status bias_grad(const cu_call *c, const hcga_conv_dims *d, const void *dy, void *db)
 {
     cuk_red r;
     memset(&r, 0, sizeof r);
@@ -348,53 +337,40 @@ static hcga_status bias_grad(cu_ctx *c, const conv_dims *d, const void *dy, void
 
 /* ---- convolution ops ------------------------------------------------------------------- */
 
-hcga_status cu_op_conv2d_fwd(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(CONV2D_FWD)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_CONV2D_FWD, 2, 3, 1, 1));
-    const hcga_tensor *x, *w, *b, *y;
-    void *px, *pw, *pb, *py;
-    CU_TRY(cu_in(c, HCGA_CONV_X, "x", CU_K_FLOAT, 0, &x, &px));
-    CU_TRY(cu_in(c, HCGA_CONV_W, "w", CU_K_FLOAT, 0, &w, &pw));
-    CU_TRY(cu_in(c, HCGA_CONV_BIAS, "bias", CU_K_FLOAT, 1, &b, &pb));
-    CU_TRY(cu_out(c, 0, "y", CU_K_FLOAT, 0, &y, &py));
-    conv_dims d;
-    CU_TRY(conv_check(c, x, "x", w, y, "y", &d));
-    if (b) CU_SHAPE(c, b, "bias", d.K);
-    CU_TRY(cu_noalias(c, 0));
-    if (d.N == 0) return HCGA_OK;
-    CU_TRY(conv_descs(c, &d));
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_conv_dims *d = &ck->conv;
+    void *px = cu_ptr(a->in[HCGA_CONV_X]), *pw = cu_ptr(a->in[HCGA_CONV_W]);
+    void *pb = cu_ptr(cu_in_opt(a, HCGA_CONV_BIAS)), *py = cu_ptr(a->out[0]);
+    CU_TRY(conv_limits(c, d));
+    if (d->N == 0) return HCGA_OK;
+    CU_TRY(conv_descs(c, d));
     cu_conv_entry e;
-    CU_TRY(conv_algo(c, CONV_FWD, &d, &e));
+    CU_TRY(conv_algo(c, CONV_FWD, d, &e));
     CU_DNN(be, c->op, "cudnnConvolutionForward",
            cudnnConvolutionForward(be->dnn, one_of(c->dt), be->xd, px, be->wd, pw, be->cd,
                                    (cudnnConvolutionFwdAlgo_t)e.algo, be->ws, e.ws_bytes,
                                    zero_of(c->dt), be->yd, py));
-    if (b) {
+    if (pb) {
         CU_DNN(be, c->op, "cudnnSetTensor4dDescriptor",
-               cudnnSetTensor4dDescriptor(be->bd, CUDNN_TENSOR_NCHW, dnn_type(c->dt), 1, (int)d.K, 1, 1));
+               cudnnSetTensor4dDescriptor(be->bd, CUDNN_TENSOR_NCHW, dnn_type(c->dt), 1, (int)d->K, 1, 1));
         CU_DNN(be, c->op, "cudnnAddTensor",
                cudnnAddTensor(be->dnn, one_of(c->dt), be->bd, pb, one_of(c->dt), be->yd, py));
     }
     return HCGA_OK;
 }
 
-hcga_status cu_op_conv2d_bwd_data(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(CONV2D_BWD_DATA)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_CONV2D_BWD_DATA, 2, 2, 1, 1));
-    const hcga_tensor *dy, *w, *dx;
-    void *pdy, *pw, *pdx;
-    CU_TRY(cu_in(c, 0, "dy", CU_K_FLOAT, 0, &dy, &pdy));
-    CU_TRY(cu_in(c, 1, "w", CU_K_FLOAT, 0, &w, &pw));
-    CU_TRY(cu_out(c, 0, "dx", CU_K_FLOAT, 0, &dx, &pdx));
-    conv_dims d;
-    CU_TRY(conv_check(c, dx, "dx", w, dy, "dy", &d));
-    CU_TRY(cu_noalias(c, 0));
-    if (d.N == 0) return HCGA_OK;
-    CU_TRY(conv_descs(c, &d));
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_conv_dims *d = &ck->conv;
+    void *pdy = cu_ptr(a->in[0]), *pw = cu_ptr(a->in[1]), *pdx = cu_ptr(a->out[0]);
+    CU_TRY(conv_limits(c, d));
+    if (d->N == 0) return HCGA_OK;
+    CU_TRY(conv_descs(c, d));
     cu_conv_entry e;
-    CU_TRY(conv_algo(c, CONV_BWD_DATA, &d, &e));
+    CU_TRY(conv_algo(c, CONV_BWD_DATA, d, &e));
     CU_DNN(be, c->op, "cudnnConvolutionBackwardData",
            cudnnConvolutionBackwardData(be->dnn, one_of(c->dt), be->wd, pw, be->yd, pdy, be->cd,
                                         (cudnnConvolutionBwdDataAlgo_t)e.algo, be->ws, e.ws_bytes,
@@ -402,58 +378,45 @@ hcga_status cu_op_conv2d_bwd_data(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
-hcga_status cu_op_conv2d_bwd_filter(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(CONV2D_BWD_FILTER)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_CONV2D_BWD_FILTER, 2, 2, 1, 2));
-    const hcga_tensor *x, *dy, *dw, *db;
-    void *px, *pdy, *pdw, *pdb;
-    CU_TRY(cu_in(c, 0, "x", CU_K_FLOAT, 0, &x, &px));
-    CU_TRY(cu_in(c, 1, "dy", CU_K_FLOAT, 0, &dy, &pdy));
-    CU_TRY(cu_out(c, 0, "dw", CU_K_FLOAT, 0, &dw, &pdw));
-    CU_TRY(cu_out(c, 1, "dbias", CU_K_FLOAT, 1, &db, &pdb));
-    conv_dims d;
-    CU_TRY(conv_check(c, x, "x", dw, dy, "dy", &d));
-    if (db) CU_SHAPE(c, db, "dbias", d.K);
-    CU_TRY(cu_noalias(c, 0));
-    if (d.N == 0) { /* nothing flows: zero gradients */
-        CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, hcga_tensor_numel(dw), pdw, 0.0));
-        if (db) CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, d.K, pdb, 0.0));
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_conv_dims *d = &ck->conv;
+    void *px = cu_ptr(a->in[0]), *pdy = cu_ptr(a->in[1]), *pdw = cu_ptr(a->out[0]);
+    void *pdb = cu_ptr(cu_out_opt(a, 1));
+    CU_TRY(conv_limits(c, d));
+    if (d->N == 0) { /* nothing flows: zero gradients */
+        CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, hcga_tensor_numel(a->out[0]), pdw, 0.0));
+        if (pdb) CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, d->K, pdb, 0.0));
         return HCGA_OK;
     }
-    CU_TRY(conv_descs(c, &d));
+    CU_TRY(conv_descs(c, d));
     cu_conv_entry e;
-    CU_TRY(conv_algo(c, CONV_BWD_FILTER, &d, &e));
+    CU_TRY(conv_algo(c, CONV_BWD_FILTER, d, &e));
     CU_DNN(be, c->op, "cudnnConvolutionBackwardFilter",
            cudnnConvolutionBackwardFilter(be->dnn, one_of(c->dt), be->xd, px, be->yd, pdy, be->cd,
                                           (cudnnConvolutionBwdFilterAlgo_t)e.algo, be->ws,
                                           e.ws_bytes, zero_of(c->dt), be->wd, pdw));
-    if (db) CU_TRY(bias_grad(c, &d, pdy, pdb));
+    if (pdb) CU_TRY(bias_grad(c, d, pdy, pdb));
     return HCGA_OK;
 }
 
 /* ---- batch normalisation ------------------------------------------------------------------ */
 
-/* x [N,C] or [N,C,H,W] -> xd as N,C,H,W (H = W = 1 for 2-D), bnd derived. */
-static hcga_status bn_check(cu_ctx *c, const hcga_tensor *x, int64_t *N, int64_t *C, int64_t *HW)
+/* What cuDNN's batch norm takes beyond the contract: its minimum epsilon and
+ * int element counts. */
+static hcga_status bn_limits(const cu_call *c, const hcga_tensor *x)
 {
-    if (x->ndim != 2 && x->ndim != 4) {
-        char b[96];
-        CU_BAD(c, "%s: x must be [N,C] or [N,C,H,W], got %s", c->op, cu_shape_str(x, b, sizeof b));
-    }
-    *N = x->shape[0];
-    *C = x->shape[1];
-    *HW = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
-    const hcga_bn_params *p = &c->a->p.bn;
-    CU_TRY(cu_finite(c, p->eps, "bn.eps"));
-    CU_TRY(cu_finite(c, p->momentum, "bn.momentum"));
-    if (p->eps < CUDNN_BN_MIN_EPSILON) CU_BAD(c, "%s: bn.eps (%g) must be >= %g", c->op, p->eps, (double)CUDNN_BN_MIN_EPSILON);
+    const double eps = c->a->p.bn.eps;
+    if (eps < CUDNN_BN_MIN_EPSILON)
+        CU_REFUSE(c, "%s: bn.eps (%g) is below cuDNN's minimum %g", c->op, eps, (double)CUDNN_BN_MIN_EPSILON);
     if (!fits_int(hcga_tensor_numel(x)))
-        CU_BAD(c, "%s: x has more than %d elements (cuDNN's legacy API limit)", c->op, INT_MAX);
+        CU_REFUSE(c, "%s: x has more than %d elements (cuDNN's legacy API limit)", c->op, INT_MAX);
     return HCGA_OK;
 }
 
-static hcga_status bn_descs(cu_ctx *c, const hcga_tensor *x)
+/* x [N,C] or [N,C,H,W] -> xd as N,C,H,W (H = W = 1 for 2-D), bnd derived. */
+static hcga_status bn_descs(const cu_call *c, const hcga_tensor *x)
 {
     hcga_backend *be = c->be;
     int n = (int)x->shape[0], ch = (int)x->shape[1];
@@ -468,7 +431,7 @@ static hcga_status bn_descs(cu_ctx *c, const hcga_tensor *x)
 /* An input that is the very view of an output (allowed for batch norm, as
  * for the other per-element ops) is copied to scratch first: cuDNN does not
  * document in-place training or backward passes.  ins[i] is replaced. */
-static hcga_status detach_aliased(cu_ctx *c, void **ins)
+static hcga_status detach_aliased(const cu_call *c, void **ins)
 {
     hcga_backend *be = c->be;
     const hcga_op_args *a = c->a;
@@ -476,7 +439,7 @@ static hcga_status detach_aliased(cu_ctx *c, void **ins)
     for (int i = 0; i < a->num_in; i++) {
         if (!a->in[i]) continue;
         for (int o = 0; o < a->num_out; o++)
-            if (a->out[o] && cu_same_view(a->in[i], a->out[o])) {
+            if (a->out[o] && hcga_contract_same_view(a->in[i], a->out[o])) {
                 need[i] = (size_t)hcga_tensor_numel(a->in[i]) * hcga_dtype_size(a->in[i]->dtype);
                 total += (need[i] + 255) & ~(size_t)255;
                 break;
@@ -496,34 +459,16 @@ static hcga_status detach_aliased(cu_ctx *c, void **ins)
     return HCGA_OK;
 }
 
-hcga_status cu_op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(BN_FWD_TRAIN)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_BN_FWD_TRAIN, 3, 3, 5, 5));
-    const hcga_tensor *x, *g, *b, *y, *sm, *si, *rm, *rv;
-    void *px, *pg, *pb, *py, *psm, *psi, *prm, *prv;
-    CU_TRY(cu_in(c, HCGA_BN_X, "x", CU_K_FLOAT, 0, &x, &px));
-    CU_TRY(cu_in(c, HCGA_BN_GAMMA, "gamma", CU_K_FLOAT, 0, &g, &pg));
-    CU_TRY(cu_in(c, HCGA_BN_BETA, "beta", CU_K_FLOAT, 0, &b, &pb));
-    CU_TRY(cu_out(c, HCGA_BN_Y, "y", CU_K_FLOAT, 0, &y, &py));
-    CU_TRY(cu_out(c, HCGA_BN_SAVE_MEAN, "save_mean", CU_K_FLOAT, 0, &sm, &psm));
-    CU_TRY(cu_out(c, HCGA_BN_SAVE_INVSTD, "save_invstd", CU_K_FLOAT, 0, &si, &psi));
-    CU_TRY(cu_out(c, HCGA_BN_RMEAN, "running_mean", CU_K_FLOAT, 0, &rm, &prm));
-    CU_TRY(cu_out(c, HCGA_BN_RVAR, "running_var", CU_K_FLOAT, 0, &rv, &prv));
-    int64_t N, C, HW;
-    CU_TRY(bn_check(c, x, &N, &C, &HW));
-    CU_TRY(cu_same(c, y, "y", x, "x"));
-    CU_SHAPE(c, g, "gamma", C);
-    CU_SHAPE(c, b, "beta", C);
-    CU_SHAPE(c, sm, "save_mean", C);
-    CU_SHAPE(c, si, "save_invstd", C);
-    CU_SHAPE(c, rm, "running_mean", C);
-    CU_SHAPE(c, rv, "running_var", C);
-    if (C > 0 && N * HW < 2)
-        CU_BAD(c, "%s: needs more than 1 value per channel in training (N*H*W = %lld)", c->op,
-               (long long)(N * HW));
-    CU_TRY(cu_noalias(c, 1));
-    if (C == 0) return HCGA_OK;
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_tensor *x = a->in[HCGA_BN_X];
+    void *px = cu_ptr(x), *pg = cu_ptr(a->in[HCGA_BN_GAMMA]), *pb = cu_ptr(a->in[HCGA_BN_BETA]);
+    void *py = cu_ptr(a->out[HCGA_BN_Y]), *psm = cu_ptr(a->out[HCGA_BN_SAVE_MEAN]);
+    void *psi = cu_ptr(a->out[HCGA_BN_SAVE_INVSTD]), *prm = cu_ptr(a->out[HCGA_BN_RMEAN]);
+    void *prv = cu_ptr(a->out[HCGA_BN_RVAR]);
+    CU_TRY(bn_limits(c, x));
+    if (ck->bn_C == 0) return HCGA_OK;
     void *ins[3] = {px, pg, pb};
     CU_TRY(detach_aliased(c, ins));
     px = ins[0];
@@ -538,26 +483,14 @@ hcga_status cu_op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
-hcga_status cu_op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(BN_FWD_INFER)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_BN_FWD_INFER, 5, 5, 1, 1));
-    const hcga_tensor *x, *g, *b, *rm, *rv, *y;
-    void *px, *pg, *pb, *prm, *prv, *py;
-    CU_TRY(cu_in(c, HCGA_BN_X, "x", CU_K_FLOAT, 0, &x, &px));
-    CU_TRY(cu_in(c, HCGA_BN_GAMMA, "gamma", CU_K_FLOAT, 0, &g, &pg));
-    CU_TRY(cu_in(c, HCGA_BN_BETA, "beta", CU_K_FLOAT, 0, &b, &pb));
-    CU_TRY(cu_in(c, HCGA_BN_RMEAN_IN, "running_mean", CU_K_FLOAT, 0, &rm, &prm));
-    CU_TRY(cu_in(c, HCGA_BN_RVAR_IN, "running_var", CU_K_FLOAT, 0, &rv, &prv));
-    CU_TRY(cu_out(c, 0, "y", CU_K_FLOAT, 0, &y, &py));
-    int64_t N, C, HW;
-    CU_TRY(bn_check(c, x, &N, &C, &HW));
-    CU_TRY(cu_same(c, y, "y", x, "x"));
-    CU_SHAPE(c, g, "gamma", C);
-    CU_SHAPE(c, b, "beta", C);
-    CU_SHAPE(c, rm, "running_mean", C);
-    CU_SHAPE(c, rv, "running_var", C);
-    CU_TRY(cu_noalias(c, 1));
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_tensor *x = a->in[HCGA_BN_X];
+    void *px = cu_ptr(x), *pg = cu_ptr(a->in[HCGA_BN_GAMMA]), *pb = cu_ptr(a->in[HCGA_BN_BETA]);
+    void *prm = cu_ptr(a->in[HCGA_BN_RMEAN_IN]), *prv = cu_ptr(a->in[HCGA_BN_RVAR_IN]);
+    void *py = cu_ptr(a->out[0]);
+    CU_TRY(bn_limits(c, x));
     if (hcga_tensor_numel(x) == 0) return HCGA_OK;
     CU_TRY(bn_descs(c, x));
     CU_DNN(be, c->op, "cudnnBatchNormalizationForwardInference",
@@ -567,32 +500,16 @@ hcga_status cu_op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
-hcga_status cu_op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(BN_BWD)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_BN_BWD, 5, 5, 3, 3));
-    const hcga_tensor *x, *dy, *g, *m, *is, *dx, *dg, *db;
-    void *px, *pdy, *pg, *pm, *pis, *pdx, *pdg, *pdb;
-    CU_TRY(cu_in(c, HCGA_BNB_X, "x", CU_K_FLOAT, 0, &x, &px));
-    CU_TRY(cu_in(c, HCGA_BNB_DY, "dy", CU_K_FLOAT, 0, &dy, &pdy));
-    CU_TRY(cu_in(c, HCGA_BNB_GAMMA, "gamma", CU_K_FLOAT, 0, &g, &pg));
-    CU_TRY(cu_in(c, HCGA_BNB_MEAN, "save_mean", CU_K_FLOAT, 0, &m, &pm));
-    CU_TRY(cu_in(c, HCGA_BNB_INVSTD, "save_invstd", CU_K_FLOAT, 0, &is, &pis));
-    CU_TRY(cu_out(c, HCGA_BNB_DX, "dx", CU_K_FLOAT, 0, &dx, &pdx));
-    CU_TRY(cu_out(c, HCGA_BNB_DGAMMA, "dgamma", CU_K_FLOAT, 0, &dg, &pdg));
-    CU_TRY(cu_out(c, HCGA_BNB_DBETA, "dbeta", CU_K_FLOAT, 0, &db, &pdb));
-    int64_t N, C, HW;
-    CU_TRY(bn_check(c, x, &N, &C, &HW));
-    CU_TRY(cu_same(c, dy, "dy", x, "x"));
-    CU_TRY(cu_same(c, dx, "dx", x, "x"));
-    CU_SHAPE(c, g, "gamma", C);
-    CU_SHAPE(c, m, "save_mean", C);
-    CU_SHAPE(c, is, "save_invstd", C);
-    CU_SHAPE(c, dg, "dgamma", C);
-    CU_SHAPE(c, db, "dbeta", C);
-    if (C > 0 && N * HW < 1) CU_BAD(c, "%s: x has no values per channel", c->op);
-    CU_TRY(cu_noalias(c, 1));
-    if (C == 0) return HCGA_OK;
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_tensor *x = a->in[HCGA_BNB_X];
+    void *px = cu_ptr(x), *pdy = cu_ptr(a->in[HCGA_BNB_DY]), *pg = cu_ptr(a->in[HCGA_BNB_GAMMA]);
+    void *pm = cu_ptr(a->in[HCGA_BNB_MEAN]), *pis = cu_ptr(a->in[HCGA_BNB_INVSTD]);
+    void *pdx = cu_ptr(a->out[HCGA_BNB_DX]), *pdg = cu_ptr(a->out[HCGA_BNB_DGAMMA]);
+    void *pdb = cu_ptr(a->out[HCGA_BNB_DBETA]);
+    CU_TRY(bn_limits(c, x));
+    if (ck->bn_C == 0) return HCGA_OK;
     void *ins[5] = {px, pdy, pg, pm, pis};
     CU_TRY(detach_aliased(c, ins));
     px = ins[0];
@@ -620,47 +537,20 @@ hcga_status cu_op_bn_bwd(hcga_backend *be, const hcga_op_args *a)
  * each with its own transpose flag, m = N, n = M, and every leading
  * dimension is the stored row length (shape[1]).
  */
-hcga_status cu_op_gemm(hcga_backend *be, const hcga_op_args *a)
+CU_IMPL(GEMM)
 {
-    cu_ctx cc, *c = &cc;
-    CU_TRY(cu_begin(c, be, a, HCGA_OP_GEMM, 2, 3, 1, 1));
-    const hcga_tensor *ta, *tb, *tc, *y;
-    void *pa, *pb, *pc, *py;
-    CU_TRY(cu_in(c, 0, "a", CU_K_FLOAT, 0, &ta, &pa));
-    CU_TRY(cu_in(c, 1, "b", CU_K_FLOAT, 0, &tb, &pb));
-    CU_TRY(cu_in(c, 2, "c", CU_K_FLOAT, 1, &tc, &pc));
-    CU_TRY(cu_out(c, 0, "y", CU_K_FLOAT, 0, &y, &py));
+    const cu_call cc = call_of(be, a, ck), *c = &cc;
+    const hcga_tensor *ta = a->in[0], *tb = a->in[1], *tc = cu_in_opt(a, 2), *y = a->out[0];
+    void *pa = cu_ptr(ta), *pb = cu_ptr(tb), *pc = cu_ptr(tc), *py = cu_ptr(y);
     const hcga_gemm_params *p = &a->p.gemm;
-    if ((p->trans_a != 0 && p->trans_a != 1) || (p->trans_b != 0 && p->trans_b != 1))
-        CU_BAD(c, "%s: gemm.trans_a/trans_b must be 0 or 1 (got %d, %d)", c->op, p->trans_a, p->trans_b);
-    CU_TRY(cu_finite(c, p->alpha, "gemm.alpha"));
-    CU_TRY(cu_finite(c, p->beta, "gemm.beta"));
-    CU_TRY(cu_ndim(c, ta, "a", 2, "matrix"));
-    CU_TRY(cu_ndim(c, tb, "b", 2, "matrix"));
-    CU_TRY(cu_ndim(c, y, "y", 2, "matrix"));
-    const int64_t M = p->trans_a ? ta->shape[1] : ta->shape[0];
-    const int64_t K = p->trans_a ? ta->shape[0] : ta->shape[1];
-    const int64_t Kb = p->trans_b ? tb->shape[1] : tb->shape[0];
-    const int64_t N = p->trans_b ? tb->shape[0] : tb->shape[1];
-    if (K != Kb) {
-        char b1[96], b2[96];
-        CU_BAD(c, "%s: op(a) of a %s (trans %d) and op(b) of b %s (trans %d) disagree on K (%lld vs %lld)",
-               c->op, cu_shape_str(ta, b1, sizeof b1), p->trans_a, cu_shape_str(tb, b2, sizeof b2),
-               p->trans_b, (long long)K, (long long)Kb);
-    }
-    CU_SHAPE(c, y, "y", M, N);
-    if (tc) CU_SHAPE(c, tc, "c", M, N);
+    const int64_t M = ck->gemm_M, N = ck->gemm_N, K = ck->gemm_K;
     if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(ta->shape[1]) || !fits_int(tb->shape[1]))
-        CU_BAD(c, "%s: dimensions exceed cuBLAS's 32-bit limits", c->op);
-    if (cu_overlaps(ta, y)) CU_BAD(c, "%s: y overlaps a in the same buffer", c->op);
-    if (cu_overlaps(tb, y)) CU_BAD(c, "%s: y overlaps b in the same buffer", c->op);
-    if (tc && cu_overlaps(tc, y) && !cu_same_view(tc, y))
-        CU_BAD(c, "%s: c partially overlaps y (only c == y is allowed)", c->op);
+        CU_REFUSE(c, "%s: dimensions exceed cuBLAS's 32-bit limits", c->op);
     if (M == 0 || N == 0) return HCGA_OK;
 
     const size_t es = hcga_dtype_size(c->dt);
     const double beta = tc ? p->beta : 0.0;
-    if (beta != 0.0 && !cu_same_view(tc, y))
+    if (beta != 0.0 && !hcga_contract_same_view(tc, y))
         CU_CUDA(be, c->op, "cudaMemcpyAsync",
                 cudaMemcpyAsync(py, pc, (size_t)(M * N) * es, cudaMemcpyDeviceToDevice, be->stream));
     if (K == 0) { /* y = beta * c (or 0) */

@@ -1,7 +1,19 @@
 /*
- * cuda_internal.h - shared declarations of the CUDA backend's host code
- * (cuda_backend.c: plugin iface, buffers; cuda_dnn.c: cuDNN convolution and
- * batch norm, cuBLAS GEMM; cuda_ops.c: the ops built on our own kernels).
+ * cuda_internal.h - the instance, error reporting and device memory of the
+ * CUDA backend (implemented in cuda_core.c), shared by every host file.
+ *
+ * The host files depend on each other in one direction only:
+ *
+ *   cuda_backend.c  (plugin iface, instances, buffers, the op dispatcher)
+ *        |  cuda_impl.h
+ *        v
+ *   cuda_dnn.c, cuda_ops.c  (the op implementations)
+ *        |  cuda_internal.h, cuda_kernels.h
+ *        v
+ *   cuda_core.c  (errors, device memory, waiting)   k_*.cu (kernels)
+ *
+ * Argument checking is not here: the dispatcher runs the shared contract
+ * checker (backends/common/hcga_contract.h) before any implementation.
  */
 #ifndef HCGA_CUDA_INTERNAL_H
 #define HCGA_CUDA_INTERNAL_H
@@ -21,20 +33,8 @@ struct hcga_buffer {
     uint64_t bytes; /* usable bytes from ptr */
 };
 
-/* One cached convolution algorithm choice (see cuda_dnn.c). */
-typedef struct cu_conv_key {
-    int32_t kind, dtype, math_mode;
-    int32_t n, c, h, w, k, r, s;
-    int32_t pad_h, pad_w, stride_h, stride_w, dil_h, dil_w;
-} cu_conv_key;
-
-typedef struct cu_conv_entry {
-    cu_conv_key key;
-    int used;
-    int algo;
-    int math_type; /* cudnnMathType_t to run with */
-    size_t ws_bytes;
-} cu_conv_entry;
+/* One cached convolution algorithm choice; defined and used in cuda_dnn.c. */
+struct cu_conv_entry;
 
 struct hcga_backend {
     int device;
@@ -67,8 +67,8 @@ struct hcga_backend {
     cudnnFilterDescriptor_t wd;
     cudnnConvolutionDescriptor_t cd;
 
-    /* algorithm cache: open addressing, capacity a power of two */
-    cu_conv_entry *algos;
+    /* algorithm cache (cuda_dnn.c): open addressing, capacity a power of two */
+    struct cu_conv_entry *algos;
     size_t algo_cap, algo_count;
 
     char err[1024];
@@ -99,29 +99,9 @@ hcga_status cu_fail_cublas(hcga_backend *be, const char *op, const char *call, c
         cublasStatus_t cu_b_ = (expr);                                                    \
         if (cu_b_ != CUBLAS_STATUS_SUCCESS) return cu_fail_cublas((be), (op), (call), cu_b_); \
     } while (0)
-/* After our own kernel launchers. */
+/* The status our kernel launchers return (cudaGetLastError after their
+ * launches): a failed launch ends the op with "<error> in <op> (kernel launch)". */
 #define CU_LAUNCH(be, op, expr) CU_CUDA(be, op, "kernel launch", expr)
-
-/* ---- memory ---------------------------------------------------------------- */
-
-/* Wait for the stream; report a device-side input error (error flag) or a
- * failure of the enqueued work as a failure of `op`. */
-hcga_status cu_wait_and_check(hcga_backend *be, const char *op);
-hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes);
-hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes);
-
-/* ---- argument checks (cuda_check.c) ------------------------------------------ */
-
-/* Validation state of one op call. */
-typedef struct cu_ctx {
-    hcga_backend *be;
-    const hcga_op_args *a;
-    int opcode;
-    const char *op; /* hcga_op_name(opcode) */
-    int dt;         /* the op's float dtype; -1 until the first float tensor */
-} cu_ctx;
-
-enum { CU_K_FLOAT, CU_K_I64, CU_K_ANY };
 
 #define CU_TRY(e)                                  \
     do {                                           \
@@ -129,53 +109,32 @@ enum { CU_K_FLOAT, CU_K_I64, CU_K_ANY };
         if (cu_st_ != HCGA_OK) return cu_st_;      \
     } while (0)
 
-/* Check args->op and the slot counts, make the instance's device current. */
-hcga_status cu_begin(cu_ctx *c, hcga_backend *be, const hcga_op_args *a, int op, int nin_lo,
-                     int nin_hi, int nout_lo, int nout_hi);
-/* Fetch in[slot] / out[slot]: present unless optional, dense, inside its
- * buffer, of the kind asked (CU_K_FLOAT tensors of one call share a dtype).
- * *p gets the device address (NULL for an absent optional slot). */
-hcga_status cu_in(cu_ctx *c, int slot, const char *name, int kind, int optional,
-                  const hcga_tensor **t, void **p);
-hcga_status cu_out(cu_ctx *c, int slot, const char *name, int kind, int optional,
-                   const hcga_tensor **t, void **p);
-/* Structural check of a tensor that may be strided (COPY). */
-hcga_status cu_tensor_strided(cu_ctx *c, const hcga_tensor *t, const char *name, void **p);
-hcga_status cu_shape(cu_ctx *c, const hcga_tensor *t, const char *name, int nd, const int64_t *dims);
-hcga_status cu_same(cu_ctx *c, const hcga_tensor *t, const char *name, const hcga_tensor *ref,
-                    const char *refname);
-hcga_status cu_ndim(cu_ctx *c, const hcga_tensor *t, const char *name, int nd, const char *layout);
-hcga_status cu_scalar(cu_ctx *c, const hcga_tensor *t, const char *name);
-hcga_status cu_finite(cu_ctx *c, double v, const char *name);
-/* Outputs overlap no input (an identical view is allowed when allow_exact)
- * and no other output. */
-hcga_status cu_noalias(cu_ctx *c, int allow_exact);
-int cu_overlaps(const hcga_tensor *x, const hcga_tensor *y);
-int cu_same_view(const hcga_tensor *x, const hcga_tensor *y);
-/* "[2,3,4]" into buf */
-const char *cu_shape_str(const hcga_tensor *t, char *buf, size_t len);
+/* ---- memory ---------------------------------------------------------------- */
 
-#define CU_SHAPE(c, t, name, ...)                                                  \
-    do {                                                                         \
-        const int64_t cu_d_[] = {__VA_ARGS__};                                   \
-        CU_TRY(cu_shape((c), (t), (name), (int)(sizeof cu_d_ / sizeof cu_d_[0]), cu_d_)); \
-    } while (0)
-#define CU_BAD(c, ...) return cu_err((c)->be, HCGA_ERR_INVALID, __VA_ARGS__)
+cudaError_t cu_dev_alloc(hcga_backend *be, size_t bytes, void **p); /* on the stream's pool if any */
+cudaError_t cu_dev_free(hcga_backend *be, void *p);                  /* NULL is a no-op */
+/* Wait for the stream; report a device-side input error (error flag) or a
+ * failure of the enqueued work as a failure of `op`. */
+hcga_status cu_wait_and_check(hcga_backend *be, const char *op);
+hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes);
+hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes);
 
-/* ---- ops implemented in cuda_dnn.c -------------------------------------------- */
+/* Device address of element 0 of t (NULL for an absent optional slot).
+ * Only for tensors the contract checker accepted. */
+static inline void *cu_ptr(const hcga_tensor *t)
+{
+    return t ? (void *)((char *)t->buf->ptr + t->offset) : NULL;
+}
 
-hcga_status cu_op_conv2d_fwd(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_conv2d_bwd_data(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_conv2d_bwd_filter(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_bn_fwd_train(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_bn_bwd(hcga_backend *be, const hcga_op_args *a);
-hcga_status cu_op_gemm(hcga_backend *be, const hcga_op_args *a);
-void cu_dnn_release(hcga_backend *be); /* frees the algorithm cache */
-
-/* ---- ops implemented in cuda_ops.c ----------------------------------------------- */
-
-extern const hcga_op_fn cu_op_table[HCGA_OP_COUNT];
+/* Optional slot i of the call: NULL when absent or beyond num_in / num_out. */
+static inline const hcga_tensor *cu_in_opt(const hcga_op_args *a, int i)
+{
+    return i < a->num_in ? a->in[i] : NULL;
+}
+static inline const hcga_tensor *cu_out_opt(const hcga_op_args *a, int i)
+{
+    return i < a->num_out ? a->out[i] : NULL;
+}
 
 /* Code stored in the device error flag by op `op`. */
 static inline int cu_flag_code(int op)

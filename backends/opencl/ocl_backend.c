@@ -120,6 +120,12 @@ hcga_status ocl_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
     return code;
 }
 
+hcga_status ocl_fail_msg(hcga_backend *be, hcga_status code, const char *msg)
+{
+    snprintf(be->err, sizeof be->err, "%s", msg);
+    return code;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Device enumeration                                                        */
 /* ------------------------------------------------------------------------ */

@@ -158,41 +158,20 @@ static hcga_status gemm_batched(hcga_backend *be, int dt, int ta, int tb, size_t
 /* GEMM op                                                                   */
 /* ------------------------------------------------------------------------ */
 
-hcga_status ocl_op_gemm(hcga_backend *be, const hcga_op_args *a)
+/* y[M,N] = alpha*op(a)*op(b) + beta*c; c is absent, y itself (same buffer
+ * and offset) or apart from y (the contract refuses a partial overlap). */
+hcga_status ocl_impl_GEMM(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    be->op_name = hcga_op_name(HCGA_OP_GEMM);
-    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
-    const hcga_tensor *A = a->num_in > 0 ? a->in[0] : NULL;
-    const hcga_tensor *B = a->num_in > 1 ? a->in[1] : NULL;
+    const hcga_tensor *A = a->in[0], *B = a->in[1], *Y = a->out[0];
     const hcga_tensor *C = a->num_in > 2 ? a->in[2] : NULL;
-    const hcga_tensor *Y = a->num_out > 0 ? a->out[0] : NULL;
-    int dt;
-    TRY(ocl_float_dtype(be, A, "in[0] (a)", &dt));
-    TRY(ocl_check_tensor(be, B, "in[1] (b)", dt));
-    TRY(ocl_check_tensor(be, Y, "out[0] (y)", dt));
-    if (C) TRY(ocl_check_tensor(be, C, "in[2] (c)", dt));
-    if (A->ndim != 2 || B->ndim != 2 || Y->ndim != 2 || (C && C->ndim != 2))
-        return ocl_fail(be, HCGA_ERR_INVALID, "a, b, c and y must be 2-D");
+    int dt = ck->dtype;
     int ta = a->p.gemm.trans_a != 0, tb = a->p.gemm.trans_b != 0;
-    int64_t m = Y->shape[0], n = Y->shape[1];
-    int64_t am = ta ? A->shape[1] : A->shape[0], k = ta ? A->shape[0] : A->shape[1];
-    int64_t bk = tb ? B->shape[1] : B->shape[0], bn = tb ? B->shape[0] : B->shape[1];
-    if (am != m || bn != n || bk != k)
-        return ocl_fail(be, HCGA_ERR_INVALID,
-                        "op(a) is %lldx%lld, op(b) is %lldx%lld, y is %lldx%lld",
-                        (long long)am, (long long)k, (long long)bk, (long long)bn, (long long)m,
-                        (long long)n);
-    if (C && (C->shape[0] != m || C->shape[1] != n))
-        return ocl_fail(be, HCGA_ERR_INVALID, "c is %lldx%lld, y is %lldx%lld",
-                        (long long)C->shape[0], (long long)C->shape[1], (long long)m,
-                        (long long)n);
+    int64_t m = ck->gemm_M, n = ck->gemm_N, k = ck->gemm_K;
     size_t es = hcga_dtype_size(dt);
     double alpha = a->p.gemm.alpha, beta = C ? a->p.gemm.beta : 0.0;
     if (m == 0 || n == 0) return HCGA_OK;
     size_t ybytes = (size_t)(m * n) * es;
     if (C && !(C->buf == Y->buf && C->offset == Y->offset)) {
-        if (C->buf == Y->buf && C->offset < Y->offset + ybytes && Y->offset < C->offset + ybytes)
-            return ocl_fail(be, HCGA_ERR_INVALID, "c partially overlaps y");
         if (beta != 0.0)
             OCL_CHECK(be, clEnqueueCopyBuffer(be->queue, C->buf->mem, Y->buf->mem, C->offset,
                                               Y->offset, ybytes, 0, NULL, NULL),
@@ -232,58 +211,28 @@ typedef struct conv_geom {
     int is1x1; /* 1x1, stride 1, no padding: col == x[n] */
 } conv_geom;
 
-static hcga_status conv_geometry(hcga_backend *be, const hcga_op_args *a, const hcga_tensor *x,
-                                 const char *xn, const hcga_tensor *w, const char *wn,
-                                 const hcga_tensor *y, const char *yn, int *dt, conv_geom *g)
+/* The launch geometry from the checker's convolution dims. */
+static void conv_geometry(const hcga_conv_dims *d, conv_geom *g)
 {
-    TRY(ocl_float_dtype(be, x, xn, dt));
-    TRY(ocl_check_tensor(be, w, wn, *dt));
-    TRY(ocl_check_tensor(be, y, yn, *dt));
-    if (x->ndim != 4 || w->ndim != 4 || y->ndim != 4)
-        return ocl_fail(be, HCGA_ERR_INVALID, "%s, %s and %s must be 4-D", xn, wn, yn);
-    const hcga_conv_params *cp = &a->p.conv;
-    if (cp->stride_h < 1 || cp->stride_w < 1 || cp->pad_h < 0 || cp->pad_w < 0 ||
-        cp->dilation_h < 1 || cp->dilation_w < 1)
-        return ocl_fail(be, HCGA_ERR_INVALID,
-                        "conv params stride %dx%d pad %dx%d dilation %dx%d (stride, dilation >= "
-                        "1, pad >= 0)",
-                        cp->stride_h, cp->stride_w, cp->pad_h, cp->pad_w, cp->dilation_h,
-                        cp->dilation_w);
-    g->n = x->shape[0];
-    g->c = x->shape[1];
-    g->h = x->shape[2];
-    g->w = x->shape[3];
-    g->k = w->shape[0];
-    g->r = w->shape[2];
-    g->s = w->shape[3];
-    g->sh = cp->stride_h;
-    g->sw = cp->stride_w;
-    g->ph = cp->pad_h;
-    g->pw = cp->pad_w;
-    g->dh = cp->dilation_h;
-    g->dw = cp->dilation_w;
-    if (w->shape[1] != g->c)
-        return ocl_fail(be, HCGA_ERR_INVALID, "%s has %lld input channels, %s has %lld", wn,
-                        (long long)w->shape[1], xn, (long long)g->c);
-    int64_t eh = g->h + 2 * g->ph - g->dh * (g->r - 1) - 1;
-    int64_t ew = g->w + 2 * g->pw - g->dw * (g->s - 1) - 1;
-    if (g->r < 1 || g->s < 1 || eh < 0 || ew < 0)
-        return ocl_fail(be, HCGA_ERR_INVALID, "filter %lldx%lld does not fit the padded %lldx%lld input",
-                        (long long)g->r, (long long)g->s, (long long)g->h, (long long)g->w);
-    g->p = eh / g->sh + 1;
-    g->q = ew / g->sw + 1;
-    if (y->shape[0] != g->n || y->shape[1] != g->k || y->shape[2] != g->p ||
-        y->shape[3] != g->q)
-        return ocl_fail(be, HCGA_ERR_INVALID,
-                        "%s is [%lld,%lld,%lld,%lld], expected [%lld,%lld,%lld,%lld]", yn,
-                        (long long)y->shape[0], (long long)y->shape[1], (long long)y->shape[2],
-                        (long long)y->shape[3], (long long)g->n, (long long)g->k,
-                        (long long)g->p, (long long)g->q);
+    g->n = d->N;
+    g->c = d->C;
+    g->h = d->H;
+    g->w = d->W;
+    g->k = d->K;
+    g->r = d->R;
+    g->s = d->S;
+    g->p = d->P;
+    g->q = d->Q;
+    g->sh = d->sh;
+    g->sw = d->sw;
+    g->ph = d->ph;
+    g->pw = d->pw;
+    g->dh = d->dh;
+    g->dw = d->dw;
     g->crs = g->c * g->r * g->s;
     g->pq = g->p * g->q;
     g->hw = g->h * g->w;
     g->is1x1 = g->r == 1 && g->s == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
-    return HCGA_OK;
 }
 
 /* conv.cl's im2col / col2im arguments after (src, so, dst, dso): the
@@ -389,23 +338,13 @@ static hcga_status bias_add(hcga_backend *be, int dt, const hcga_tensor *y,
     return ocl_run_nd(&l, 3, (size_t)g->pq, (size_t)g->k, (size_t)g->n);
 }
 
-hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a)
+hcga_status ocl_impl_CONV2D_FWD(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    be->op_name = hcga_op_name(HCGA_OP_CONV2D_FWD);
-    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
-    const hcga_tensor *x = a->num_in > 0 ? a->in[HCGA_CONV_X] : NULL;
-    const hcga_tensor *w = a->num_in > 1 ? a->in[HCGA_CONV_W] : NULL;
-    const hcga_tensor *bias = a->num_in > 2 ? a->in[HCGA_CONV_BIAS] : NULL;
-    const hcga_tensor *y = a->num_out > 0 ? a->out[0] : NULL;
-    int dt;
+    const hcga_tensor *x = a->in[HCGA_CONV_X], *w = a->in[HCGA_CONV_W], *y = a->out[0];
+    const hcga_tensor *bias = a->num_in > HCGA_CONV_BIAS ? a->in[HCGA_CONV_BIAS] : NULL;
+    int dt = ck->dtype;
     conv_geom g;
-    TRY(conv_geometry(be, a, x, "in[0] (x)", w, "in[1] (w)", y, "out[0] (y)", &dt, &g));
-    if (bias) {
-        TRY(ocl_check_tensor(be, bias, "in[2] (bias)", dt));
-        if (hcga_tensor_numel(bias) != g.k)
-            return ocl_fail(be, HCGA_ERR_INVALID, "bias has %lld elements, expected %lld",
-                            (long long)hcga_tensor_numel(bias), (long long)g.k);
-    }
+    conv_geometry(&ck->conv, &g);
     size_t es = hcga_dtype_size(dt);
     if (g.n == 0 || g.k == 0 || g.pq == 0) return HCGA_OK;
     if (g.crs == 0)
@@ -437,17 +376,13 @@ hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
-hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a)
+hcga_status ocl_impl_CONV2D_BWD_DATA(hcga_backend *be, const hcga_op_args *a,
+                                     const hcga_checked *ck)
 {
-    be->op_name = hcga_op_name(HCGA_OP_CONV2D_BWD_DATA);
-    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
-    const hcga_tensor *dy = a->num_in > 0 ? a->in[0] : NULL;
-    const hcga_tensor *w = a->num_in > 1 ? a->in[1] : NULL;
-    const hcga_tensor *dx = a->num_out > 0 ? a->out[0] : NULL;
-    int dt;
-    conv_geom g;
-    /* geometry is defined by the forward pass: x = dx, y = dy */
-    TRY(conv_geometry(be, a, dx, "out[0] (dx)", w, "in[1] (w)", dy, "in[0] (dy)", &dt, &g));
+    const hcga_tensor *dy = a->in[0], *w = a->in[1], *dx = a->out[0];
+    int dt = ck->dtype;
+    conv_geom g; /* of the forward pass: x = dx, y = dy */
+    conv_geometry(&ck->conv, &g);
     size_t es = hcga_dtype_size(dt);
     if (g.n == 0 || g.c == 0 || g.hw == 0) return HCGA_OK;
     if (g.k == 0 || g.pq == 0)
@@ -480,23 +415,14 @@ hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
-hcga_status ocl_op_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a)
+hcga_status ocl_impl_CONV2D_BWD_FILTER(hcga_backend *be, const hcga_op_args *a,
+                                       const hcga_checked *ck)
 {
-    be->op_name = hcga_op_name(HCGA_OP_CONV2D_BWD_FILTER);
-    if (!a) return ocl_fail(be, HCGA_ERR_INVALID, "args is NULL");
-    const hcga_tensor *x = a->num_in > 0 ? a->in[0] : NULL;
-    const hcga_tensor *dy = a->num_in > 1 ? a->in[1] : NULL;
-    const hcga_tensor *dw = a->num_out > 0 ? a->out[0] : NULL;
+    const hcga_tensor *x = a->in[0], *dy = a->in[1], *dw = a->out[0];
     const hcga_tensor *db = a->num_out > 1 ? a->out[1] : NULL;
-    int dt;
+    int dt = ck->dtype;
     conv_geom g;
-    TRY(conv_geometry(be, a, x, "in[0] (x)", dw, "out[0] (dw)", dy, "in[1] (dy)", &dt, &g));
-    if (db) {
-        TRY(ocl_check_tensor(be, db, "out[1] (dbias)", dt));
-        if (hcga_tensor_numel(db) != g.k)
-            return ocl_fail(be, HCGA_ERR_INVALID, "dbias has %lld elements, expected %lld",
-                            (long long)hcga_tensor_numel(db), (long long)g.k);
-    }
+    conv_geometry(&ck->conv, &g);
     size_t es = hcga_dtype_size(dt);
     if (g.k == 0) return HCGA_OK;
     if (db) {

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "hcga_contract.h"
 #include "hcga_plugin.h"
 
 /* Typed kernels: compiled for float ("_f32") and, with cl_khr_fp64, double. */
@@ -106,6 +107,9 @@ hcga_status ocl_cl_fail(hcga_backend *be, cl_int code, const char *call);
 /* Records "<op>: <message>" and returns code. */
 hcga_status ocl_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Records msg as it is (it already names the op: the contract checker's
+ * "<op>: <problem>") and returns code. */
+hcga_status ocl_fail_msg(hcga_backend *be, hcga_status code, const char *msg);
 
 #define OCL_CHECK(be, expr, call)                                                              \
     do {                                                                                       \
@@ -170,27 +174,23 @@ static inline int64_t ocl_eoff(const hcga_tensor *t)
  * depends on n only. */
 void ocl_parts(int64_t n, int64_t *groups, int64_t *chunk);
 
-/* --- tensor checks (ocl_ops.c) --- */
-/* Checks slot presence, dtype (dtype < 0: float dtype of the op allowed),
- * element alignment of the offset, dense C-contiguous layout and bounds. */
-hcga_status ocl_check_tensor(hcga_backend *be, const hcga_tensor *t, const char *slot, int dtype);
-int ocl_is_contiguous(const hcga_tensor *t);
-/* Checks t like ocl_check_tensor and that it is f32, or f64 on an fp64
- * device; stores its dtype in *dt. */
-hcga_status ocl_float_dtype(hcga_backend *be, const hcga_tensor *t, const char *slot, int *dt);
-
 /* Sum of dense x (5-dim shape xs) over the dims where ys is 1, times
  * scale, into dense y (ocl_ops.c; SUM_TO, GAP_FWD, conv bias gradient). */
 hcga_status ocl_sum_to5(hcga_backend *be, int dt, const hcga_tensor *x, const int64_t xs[5],
                         const hcga_tensor *y, const int64_t ys[5], double scale);
 
-/* --- BLAS ops (ocl_blas.c) --- */
-hcga_status ocl_op_gemm(hcga_backend *be, const hcga_op_args *a);
-hcga_status ocl_op_conv_fwd(hcga_backend *be, const hcga_op_args *a);
-hcga_status ocl_op_conv_bwd_data(hcga_backend *be, const hcga_op_args *a);
-hcga_status ocl_op_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a);
+/* --- BLAS op implementations (ocl_blas.c) ---
+ * Called by ocl_dispatch() (ocl_ops.c) once hcga_contract_check() accepted
+ * the call, with what it learned in *ck; they only unpack and launch. */
+hcga_status ocl_impl_GEMM(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status ocl_impl_CONV2D_FWD(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status ocl_impl_CONV2D_BWD_DATA(hcga_backend *be, const hcga_op_args *a,
+                                     const hcga_checked *ck);
+hcga_status ocl_impl_CONV2D_BWD_FILTER(hcga_backend *be, const hcga_op_args *a,
+                                       const hcga_checked *ck);
 
-/* --- op table (ocl_ops.c) --- */
+/* --- op table (ocl_ops.c): generated from plugins/hcga_ops.def, every
+ * entry checks the op contract and the device limits first --- */
 extern const hcga_op_fn ocl_op_table[HCGA_OP_COUNT];
 
 #endif

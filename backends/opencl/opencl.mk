@@ -29,7 +29,7 @@ hcga_backend_opencl_la_SOURCES = backends/opencl/ocl_backend.c backends/opencl/o
 nodist_hcga_backend_opencl_la_SOURCES = backends/opencl/ocl_kernels_src.c
 hcga_backend_opencl_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 hcga_backend_opencl_la_LDFLAGS = -module -avoid-version -no-undefined
-hcga_backend_opencl_la_LIBADD = -lclblast -lOpenCL -lm
+hcga_backend_opencl_la_LIBADD = libhcga_contract.la -lclblast -lOpenCL -lm
 CLEANFILES += backends/opencl/ocl_kernels_src.c
 
 # $^ holds the sources as found through VPATH (GNU make).
