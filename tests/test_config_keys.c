@@ -5,7 +5,8 @@
  * The hcga_cfg_* getters abort when a key is missing (config.h: a missing
  * key is a programming error), so a misspelt key literal would otherwise be
  * found only when that code path runs.  This test reads every .c and .h
- * file under frontend/ (recursively), finds each call of a function whose
+ * file under frontend/ and conformance/ (recursively; conformance/ has
+ * `hcga shapes`, which builds the model from a config), finds each call of a function whose
  * name starts with hcga_cfg_ (the getters and hcga_cfg_set, all of which
  * take the key as their second argument), collects the string literals of
  * that argument (both arms of a ?: too; adjacent literals are joined), and
@@ -377,11 +378,16 @@ int main(int argc, char **argv)
     if (self_test(&leaves, &sections) != 0)
         return 1;
     report R = {&leaves, &sections, &seen, 0, 0, stderr};
-    snprintf(path, sizeof path, "%s/frontend", src);
-    int files = scan_dir(path, "frontend", &R);
-    if (files < 0)
-        return 2;
-    printf("test_config_keys: %d key literals (%d distinct keys) in %d files under frontend/, "
+    int files = 0;
+    static const char *const dirs[] = {"frontend", "conformance"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", src, dirs[i]);
+        int k = scan_dir(path, dirs[i], &R);
+        if (k < 0)
+            return 2;
+        files += k;
+    }
+    printf("test_config_keys: %d key literals (%d distinct keys) in %d files under frontend/ and conformance/, "
            "%d keys in configs/defaults.yml\n", R.uses, seen.n, files, leaves.n);
     int rc = 0;
     if (seen.n < MIN_DISTINCT_KEYS) {
