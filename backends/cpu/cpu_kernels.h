@@ -223,7 +223,7 @@ static void FN(im2col_task)(void *vc, int64_t r0, int64_t r1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const T *X = c->x;
     T *col = c->col;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
@@ -257,7 +257,7 @@ static void FN(im2col_task)(void *vc, int64_t r0, int64_t r1, int tid)
 static void FN(col2im_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const T *col = c->col;
     T *DX = c->y;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
@@ -295,7 +295,7 @@ static void FN(conv_scatter_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t PQ = d->P * d->Q, CH = c->ch;
     const T *tmp = c->src, *bias = c->bias;
     T *Y = c->y;
@@ -317,7 +317,7 @@ static void FN(conv_gather_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t PQ = d->P * d->Q;
     const T *DY = c->src;
     T *g = c->col;
@@ -328,7 +328,7 @@ static void FN(conv_gather_task)(void *vc, int64_t t0, int64_t t1, int tid)
     }
 }
 
-static inline int FN(conv_pointwise)(const cpu_conv_dims *d)
+static inline int FN(conv_pointwise)(const hcga_conv_dims *d)
 {
     return d->R == 1 && d->S == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
 }
@@ -336,7 +336,7 @@ static inline int FN(conv_pointwise)(const cpu_conv_dims *d)
 /* Images per GEMM: enough columns to keep the GEMM efficient, bounded by a
  * workspace cap (rows = CRS + K per column), and no more than N / threads so
  * that every thread gets a group. */
-static int64_t FN(conv_group)(const cpu_conv_dims *d, int64_t target_cols, int64_t cap_bytes,
+static int64_t FN(conv_group)(const hcga_conv_dims *d, int64_t target_cols, int64_t cap_bytes,
                               int threads)
 {
     int64_t PQ = d->P * d->Q;
@@ -425,7 +425,7 @@ static int64_t FN(conv_parts)(hcga_backend *be, int64_t ngroups)
 static void FN(conv_fwd_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *col, T *tmp,
                                 int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
     const T *x = c->x;
     T *y = c->y;
@@ -451,7 +451,7 @@ static void FN(conv_fwd_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *
 static void FN(conv_bwd_data_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *dcol,
                                      T *dyg, int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
     const int pw1 = FN(conv_pointwise)(d);
     const T *dy = c->dy;
@@ -484,7 +484,7 @@ static void FN(conv_bwd_data_images)(const convp_ctx *c, int64_t n0, int64_t cnt
 static void FN(conv_bwd_filter_images)(const convp_ctx *c, int64_t n0, int64_t cnt, T *col,
                                        T *dyg, T *dwt, int accumulate, int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q, cols = cnt * PQ;
     const T *x = c->x, *dy = c->dy;
     const T *A, *B;
@@ -560,7 +560,7 @@ static void FN(conv_dw_reduce_task)(void *vc, int64_t b0, int64_t b1, int tid)
 {
     (void)tid;
     const convp_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, KCRS = d->K * CRS;
     T *dw = c->dw;
     const T *part = c->partial;
@@ -580,7 +580,7 @@ static void FN(conv_dw_reduce_task)(void *vc, int64_t b0, int64_t b1, int tid)
 static hcga_status FN(conv_plan)(hcga_backend *be, convp_ctx *c, int64_t target_cols,
                                  int need_col, const char *op)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
     c->be = be;
     c->nb = FN(conv_group)(d, target_cols, CONV_CAP, be->threads);
@@ -606,7 +606,7 @@ static hcga_status FN(conv_plan)(hcga_backend *be, convp_ctx *c, int64_t target_
  *                elsewhere), dwr += e x^T (K*R*S x C), dw[k, c, rs] = dwr.
  * Used when the tap matrix (K*R*S x H*W) is at most half the im2col matrix
  * (C*R*S x P*Q) and a plane is large enough for a GEMM of its own. */
-static inline int FN(conv_use_taps)(const cpu_conv_dims *d)
+static inline int FN(conv_use_taps)(const hcga_conv_dims *d)
 {
     return !FN(conv_pointwise)(d) && d->H * d->W >= 128 &&
            2 * d->K * d->H * d->W <= d->C * d->P * d->Q;
@@ -617,7 +617,7 @@ static void FN(wtaps_task)(void *vc, int64_t k0, int64_t k1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const T *w = c->src;
     T *wr = c->y;
     const int64_t RS = d->R * d->S;
@@ -631,7 +631,7 @@ static void FN(wtaps_task)(void *vc, int64_t k0, int64_t k1, int tid)
 static void FN(tapsum_task)(void *vc, int64_t k0, int64_t k1, int tid)
 {
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
     const T *z = c->src, *bias = c->bias;
     double *acc = c->be->scratch[tid];
@@ -667,7 +667,7 @@ static void FN(tapspread_task)(void *vc, int64_t k0, int64_t k1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t PQ = d->P * d->Q, HW = d->H * d->W;
     const T *dy = (const T *)c->src + c->n0 * d->K * PQ;
     T *e = c->col;
@@ -694,7 +694,7 @@ static void FN(tapspread_task)(void *vc, int64_t k0, int64_t k1, int tid)
 /* Tap-form forward of image n in the calling thread (z: K*R*S x H*W). */
 static void FN(conv_fwd_taps_image)(const convp_ctx *c, int64_t n, T *z, int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
     CPU_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)KRS, (int)HW, (int)d->C, 1,
              (const T *)c->w, (int)d->C, (const T *)c->x + n * d->C * HW, (int)HW, 0, z,
@@ -718,7 +718,7 @@ static void FN(conv_fwd_taps_part)(void *vc, int64_t p0, int64_t p1, int tid)
 static void FN(conv_bwd_filter_taps_image)(const convp_ctx *c, int64_t n, T *e, T *dwr,
                                            int accumulate, int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
     conv_ctx ec = {.d = d, .src = c->dy, .col = e, .n0 = n};
     FN(tapspread_task)(&ec, 0, d->K, tid);
@@ -746,7 +746,7 @@ static void FN(taps_dw_task)(void *vc, int64_t t0, int64_t t1, int tid)
 {
     (void)tid;
     const convp_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t RS = d->R * d->S, KCRS = d->K * d->C * RS;
     const T *part = c->partial;
     T *dw = c->dw;
@@ -765,7 +765,7 @@ static void FN(taps_dw_task)(void *vc, int64_t t0, int64_t t1, int tid)
  * slab of K*R*S x H*W per part. */
 static hcga_status FN(conv_plan_taps)(hcga_backend *be, convp_ctx *c, const char *op)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     c->be = be;
     c->nb = 1;
     c->ngroups = d->N;
@@ -778,7 +778,7 @@ static hcga_status FN(conv_plan_taps)(hcga_backend *be, convp_ctx *c, const char
     return HCGA_OK;
 }
 
-static hcga_status FN(conv_fwd_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *x,
+static hcga_status FN(conv_fwd_taps)(hcga_backend *be, const hcga_conv_dims *d, const T *x,
                                      const T *w, const T *bias, T *y)
 {
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
@@ -807,7 +807,7 @@ static hcga_status FN(conv_fwd_taps)(hcga_backend *be, const cpu_conv_dims *d, c
 /* Tap-form data gradient of image n: dx = wr^T e (C x H*W), calling thread. */
 static void FN(conv_bwd_data_taps_image)(const convp_ctx *c, int64_t n, T *e, int tid)
 {
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
     conv_ctx ec = {.d = d, .src = c->dy, .col = e, .n0 = n};
     FN(tapspread_task)(&ec, 0, d->K, tid);
@@ -828,7 +828,7 @@ static void FN(conv_bwd_data_taps_part)(void *vc, int64_t p0, int64_t p1, int ti
 
 /* The adjoint of the tap forward: e = dy spread over the taps (as for the
  * filter gradient), dx = wr^T e; no col2im. */
-static hcga_status FN(conv_bwd_data_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *dy,
+static hcga_status FN(conv_bwd_data_taps)(hcga_backend *be, const hcga_conv_dims *d, const T *dy,
                                           const T *w, T *dx)
 {
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W;
@@ -852,7 +852,7 @@ static hcga_status FN(conv_bwd_data_taps)(hcga_backend *be, const cpu_conv_dims 
     return HCGA_OK;
 }
 
-static hcga_status FN(conv_bwd_filter_taps)(hcga_backend *be, const cpu_conv_dims *d, const T *x,
+static hcga_status FN(conv_bwd_filter_taps)(hcga_backend *be, const hcga_conv_dims *d, const T *x,
                                             const T *dy, T *dw)
 {
     const int64_t KRS = d->K * d->R * d->S, HW = d->H * d->W, KCRS = KRS * d->C;
@@ -877,7 +877,7 @@ static hcga_status FN(conv_bwd_filter_taps)(hcga_backend *be, const cpu_conv_dim
     return HCGA_OK;
 }
 
-static hcga_status FN(conv_fwd)(hcga_backend *be, const cpu_conv_dims *d, const T *x, const T *w,
+static hcga_status FN(conv_fwd)(hcga_backend *be, const hcga_conv_dims *d, const T *x, const T *w,
                                 const T *bias, T *y)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
@@ -919,7 +919,7 @@ static void FN(flip_task)(void *vc, int64_t c0, int64_t c1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const T *w = c->src;
     T *wf = c->y;
     const int64_t RS = d->R * d->S;
@@ -931,7 +931,7 @@ static void FN(flip_task)(void *vc, int64_t c0, int64_t c1, int tid)
         }
 }
 
-static hcga_status FN(conv_bwd_data)(hcga_backend *be, const cpu_conv_dims *d, const T *dy,
+static hcga_status FN(conv_bwd_data)(hcga_backend *be, const hcga_conv_dims *d, const T *dy,
                                      const T *w, T *dx)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;
@@ -948,7 +948,7 @@ static hcga_status FN(conv_bwd_data)(hcga_backend *be, const cpu_conv_dims *d, c
         if (!wf) return cpu_fail(be, HCGA_ERR_NOMEM, "conv2d_bwd_data: out of memory for the filter");
         conv_ctx fc = {.d = d, .src = w, .y = wf};
         cpu_parallel(be, d->C, 64, FN(flip_task), &fc);
-        cpu_conv_dims t = *d;
+        hcga_conv_dims t = *d;
         t.C = d->K;
         t.H = d->P;
         t.W = d->Q;
@@ -996,7 +996,7 @@ static void FN(dbias_task)(void *vc, int64_t k0, int64_t k1, int tid)
 {
     (void)tid;
     const conv_ctx *c = vc;
-    const cpu_conv_dims *d = c->d;
+    const hcga_conv_dims *d = c->d;
     const int64_t PQ = d->P * d->Q;
     const T *DY = c->src;
     T *db = c->y;
@@ -1010,7 +1010,7 @@ static void FN(dbias_task)(void *vc, int64_t k0, int64_t k1, int tid)
     }
 }
 
-static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const cpu_conv_dims *d, const T *x,
+static hcga_status FN(conv_bwd_filter)(hcga_backend *be, const hcga_conv_dims *d, const T *x,
                                        const T *dy, T *dw, T *dbias)
 {
     const int64_t CRS = d->C * d->R * d->S, PQ = d->P * d->Q;

@@ -1,6 +1,7 @@
 /*
  * cpu_ops.h - task contexts and dimension records shared by the op
- * wrappers (cpu_ops.c) and the type-generic kernels (cpu_kernels.h).
+ * wrappers (cpu_ops.c) and the type-generic kernels (cpu_kernels.h); the
+ * convolution geometry is the contract checker's hcga_conv_dims.
  * The contexts hold untyped pointers; each kernel casts them to its T.
  */
 #ifndef HCGA_CPU_OPS_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "cpu_internal.h"
+#include "hcga_contract.h" /* hcga_conv_dims, the geometry the checker derives */
 
 /* Chunk sizes that fix summation order independently of thread count. */
 #define CPU_RED_CHUNK 65536 /* REDUCE partial sums */
@@ -32,11 +34,6 @@
  * CPU_GEMM_SPLIT_MIN multiply-adds. */
 #define CPU_GEMM_UNIT 16
 #define CPU_GEMM_SPLIT_MIN ((double)(1 << 20))
-
-typedef struct cpu_conv_dims {
-    int64_t N, C, H, W, K, R, S, P, Q;
-    int64_t sh, sw, ph, pw, dh, dw;
-} cpu_conv_dims;
 
 /* Elementwise kinds handled by one task (ew_task). */
 enum {
@@ -84,7 +81,7 @@ typedef struct sumto_ctx {
 } sumto_ctx;
 
 typedef struct conv_ctx {
-    const cpu_conv_dims *d;
+    const hcga_conv_dims *d;
     const void *x;  /* image tensor base (x or dx) */
     void *col;      /* column matrix, row stride ld */
     int64_t n0, cnt, ld;
@@ -99,7 +96,7 @@ typedef struct conv_ctx {
  * nb images with single-threaded GEMMs in its own workspace slab. */
 typedef struct convp_ctx {
     hcga_backend *be;
-    const cpu_conv_dims *d;
+    const hcga_conv_dims *d;
     const void *x, *w, *bias, *dy;
     void *y, *dx, *dw;
     void *ws;           /* parts slabs of ws_elems elements */
