@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 #include "hcga_plugin.h"
 #include "shapefile.h"
 

@@ -6,6 +6,9 @@ CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 	conformance/harness.c conformance/test_mode.c conformance/grad.c conformance/perf.c \
 	conformance/badargs.c conformance/repro.c \
 	conformance/cmd_conformance.c
+# `hcga shapes` writes shape files from the model's graphs: it needs the whole
+# library, so it is not in CONF_SRCS (which test_conformance links on its own).
+libhcga_la_SOURCES += conformance/cmd_shapes.c
 
 # Shape files, installed under $(pkgdatadir)/shapes.
 conformance_shapesdir = $(pkgdatadir)/shapes
@@ -30,7 +33,7 @@ conformance_hcga_backend_broken_la_LIBADD = -lm
 check_PROGRAMS += conformance/test_conformance
 TESTS += conformance/test_conformance
 conformance_test_conformance_SOURCES = conformance/test_conformance.c $(CONF_SRCS) \
-	frontend/plugin_loader.c
+	frontend/backend/plugin_loader.c
 conformance_test_conformance_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 conformance_test_conformance_LDADD = $(CHECK_LIBS) $(LIBS)
 

@@ -1,29 +1,35 @@
 # frontend/: the hcga library (model, data, training, evaluation; no kernels) and the CLI.
-# Each component lists its sources in its own fragment, included below.
+# One folder per layer, each listing its sources and tests in its own fragment,
+# included below from the bottom layer up.  Includes name the folder from
+# frontend/ (AM_CPPFLAGS has -I$(top_srcdir)/frontend): #include "graph/graph.h".
 noinst_LTLIBRARIES += libhcga.la
-LOADER_SRCS =
+UTIL_SRCS =
+BACKEND_SRCS =
 GRAPH_SRCS =
-IO_SRCS =
+CONFIG_SRCS =
 MODEL_SRCS =
 DATA_SRCS =
 EVAL_SRCS =
 TRAIN_SRCS =
+CLI_SRCS =
 CONF_SRCS =
-libhcga_la_SOURCES = $(LOADER_SRCS) $(GRAPH_SRCS) $(IO_SRCS) $(MODEL_SRCS) $(DATA_SRCS) \
-	$(EVAL_SRCS) $(TRAIN_SRCS) $(CONF_SRCS)
+libhcga_la_SOURCES = $(UTIL_SRCS) $(BACKEND_SRCS) $(GRAPH_SRCS) $(CONFIG_SRCS) $(MODEL_SRCS) \
+	$(DATA_SRCS) $(EVAL_SRCS) $(TRAIN_SRCS) $(CLI_SRCS) $(CONF_SRCS)
 libhcga_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS)
 libhcga_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(LIBS)
 
 bin_PROGRAMS += hcga
-hcga_SOURCES = frontend/main.c
+hcga_SOURCES = frontend/cli/main.c
 hcga_CFLAGS = $(libhcga_la_CFLAGS)
 hcga_LDADD = libhcga.la
 
-include frontend/loader.mk
-include frontend/graph.mk
-include frontend/io.mk
-include frontend/model.mk
-include frontend/eval.mk
-include frontend/data.mk
-include frontend/train.mk
-include frontend/vis.mk
+include frontend/util/util.mk
+include frontend/backend/backend.mk
+include frontend/graph/graph.mk
+include frontend/config/config.mk
+include frontend/model/model.mk
+include frontend/data/data.mk
+include frontend/eval/eval.mk
+include frontend/train/train.mk
+include frontend/vis/vis.mk
+include frontend/cli/cli.mk

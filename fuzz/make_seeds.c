@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 static void write_file(const char *dir, const char *name, const void *data, size_t len)
 {

@@ -1,4 +1,5 @@
-/* Tests for frontend/config.c: built-in defaults, file merge, overrides,
+/* Tests for the configuration code (frontend/config/: config_*.c, pyliteral.c,
+ * yaml_scalar.c, yacs_format.c): built-in defaults, file merge, overrides,
  * type errors with positions, literal evaluation, dump/reload. */
 #include <check.h>
 #include <math.h>
@@ -7,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 
 static char err[2048];
 

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "coparse.h"
-#include "dataset.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "train/coparse.h"
 
 /* n = 1, h = 16, w = 4; the boundary rows are 0, 3, 12, 15.  Label 5 fills
  * rows 0-3 and 12-15 and the outer columns -> background.  In the inner

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 #ifndef HCGA_CUDA_LIBDIR
 #error "HCGA_CUDA_LIBDIR must be defined by the build (backends/cuda/cuda.mk)"

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "image_io.h"
-#include "synth.h"
+#include "data/dataset.h"
+#include "data/image_io.h"
+#include "data/synth.h"
 
 static char tmpdir[256];
 

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 
 /* q0: id 1 cam 1 -> gallery sorted g3 (distractor), g0 (same id+cam: junk), g1 (neg),
  * g2 (hit at kept position 1), g4 (hit at kept position 2): AP = (1/2 + 2/3)/2 = 7/12,

@@ -20,12 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "config.h"
-#include "graph.h"
-#include "model.h"
-#include "model_io.h"
-#include "safetensors.h"
+#include "backend/backend.h"
+#include "config/config.h"
+#include "graph/graph.h"
+#include "model/model.h"
+#include "model/model_io.h"
+#include "model/safetensors.h"
 
 #define MAX_BE 8
 static char be_names[MAX_BE][64];

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "graph.h"
+#include "backend/backend.h"
+#include "graph/graph.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /*
- * test_loader.c - the plugin loader (frontend/plugin_loader.c) against the
+ * test_loader.c - the plugin loader (frontend/backend/plugin_loader.c) against the
  * fake plugins of tests/fake_plugin.c and the template backend.
  *
  * HCGA_PLUGIN_PATH is set to the build tree's tests/.libs and
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 #define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
 #define TEMPLATE_LIBS HCGA_BUILDDIR "/plugins/template/.libs"

@@ -1,6 +1,6 @@
 /*
  * test_opencl_ops.c - the OpenCL backend against the CPU reference backend,
- * both loaded through the plugin loader (frontend/backend.h).
+ * both loaded through the plugin loader (frontend/backend/backend.h).
  *
  * Every op call below runs on both backends with the same inputs; outputs
  * are pre-filled with NaN and surrounded by guard bytes, so a missing or an
@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backend/backend.h"
 
 /* With --enable-sanitizers: PoCL compiles kernels with LLVM on a cache miss
  * and LLVM leaks there (not our code); GCC 12's LeakSanitizer also crashes

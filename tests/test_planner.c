@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "graph.h"
+#include "backend/backend.h"
+#include "graph/graph.h"
 
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 

@@ -1,4 +1,4 @@
-/* Tests for frontend/safetensors.c: round trips, conversions, malformed
+/* Tests for frontend/model/safetensors.c: round trips, conversions, malformed
  * files, and the golden files written by the Python safetensors package. */
 #include <check.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 static char tmpdir[256];
 

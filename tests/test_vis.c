@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "image_io.h"
-#include "vis.h"
+#include "data/dataset.h"
+#include "data/image_io.h"
+#include "vis/vis.h"
 
 static char tmpdir[256];
 

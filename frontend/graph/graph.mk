@@ -1,0 +1,13 @@
+# frontend/graph/graph.mk: computation graph (building, autodiff, planner, executor,
+# parameter store, optimizers) and its tests.
+GRAPH_SRCS += frontend/graph/graph.c frontend/graph/graph_exec.c frontend/graph/graph_internal.h \
+	frontend/graph/graph.h
+
+check_PROGRAMS += tests/test_graph tests/test_planner
+TESTS += tests/test_graph tests/test_planner
+tests_test_graph_SOURCES = tests/test_graph.c
+tests_test_graph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_graph_LDADD = libhcga.la $(CHECK_LIBS) -lm
+tests_test_planner_SOURCES = tests/test_planner.c
+tests_test_planner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_planner_LDADD = libhcga.la $(CHECK_LIBS) -lm

@@ -1,0 +1,647 @@
+/*
+ * graph_exec.c - liveness-based memory planning, execution on a backend,
+ * the parameter store shared between graphs, and the Adam / SGD steps.
+ *
+ * Storage classes of a value:
+ *   store   parameters (and BN running statistics): the hg_store entry;
+ *   own     inputs, outputs marked with hg_mark_output and gradients of
+ *           trainable parameters: one backend buffer each, allocated once;
+ *   arena   everything else: an offset into one arena buffer.
+ * Arena offsets come from a greedy best-fit pass over the nodes in order:
+ * before node i, the blocks of values whose last use is < i are released;
+ * then each transient output of node i takes the smallest free gap that
+ * fits (lowest offset on ties) or goes on top of the highest live block.
+ * A value is alive from its producing node to its last consumer inclusive,
+ * so an op's outputs never overlap its inputs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/graph_internal.h"
+
+#define HG_ALIGN 256u
+
+enum { LOC_NONE = 0, LOC_ARENA = 1, LOC_OWN = 2, LOC_STORE = 3 };
+
+struct hg_store {
+    hcga_be *be;
+    int dtype;
+    hg_store_entry **e;
+    int n, cap;
+};
+
+struct hg_exec {
+    hg_graph *g;
+    hg_store *s;
+    hcga_be *be;
+    int nvals, nnodes; /* snapshot of the graph at hg_exec_new */
+    int *loc;
+    uint64_t *off;   /* arena offset */
+    uint64_t *bytes; /* numel * element size */
+    hcga_buffer **own;
+    hg_store_entry **entry;
+    hcga_buffer *arena;
+    uint64_t peak, persistent, naive;
+    hcga_tensor *tens;  /* nnodes * (MAX_IN + MAX_OUT) bound descriptors */
+    hcga_op_args *args; /* nnodes */
+    char err[2048];
+};
+
+static uint64_t align_up(uint64_t b) { return (b + HG_ALIGN - 1) / HG_ALIGN * HG_ALIGN; }
+
+static uint64_t value_bytes(const hg_value *x)
+{
+    return (uint64_t)hg__numel(x->ndim, x->shape) * hcga_dtype_size(x->dtype);
+}
+
+/* ---- host conversions ---------------------------------------------------- */
+
+static int is_float(int dt) { return dt == HCGA_F32 || dt == HCGA_F64; }
+
+static void convert(void *dst, int ddt, const void *src, int sdt, int64_t n)
+{
+    if (ddt == sdt) {
+        memcpy(dst, src, (size_t)n * hcga_dtype_size(ddt));
+    } else if (ddt == HCGA_F64 && sdt == HCGA_F32) {
+        const float *s = src;
+        double *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = s[i];
+    } else { /* F64 -> F32 */
+        const double *s = src;
+        float *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = (float)s[i];
+    }
+}
+
+/* write n elements of host dtype hdt into a buffer of dtype bdt */
+static hcga_status write_conv(hcga_be *be, hcga_buffer *buf, uint64_t off, int bdt, const void *host,
+                              int hdt, int64_t n)
+{
+    if (bdt == hdt) return hcga_be_write(be, buf, off, host, (uint64_t)n * hcga_dtype_size(bdt));
+    void *tmp = malloc((size_t)n * hcga_dtype_size(bdt) + 1);
+    if (!tmp) return HCGA_ERR_NOMEM;
+    convert(tmp, bdt, host, hdt, n);
+    hcga_status st = hcga_be_write(be, buf, off, tmp, (uint64_t)n * hcga_dtype_size(bdt));
+    free(tmp);
+    return st;
+}
+
+static hcga_status read_conv(hcga_be *be, hcga_buffer *buf, uint64_t off, int bdt, void *host, int hdt,
+                             int64_t n)
+{
+    if (bdt == hdt) return hcga_be_read(be, buf, off, host, (uint64_t)n * hcga_dtype_size(bdt));
+    void *tmp = malloc((size_t)n * hcga_dtype_size(bdt) + 1);
+    if (!tmp) return HCGA_ERR_NOMEM;
+    hcga_status st = hcga_be_read(be, buf, off, tmp, (uint64_t)n * hcga_dtype_size(bdt));
+    if (st == HCGA_OK) convert(host, hdt, tmp, bdt, n);
+    free(tmp);
+    return st;
+}
+
+static hcga_status zero_fill(hcga_be *be, hcga_buffer *buf, uint64_t bytes)
+{
+    static const unsigned char zeros[65536];
+    for (uint64_t o = 0; o < bytes; o += sizeof zeros) {
+        uint64_t k = bytes - o < sizeof zeros ? bytes - o : sizeof zeros;
+        hcga_status st = hcga_be_write(be, buf, o, zeros, k);
+        if (st != HCGA_OK) return st;
+    }
+    return HCGA_OK;
+}
+
+/* ---- parameter store ----------------------------------------------------- */
+
+hg_store *hg_store_new(hcga_be *be, int dtype)
+{
+    if (!be || !is_float(dtype)) return NULL;
+    hg_store *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->be = be;
+    s->dtype = dtype;
+    return s;
+}
+
+void hg_store_free(hg_store *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) {
+        hg_store_entry *e = s->e[i];
+        if (e->t.buf) hcga_be_free(s->be, e->t.buf);
+        if (e->m.buf) hcga_be_free(s->be, e->m.buf);
+        if (e->v.buf) hcga_be_free(s->be, e->v.buf);
+        free(e);
+    }
+    free(s->e);
+    free(s);
+}
+
+/* a zero-filled tensor shaped like e */
+static hcga_status alloc_like(hg_store *s, const hg_store_entry *e, hcga_tensor *t)
+{
+    uint64_t bytes = (uint64_t)hg__numel(e->ndim, e->shape) * hcga_dtype_size(s->dtype);
+    hcga_buffer *b = NULL;
+    hcga_status st = hcga_be_alloc(s->be, bytes ? bytes : 1, &b);
+    if (st != HCGA_OK) return st;
+    st = zero_fill(s->be, b, bytes);
+    if (st != HCGA_OK) {
+        hcga_be_free(s->be, b);
+        return st;
+    }
+    *t = hg__desc(s->dtype, e->ndim, e->shape);
+    t->buf = b;
+    return HCGA_OK;
+}
+
+hg_store_entry *hg_store_get(hg_store *s, const char *name)
+{
+    if (!s || !name) return NULL;
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->e[i]->name, name)) return s->e[i];
+    return NULL;
+}
+
+static void shape_str(char *b, size_t n, int ndim, const int64_t *shape)
+{
+    int k = snprintf(b, n, "[");
+    for (int i = 0; i < ndim && k > 0 && (size_t)k < n; i++)
+        k += snprintf(b + k, n - (size_t)k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (k > 0 && (size_t)k < n) snprintf(b + k, n - (size_t)k, "]");
+}
+
+hg_store_entry *hg_store_add(hg_store *s, const char *name, int ndim, const int64_t *shape, unsigned flags,
+                             char *err, size_t err_len)
+{
+    if (!name || !name[0] || strlen(name) >= sizeof(((hg_store_entry *)0)->name)) {
+        snprintf(err, err_len, "store: invalid parameter name '%.80s'", name ? name : "(null)");
+        return NULL;
+    }
+    if (ndim < 0 || ndim > HCGA_MAX_DIMS || (ndim > 0 && !shape)) {
+        snprintf(err, err_len, "store: parameter '%s': invalid rank %d", name, ndim);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 1) {
+            snprintf(err, err_len, "store: parameter '%s': dimension %d is %lld", name, i, (long long)shape[i]);
+            return NULL;
+        }
+    hg_store_entry *e = hg_store_get(s, name);
+    if (e) {
+        int same = e->ndim == ndim;
+        for (int i = 0; same && i < ndim; i++) same = e->shape[i] == shape[i];
+        if (!same) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, e->ndim, e->shape);
+            shape_str(b, sizeof b, ndim, shape);
+            snprintf(err, err_len, "store: parameter '%s' exists with shape %s, requested %s", name, a, b);
+            return NULL;
+        }
+        if (!e->flags) e->flags = flags;
+        return e;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, err_len, "store: out of host memory adding '%s'", name);
+        return NULL;
+    }
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->ndim = ndim;
+    for (int i = 0; i < HCGA_MAX_DIMS; i++) e->shape[i] = i < ndim ? shape[i] : 1;
+    e->flags = flags;
+    if (alloc_like(s, e, &e->t) != HCGA_OK) {
+        snprintf(err, err_len, "store: allocating '%s': %s", name, hcga_be_error(s->be));
+        free(e);
+        return NULL;
+    }
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 64;
+        hg_store_entry **ne = realloc(s->e, (size_t)cap * sizeof *ne);
+        if (!ne) {
+            hcga_be_free(s->be, e->t.buf);
+            free(e);
+            snprintf(err, err_len, "store: out of host memory adding '%s'", name);
+            return NULL;
+        }
+        s->e = ne;
+        s->cap = cap;
+    }
+    s->e[s->n++] = e;
+    return e;
+}
+
+int hg_store_count(const hg_store *s) { return s ? s->n : 0; }
+
+hg_store_entry *hg_store_at(hg_store *s, int i) { return (s && i >= 0 && i < s->n) ? s->e[i] : NULL; }
+
+int hg_store_write(hg_store *s, hg_store_entry *e, const void *host, int host_dtype)
+{
+    if (!is_float(host_dtype)) {
+        snprintf(s->be->err, sizeof s->be->err, "store: writing '%s': host dtype %s (f32 or f64 expected)",
+                 e->name, hcga_dtype_name(host_dtype));
+        return HCGA_ERR_INVALID;
+    }
+    return write_conv(s->be, e->t.buf, e->t.offset, s->dtype, host, host_dtype, hg__numel(e->ndim, e->shape));
+}
+
+int hg_store_read(hg_store *s, hg_store_entry *e, void *host, int host_dtype)
+{
+    if (!is_float(host_dtype)) {
+        snprintf(s->be->err, sizeof s->be->err, "store: reading '%s': host dtype %s (f32 or f64 expected)",
+                 e->name, hcga_dtype_name(host_dtype));
+        return HCGA_ERR_INVALID;
+    }
+    return read_conv(s->be, e->t.buf, e->t.offset, s->dtype, host, host_dtype, hg__numel(e->ndim, e->shape));
+}
+
+/* ---- planning ------------------------------------------------------------ */
+
+typedef struct blk {
+    uint64_t off, size;
+    int last;
+} blk;
+
+/* Assigns ex->off for arena values; sets ex->peak and ex->naive. */
+static int plan(hg_exec *ex)
+{
+    const hg_graph *g = ex->g;
+    int nv = ex->nvals, nn = ex->nnodes;
+    int *last = malloc((size_t)(nv ? nv : 1) * sizeof *last);
+    blk *act = malloc((size_t)(nv ? nv : 1) * sizeof *act);
+    if (!last || !act) {
+        free(last);
+        free(act);
+        return -1;
+    }
+    for (int v = 0; v < nv; v++) last[v] = g->vals[v]->producer;
+    for (int i = 0; i < nn; i++) {
+        const hg_node *n = g->nodes[i];
+        for (int s = 0; s < n->num_in; s++)
+            if (n->in[s] >= 0 && last[n->in[s]] < i) last[n->in[s]] = i;
+    }
+    int na = 0;
+    uint64_t peak = 0, naive = 0;
+    for (int i = 0; i < nn; i++) {
+        int k = 0;
+        for (int j = 0; j < na; j++)
+            if (act[j].last >= i) act[k++] = act[j];
+        na = k;
+        const hg_node *n = g->nodes[i];
+        for (int s = 0; s < n->num_out; s++) {
+            hg_val v = n->out[s];
+            if (v < 0 || ex->loc[v] != LOC_ARENA || g->vals[v]->producer != i) continue;
+            uint64_t size = align_up(ex->bytes[v] ? ex->bytes[v] : 1);
+            uint64_t prev = 0, best = 0, bestgap = UINT64_MAX;
+            int at = -1;
+            for (int j = 0; j < na; j++) {
+                uint64_t gap = act[j].off - prev;
+                if (gap >= size && gap < bestgap) {
+                    bestgap = gap;
+                    best = prev;
+                    at = j;
+                }
+                prev = act[j].off + act[j].size;
+            }
+            if (at < 0) {
+                best = prev;
+                at = na;
+            }
+            memmove(act + at + 1, act + at, (size_t)(na - at) * sizeof *act);
+            act[at].off = best;
+            act[at].size = size;
+            act[at].last = last[v];
+            na++;
+            ex->off[v] = best;
+            if (best + size > peak) peak = best + size;
+            naive += size;
+        }
+    }
+    ex->peak = peak;
+    ex->naive = naive;
+    free(last);
+    free(act);
+    return 0;
+}
+
+/* ---- execution ----------------------------------------------------------- */
+
+static void bind(const hg_exec *ex, hcga_tensor *t, const hcga_tensor *desc, hg_val v)
+{
+    *t = *desc;
+    switch (ex->loc[v]) {
+    case LOC_ARENA:
+        t->buf = ex->arena;
+        t->offset = ex->off[v];
+        break;
+    case LOC_OWN:
+        t->buf = ex->own[v];
+        t->offset = 0;
+        break;
+    case LOC_STORE:
+        t->buf = ex->entry[v]->t.buf;
+        t->offset = ex->entry[v]->t.offset;
+        break;
+    default:
+        t->buf = NULL;
+        t->offset = 0;
+    }
+}
+
+void hg_exec_free(hg_exec *ex)
+{
+    if (!ex) return;
+    if (ex->own)
+        for (int v = 0; v < ex->nvals; v++)
+            if (ex->own[v]) hcga_be_free(ex->be, ex->own[v]);
+    if (ex->arena) hcga_be_free(ex->be, ex->arena);
+    free(ex->loc);
+    free(ex->off);
+    free(ex->bytes);
+    free(ex->own);
+    free(ex->entry);
+    free(ex->tens);
+    free(ex->args);
+    free(ex);
+}
+
+static int be_supports(hcga_be *be, int op, int dtype)
+{
+    const hcga_backend_iface *f = be->iface;
+    if (!f || op < 0 || (uint32_t)op >= f->num_ops || !f->ops || !f->ops[op]) return 0;
+    if (f->supports && !f->supports(be->inst, op, dtype)) return 0;
+    return 1;
+}
+
+hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
+{
+    if (!g || !s) {
+        snprintf(err, err_len, "hg_exec_new: graph or store is NULL");
+        return NULL;
+    }
+    if (s->dtype != g->dtype) {
+        snprintf(err, err_len, "hg_exec_new: store dtype %s differs from the graph's %s",
+                 hcga_dtype_name(s->dtype), hcga_dtype_name(g->dtype));
+        return NULL;
+    }
+    hg_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) goto nomem;
+    ex->g = g;
+    ex->s = s;
+    ex->be = s->be;
+    ex->nvals = g->nvals;
+    ex->nnodes = g->nnodes;
+    size_t nv = (size_t)(g->nvals ? g->nvals : 1), nn = (size_t)(g->nnodes ? g->nnodes : 1);
+    ex->loc = calloc(nv, sizeof *ex->loc);
+    ex->off = calloc(nv, sizeof *ex->off);
+    ex->bytes = calloc(nv, sizeof *ex->bytes);
+    ex->own = calloc(nv, sizeof *ex->own);
+    ex->entry = calloc(nv, sizeof *ex->entry);
+    ex->tens = calloc(nn * (HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT), sizeof *ex->tens);
+    ex->args = calloc(nn, sizeof *ex->args);
+    if (!ex->loc || !ex->off || !ex->bytes || !ex->own || !ex->entry || !ex->tens || !ex->args) goto nomem;
+
+    /* every op must exist on this backend for its dtype */
+    for (int i = 0; i < ex->nnodes; i++) {
+        const hg_node *n = g->nodes[i];
+        int dt = g->dtype;
+        if (n->op == HCGA_OP_FILL || n->op == HCGA_OP_COPY) dt = g->vals[n->out[0]]->dtype;
+        if (!be_supports(ex->be, n->op, dt)) {
+            snprintf(err, err_len, "node %d (%s producing '%s'): backend '%s' does not support %s for %s", i,
+                     hcga_op_name(n->op), hg__vname(g, n->out[0]), ex->be->name, hcga_op_name(n->op),
+                     hcga_dtype_name(dt));
+            hg_exec_free(ex);
+            return NULL;
+        }
+    }
+
+    /* storage classes; parameters are bound to store entries by name */
+    for (int v = 0; v < ex->nvals; v++) {
+        const hg_value *x = g->vals[v];
+        ex->bytes[v] = value_bytes(x);
+        if (x->kind == HGV_PARAM) {
+            char e2[1024];
+            hg_store_entry *e = hg_store_add(s, x->name, x->ndim, x->shape, x->flags, e2, sizeof e2);
+            if (!e) {
+                snprintf(err, err_len, "%s", e2);
+                hg_exec_free(ex);
+                return NULL;
+            }
+            ex->entry[v] = e;
+            ex->loc[v] = LOC_STORE;
+        } else if (x->kind == HGV_INPUT || x->is_output || x->persistent_grad) {
+            ex->loc[v] = LOC_OWN;
+        } else if (x->producer >= 0 && x->producer < ex->nnodes) {
+            ex->loc[v] = LOC_ARENA;
+        } else {
+            ex->loc[v] = LOC_NONE; /* produced by a node added after this exec */
+        }
+    }
+    if (plan(ex)) goto nomem;
+
+    for (int v = 0; v < ex->nvals; v++) {
+        if (ex->loc[v] != LOC_OWN) continue;
+        uint64_t b = ex->bytes[v] ? ex->bytes[v] : 1;
+        if (hcga_be_alloc(ex->be, b, &ex->own[v]) != HCGA_OK) {
+            snprintf(err, err_len, "allocating %llu bytes for value '%s': %s", (unsigned long long)b,
+                     hg__vname(g, v), hcga_be_error(ex->be));
+            hg_exec_free(ex);
+            return NULL;
+        }
+        ex->persistent += ex->bytes[v];
+        if (g->vals[v]->kind == HGV_INPUT && zero_fill(ex->be, ex->own[v], ex->bytes[v]) != HCGA_OK) {
+            snprintf(err, err_len, "clearing input '%s': %s", hg__vname(g, v), hcga_be_error(ex->be));
+            hg_exec_free(ex);
+            return NULL;
+        }
+    }
+    if (ex->peak && hcga_be_alloc(ex->be, ex->peak, &ex->arena) != HCGA_OK) {
+        snprintf(err, err_len, "allocating the %llu-byte arena: %s", (unsigned long long)ex->peak,
+                 hcga_be_error(ex->be));
+        hg_exec_free(ex);
+        return NULL;
+    }
+
+    for (int i = 0; i < ex->nnodes; i++) {
+        const hg_node *n = g->nodes[i];
+        hcga_op_args *a = &ex->args[i];
+        hcga_tensor *t = ex->tens + (size_t)i * (HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT);
+        a->op = n->op;
+        a->num_in = n->num_in;
+        a->num_out = n->num_out;
+        a->p = n->p;
+        for (int k = 0; k < n->num_in; k++) {
+            if (n->in[k] < 0) continue;
+            bind(ex, &t[k], &n->tin[k], n->in[k]);
+            a->in[k] = &t[k];
+        }
+        for (int k = 0; k < n->num_out; k++) {
+            if (n->out[k] < 0) continue;
+            bind(ex, &t[HCGA_MAX_OP_IN + k], &n->tout[k], n->out[k]);
+            a->out[k] = &t[HCGA_MAX_OP_IN + k];
+        }
+    }
+    return ex;
+
+nomem:
+    snprintf(err, err_len, "hg_exec_new: out of host memory");
+    hg_exec_free(ex);
+    return NULL;
+}
+
+int hg_exec_set_input(hg_exec *ex, const char *name, const void *host, int host_dtype)
+{
+    const hg_graph *g = ex->g;
+    hg_val v = -1;
+    for (int i = 0; i < ex->nvals && v < 0; i++)
+        if (g->vals[i]->kind == HGV_INPUT && !strcmp(g->vals[i]->name, name)) v = i;
+    if (v < 0) {
+        snprintf(ex->err, sizeof ex->err, "set_input: the graph has no input named '%s'", name);
+        return HCGA_ERR_INVALID;
+    }
+    const hg_value *x = g->vals[v];
+    int ok = x->dtype == HCGA_I64 ? host_dtype == HCGA_I64 : is_float(host_dtype);
+    if (!ok) {
+        snprintf(ex->err, sizeof ex->err, "set_input '%s': host dtype %s does not fit the input's %s", name,
+                 hcga_dtype_name(host_dtype), hcga_dtype_name(x->dtype));
+        return HCGA_ERR_INVALID;
+    }
+    hcga_status st = write_conv(ex->be, ex->own[v], 0, x->dtype, host, host_dtype, hg__numel(x->ndim, x->shape));
+    if (st != HCGA_OK)
+        snprintf(ex->err, sizeof ex->err, "set_input '%s': %s", name, hcga_be_error(ex->be));
+    return st;
+}
+
+int hg_exec_run(hg_exec *ex)
+{
+    for (int i = 0; i < ex->nnodes; i++) {
+        hcga_status st = hcga_be_run(ex->be, &ex->args[i]);
+        if (st != HCGA_OK) {
+            const hg_node *n = ex->g->nodes[i];
+            snprintf(ex->err, sizeof ex->err, "node %d (%s producing '%s'): %s", i, hcga_op_name(n->op),
+                     hg__vname(ex->g, n->out[0]), hcga_be_error(ex->be));
+            return st;
+        }
+    }
+    hcga_status st = hcga_be_sync(ex->be);
+    if (st != HCGA_OK) {
+        snprintf(ex->err, sizeof ex->err, "synchronize after node %d: %s", ex->nnodes - 1, hcga_be_error(ex->be));
+        return st;
+    }
+    return HCGA_OK;
+}
+
+int hg_exec_read(hg_exec *ex, hg_val v, void *host, int host_dtype)
+{
+    const hg_graph *g = ex->g;
+    if (v < 0 || v >= ex->nvals) {
+        snprintf(ex->err, sizeof ex->err, "read: invalid value id %d", (int)v);
+        return HCGA_ERR_INVALID;
+    }
+    const hg_value *x = g->vals[v];
+    int ok = x->dtype == HCGA_I64 ? host_dtype == HCGA_I64 : is_float(host_dtype);
+    if (!ok) {
+        snprintf(ex->err, sizeof ex->err, "read '%s': host dtype %s does not fit the value's %s",
+                 hg__vname(g, v), hcga_dtype_name(host_dtype), hcga_dtype_name(x->dtype));
+        return HCGA_ERR_INVALID;
+    }
+    int64_t n = hg__numel(x->ndim, x->shape);
+    hcga_status st;
+    switch (ex->loc[v]) {
+    case LOC_OWN: st = read_conv(ex->be, ex->own[v], 0, x->dtype, host, host_dtype, n); break;
+    case LOC_STORE:
+        st = read_conv(ex->be, ex->entry[v]->t.buf, ex->entry[v]->t.offset, x->dtype, host, host_dtype, n);
+        break;
+    default:
+        snprintf(ex->err, sizeof ex->err,
+                 "read '%s': the value is transient (its memory is reused); mark it with hg_mark_output",
+                 hg__vname(g, v));
+        return HCGA_ERR_INVALID;
+    }
+    if (st != HCGA_OK) snprintf(ex->err, sizeof ex->err, "read '%s': %s", hg__vname(g, v), hcga_be_error(ex->be));
+    return st;
+}
+
+const char *hg_exec_error(const hg_exec *ex) { return ex->err; }
+uint64_t hg_exec_peak_bytes(const hg_exec *ex) { return ex->peak; }
+uint64_t hg_exec_persistent_bytes(const hg_exec *ex) { return ex->persistent; }
+uint64_t hg_exec_naive_bytes(const hg_exec *ex) { return ex->naive; }
+
+int hg_exec_placement(const hg_exec *ex, hg_val v, uint64_t *offset, uint64_t *bytes)
+{
+    if (v < 0 || v >= ex->nvals) return -1;
+    if (ex->loc[v] == LOC_ARENA) {
+        if (offset) *offset = ex->off[v];
+        if (bytes) *bytes = align_up(ex->bytes[v] ? ex->bytes[v] : 1);
+        return 1;
+    }
+    if (ex->loc[v] == LOC_OWN || ex->loc[v] == LOC_STORE) {
+        if (bytes) *bytes = ex->bytes[v];
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- optimizers ---------------------------------------------------------- */
+
+static int optim_step(hg_exec *ex, const hg_optim_cfg *cfg, int adam)
+{
+    const hg_graph *g = ex->g;
+    const char *what = adam ? "adam" : "sgd";
+    if (cfg->step < 1) {
+        snprintf(ex->err, sizeof ex->err, "%s: step %lld must be >= 1", what, (long long)cfg->step);
+        return HCGA_ERR_INVALID;
+    }
+    for (int v = 0; v < ex->nvals; v++) {
+        const hg_value *x = g->vals[v];
+        if (x->kind != HGV_PARAM || !(x->flags & HG_TRAINABLE) || (x->flags & HG_FROZEN)) continue;
+        if (x->grad < 0 || x->grad >= ex->nvals || ex->loc[x->grad] != LOC_OWN) continue;
+        hg_store_entry *e = ex->entry[v];
+        hcga_status st = HCGA_OK;
+        if (!e->m.buf) st = alloc_like(ex->s, e, &e->m);
+        if (st == HCGA_OK && adam && !e->v.buf) st = alloc_like(ex->s, e, &e->v);
+        if (st != HCGA_OK) {
+            snprintf(ex->err, sizeof ex->err, "%s: allocating the state of '%s': %s", what, x->name,
+                     hcga_be_error(ex->be));
+            return st;
+        }
+        int bias = (x->flags & HG_BIAS) != 0;
+        hcga_op_args a;
+        memset(&a, 0, sizeof a);
+        hcga_tensor grad;
+        grad = hg__desc(g->dtype, x->ndim, x->shape);
+        grad.buf = ex->own[x->grad];
+        a.op = adam ? HCGA_OP_ADAM_STEP : HCGA_OP_SGD_STEP;
+        a.num_in = 1;
+        a.in[0] = &grad;
+        a.p.optim.lr = bias ? cfg->lr_bias : cfg->lr;
+        a.p.optim.weight_decay = bias ? cfg->weight_decay_bias : cfg->weight_decay;
+        a.p.optim.beta1 = cfg->beta1;
+        a.p.optim.beta2 = cfg->beta2;
+        a.p.optim.eps = cfg->eps;
+        a.p.optim.momentum = cfg->momentum;
+        a.p.optim.step = cfg->step;
+        if (adam) {
+            a.num_out = 3;
+            a.out[HCGA_ADAM_PARAM] = &e->t;
+            a.out[HCGA_ADAM_M] = &e->m;
+            a.out[HCGA_ADAM_V] = &e->v;
+        } else {
+            a.num_out = 2;
+            a.out[HCGA_SGD_PARAM] = &e->t;
+            a.out[HCGA_SGD_BUF] = &e->m;
+        }
+        st = hcga_be_run(ex->be, &a);
+        if (st != HCGA_OK) {
+            snprintf(ex->err, sizeof ex->err, "%s step of '%s': %s", what, x->name, hcga_be_error(ex->be));
+            return st;
+        }
+    }
+    hcga_status st = hcga_be_sync(ex->be);
+    if (st != HCGA_OK) {
+        snprintf(ex->err, sizeof ex->err, "%s: synchronize: %s", what, hcga_be_error(ex->be));
+        return st;
+    }
+    return HCGA_OK;
+}
+
+int hg_adam_step(hg_exec *ex, const hg_optim_cfg *cfg) { return optim_step(ex, cfg, 1); }
+int hg_sgd_step(hg_exec *ex, const hg_optim_cfg *cfg) { return optim_step(ex, cfg, 0); }

@@ -1,0 +1,763 @@
+/*
+ * coparse.c - human co-parsing: per-identity pseudo part labels (HCGA.md
+ * section 5) from the DFC network (the paper's) or ISP's k-means.
+ */
+#include "train/coparse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "data/image_io.h"
+#include "data/rng.h"
+#include "model/model.h"
+#include "model/model_io.h"
+#include "util/util.h"
+
+/* ---- pseudo label storage ----------------------------------------------- */
+
+int hcga_pseudo_init(hcga_pseudo *p, int count, int h, int w, int num_parts)
+{
+    memset(p, 0, sizeof *p);
+    p->maps = malloc((size_t)(count > 0 ? count : 1) * (size_t)h * (size_t)w);
+    if (!p->maps) return -1;
+    p->count = count;
+    p->h = h;
+    p->w = w;
+    p->num_parts = num_parts;
+    p->miou = -1.0;
+    int64_t *band = malloc(sizeof(int64_t) * (size_t)h * (size_t)w);
+    if (!band) {
+        free(p->maps);
+        p->maps = NULL;
+        return -1;
+    }
+    hcga_band_labels(h, w, num_parts, band);
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < h * w; k++) p->maps[(size_t)i * h * w + k] = (uint8_t)band[k];
+    free(band);
+    return 0;
+}
+
+void hcga_pseudo_free(hcga_pseudo *p)
+{
+    free(p->maps);
+    memset(p, 0, sizeof *p);
+}
+
+int hcga_pseudo_label_fn(void *ctx, int item, int64_t *labels, char *err, size_t err_len)
+{
+    const hcga_pseudo *p = ctx;
+    if (item < 0 || item >= p->count) {
+        snprintf(err, err_len, "pseudo labels: item %d out of range (%d training images)", item, p->count);
+        return -1;
+    }
+    const uint8_t *m = p->maps + (size_t)item * p->h * p->w;
+    for (int k = 0; k < p->h * p->w; k++) labels[k] = m[k];
+    return 0;
+}
+
+int hcga_coparse_due(const hcga_config *cfg, int epoch)
+{
+    long long period = hcga_cfg_int(cfg, "CLUSTERING.PERIOD");
+    long long stop = hcga_cfg_int(cfg, "CLUSTERING.STOP");
+    if (epoch == 1) return 1;
+    if (period < 1 || epoch > stop) return 0;
+    return (epoch - 1) % period == 0;
+}
+
+static void pseudo_dir(const hcga_config *cfg, const hcga_dataset *ds, char *dir, size_t len)
+{
+    snprintf(dir, len, "%s/%s", ds->root, hcga_cfg_str(cfg, "DATASETS.PSEUDO_LABEL_SUBDIR"));
+}
+
+int hcga_pseudo_lock(const hcga_config *cfg, const hcga_dataset *ds, char *err, size_t err_len)
+{
+    char dir[4096], path[4200];
+    pseudo_dir(cfg, ds, dir, sizeof dir);
+    if (hcga_mkdirs(dir, err, err_len)) return -1;
+    snprintf(path, sizeof path, "%s/.hcga-train.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, err_len,
+                     "%s is in use by another hcga train (its pseudo labels would be overwritten); "
+                     "give this run its own DATASETS.PSEUDO_LABEL_SUBDIR",
+                     dir);
+        else
+            snprintf(err, err_len, "%s: flock: %s", path, strerror(e));
+        return -1;
+    }
+    return fd;
+}
+
+int hcga_pseudo_load(hcga_pseudo *p, const hcga_config *cfg, const hcga_dataset *ds, char *err,
+                     size_t err_len)
+{
+    char dir[4096], path[8300];
+    pseudo_dir(cfg, ds, dir, sizeof dir);
+    for (int i = 0; i < p->count; i++) {
+        snprintf(path, sizeof path, "%s/%s.png", dir, ds->train.items[i].name);
+        hcga_image m;
+        if (hcga_png_read(path, &m, err, err_len)) return -1;
+        if (m.channels != 1 || m.width != p->w || m.height != p->h) {
+            snprintf(err, err_len, "%s: pseudo label map is %dx%dx%d, expected %dx%d gray", path, m.height,
+                     m.width, m.channels, p->h, p->w);
+            hcga_image_free(&m);
+            return -1;
+        }
+        for (int k = 0; k < p->h * p->w; k++) {
+            if (m.data[k] >= p->num_parts) {
+                snprintf(err, err_len, "%s: label %d outside 0..%d", path, m.data[k], p->num_parts - 1);
+                hcga_image_free(&m);
+                return -1;
+            }
+            p->maps[(size_t)i * p->h * p->w + k] = m.data[k];
+        }
+        hcga_image_free(&m);
+    }
+    p->rounds = 1;
+    return 0;
+}
+
+int hcga_pseudo_miou(const hcga_pseudo *p, const hcga_dataset *ds, double *iou, double *miou,
+                     char *err, size_t err_len)
+{
+    const int K = p->num_parts;
+    double *inter = calloc((size_t)K, sizeof(double)), *uni = calloc((size_t)K, sizeof(double));
+    if (!inter || !uni) {
+        free(inter);
+        free(uni);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    char path[8300];
+    for (int i = 0; i < p->count; i++) {
+        snprintf(path, sizeof path, "%s/parts/bounding_box_train/%s.png", ds->root, ds->train.items[i].name);
+        if (access(path, R_OK) != 0) {
+            rc = 1; /* no ground truth */
+            break;
+        }
+        hcga_image g;
+        if (hcga_png_read(path, &g, err, err_len)) {
+            rc = -1;
+            break;
+        }
+        if (g.channels != 1) {
+            snprintf(err, err_len, "%s: part mask must be gray", path);
+            hcga_image_free(&g);
+            rc = -1;
+            break;
+        }
+        const uint8_t *m = p->maps + (size_t)i * p->h * p->w;
+        for (int y = 0; y < p->h; y++)
+            for (int x = 0; x < p->w; x++) {
+                int gy = (int)((y + 0.5) * g.height / p->h), gx = (int)((x + 0.5) * g.width / p->w);
+                int gt = g.data[(size_t)gy * g.width + gx], pr = m[(size_t)y * p->w + x];
+                if (gt >= K) gt = K - 1;
+                if (gt == pr) {
+                    inter[gt] += 1;
+                    uni[gt] += 1;
+                } else {
+                    uni[gt] += 1;
+                    uni[pr] += 1;
+                }
+            }
+        hcga_image_free(&g);
+    }
+    if (rc == 0) {
+        double s = 0;
+        for (int k = 0; k < K; k++) iou[k] = uni[k] > 0 ? inter[k] / uni[k] : 0.0;
+        for (int k = 1; k < K; k++) s += iou[k];
+        *miou = K > 1 ? s / (K - 1) : 0.0;
+    }
+    free(inter);
+    free(uni);
+    return rc;
+}
+
+/* ---- post-processing and k-means ------------------------------------------ */
+
+void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts, uint8_t *labels)
+{
+    int maxl = 0;
+    for (size_t i = 0; i < (size_t)n * h * w; i++)
+        if (raw[i] > maxl) maxl = (int)raw[i];
+    const int L = maxl + 1;
+    double *rowsum = calloc((size_t)L, sizeof(double));
+    long *cnt = calloc((size_t)L, sizeof(long)), *edge_rows = calloc((size_t)L, sizeof(long));
+    long *edge_cols = calloc((size_t)L, sizeof(long));
+    int *bg = calloc((size_t)L, sizeof(int)), *part = calloc((size_t)L, sizeof(int));
+    if (!rowsum || !cnt || !edge_rows || !edge_cols || !bg || !part) abort();
+    const int rows[4] = {0, 3, h - 1, h - 4};
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int64_t l = raw[((size_t)i * h + y) * w + x];
+                cnt[l]++;
+                rowsum[l] += y;
+                for (int r = 0; r < 4; r++)
+                    if (y == rows[r] && (r < 2 || rows[r] != rows[r - 2])) edge_rows[l]++;
+                if (x == 0 || x == w - 1) edge_cols[l]++;
+            }
+    double lo = INFINITY, hi = -INFINITY;
+    for (int l = 0; l < L; l++) {
+        if (!cnt[l]) continue;
+        bg[l] = edge_rows[l] > (double)n * w / 2.0 || edge_cols[l] > (double)n * h / 3.0;
+        if (bg[l]) continue;
+        double m = rowsum[l] / cnt[l];
+        lo = fmin(lo, m);
+        hi = fmax(hi, m);
+    }
+    const int K = num_parts;
+    double s = (hi - lo) / (K - 1 > 0 ? K - 1 : 1);
+    for (int l = 0; l < L; l++) {
+        if (!cnt[l] || bg[l]) continue;
+        double m = rowsum[l] / cnt[l];
+        if (K == 4) {
+            part[l] = m < lo + s / 2 ? 1 : m < lo + 2 * s ? 2 : 3;
+        } else {
+            int k = 1;
+            while (k < K - 1 && m >= lo + (k - 0.5) * s) k++;
+            part[l] = k;
+        }
+    }
+    for (size_t i = 0; i < (size_t)n * h * w; i++) labels[i] = bg[raw[i]] ? 0 : (uint8_t)part[raw[i]];
+    free(rowsum);
+    free(cnt);
+    free(edge_rows);
+    free(edge_cols);
+    free(bg);
+    free(part);
+}
+
+int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_parts, uint8_t *labels)
+{
+    const size_t HW = (size_t)h * w, N = (size_t)n * HW;
+    const int K = num_parts - 1;
+    double *v = malloc(sizeof(double) * N);
+    int *fg = malloc(sizeof(int) * N);
+    float *x = NULL;
+    double *cent = NULL, *acc = NULL, *rowsum = NULL;
+    long *cc = NULL;
+    int rc = -1;
+    if (!v || !fg || K < 1) goto out;
+    /* sharpened, per-image-normalised feature norms */
+    for (int i = 0; i < n; i++) {
+        double mx = 0;
+        for (size_t p = 0; p < HW; p++) {
+            double s = 0;
+            for (int k = 0; k < c; k++) {
+                double f = feats[((size_t)i * c + k) * HW + p];
+                s += f * f;
+            }
+            v[i * HW + p] = sqrt(s);
+            mx = fmax(mx, v[i * HW + p]);
+        }
+        for (size_t p = 0; p < HW; p++) {
+            double t = mx > 0 ? v[i * HW + p] / mx : 0;
+            v[i * HW + p] = 1.0 / (1.0 + exp(-5.0 * (2.0 * t - 1.0) - 3.0));
+        }
+    }
+    /* k = 2 on the scalars, 20 iterations, from the minimum and the maximum */
+    double c0 = INFINITY, c1 = -INFINITY;
+    for (size_t p = 0; p < N; p++) {
+        c0 = fmin(c0, v[p]);
+        c1 = fmax(c1, v[p]);
+    }
+    for (int it = 0; it < 20; it++) {
+        double s0 = 0, s1 = 0;
+        long n0 = 0, n1 = 0;
+        for (size_t p = 0; p < N; p++) {
+            int a = fabs(v[p] - c1) < fabs(v[p] - c0);
+            fg[p] = a;
+            if (a) s1 += v[p], n1++;
+            else s0 += v[p], n0++;
+        }
+        if (n0) c0 = s0 / n0;
+        if (n1) c1 = s1 / n1;
+    }
+    int fgc = c1 > c0 ? 1 : 0;
+    for (size_t p = 0; p < N; p++) fg[p] = fg[p] == fgc;
+    /* k = K-1 on L2-normalised foreground features, initialised from horizontal bands */
+    x = malloc(sizeof(float) * N * (size_t)c);
+    cent = calloc((size_t)K * c, sizeof(double));
+    acc = calloc((size_t)K * c, sizeof(double));
+    cc = calloc((size_t)K, sizeof(long));
+    rowsum = calloc((size_t)K, sizeof(double));
+    int *assign = fg; /* reuse: -1 background, else cluster */
+    if (!x || !cent || !acc || !cc || !rowsum) goto out;
+    for (int i = 0; i < n; i++)
+        for (size_t p = 0; p < HW; p++) {
+            double s = 0;
+            for (int k = 0; k < c; k++) {
+                double f = feats[((size_t)i * c + k) * HW + p];
+                s += f * f;
+            }
+            double inv = s > 1e-24 ? 1.0 / sqrt(s) : 0.0;
+            for (int k = 0; k < c; k++) x[(i * HW + p) * c + k] = (float)(feats[((size_t)i * c + k) * HW + p] * inv);
+        }
+    for (size_t p = 0; p < N; p++) {
+        if (!fg[p]) {
+            assign[p] = -1;
+            continue;
+        }
+        int y = (int)((p % HW) / w);
+        assign[p] = y * K / h;
+    }
+    for (int it = 0; it <= 20; it++) {
+        memset(acc, 0, sizeof(double) * (size_t)K * c);
+        memset(cc, 0, sizeof(long) * (size_t)K);
+        for (size_t p = 0; p < N; p++) {
+            if (assign[p] < 0) continue;
+            for (int k = 0; k < c; k++) acc[(size_t)assign[p] * c + k] += x[p * c + k];
+            cc[assign[p]]++;
+        }
+        for (int j = 0; j < K; j++)
+            if (cc[j])
+                for (int k = 0; k < c; k++) cent[(size_t)j * c + k] = acc[(size_t)j * c + k] / cc[j];
+        if (it == 20) break;
+        for (size_t p = 0; p < N; p++) {
+            if (assign[p] < 0) continue;
+            double best = INFINITY;
+            int bj = 0;
+            for (int j = 0; j < K; j++) {
+                double d = 0;
+                for (int k = 0; k < c; k++) {
+                    double t = x[p * c + k] - cent[(size_t)j * c + k];
+                    d += t * t;
+                }
+                if (d < best) best = d, bj = j;
+            }
+            assign[p] = bj;
+        }
+    }
+    /* number clusters 1..K from top to bottom by mean row */
+    memset(cc, 0, sizeof(long) * (size_t)K);
+    for (size_t p = 0; p < N; p++) {
+        if (assign[p] < 0) continue;
+        rowsum[assign[p]] += (double)((p % HW) / w);
+        cc[assign[p]]++;
+    }
+    int order[64];
+    for (int j = 0; j < K && j < 64; j++) order[j] = j;
+    for (int a = 0; a < K; a++)
+        for (int b = a + 1; b < K; b++) {
+            double ma = cc[order[a]] ? rowsum[order[a]] / cc[order[a]] : INFINITY;
+            double mb = cc[order[b]] ? rowsum[order[b]] / cc[order[b]] : INFINITY;
+            if (mb < ma) {
+                int t = order[a];
+                order[a] = order[b];
+                order[b] = t;
+            }
+        }
+    int rank[64];
+    for (int j = 0; j < K; j++) rank[order[j]] = j + 1;
+    for (size_t p = 0; p < N; p++) labels[p] = assign[p] < 0 ? 0 : (uint8_t)rank[assign[p]];
+    rc = 0;
+out:
+    free(v);
+    free(fg);
+    free(x);
+    free(cent);
+    free(acc);
+    free(cc);
+    free(rowsum);
+    return rc;
+}
+
+/* ---- the DFC network ---------------------------------------------------------- */
+
+#define DFC_MAX_N 1024
+
+struct hcga_dfc {
+    hcga_be *be;
+    hg_store *store;
+    int c, h, w, m1, m2, epochs, min_labels;
+    double pw, iw, dw, lr, momentum;
+    hg_graph *g[DFC_MAX_N + 1];
+    hg_exec *ex[DFC_MAX_N + 1];
+};
+
+hcga_dfc *hcga_dfc_new(const hcga_config *cfg, hcga_be *be, int channels, int h, int w, char *err,
+                       size_t err_len)
+{
+    hcga_dfc *d = calloc(1, sizeof *d);
+    if (!d) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    d->be = be;
+    d->c = channels;
+    d->h = h;
+    d->w = w;
+    d->m1 = (int)hcga_cfg_int(cfg, "DFC.MODIM1");
+    d->m2 = (int)hcga_cfg_int(cfg, "DFC.MODIM2");
+    d->epochs = (int)hcga_cfg_int(cfg, "DFC.EPOCH");
+    d->min_labels = (int)hcga_cfg_int(cfg, "DFC.MIN_LABEL_NUM");
+    d->pw = hcga_cfg_float(cfg, "DFC.PIXEL_WEIGHT");
+    d->iw = hcga_cfg_float(cfg, "DFC.IMAGE_WEIGHT");
+    d->dw = hcga_cfg_float(cfg, "DFC.DIAG_WEIGHT");
+    d->lr = 0.1;
+    d->momentum = 0.9;
+    if (d->m1 < 1 || d->m2 < 2 || d->epochs < 1 || h < 2 || w < 2) {
+        snprintf(err, err_len, "DFC: MODIM1 %d / MODIM2 %d / EPOCH %d / map %dx%d out of range", d->m1, d->m2,
+                 d->epochs, h, w);
+        free(d);
+        return NULL;
+    }
+    d->store = hg_store_new(be, HCGA_F32);
+    if (!d->store) {
+        snprintf(err, err_len, "DFC: cannot create a parameter store");
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void hcga_dfc_free(hcga_dfc *d)
+{
+    if (!d) return;
+    for (int i = 0; i <= DFC_MAX_N; i++) {
+        hg_exec_free(d->ex[i]);
+        hg_graph_free(d->g[i]);
+    }
+    hg_store_free(d->store);
+    free(d);
+}
+
+static hg_val dfc_layer(hg_graph *g, hg_val x, const char *name, int cin, int cout, int k, int relu)
+{
+    char nm[64];
+    snprintf(nm, sizeof nm, "dfc.%s.conv.weight", name);
+    hg_val w = hg_param(g, nm, 4, (int64_t[]){cout, cin, k, k}, HG_TRAINABLE);
+    snprintf(nm, sizeof nm, "dfc.%s.conv.bias", name);
+    hg_val b = hg_param(g, nm, 1, (int64_t[]){cout}, HG_TRAINABLE | HG_BIAS);
+    hg_val y = hg_conv2d(g, x, w, b, 1, k / 2);
+    hg_val bn[4];
+    const char *sfx[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(nm, sizeof nm, "dfc.%s.bn.%s", name, sfx[i]);
+        bn[i] = hg_param(g, nm, 1, (int64_t[]){cout}, i < 2 ? (HG_TRAINABLE | (i == 1 ? HG_BIAS : 0)) : HG_BUFFER);
+    }
+    y = hg_batchnorm(g, y, bn[0], bn[1], bn[2], bn[3], 1, 1e-5, 0.1);
+    return relu ? hg_relu(g, y) : y;
+}
+
+static hg_exec *dfc_exec(hcga_dfc *d, int n, char *err, size_t err_len)
+{
+    if (n < 1 || n > DFC_MAX_N) {
+        snprintf(err, err_len, "DFC: %d images for one identity (1..%d supported)", n, DFC_MAX_N);
+        return NULL;
+    }
+    if (d->ex[n]) return d->ex[n];
+    hg_graph *g = hg_graph_new(HCGA_F32);
+    hg_val x = hg_input(g, "dfc.input", HCGA_F32, 4, (int64_t[]){n, d->c, d->h, d->w});
+    hg_val y = dfc_layer(g, x, "0", d->c, d->m1, 3, 1);
+    y = dfc_layer(g, y, "1", d->m1, d->m2, 1, 1);
+    y = dfc_layer(g, y, "2", d->m2, d->m1, 3, 1);
+    y = dfc_layer(g, y, "3", d->m1, d->m2, 1, 0);
+    hg_val lab = hg_argmax(g, y);
+    hg_val loss = hg_pixel_ce(g, y, lab, -1);
+    if (n > 1 && d->iw != 0) loss = hg_axpby(g, 1.0, loss, d->iw, hg_shift_l1(g, y, 1, 0, 0));
+    if (d->pw != 0) {
+        loss = hg_axpby(g, 1.0, loss, d->pw, hg_shift_l1(g, y, 0, 1, 0));
+        loss = hg_axpby(g, 1.0, loss, d->pw, hg_shift_l1(g, y, 0, 0, 1));
+    }
+    if (d->dw != 0) {
+        loss = hg_axpby(g, 1.0, loss, d->dw, hg_shift_l1(g, y, 0, 1, 1));
+        loss = hg_axpby(g, 1.0, loss, d->dw, hg_shift_l1(g, y, 0, 1, -1));
+    }
+    hg_mark_output(g, lab, "dfc.labels");
+    hg_mark_output(g, loss, "dfc.loss");
+    if (hg_backward(g, loss)) {
+        snprintf(err, err_len, "DFC: differentiating the network failed");
+        hg_graph_free(g);
+        return NULL;
+    }
+    hg_exec *ex = hg_exec_new(g, d->store, err, err_len);
+    if (!ex) {
+        hg_graph_free(g);
+        return NULL;
+    }
+    d->g[n] = g;
+    d->ex[n] = ex;
+    return ex;
+}
+
+/* PyTorch's default Conv2d initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+ * weights and biases; BN weight 1, bias 0. */
+static int dfc_init(hcga_dfc *d, uint64_t seed)
+{
+    hcga_rng r;
+    hcga_rng_seed(&r, seed, 0xdfcull);
+    for (int i = 0; i < hg_store_count(d->store); i++) {
+        hg_store_entry *e = hg_store_at(d->store, i);
+        int64_t n = 1;
+        for (int k = 0; k < e->ndim; k++) n *= e->shape[k];
+        float *v = malloc(sizeof(float) * (size_t)n);
+        if (!v) return -1;
+        const char *nm = e->name;
+        if (strstr(nm, ".conv.")) {
+            /* fan_in from the weight of this layer */
+            char wn[64];
+            snprintf(wn, sizeof wn, "%.*s.conv.weight", (int)(strstr(nm, ".conv.") - nm), nm);
+            hg_store_entry *we = hg_store_get(d->store, wn);
+            double fan = we ? (double)(we->shape[1] * we->shape[2] * we->shape[3]) : 1.0;
+            double bound = 1.0 / sqrt(fan);
+            for (int64_t k = 0; k < n; k++) v[k] = (float)hcga_rng_range(&r, -bound, bound);
+        } else {
+            float val = (strstr(nm, ".bn.weight") || strstr(nm, ".bn.running_var")) ? 1.0f : 0.0f;
+            for (int64_t k = 0; k < n; k++) v[k] = val;
+        }
+        int bad = hg_store_write(d->store, e, v, HCGA_F32);
+        free(v);
+        if (bad) return -1;
+    }
+    return 0;
+}
+
+int hcga_dfc_run(hcga_dfc *d, const float *feats, int n, uint64_t seed, int64_t *raw, int *iters,
+                 void (*frame_cb)(void *ctx, int iter, const int64_t *labels), void *cb_ctx, char *err,
+                 size_t err_len)
+{
+    hg_exec *ex = dfc_exec(d, n, err, err_len);
+    if (!ex) return -1;
+    if (dfc_init(d, seed)) {
+        snprintf(err, err_len, "DFC: initialising the network failed: %s", hcga_be_error(d->be));
+        return -1;
+    }
+    hg_graph *g = d->g[n];
+    hg_val vl = hg_find(g, "dfc.labels"), vloss = hg_find(g, "dfc.loss");
+    const size_t np = (size_t)n * d->h * d->w;
+    int64_t *lab = malloc(sizeof(int64_t) * np);
+    unsigned char *seen = calloc((size_t)d->m2, 1);
+    if (!lab || !seen) {
+        free(lab);
+        free(seen);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (hg_exec_set_input(ex, "dfc.input", feats, HCGA_F32)) {
+        snprintf(err, err_len, "DFC input: %s", hg_exec_error(ex));
+        free(lab);
+        free(seen);
+        return -1;
+    }
+    int it = 0, rc = 0;
+    for (it = 1; it <= d->epochs; it++) {
+        float loss;
+        if (hg_exec_run(ex) || hg_exec_read(ex, vl, lab, HCGA_I64) || hg_exec_read(ex, vloss, &loss, HCGA_F32)) {
+            snprintf(err, err_len, "DFC iteration %d: %s", it, hg_exec_error(ex));
+            rc = -1;
+            break;
+        }
+        if (!isfinite(loss)) {
+            snprintf(err, err_len, "DFC iteration %d: the loss is not finite", it);
+            rc = -1;
+            break;
+        }
+        memset(seen, 0, (size_t)d->m2);
+        int nl = 0;
+        for (size_t p = 0; p < np; p++)
+            if (!seen[lab[p]]) seen[lab[p]] = 1, nl++;
+        if (frame_cb) frame_cb(cb_ctx, it, lab);
+        hg_optim_cfg oc = {d->lr, 0.0, d->lr, 0.0, 0.9, 0.999, 1e-8, d->momentum, it};
+        if (hg_sgd_step(ex, &oc)) {
+            snprintf(err, err_len, "DFC step %d: %s", it, hg_exec_error(ex));
+            rc = -1;
+            break;
+        }
+        if (nl <= d->min_labels) break;
+    }
+    if (it > d->epochs) it = d->epochs;
+    if (!rc && raw) memcpy(raw, lab, sizeof(int64_t) * np);
+    if (iters) *iters = it;
+    free(lab);
+    free(seen);
+    return rc;
+}
+
+/* ---- one round over the training set ------------------------------------------ */
+
+int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, const hcga_dataset *ds,
+                       int epoch, int threads, uint64_t seed, hcga_pseudo *p, FILE *log, char *err,
+                       size_t err_len)
+{
+    const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
+    int use_dfc;
+    if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
+    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans")) use_dfc = 0;
+    else {
+        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans) or band", al);
+        return -1;
+    }
+    const int batch = 16;
+    int rc = -1;
+    hg_graph *gf = hcga_model_build(cfg, HCGA_MODEL_FEATURES, batch, ds->num_train_ids, HCGA_F32, err, err_len);
+    if (!gf) return -1;
+    hg_exec *ex = hg_exec_new(gf, store, err, err_len);
+    hg_val vF = hg_find(gf, "eval.feature_map");
+    if (!ex || vF < 0) {
+        if (ex && vF < 0) snprintf(err, err_len, "the features graph has no eval.feature_map");
+        hcga_model_free(gf);
+        hg_exec_free(ex);
+        return -1;
+    }
+    const int C = (int)hg_shape(gf, vF)[1], fh = (int)hg_shape(gf, vF)[2], fw = (int)hg_shape(gf, vF)[3];
+    const size_t per = (size_t)C * fh * fw;
+    hcga_aug_cfg aug = hcga_aug_from_config(cfg, 0);
+    int *members = malloc(sizeof(int) * (size_t)ds->train.count);
+    float *feats = malloc(sizeof(float) * per * 64);
+    size_t feats_cap = 64;
+    float *fb = malloc(sizeof(float) * per * batch);
+    int64_t *raw = NULL;
+    uint8_t *lab = NULL;
+    hcga_dfc *dfc = NULL;
+    hcga_split sub = {0};
+    if (!members || !feats || !fb) {
+        snprintf(err, err_len, "out of memory for co-parsing");
+        goto out;
+    }
+    if (use_dfc && !(dfc = hcga_dfc_new(cfg, be, C, fh, fw, err, err_len))) goto out;
+    char dir[4096];
+    pseudo_dir(cfg, ds, dir, sizeof dir);
+    if (hcga_mkdirs(dir, err, err_len)) goto out;
+    const int tty = log && isatty(fileno(log));
+    double t0 = hcga_now(), iters_sum = 0;
+    for (int id = 0; id < ds->num_train_ids; id++) {
+        int n = 0;
+        for (int i = 0; i < ds->train.count; i++)
+            if (ds->train.items[i].label == id) members[n++] = i;
+        if (n == 0) continue;
+        if ((size_t)n > feats_cap) {
+            float *nf = realloc(feats, sizeof(float) * per * (size_t)n);
+            if (!nf) {
+                snprintf(err, err_len, "out of memory for %d feature maps", n);
+                goto out;
+            }
+            feats = nf;
+            feats_cap = (size_t)n;
+        }
+        /* feature maps of this identity's images, in eval mode */
+        hcga_item *items = malloc(sizeof(hcga_item) * (size_t)n);
+        if (!items) goto out;
+        for (int j = 0; j < n; j++) items[j] = ds->train.items[members[j]];
+        sub.items = items;
+        sub.count = n;
+        hcga_loader *l = hcga_loader_new(&sub, NULL, n, batch, 0, &aug, p->num_parts, NULL, NULL, 0, 0, threads);
+        if (!l) {
+            free(items);
+            snprintf(err, err_len, "cannot start the data loader");
+            goto out;
+        }
+        const hcga_batch *b;
+        int got = 0, bad = 0;
+        float *in = NULL;
+        const size_t img = (size_t)3 * aug.height * aug.width;
+        in = malloc(sizeof(float) * img * batch);
+        while (!bad && in && (b = hcga_loader_next(l))) {
+            for (int i = 0; i < batch; i++)
+                memcpy(in + img * i, b->images + img * (size_t)(i < b->n ? i : b->n - 1), sizeof(float) * img);
+            if (hg_exec_set_input(ex, "input.images", in, HCGA_F32) || hg_exec_run(ex) ||
+                hg_exec_read(ex, vF, fb, HCGA_F32)) {
+                snprintf(err, err_len, "co-parsing features: %s", hg_exec_error(ex));
+                bad = 1;
+                break;
+            }
+            memcpy(feats + per * got, fb, sizeof(float) * per * (size_t)b->n);
+            got += b->n;
+        }
+        if (!bad && hcga_loader_error(l)) {
+            snprintf(err, err_len, "%s", hcga_loader_error(l));
+            bad = 1;
+        }
+        if (!in) {
+            snprintf(err, err_len, "out of memory");
+            bad = 1;
+        }
+        free(in);
+        hcga_loader_free(l);
+        free(items);
+        if (bad) goto out;
+        const size_t np = (size_t)n * fh * fw;
+        free(raw);
+        free(lab);
+        raw = malloc(sizeof(int64_t) * np);
+        lab = malloc(np);
+        if (!raw || !lab) {
+            snprintf(err, err_len, "out of memory");
+            goto out;
+        }
+        if (use_dfc) {
+            int iters;
+            uint64_t s = seed ^ ((uint64_t)epoch << 32) ^ (uint64_t)id;
+            if (hcga_dfc_run(dfc, feats, n, s, raw, &iters, NULL, NULL, err, err_len)) goto out;
+            iters_sum += iters;
+            hcga_dfc_postprocess(raw, n, fh, fw, p->num_parts, lab);
+        } else if (hcga_kmeans_labels(feats, n, C, fh, fw, p->num_parts, lab)) {
+            snprintf(err, err_len, "k-means failed (out of memory)");
+            goto out;
+        }
+        /* store (nearest-resized to the training label size) and write the PNGs */
+        for (int j = 0; j < n; j++) {
+            uint8_t *dst = p->maps + (size_t)members[j] * p->h * p->w;
+            for (int y = 0; y < p->h; y++)
+                for (int x = 0; x < p->w; x++) {
+                    int sy = (int)((y + 0.5) * fh / p->h), sx = (int)((x + 0.5) * fw / p->w);
+                    dst[(size_t)y * p->w + x] = lab[((size_t)j * fh + sy) * fw + sx];
+                }
+            hcga_image m = {p->w, p->h, 1, dst};
+            char path[8300];
+            snprintf(path, sizeof path, "%s/%s.png", dir, ds->train.items[members[j]].name);
+            if (hcga_png_write(path, &m, err, err_len)) goto out;
+        }
+        if (tty)
+            fprintf(log, "\rco-parsing (%s) epoch %d: identity %d/%d", use_dfc ? "DFC" : "k-means", epoch, id + 1,
+                    ds->num_train_ids),
+                fflush(log);
+    }
+    p->rounds++;
+    double secs = hcga_now() - t0;
+    if (log) {
+        if (tty) fprintf(log, "\r\033[K");
+        fprintf(log, "co-parsing round %d (%s, epoch %d): %d identities in %.1f s (%.3f s per identity)", p->rounds,
+                use_dfc ? "DFC" : "k-means", epoch, ds->num_train_ids, secs, secs / ds->num_train_ids);
+        if (use_dfc) fprintf(log, ", %.1f DFC iterations on average", iters_sum / ds->num_train_ids);
+        double iou[64], miou;
+        char e2[1024];
+        int m = p->num_parts <= 64 ? hcga_pseudo_miou(p, ds, iou, &miou, e2, sizeof e2) : 1;
+        p->miou = m == 0 ? miou : -1.0;
+        if (m == 0) {
+            fprintf(log, "; pseudo-label IoU:");
+            for (int k = 0; k < p->num_parts; k++) fprintf(log, " %d:%.3f", k, iou[k]);
+            fprintf(log, " mIoU(parts) %.3f", miou);
+        } else if (m < 0) {
+            fprintf(log, "; mIoU not computed: %s", e2);
+        }
+        fprintf(log, "\n");
+        fflush(log);
+    }
+    rc = 0;
+out:
+    free(members);
+    free(feats);
+    free(fb);
+    free(raw);
+    free(lab);
+    hcga_dfc_free(dfc);
+    hg_exec_free(ex);
+    hcga_model_free(gf);
+    return rc;
+}

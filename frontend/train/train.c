@@ -1,0 +1,449 @@
+/*
+ * train.c - the HCGA training run (HCGA.md sections 3-5; see train.h):
+ * setup, one epoch of PK batches with Adam steps and co-parsing rounds, the
+ * periodic checkpoint and evaluation; and the learning-rate schedule.  The
+ * command line (options, usage, the order of the calls) is cli/cmd_train.c.
+ */
+#include "train/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/features.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "model/model_io.h"
+#include "util/util.h"
+#include "vis/vis.h"
+
+#define ERRLEN 4096
+
+static int read_val(hg_exec *ex, hg_graph *g, const char *name, void *host, int dtype, char *err,
+                    size_t err_len)
+{
+    hg_val v = hg_find(g, name);
+    if (v < 0) {
+        snprintf(err, err_len, "the model graph has no output '%s'", name);
+        return -1;
+    }
+    if (hg_exec_read(ex, v, host, dtype)) {
+        snprintf(err, err_len, "reading '%s': %s", name, hg_exec_error(ex));
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t val_numel(hg_graph *g, const char *name)
+{
+    hg_val v = hg_find(g, name);
+    return v < 0 ? -1 : hcga_val_numel(g, v);
+}
+
+/* ---- schedule ----------------------------------------------------------------- */
+
+double hcga_lr_factor(const hcga_config *cfg, int epoch)
+{
+    double f = 1.0;
+    long long warm = hcga_cfg_int(cfg, "SOLVER.WARMUP_ITERS");
+    if (epoch < warm) {
+        double alpha = (double)epoch / (double)warm;
+        const char *method = hcga_cfg_str(cfg, "SOLVER.WARMUP_METHOD");
+        double wf = hcga_cfg_float(cfg, "SOLVER.WARMUP_FACTOR");
+        f = strcmp(method, "constant") == 0 ? wf : wf * (1.0 - alpha) + alpha;
+    }
+    int nsteps = hcga_cfg_list_len(cfg, "SOLVER.STEPS");
+    double gamma = hcga_cfg_float(cfg, "SOLVER.GAMMA");
+    for (int i = 0; i < nsteps; i++)
+        if (hcga_cfg_list_int(cfg, "SOLVER.STEPS", i) <= epoch) f *= gamma;
+    return f;
+}
+
+/* ---- the run -------------------------------------------------------------------- */
+
+static int is_tty_stderr(void)
+{
+    return isatty(fileno(stderr));
+}
+
+static void eval_print(FILE *f, const char *what, const hcga_eval_result *r)
+{
+    fprintf(f, "%-7s Rank-1 %5.1f%%  Rank-5 %5.1f%%  Rank-10 %5.1f%%  mAP %5.1f%%  mINP %5.1f%%  (%d/%d queries; "
+               "mAP = mean of precision at each match; trapezoid-rule mAP %5.1f%%)\n",
+            what, 100 * r->cmc[0], 100 * r->cmc[4], 100 * r->cmc[9], 100 * r->map, 100 * r->minp,
+            r->num_valid, r->num_query, 100 * r->map_trapezoid);
+}
+
+static void jsonl_eval(FILE *m, int epoch, const char *what, const hcga_eval_result *r)
+{
+    if (!m) return;
+    fprintf(m, "{\"epoch\": %d, \"eval\": \"%s\", \"rank1\": %.6f, \"rank5\": %.6f, \"rank10\": %.6f, "
+               "\"map\": %.6f, \"minp\": %.6f, \"queries\": %d}\n",
+            epoch, what, r->cmc[0], r->cmc[4], r->cmc[9], r->map, r->minp, r->num_valid);
+    fflush(m);
+}
+
+/* Evaluate query vs gallery with ARM and global matching; prints both. */
+static int train_eval(hg_exec *ex, hg_graph *g, int batch, const hcga_dataset *ds, const hcga_config *cfg,
+                      int threads, int epoch, FILE *metrics, hcga_eval_result *arm, hcga_eval_result *glob,
+                      char *err, size_t err_len)
+{
+    hcga_aug_cfg aug = hcga_aug_from_config(cfg, 0);
+    hcga_features q, gal;
+    double t0 = hcga_now();
+    if (hcga_extract_features(ex, g, batch, &ds->query, &aug, threads, 0, &q, err, err_len)) return -1;
+    if (hcga_extract_features(ex, g, batch, &ds->gallery, &aug, threads, 0, &gal, err, err_len)) {
+        hcga_features_free(&q);
+        return -1;
+    }
+    int norm = strcmp(hcga_cfg_str(cfg, "TEST.FEAT_NORM"), "yes") == 0;
+    int rc = hcga_evaluate_features(&q, &gal, HCGA_MATCH_ARM, norm, 0, arm, err, err_len);
+    if (!rc) rc = hcga_evaluate_features(&q, &gal, HCGA_MATCH_GLOBAL, norm, 0, glob, err, err_len);
+    if (!rc) {
+        printf("Validation results - epoch %d (%d query, %d gallery images, %.1f s)\n", epoch, q.n, gal.n,
+               hcga_now() - t0);
+        eval_print(stdout, "ARM", arm);
+        eval_print(stdout, "global", glob);
+        fflush(stdout);
+        jsonl_eval(metrics, epoch, "arm", arm);
+        jsonl_eval(metrics, epoch, "global", glob);
+    }
+    hcga_features_free(&q);
+    hcga_features_free(&gal);
+    return rc;
+}
+
+int hcga_train_setup(hcga_train_run *r, const hcga_train_opts *o)
+{
+    char err[ERRLEN];
+    r->o = *o;
+    r->label_lock = -1;
+
+    /* output directory and the checkpoint to resume from */
+    if (o->output) snprintf(r->outdir, sizeof r->outdir, "%s", o->output);
+    else r->outdir[0] = '\0';
+    r->start_epoch = 1;
+    r->adam_step = 0;
+    if (o->resume) {
+        if (!r->outdir[0]) {
+            fprintf(stderr, "hcga train: --resume needs --output DIR (the run to continue)\n");
+            return 2;
+        }
+        snprintf(r->ckpath, sizeof r->ckpath, "%s/checkpoint.safetensors", r->outdir);
+        r->ck = st_load(r->ckpath, err, sizeof err);
+        if (!r->ck) {
+            fprintf(stderr, "hcga train: --resume: %s\n", err);
+            return 1;
+        }
+        const char *ep = st_meta(r->ck, "epoch"), *as = st_meta(r->ck, "adam_step"),
+                   *sd = st_meta(r->ck, "seed");
+        const char *cy = st_meta(r->ck, "config");
+        long long v;
+        if (!ep || !as || !sd || !cy || hcga_parse_int(ep, 0, 1000000, &v)) {
+            fprintf(stderr, "hcga train: %s: not an hcga training checkpoint (metadata epoch/adam_step/seed/config missing)\n",
+                    r->ckpath);
+            return 1;
+        }
+        r->start_epoch = (int)v + 1;
+        if (hcga_parse_int(as, 0, (long long)(~0ull >> 1), &v)) return 1;
+        r->adam_step = v;
+        if (hcga_parse_int(sd, 0, (long long)(~0ull >> 1), &v)) return 1;
+        r->o.seed = (uint64_t)v;
+        if (!o->config)
+            r->cfg = hcga_config_load_string(cy, strlen(cy), r->ckpath, o->n_over, o->over, err, sizeof err);
+    }
+    if (!r->cfg) r->cfg = hcga_config_load(o->config, o->n_over, o->over, err, sizeof err);
+    if (!r->cfg) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return 2;
+    }
+    const hcga_config *cfg = r->cfg;
+    if (!r->outdir[0]) {
+        const char *od = hcga_cfg_str(cfg, "OUTPUT_DIR");
+        snprintf(r->outdir, sizeof r->outdir, "%s", od[0] ? od : "hcga-out");
+    }
+    if (hcga_mkdirs(r->outdir, err, sizeof err)) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return 1;
+    }
+    snprintf(r->ckpath, sizeof r->ckpath, "%s/checkpoint.safetensors", r->outdir);
+    snprintf(r->mpath, sizeof r->mpath, "%s/metrics.jsonl", r->outdir);
+    snprintf(r->cpath, sizeof r->cpath, "%s/curves.png", r->outdir);
+
+    const char *root = o->data ? o->data : hcga_cfg_str(cfg, "DATASETS.ROOT_DIR");
+    if (hcga_dataset_open(root, &r->ds, err, sizeof err)) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return 1;
+    }
+    r->batch = (int)hcga_cfg_int(cfg, "SOLVER.IMS_PER_BATCH");
+    r->K = (int)hcga_cfg_int(cfg, "DATALOADER.NUM_INSTANCE");
+    if (r->K < 1 || r->batch < r->K || r->batch % r->K) {
+        fprintf(stderr, "hcga train: SOLVER.IMS_PER_BATCH (%d) must be a multiple of DATALOADER.NUM_INSTANCE (%d)\n",
+                r->batch, r->K);
+        return 2;
+    }
+    r->P = r->batch / r->K;
+    r->num_classes = r->ds.num_train_ids;
+    if (r->num_classes < r->P) {
+        fprintf(stderr, "hcga train: %s has %d training identities, fewer than the %d a batch needs\n", root,
+                r->num_classes, r->P);
+        return 1;
+    }
+    r->max_epochs = (int)hcga_cfg_int(cfg, "SOLVER.MAX_EPOCHS");
+    r->test_batch = (int)hcga_cfg_int(cfg, "TEST.IMS_PER_BATCH");
+    return 0;
+}
+
+int hcga_train_build(hcga_train_run *r, hcga_be *be)
+{
+    char err[ERRLEN];
+    const hcga_config *cfg = r->cfg;
+    r->be = be;
+    r->store = hg_store_new(be, r->o.dtype);
+    r->gt = hcga_model_build(cfg, HCGA_MODEL_TRAIN, r->batch, r->num_classes, r->o.dtype, err, sizeof err);
+    if (!r->gt) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return -1;
+    }
+    r->ge = hcga_model_build(cfg, HCGA_MODEL_EVAL, r->test_batch, r->num_classes, r->o.dtype, err, sizeof err);
+    if (!r->ge) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return -1;
+    }
+    r->ext = hg_exec_new(r->gt, r->store, err, sizeof err);
+    if (!r->ext) {
+        fprintf(stderr, "hcga train: train graph: %s\n", err);
+        return -1;
+    }
+    r->exe = hg_exec_new(r->ge, r->store, err, sizeof err);
+    if (!r->exe) {
+        fprintf(stderr, "hcga train: eval graph: %s\n", err);
+        return -1;
+    }
+    if (r->ck) {
+        if (hcga_checkpoint_restore(r->store, be, r->ck, r->ckpath, 1, err, sizeof err)) {
+            fprintf(stderr, "hcga train: %s\n", err);
+            return -1;
+        }
+    } else if (hcga_model_init(r->gt, r->store, r->o.seed, err, sizeof err)) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return -1;
+    }
+    r->metrics = fopen(r->mpath, r->o.resume ? "a" : "w");
+    if (!r->metrics) {
+        fprintf(stderr, "hcga train: %s: %s\n", r->mpath, strerror(errno));
+        return -1;
+    }
+    r->aug = hcga_aug_from_config(cfg, 1);
+    r->nparts = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
+    if (hcga_pseudo_init(&r->pseudo, r->ds.train.count, r->aug.label_h, r->aug.label_w, r->nparts)) {
+        fprintf(stderr, "hcga train: out of memory for pseudo labels\n");
+        return -1;
+    }
+    const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
+    r->use_coparse = strcmp(al, "band") != 0;
+    if (r->use_coparse && (r->label_lock = hcga_pseudo_lock(cfg, &r->ds, err, sizeof err)) < 0) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return -1;
+    }
+    if (r->start_epoch == 1 && r->nparts <= 64) {
+        double iou[64], miou;
+        if (hcga_pseudo_miou(&r->pseudo, &r->ds, iou, &miou, err, sizeof err) == 0) {
+            printf("horizontal-band pseudo labels: mIoU(parts) %.3f against the ground-truth part masks\n", miou);
+            fprintf(r->metrics, "{\"epoch\": 0, \"band_miou\": %.6f}\n", miou);
+        }
+    }
+    if (r->ck && r->use_coparse && r->start_epoch > 1) {
+        if (hcga_pseudo_load(&r->pseudo, cfg, &r->ds, err, sizeof err)) {
+            fprintf(stderr, "hcga train: --resume: %s\n", err);
+            return -1;
+        }
+    }
+    printf("hcga train: %s backend, %d training images of %d identities, batch %d = %d x %d, epochs %d..%d, "
+           "train graph peak %.1f MiB (+%.1f MiB persistent), output %s\n",
+           be->name, r->ds.train.count, r->num_classes, r->batch, r->P, r->K, r->start_epoch, r->max_epochs,
+           hg_exec_peak_bytes(r->ext) / 1048576.0, hg_exec_persistent_bytes(r->ext) / 1048576.0, r->outdir);
+    fflush(stdout);
+
+    r->base_lr = hcga_cfg_float(cfg, "SOLVER.BASE_LR");
+    r->bias_factor = hcga_cfg_float(cfg, "SOLVER.BIAS_LR_FACTOR");
+    r->log_period = (int)hcga_cfg_int(cfg, "SOLVER.LOG_PERIOD");
+    r->ck_period = (int)hcga_cfg_int(cfg, "SOLVER.CHECKPOINT_PERIOD");
+    r->eval_period = (int)hcga_cfg_int(cfg, "SOLVER.EVAL_PERIOD");
+    const int64_t ncls_out = val_numel(r->gt, "train.cls_score_global");
+    r->hostbuf = malloc(sizeof(float) * (size_t)(ncls_out > 0 ? ncls_out : 1));
+    if (!r->hostbuf) return -1;
+    return 0;
+}
+
+int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
+{
+    char err[ERRLEN];
+    const hcga_config *cfg = r->cfg;
+    const int batch = r->batch, num_classes = r->num_classes;
+    double lr = r->base_lr * hcga_lr_factor(cfg, epoch);
+    if (r->use_coparse && hcga_coparse_due(cfg, epoch)) {
+        double t0 = hcga_now();
+        if (hcga_coparse_round(cfg, r->be, r->store, &r->ds, epoch, r->o.threads, r->o.seed, &r->pseudo, stdout,
+                               err, sizeof err)) {
+            fprintf(stderr, "hcga train: co-parsing at epoch %d: %s\n", epoch, err);
+            return -1;
+        }
+        fprintf(r->metrics, "{\"epoch\": %d, \"coparse_round\": %d, \"seconds\": %.2f, \"miou\": %.6f}\n", epoch,
+                r->pseudo.rounds, hcga_now() - t0, r->pseudo.miou);
+    }
+    free(r->order);
+    r->order = NULL;
+    int count;
+    if (hcga_pk_sample(&r->ds.train, num_classes, r->P, r->K, r->o.seed, epoch, &r->order, &count) || count == 0) {
+        fprintf(stderr, "hcga train: the PK sampler produced no batch (%d identities, P %d, K %d)\n",
+                num_classes, r->P, r->K);
+        return -1;
+    }
+    hcga_loader *ld = hcga_loader_new(&r->ds.train, r->order, count, batch, 1, &r->aug, r->nparts,
+                                      hcga_pseudo_label_fn, &r->pseudo, r->o.seed, epoch, r->o.threads);
+    if (!ld) {
+        fprintf(stderr, "hcga train: cannot start the data loader\n");
+        return -1;
+    }
+    const int niter = count / batch;
+    double t0 = hcga_now(), loss_sum = 0, acc_sum = 0;
+    int it = 0;
+    const hcga_batch *b;
+    float *hostbuf = r->hostbuf;
+    while ((b = hcga_loader_next(ld))) {
+        it++;
+        if (hg_exec_set_input(r->ext, "input.images", b->images, HCGA_F32) ||
+            hg_exec_set_input(r->ext, "input.pids", b->labels, HCGA_I64) ||
+            hg_exec_set_input(r->ext, "input.parsing", b->parsing, HCGA_I64) || hg_exec_run(r->ext)) {
+            fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
+            hcga_loader_free(ld);
+            return -1;
+        }
+        float loss;
+        if (read_val(r->ext, r->gt, "loss.total", &loss, HCGA_F32, err, sizeof err) ||
+            read_val(r->ext, r->gt, "train.cls_score_global", hostbuf, HCGA_F32, err, sizeof err)) {
+            fprintf(stderr, "hcga train: %s\n", err);
+            hcga_loader_free(ld);
+            return -1;
+        }
+        if (!isfinite(loss)) {
+            fprintf(stderr, "hcga train: loss is %s at epoch %d iteration %d; stopping without applying "
+                            "this step (the last checkpoint %s is intact)\n",
+                    isnan(loss) ? "NaN" : "Inf", epoch, it, r->ckpath);
+            hcga_loader_free(ld);
+            return -1;
+        }
+        int correct = 0;
+        for (int i = 0; i < b->n; i++) {
+            int best = 0;
+            for (int c = 1; c < num_classes; c++)
+                if (hostbuf[(size_t)i * num_classes + c] > hostbuf[(size_t)i * num_classes + best]) best = c;
+            correct += best == b->labels[i];
+        }
+        double acc = (double)correct / b->n;
+        hg_optim_cfg oc = {lr, hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY"), lr * r->bias_factor,
+                           hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY_BIAS"), 0.9, 0.999, 1e-8, 0.0, ++r->adam_step};
+        if (hg_adam_step(r->ext, &oc)) {
+            fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
+            hcga_loader_free(ld);
+            return -1;
+        }
+        loss_sum += loss;
+        acc_sum += acc;
+        fprintf(r->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.9g, \"acc\": %.6f}\n", epoch,
+                (long long)r->adam_step, loss, acc);
+        if (r->o.max_steps > 0 && r->adam_step >= r->o.max_steps) {
+            *stop = 1;
+            break;
+        }
+        if (r->log_period > 0 && it % r->log_period == 0) {
+            if (is_tty_stderr()) fprintf(stderr, "\r\033[K");
+            printf("Epoch[%d] Iteration[%d/%d] Loss: %.3f, Acc: %.3f, Base Lr: %.2e\n", epoch, it, niter,
+                   loss_sum / it, acc_sum / it, lr);
+            fflush(stdout);
+        }
+        if (is_tty_stderr()) {
+            int w = 30, done = niter ? it * w / niter : w;
+            fprintf(stderr, "\r[%.*s%*s] %d/%d loss %.3f", done, "##############################", w - done, "",
+                    it, niter, loss_sum / it);
+            fflush(stderr);
+        }
+    }
+    if (is_tty_stderr()) fprintf(stderr, "\r\033[K");
+    if (hcga_loader_error(ld)) {
+        fprintf(stderr, "hcga train: %s\n", hcga_loader_error(ld));
+        hcga_loader_free(ld);
+        return -1;
+    }
+    double secs = hcga_now() - t0, waited = hcga_loader_wait_seconds(ld);
+    hcga_loader_free(ld);
+    printf("Epoch %d done. Loss: %.3f, Acc: %.3f, Base Lr: %.2e, time %.1f s, %.2f samples/s (data wait %.1f s)\n",
+           epoch, loss_sum / it, acc_sum / it, lr, secs, it * batch / secs, waited);
+    fflush(stdout);
+    fprintf(r->metrics,
+            "{\"epoch\": %d, \"iterations\": %d, \"loss\": %.6f, \"acc\": %.6f, \"lr\": %.6e, \"seconds\": %.3f, "
+            "\"samples_per_s\": %.3f, \"data_wait_s\": %.3f}\n",
+            epoch, it, loss_sum / it, acc_sum / it, lr, secs, it * batch / secs, waited);
+    fflush(r->metrics);
+    return 0;
+}
+
+int hcga_train_checkpoint(hcga_train_run *r, int epoch, int stop)
+{
+    char err[ERRLEN];
+    if ((r->ck_period > 0 && epoch % r->ck_period == 0) || epoch == r->max_epochs || stop) {
+        if (hcga_checkpoint_save(r->store, r->cfg, epoch, r->adam_step, r->o.seed, r->num_classes, r->ckpath, err,
+                                 sizeof err)) {
+            fprintf(stderr, "hcga train: %s\n", err);
+            return -1;
+        }
+        printf("checkpoint: %s (epoch %d)\n", r->ckpath, epoch);
+    }
+    return 0;
+}
+
+int hcga_train_periodic_eval(hcga_train_run *r, int epoch)
+{
+    char err[ERRLEN];
+    if ((r->eval_period > 0 && epoch % r->eval_period == 0) || epoch == r->max_epochs) {
+        if (train_eval(r->exe, r->ge, r->test_batch, &r->ds, r->cfg, r->o.threads, epoch, r->metrics, &r->arm,
+                       &r->glob, err, sizeof err)) {
+            fprintf(stderr, "hcga train: evaluation at epoch %d: %s\n", epoch, err);
+            return -1;
+        }
+        r->evaluated = 1;
+    }
+    if (hcga_vis_curves(r->cpath, r->mpath, 0, 0, err, sizeof err)) fprintf(stderr, "hcga train: curves: %s\n", err);
+    return 0;
+}
+
+void hcga_train_report(const hcga_train_run *r)
+{
+    if (r->evaluated)
+        printf("final: ARM Rank-1 %.1f%% mAP %.1f%% | global Rank-1 %.1f%% mAP %.1f%%\n", 100 * r->arm.cmc[0],
+               100 * r->arm.map, 100 * r->glob.cmc[0], 100 * r->glob.map);
+}
+
+void hcga_train_free(hcga_train_run *r)
+{
+    free(r->hostbuf);
+    free(r->order);
+    hcga_pseudo_free(&r->pseudo);
+    if (r->label_lock >= 0) close(r->label_lock);
+    if (r->metrics) fclose(r->metrics);
+    hg_exec_free(r->ext);
+    hg_exec_free(r->exe);
+    if (r->gt) hcga_model_free(r->gt);
+    if (r->ge) hcga_model_free(r->ge);
+    hg_store_free(r->store);
+    if (r->be) hcga_be_close(r->be);
+    hcga_dataset_free(&r->ds);
+    if (r->ck) st_free(r->ck);
+    hcga_config_free(r->cfg);
+    memset(r, 0, sizeof *r);
+    r->label_lock = -1;
+}
