@@ -24,6 +24,8 @@
  *    dimension fastest).  Image tensors are NCHW.
  *  - All floating-point inputs and outputs of one op call have the same
  *    dtype (HCGA_F32 or HCGA_F64); index tensors (labels, argmax) are HCGA_I64.
+ *    The exceptions are CAST and the half-precision forms of the
+ *    convolutions and GEMM ("Mixed precision" in section 3).
  *  - Outputs are fully overwritten (never accumulated into) unless the op
  *    says "in/out".  The conformance suite fills outputs with NaN first and
  *    puts sentinels around them, so a partial or out-of-bounds write fails.
@@ -51,7 +53,14 @@ extern "C" {
  * Minor: additions at the end of enums and structs; a plugin built for an
  * older minor loads, and ops it does not know are reported unsupported. */
 #define HCGA_ABI_MAJOR 1
-#define HCGA_ABI_MINOR 0
+#define HCGA_ABI_MINOR 1
+
+/* ABI history (minor versions of major 1):
+ *   1.0  41 ops (CONV2D_FWD .. SGD_STEP), dtypes F32 F64 I32 I64 U8.
+ *   1.1  dtypes HCGA_BF16 and HCGA_F16; op CAST; CONV2D_* and GEMM accept
+ *        half inputs with F32 accumulation ("Mixed precision" in section 3).
+ *        A 1.0 plugin keeps loading: CAST is unsupported there, and so is
+ *        every half call (the frontend asks supports() first). */
 
 /* Name of the exported descriptor symbol. */
 #define HCGA_PLUGIN_SYMBOL "hcga_plugin_descriptor_v1"
@@ -75,6 +84,8 @@ typedef enum hcga_dtype {
     HCGA_I32 = 2,
     HCGA_I64 = 3,
     HCGA_U8 = 4,
+    HCGA_BF16 = 5, /* bfloat16: 1 sign, 8 exponent, 7 fraction bits (ABI 1.1) */
+    HCGA_F16 = 6,  /* IEEE 754 binary16: 1 sign, 5 exponent, 10 fraction bits (ABI 1.1) */
     HCGA_DTYPE_COUNT
 } hcga_dtype;
 
@@ -198,6 +209,29 @@ typedef struct hcga_tensor {
  *               with (dn,dh,dw) = shift.dn, shift.dh, shift.dw (each -1, 0 or 1)
  *               (co-parsing's image, vertical, horizontal, diagonal terms)
  *  SHIFT_L1_BWD in: x, dloss   out: dx
+ *
+ * Mixed precision (ABI 1.1).  BF16 and F16 are storage formats; no op
+ * computes in them:
+ *  CAST         in: x   out: y, same shape, dense; x and y floating (F32, F64,
+ *               BF16, F16), any pair.  y = x rounded to y's dtype, to nearest
+ *               with ties to even; values beyond y's range become +-Inf, NaN
+ *               stays NaN (quiet), F16 subnormals are kept.  Its gradient is
+ *               a CAST of dy back to x's dtype.
+ *  CONV2D_FWD, CONV2D_BWD_DATA, CONV2D_BWD_FILTER, GEMM also accept half
+ *               inputs: the operands (x, w, dy; a, b) all BF16 or all F16.
+ *               The outputs (y, dx, dw and dbias; GEMM's y) are then either
+ *               that half dtype or F32, and the optional bias (conv) and c
+ *               (GEMM) have the outputs' dtype.  Products are accumulated in
+ *               F32 (or wider) from the exact half values; alpha, beta and
+ *               the bias are applied in F32; a half output is rounded once,
+ *               at the end, to nearest even.  The reference backend computes
+ *               exactly that (inputs widened to F32, the F32 op, the output
+ *               rounded), so other backends are compared with a well-defined
+ *               result; conformance/README.md gives the tolerances.
+ *  Every other op takes F32/F64 only.  A backend of ABI >= 1.1 must
+ *  support CAST and the half forms at BF16 (conformance fails it otherwise);
+ *  F16 it may refuse with HCGA_ERR_UNSUPPORTED where its device has no
+ *  16-bit float support (e.g. OpenCL without cl_khr_fp16).
  *
  * Optimizers (in/out on the parameter and its state; all same shape):
  *  ADAM_STEP    in: grad   out (in/out): param, m, v.  torch.optim.Adam:
@@ -440,7 +474,8 @@ static inline const char *hcga_op_name(int op)
 
 static inline const char *hcga_dtype_name(int dt)
 {
-    static const char *const names[HCGA_DTYPE_COUNT] = {"f32", "f64", "i32", "i64", "u8"};
+    static const char *const names[HCGA_DTYPE_COUNT] = {"f32", "f64", "i32", "i64", "u8",
+                                                        "bf16", "f16"};
     return (dt >= 0 && dt < HCGA_DTYPE_COUNT) ? names[dt] : "unknown_dtype";
 }
 
@@ -452,9 +487,20 @@ static inline size_t hcga_dtype_size(int dt)
     case HCGA_I32: return 4;
     case HCGA_I64: return 8;
     case HCGA_U8: return 1;
+    case HCGA_BF16: return 2;
+    case HCGA_F16: return 2;
     default: return 0;
     }
 }
+
+/* 1 for the floating dtypes (F32, F64, BF16, F16). */
+static inline int hcga_dtype_is_float(int dt)
+{
+    return dt == HCGA_F32 || dt == HCGA_F64 || dt == HCGA_BF16 || dt == HCGA_F16;
+}
+
+/* 1 for the 16-bit storage formats (BF16, F16). */
+static inline int hcga_dtype_is_half(int dt) { return dt == HCGA_BF16 || dt == HCGA_F16; }
 
 static inline int64_t hcga_tensor_numel(const hcga_tensor *t)
 {
