@@ -450,15 +450,17 @@ typedef struct hcga_op_info {
     uint8_t index_in;        /* bit s: in[s] is an index (i64) tensor */
     uint8_t index_out;       /* bit s: out[s] is an index (i64) tensor */
     uint8_t bwd;             /* 1: backward passes use the op */
+    uint8_t half;            /* 1: accepts BF16/F16 operands (ABI 1.1) */
 } hcga_op_info;
 
 /* The catalogue row of op, or NULL for an op this header does not know. */
 static inline const hcga_op_info *hcga_op_get_info(int op)
 {
     static const hcga_op_info table[HCGA_OP_COUNT] = {
-#define HCGA_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_, bwd_) \
+#define HCGA_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_, bwd_, \
+                half_)                                                                           \
     {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
-     bwd_},
+     bwd_, half_},
 #include "hcga_ops.def"
 #undef HCGA_OP
     };
