@@ -24,8 +24,8 @@
  *    dimension fastest).  Image tensors are NCHW.
  *  - All floating-point inputs and outputs of one op call have the same
  *    dtype (HCGA_F32 or HCGA_F64); index tensors (labels, argmax) are HCGA_I64.
- *    The exceptions are CAST and the half-precision forms of the
- *    convolutions and GEMM ("Mixed precision" in section 3).
+ *    The exceptions are CAST (any float to any float) and the convolutions
+ *    and GEMM, which also take BF16 or F16 ("Mixed precision", section 3).
  *  - Outputs are fully overwritten (never accumulated into) unless the op
  *    says "in/out".  The conformance suite fills outputs with NaN first and
  *    puts sentinels around them, so a partial or out-of-bounds write fails.
@@ -57,8 +57,8 @@ extern "C" {
 
 /* ABI history (minor versions of major 1):
  *   1.0  41 ops (CONV2D_FWD .. SGD_STEP), dtypes F32 F64 I32 I64 U8.
- *   1.1  dtypes HCGA_BF16 and HCGA_F16; op CAST; CONV2D_* and GEMM accept
- *        half inputs with F32 accumulation ("Mixed precision" in section 3).
+ *   1.1  dtypes HCGA_BF16 and HCGA_F16; op CAST; CONV2D_* and GEMM take
+ *        half tensors with F32 accumulation ("Mixed precision" in section 3).
  *        A 1.0 plugin keeps loading: CAST is unsupported there, and so is
  *        every half call (the frontend asks supports() first). */
 
@@ -217,17 +217,18 @@ typedef struct hcga_tensor {
  *               with ties to even; values beyond y's range become +-Inf, NaN
  *               stays NaN (quiet), F16 subnormals are kept.  Its gradient is
  *               a CAST of dy back to x's dtype.
- *  CONV2D_FWD, CONV2D_BWD_DATA, CONV2D_BWD_FILTER, GEMM also accept half
- *               inputs: the operands (x, w, dy; a, b) all BF16 or all F16.
- *               The outputs (y, dx, dw and dbias; GEMM's y) are then either
- *               that half dtype or F32, and the optional bias (conv) and c
- *               (GEMM) have the outputs' dtype.  Products are accumulated in
- *               F32 (or wider) from the exact half values; alpha, beta and
- *               the bias are applied in F32; a half output is rounded once,
- *               at the end, to nearest even.  The reference backend computes
- *               exactly that (inputs widened to F32, the F32 op, the output
- *               rounded), so other backends are compared with a well-defined
- *               result; conformance/README.md gives the tolerances.
+ *  CONV2D_FWD, CONV2D_BWD_DATA, CONV2D_BWD_FILTER, GEMM also take BF16 or
+ *               F16: every floating tensor of the call (x, w, bias, y; dy,
+ *               dx, dw, dbias; a, b, c, y) in the same half dtype.  Products
+ *               are accumulated in F32 (or wider) from the exact half values;
+ *               alpha, beta and the bias are applied in F32; each output
+ *               element is rounded once, at the end, to nearest even.  The
+ *               reference backend computes exactly that (inputs widened to
+ *               F32, the F32 op, outputs rounded), so other backends are
+ *               compared with a well-defined result; conformance/README.md
+ *               gives the tolerances.  (Outputs stay in the half dtype, as
+ *               cuDNN's half configurations write them; a frontend that
+ *               wants F32 CASTs afterwards.)
  *  Every other op takes F32/F64 only.  A backend of ABI >= 1.1 must
  *  support CAST and the half forms at BF16 (conformance fails it otherwise);
  *  F16 it may refuse with HCGA_ERR_UNSUPPORTED where its device has no
