@@ -83,7 +83,7 @@ int hcga_shapefile_from_args(const hcga_op_args *a, hcga_shape_case *c, char *er
                              size_t err_len);
 
 /* Write one line for the op call (with a trailing newline) to f.  For the
- * model engineer's extraction of every distinct op call of a graph: format
+ * extraction of every distinct op call of a graph: format
  * with hcga_shapefile_format and compare strings to deduplicate. */
 void hcga_shapefile_write(FILE *f, const hcga_op_args *a);
 

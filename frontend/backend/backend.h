@@ -37,13 +37,13 @@ typedef struct hcga_plugin_entry {
  * wins).  Returns the number of entries written (at most max). */
 int hcga_plugins_scan(hcga_plugin_entry *entries, int max);
 
-/* (Added by the loader engineer.)  Find, load, check and probe the plugin
+/* Find, load, check and probe the plugin
  * `name` without creating an instance; fills entry as the scan does.  Returns
  * 0 when entry->ok, else -1 with entry->reason set (entry->path is empty when
  * no file was found). */
 int hcga_plugin_find(const char *name, hcga_plugin_entry *entry);
 
-/* (Added by the loader engineer.)  Device details of a plugin found by
+/* Device details of a plugin found by
  * hcga_plugins_scan / hcga_plugin_find, for `hcga backends`.  On failure
  * writes the reason to err. */
 hcga_status hcga_plugin_device_info(const hcga_plugin_entry *entry, int device,

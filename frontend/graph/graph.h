@@ -101,7 +101,7 @@ hg_val hg_find(const hg_graph *g, const char *name); /* input, param or output b
  * depends on (trainable params at least); -1 when it has none. */
 int hg_backward(hg_graph *g, hg_val loss);
 hg_val hg_grad(const hg_graph *g, hg_val v);
-/* (addition) Ask hg_backward for the gradient of v too (e.g. an input, for
+/* Ask hg_backward for the gradient of v too (e.g. an input, for
  * gradient checks); call before hg_backward.  Without it only values on a
  * path from a HG_TRAINABLE/HG_FROZEN parameter to the loss get gradients. */
 void hg_requires_grad(hg_graph *g, hg_val v);
@@ -147,7 +147,7 @@ const char *hg_exec_error(const hg_exec *ex);
 uint64_t hg_exec_peak_bytes(const hg_exec *ex);   /* arena (transient) bytes */
 uint64_t hg_exec_persistent_bytes(const hg_exec *ex); /* inputs, outputs, grads */
 uint64_t hg_exec_naive_bytes(const hg_exec *ex);  /* sum of all transient values, no reuse */
-/* (addition) Planner introspection: returns 1 when v lives in the arena
+/* Planner introspection: returns 1 when v lives in the arena
  * (*offset, *bytes: its 256-byte-aligned block), 0 when it has its own
  * persistent buffer or is a store entry (*bytes: its size), -1 when v has no
  * storage in ex.  offset/bytes may be NULL. */
