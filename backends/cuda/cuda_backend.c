@@ -469,13 +469,20 @@ static const hcga_op_fn cu_op_table[HCGA_OP_COUNT] = {
 #undef HCGA_OP
 };
 
+/* F32 and F64 everywhere; BF16 and F16 for the ops whose catalogue row has
+ * half = 1 (CONV2D_*, GEMM: cuDNN / cuBLAS with F32 accumulation; CAST: our
+ * kernel), which every GPU the plugin is built for (sm_80 and newer) runs;
+ * FILL, COPY, CONCAT and SPLIT also move the integer dtypes. */
 static int cuda_supports(hcga_backend *be, int op, int dtype)
 {
     (void)be;
-    if (op < 0 || op >= HCGA_OP_COUNT) return 0;
+    const hcga_op_info *info = hcga_op_get_info(op);
+    if (!info) return 0;
+    if (dtype == HCGA_F32 || dtype == HCGA_F64) return 1;
+    if (hcga_dtype_is_half(dtype)) return info->half;
     if (op == HCGA_OP_FILL || op == HCGA_OP_COPY || op == HCGA_OP_CONCAT || op == HCGA_OP_SPLIT)
-        return dtype >= 0 && dtype < HCGA_DTYPE_COUNT;
-    return dtype == HCGA_F32 || dtype == HCGA_F64;
+        return dtype == HCGA_I32 || dtype == HCGA_I64 || dtype == HCGA_U8;
+    return 0;
 }
 
 /* ---- plugin descriptor ------------------------------------------------------------------------ */

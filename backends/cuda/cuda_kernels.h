@@ -87,6 +87,20 @@ cudaError_t cuk_copy(cudaStream_t s, int dt_in, int dt_out, const cuk_view *v, i
 /* y[0..n) = v for F32, F64, I32, I64, U8 (integers: v already truncated). */
 cudaError_t cuk_fill(cudaStream_t s, int dt, int64_t n, void *y, double v);
 
+/* ---- 16-bit storage formats (k_half.cu; dt 5 = BF16, 6 = F16) ---------- */
+
+/* CAST: y[0..n) = x rounded to dt_out (hcga_plugin.h "Mixed precision"),
+ * any pair of distinct floating dtypes (F32, F64, BF16, F16). */
+cudaError_t cuk_cast(cudaStream_t s, int dt_in, int dt_out, int64_t n, const void *x, void *y);
+/* Half convolutions: y[N,K,PQ] += bias[K] and db[K] = sum of dy over N, PQ,
+ * both in float, rounded once to dt (BF16 or F16). */
+cudaError_t cuk_half_bias_add(cudaStream_t s, int dt, int64_t N, int64_t K, int64_t PQ, void *y,
+                              const void *bias);
+cudaError_t cuk_half_bias_grad(cudaStream_t s, int dt, int64_t N, int64_t K, int64_t PQ,
+                               const void *dy, void *db);
+/* y[0..n) = a * x in float, rounded to dt (BF16 or F16); y may equal x. */
+cudaError_t cuk_half_scale(cudaStream_t s, int dt, int64_t n, const void *x, void *y, double a);
+
 /* ---- reductions ----------------------------------------------------- */
 
 cudaError_t cuk_sum_to(cudaStream_t s, int dt, const cuk_red *r, const void *x, void *y);

@@ -517,3 +517,23 @@ CU_IMPL(SGD_STEP)
                                    o->momentum, o->weight_decay, o->step == 1));
     return HCGA_OK;
 }
+
+/* ---- CAST (ABI 1.1) ------------------------------------------------------------------- */
+
+/* x and y dense, same shape, floating; equal dtypes are a copy. */
+CU_IMPL(CAST)
+{
+    const hcga_tensor *x = a->in[0], *y = a->out[0];
+    void *px = cu_ptr(x), *py = cu_ptr(y);
+    const int64_t n = hcga_tensor_numel(x);
+    if (n == 0) return HCGA_OK;
+    if (x->dtype == y->dtype) {
+        if (px == py) return HCGA_OK;
+        CU_CUDA(be, OPN(ck), "cudaMemcpyAsync",
+                cudaMemcpyAsync(py, px, (size_t)n * hcga_dtype_size(x->dtype), cudaMemcpyDeviceToDevice,
+                                be->stream));
+        return HCGA_OK;
+    }
+    CU_LAUNCH(be, OPN(ck), cuk_cast(be->stream, x->dtype, y->dtype, n, px, py));
+    return HCGA_OK;
+}
