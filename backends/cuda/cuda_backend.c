@@ -315,8 +315,11 @@ static hcga_status cuda_create(int device, const char *options, hcga_backend **o
     CREATE_BLAS("cublasSetStream", cublasSetStream(be->blas, be->stream));
     CREATE_BLAS("cublasSetPointerMode", cublasSetPointerMode(be->blas, CUBLAS_POINTER_MODE_HOST));
     CREATE_BLAS("cublasSetAtomicsMode", cublasSetAtomicsMode(be->blas, CUBLAS_ATOMICS_NOT_ALLOWED));
+    /* half GEMM: keep split-K reductions in the F32 compute type rather than
+     * the 16-bit output type (no effect on F32 / F64) */
     CREATE_BLAS("cublasSetMathMode",
-                cublasSetMathMode(be->blas, be->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+                cublasSetMathMode(be->blas, (cublasMath_t)((be->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) |
+                                                           CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
 
     st = cu_ensure_scratch(be, op, CU_INITIAL_SCRATCH);
     if (st != HCGA_OK) return create_fail(be, err, err_len, st);

@@ -13,6 +13,21 @@
  * workspace that grows to the largest size needed (bounded by
  * workspace_mb).
  *
+ * Half precision (ABI 1.1): BF16 / F16 convolutions are cuDNN's
+ * PSEUDO_BFLOAT16 / PSEUDO_HALF configurations: x, w, y (dy, dx, dw) in the
+ * 16-bit type, the convolution descriptor's compute type CUDNN_DATA_FLOAT
+ * (F32 accumulation, one rounding of each output), alpha/beta as float, and
+ * CUDNN_TENSOR_OP_MATH asked for when the algorithms are listed (each
+ * candidate then runs with the math type cuDNN reports for it).  The bias
+ * add and the bias gradient are our kernels (k_half.cu), in F32 and rounded
+ * once; the bias add reads the already rounded convolution output, so a
+ * biased half convolution is rounded twice (at most one more half ulp than
+ * the ABI's single rounding; docs/cuda-runs.md).  GEMM is cublasGemmEx on
+ * CUDA_R_16BF / CUDA_R_16F operands and output with CUBLAS_COMPUTE_32F; the
+ * handle has CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION, so split-K
+ * partial sums stay F32 instead of the output type.  The algorithm cache
+ * keys on the dtype.
+ *
  * Batch norm uses cudnnBatchNormalization{ForwardTraining,ForwardInference,
  * Backward} in CUDNN_BATCHNORM_SPATIAL mode.  cuDNN's conventions match the
  * plugin ABI (and PyTorch): the running variance is updated with the
@@ -46,12 +61,26 @@ static cu_call call_of(hcga_backend *be, const hcga_op_args *a, const hcga_check
 /* What cuDNN/cuBLAS cannot take although the contract allows it. */
 #define CU_REFUSE(c, ...) return cu_err((c)->be, HCGA_ERR_UNSUPPORTED, __VA_ARGS__)
 
+/* Storage type of the tensors and filters of a call. */
 static cudnnDataType_t dnn_type(int dt)
+{
+    switch (dt) {
+    case HCGA_F64: return CUDNN_DATA_DOUBLE;
+    case HCGA_BF16: return CUDNN_DATA_BFLOAT16;
+    case HCGA_F16: return CUDNN_DATA_HALF;
+    default: return CUDNN_DATA_FLOAT;
+    }
+}
+
+/* Compute (accumulation) type of the convolution descriptor: F32 for F32
+ * and both 16-bit formats, F64 for F64. */
+static cudnnDataType_t dnn_compute_type(int dt)
 {
     return dt == HCGA_F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
 }
 
-/* alpha = 1 and beta = 0 in the scaling type cuDNN expects for dt. */
+/* alpha = 1 and beta = 0 in the scaling type cuDNN expects for dt: double
+ * for F64, float for F32 and for the 16-bit formats. */
 typedef struct scale_pair {
     float f1, f0;
     double d1, d0;
@@ -96,7 +125,8 @@ static hcga_status conv_descs(const cu_call *c, const hcga_conv_dims *d)
            cudnnSetFilter4dDescriptor(be->wd, t, CUDNN_TENSOR_NCHW, (int)d->K, (int)d->C, (int)d->R, (int)d->S));
     CU_DNN(be, c->op, "cudnnSetConvolution2dDescriptor",
            cudnnSetConvolution2dDescriptor(be->cd, (int)d->ph, (int)d->pw, (int)d->sh, (int)d->sw,
-                                           (int)d->dh, (int)d->dw, CUDNN_CROSS_CORRELATION, t));
+                                           (int)d->dh, (int)d->dw, CUDNN_CROSS_CORRELATION,
+                                           dnn_compute_type(c->dt)));
     return HCGA_OK;
 }
 
@@ -245,6 +275,7 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
 {
     hcga_backend *be = c->be;
     const int no_tf32 = c->dt == HCGA_F32 && !be->tf32;
+    const int half = hcga_dtype_is_half(c->dt);
     cu_conv_key k;
     memset(&k, 0, sizeof k);
     k.kind = kind;
@@ -274,7 +305,9 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
 
     /* Query with the math type we are willing to run. */
     CU_DNN(be, c->op, "cudnnSetConvolutionMathType",
-           cudnnSetConvolutionMathType(be->cd, no_tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+           cudnnSetConvolutionMathType(be->cd, no_tf32 ? CUDNN_FMA_MATH
+                                               : half  ? CUDNN_TENSOR_OP_MATH
+                                                       : CUDNN_DEFAULT_MATH));
     if (be->algo_find) {
         /* cudnnFind* runs the candidates (synchronously, on cuDNN's stream). */
         CU_CUDA(be, c->op, "cudaStreamSynchronize", cudaStreamSynchronize(be->stream));
@@ -290,6 +323,8 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
         if (be->deterministic && r->det != CUDNN_DETERMINISTIC) continue;
         if (no_tf32 && (r->math == CUDNN_TENSOR_OP_MATH || r->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
             continue;
+        /* half: the data is already 16-bit, nothing to down-convert */
+        if (half && r->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
         cudnnMathType_t run = no_tf32 ? CUDNN_FMA_MATH : r->math;
         tried++;
         if (cudnnSetConvolutionMathType(be->cd, run) != CUDNN_STATUS_SUCCESS) continue;
@@ -319,6 +354,10 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
 /* dbias[K] = sum of dy over N, P, Q (our deterministic reduction). */
 static hcga_status bias_grad(const cu_call *c, const hcga_conv_dims *d, const void *dy, void *db)
 {
+    if (hcga_dtype_is_half(c->dt)) {
+        CU_LAUNCH(c->be, c->op, cuk_half_bias_grad(c->be->stream, c->dt, d->N, d->K, d->P * d->Q, dy, db));
+        return HCGA_OK;
+    }
     cuk_red r;
     memset(&r, 0, sizeof r);
     r.nk = 1;
@@ -352,7 +391,9 @@ CU_IMPL(CONV2D_FWD)
            cudnnConvolutionForward(be->dnn, one_of(c->dt), be->xd, px, be->wd, pw, be->cd,
                                    (cudnnConvolutionFwdAlgo_t)e.algo, be->ws, e.ws_bytes,
                                    zero_of(c->dt), be->yd, py));
-    if (pb) {
+    if (pb && hcga_dtype_is_half(c->dt)) {
+        CU_LAUNCH(be, c->op, cuk_half_bias_add(be->stream, c->dt, d->N, d->K, d->P * d->Q, py, pb));
+    } else if (pb) {
         CU_DNN(be, c->op, "cudnnSetTensor4dDescriptor",
                cudnnSetTensor4dDescriptor(be->bd, CUDNN_TENSOR_NCHW, dnn_type(c->dt), 1, (int)d->K, 1, 1));
         CU_DNN(be, c->op, "cudnnAddTensor",
@@ -385,9 +426,11 @@ CU_IMPL(CONV2D_BWD_FILTER)
     void *px = cu_ptr(a->in[0]), *pdy = cu_ptr(a->in[1]), *pdw = cu_ptr(a->out[0]);
     void *pdb = cu_ptr(cu_out_opt(a, 1));
     CU_TRY(conv_limits(c, d));
-    if (d->N == 0) { /* nothing flows: zero gradients */
-        CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, hcga_tensor_numel(a->out[0]), pdw, 0.0));
-        if (pdb) CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, d->K, pdb, 0.0));
+    if (d->N == 0) { /* nothing flows: zero gradients (+0 is all zero bits in every float dtype) */
+        const size_t es = hcga_dtype_size(c->dt);
+        CU_CUDA(be, c->op, "cudaMemsetAsync",
+                cudaMemsetAsync(pdw, 0, (size_t)hcga_tensor_numel(a->out[0]) * es, be->stream));
+        if (pdb) CU_CUDA(be, c->op, "cudaMemsetAsync", cudaMemsetAsync(pdb, 0, (size_t)d->K * es, be->stream));
         return HCGA_OK;
     }
     CU_TRY(conv_descs(c, d));
@@ -555,7 +598,9 @@ CU_IMPL(GEMM)
                 cudaMemcpyAsync(py, pc, (size_t)(M * N) * es, cudaMemcpyDeviceToDevice, be->stream));
     if (K == 0) { /* y = beta * c (or 0) */
         if (beta == 0.0)
-            CU_LAUNCH(be, c->op, cuk_fill(be->stream, c->dt, M * N, py, 0.0));
+            CU_CUDA(be, c->op, "cudaMemsetAsync", cudaMemsetAsync(py, 0, (size_t)(M * N) * es, be->stream));
+        else if (beta != 1.0 && hcga_dtype_is_half(c->dt))
+            CU_LAUNCH(be, c->op, cuk_half_scale(be->stream, c->dt, M * N, py, py, beta));
         else if (beta != 1.0)
             CU_LAUNCH(be, c->op, cuk_pointwise(be->stream, c->dt, CUK_PW_SCALE, M * N, py, NULL, py, beta));
         return HCGA_OK;
@@ -568,6 +613,14 @@ CU_IMPL(GEMM)
         CU_BLAS(be, c->op, "cublasDgemm",
                 cublasDgemm(be->blas, opb, opa, (int)N, (int)M, (int)K, &al, (const double *)pb, ldb,
                             (const double *)pa, lda, &bt, (double *)py, ldy));
+    } else if (hcga_dtype_is_half(c->dt)) {
+        /* A, B, C/Y 16-bit, F32 accumulation and float alpha/beta (the
+         * scaling type of CUBLAS_COMPUTE_32F); tensor cores by default */
+        const cudaDataType_t t = c->dt == HCGA_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+        const float al = (float)p->alpha, bt = (float)beta;
+        CU_BLAS(be, c->op, "cublasGemmEx",
+                cublasGemmEx(be->blas, opb, opa, (int)N, (int)M, (int)K, &al, pb, t, ldb, pa, t, lda,
+                             &bt, py, t, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     } else {
         const float al = (float)p->alpha, bt = (float)beta;
         CU_BLAS(be, c->op, "cublasGemmEx",
