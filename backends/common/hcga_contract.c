@@ -44,6 +44,7 @@ typedef struct V {
     const hcga_op_info *info;
     const char *op;   /* the op's name, for messages */
     int dt;           /* the call's floating dtype, -1 until the first float tensor */
+    int in_dt, out_dt; /* set by COPY and CAST (x's and y's dtype); -2: same as dt */
     hcga_buffer_size_fn bsize;
     hcga_checked *ck;
     char *err;
@@ -209,10 +210,26 @@ static hcga_status v_tensor(V *v, const hcga_tensor *t, const char *name, int de
     return HCGA_OK;
 }
 
+/* A bf16 / f16 tensor where the op's catalogue row has half = 0 (an op
+ * that computes in f32 or f64 only). */
+static hcga_status v_no_half(V *v, const hcga_tensor *t, const char *name)
+{
+    if (hcga_dtype_is_half(t->dtype) && !v->info->half)
+        BAD("%s: %s has dtype %s, but bf16 and f16 are taken only by cast, the convolutions and "
+            "gemm", v->op, name, hcga_dtype_name(t->dtype));
+    return HCGA_OK;
+}
+
 static hcga_status v_kind(V *v, const hcga_tensor *t, const char *name, int kind)
 {
     if (kind == K_FLOAT) {
-        if (t->dtype != HCGA_F32 && t->dtype != HCGA_F64)
+        /* half ops (catalogue column half) also take bf16 / f16; the
+         * same-dtype rule below then makes every float tensor that dtype */
+        if (v->info->half && t->dtype != HCGA_F32 && t->dtype != HCGA_F64 &&
+            !hcga_dtype_is_half(t->dtype))
+            BAD("%s: %s has dtype %s, expected f32, f64, bf16 or f16", v->op, name,
+                hcga_dtype_name(t->dtype));
+        if (!v->info->half && t->dtype != HCGA_F32 && t->dtype != HCGA_F64)
             BAD("%s: %s has dtype %s, expected f32 or f64", v->op, name, hcga_dtype_name(t->dtype));
         if (v->dt < 0)
             v->dt = t->dtype;
@@ -222,6 +239,8 @@ static hcga_status v_kind(V *v, const hcga_tensor *t, const char *name, int kind
     } else if (kind == K_I64) {
         if (t->dtype != HCGA_I64)
             BAD("%s: %s has dtype %s, expected i64", v->op, name, hcga_dtype_name(t->dtype));
+    } else {
+        TRY(v_no_half(v, t, name));
     }
     return HCGA_OK;
 }
@@ -593,13 +612,37 @@ static hcga_status chk_COPY(V *v)
     TRY(v_tensor(v, x, "x", 0));
     TRY(v_tensor(v, y, "y", 0));
     TRY(v_same(v, y, "y", x, "x"));
+    TRY(v_no_half(v, x, "x"));
+    TRY(v_no_half(v, y, "y"));
     int fx = x->dtype == HCGA_F32 || x->dtype == HCGA_F64;
     int fy = y->dtype == HCGA_F32 || y->dtype == HCGA_F64;
     if (x->dtype != y->dtype && !(fx && fy))
         BAD("%s: cannot convert %s to %s (only f32 <-> f64)", v->op, hcga_dtype_name(x->dtype),
             hcga_dtype_name(y->dtype));
     if (overlaps(x, y) && !same_view(x, y)) BAD("%s: x and y overlap in the same buffer", v->op);
-    if (fx) v->dt = x->dtype;
+    if (fx) {
+        v->dt = v->in_dt = x->dtype;
+        v->out_dt = y->dtype;
+    }
+    return HCGA_OK;
+}
+
+/* CAST: x and y floating (f32, f64, bf16, f16), any pair, same shape,
+ * dense; in place only as the identical view (then x and y have one dtype
+ * and the cast is a no-op). */
+static hcga_status chk_CAST(V *v)
+{
+    const hcga_tensor *x, *y;
+    TRY(v_slot(v, 0, 0, "x", K_ANY, 0, &x));
+    if (!hcga_dtype_is_float(x->dtype))
+        BAD("%s: x has dtype %s, expected f32, f64, bf16 or f16", v->op, hcga_dtype_name(x->dtype));
+    TRY(v_slot(v, 1, 0, "y", K_ANY, 0, &y));
+    if (!hcga_dtype_is_float(y->dtype))
+        BAD("%s: y has dtype %s, expected f32, f64, bf16 or f16", v->op, hcga_dtype_name(y->dtype));
+    TRY(v_same(v, y, "y", x, "x"));
+    TRY(v_noalias(v, 1));
+    v->dt = v->in_dt = x->dtype;
+    v->out_dt = y->dtype;
     return HCGA_OK;
 }
 
@@ -1073,8 +1116,9 @@ hcga_status hcga_contract_check(int op, const hcga_op_args *args, hcga_buffer_si
     out->op = op;
     out->dtype = -1;
     if (err && err_len) err[0] = '\0';
+    out->in_dtype = out->out_dtype = -1;
     V vv = {.a = args, .info = hcga_op_get_info(op), .op = hcga_op_name(op), .dt = -1,
-            .bsize = buffer_size, .ck = out, .err = err, .err_len = err_len};
+            .in_dt = -2, .out_dt = -2, .bsize = buffer_size, .ck = out, .err = err, .err_len = err_len};
     V *v = &vv;
     if (!v->info) BAD("%s: op %d is not in this ABI (0..%d)", v->op, op, HCGA_OP_COUNT - 1);
     const hcga_op_args *a = args;
@@ -1089,5 +1133,7 @@ hcga_status hcga_contract_check(int op, const hcga_op_args *args, hcga_buffer_si
         BAD("%s: num_out is %d, expected %d..%d", v->op, a->num_out, info->out_min, info->out_max);
     TRY(checks[op](v));
     out->dtype = v->dt;
+    out->in_dtype = v->in_dt == -2 ? v->dt : v->in_dt;
+    out->out_dtype = v->out_dt == -2 ? v->dt : v->out_dt;
     return HCGA_OK;
 }

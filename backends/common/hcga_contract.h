@@ -5,11 +5,12 @@
  * implementation of those rules, so every backend rejects the same bad call
  * with the same message.  A backend's op entry calls hcga_contract_check()
  * first; when it returns HCGA_OK the call is well formed (slot counts from
- * the catalogue plugins/hcga_ops.def, one floating dtype per call, index
- * tensors i64, dense C-contiguous tensors except COPY's, every element
- * inside its buffer, no forbidden aliasing between outputs and inputs,
- * finite scalar parameters, each op's shape rules) and the backend only
- * unpacks and launches.  What the checker cannot know stays with the
+ * the catalogue plugins/hcga_ops.def; one floating dtype per call, bf16 or
+ * f16 only for the ops whose catalogue row has half = 1, while CAST and COPY
+ * convert between two; index tensors i64; dense C-contiguous tensors except
+ * COPY's; every element inside its buffer; no forbidden aliasing between
+ * outputs and inputs; finite scalar parameters; each op's shape rules) and
+ * the backend only unpacks and launches.  What the checker cannot know stays with the
  * backend: data-dependent rules (label values, which it checks where it can
  * read them) and what its device cannot do (a dtype, a size), which it
  * refuses with HCGA_ERR_UNSUPPORTED and a reason.
@@ -69,14 +70,21 @@ typedef struct hcga_conv_dims {
 /* What a successful check learned, for the backend's launch code. */
 typedef struct hcga_checked {
     int op;             /* hcga_op */
-    int dtype;          /* the call's floating dtype (HCGA_F32 / HCGA_F64), -1 if none
-                         * (FILL: y's, COPY: x's, CONCAT / SPLIT: the tensors' dtype
-                         * when it is floating) */
+    int dtype;          /* the call's floating dtype, -1 if none (FILL: y's, COPY and
+                         * CAST: x's, CONCAT / SPLIT: the tensors' dtype when it is
+                         * floating).  HCGA_F32 or HCGA_F64, except for the ops whose
+                         * catalogue row has half = 1 (CONV2D_*, GEMM, CAST), where it
+                         * may be HCGA_BF16 or HCGA_F16: a backend must test for each
+                         * dtype it handles and never read "not F32" as F64. */
     hcga_conv_dims conv; /* CONV2D_*: filled */
     /* BN_*: x is [N,C] or [N,C,H,W]: C channels, N images, HW = H*W (1 for 2-D) */
     int64_t bn_N, bn_C, bn_HW;
     /* GEMM: y[M,N] = op(a)[M,K] op(b)[K,N] */
     int64_t gemm_M, gemm_N, gemm_K;
+    /* Added with ABI 1.1 (nothing above was renamed): the floating dtype of
+     * the call's inputs and of its outputs, -1 if none.  Both equal dtype
+     * except for COPY (f32 <-> f64) and CAST (any float pair): x's and y's. */
+    int in_dtype, out_dtype;
 } hcga_checked;
 
 /* Size in bytes of a backend buffer (never called with NULL). */

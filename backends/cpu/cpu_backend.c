@@ -12,7 +12,7 @@
 
 #include "cpu_internal.h"
 
-#define CPU_PLUGIN_VERSION "1.0"
+#define CPU_PLUGIN_VERSION "1.1"
 #define CPU_MAX_THREADS 1024
 
 hcga_status cpu_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
@@ -329,5 +329,7 @@ static const hcga_backend_iface *cpu_get_iface(void)
 }
 
 __attribute__((visibility("default"))) const hcga_plugin_descriptor hcga_plugin_descriptor_v1 =
-    HCGA_PLUGIN_DESCRIPTOR_INIT("cpu", "reference CPU backend: pthreads + OpenBLAS, f32 and f64",
+    HCGA_PLUGIN_DESCRIPTOR_INIT("cpu",
+                                "reference CPU backend: pthreads + OpenBLAS, f32 and f64 "
+                                "(bf16/f16 through f32)",
                                 CPU_PLUGIN_VERSION, cpu_get_iface);

@@ -39,7 +39,12 @@ void cpu_pool_destroy(cpu_pool *p);
  * runs them in parallel; returns when all are done. */
 void cpu_pool_run(cpu_pool *p, int64_t n, int64_t grain, cpu_task_fn fn, void *ctx);
 
-#define CPU_NUM_WS 4 /* workspace slots */
+/* Workspace slots: 0..3 belong to the f32 / f64 kernels; the half forms
+ * of the convolutions and GEMM (cpu_ops.c) keep their f32 copies of the
+ * call's tensors in the slots from CPU_WS_HALF on (inputs, then outputs),
+ * so those stay valid while the f32 kernel uses its own slots. */
+#define CPU_WS_HALF 4
+#define CPU_NUM_WS (CPU_WS_HALF + HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT)
 
 struct hcga_backend {
     int threads;

@@ -3,6 +3,13 @@
  * and for each op the code that unpacks a checked call and runs the f32 /
  * f64 instantiation of cpu_kernels.h.
  *
+ * Mixed precision (ABI 1.1): CAST converts with the exact conversions of
+ * plugins/hcga_half.h; the bf16 / f16 forms of the convolutions and GEMM are
+ * the header's definition executed literally: every half input is widened
+ * (exactly) to an f32 copy in a workspace, the f32 implementation of the
+ * same op runs on those copies into f32 workspace outputs, and each output
+ * element is rounded once to the half dtype (nearest even).
+ *
  * The argument rules (slots, dtypes, shapes, parameters, buffer bounds,
  * aliasing) are not here: cpu_dispatch() runs the shared contract checker
  * (backends/common/hcga_contract.c) before any implementation, so an
@@ -11,8 +18,9 @@
  * memory) and the limits of its own implementation (32-bit BLAS dimensions,
  * the N x N triplet distance matrix).
  *
- * Every failure returns HCGA_ERR_INVALID (or NOMEM) with a one-line message
- * "<op>: <problem>" in last_error().
+ * Every failure returns HCGA_ERR_INVALID (or NOMEM, or UNSUPPORTED for a
+ * limit of this implementation such as the triplet distance matrix) with a
+ * one-line message "<op>: <problem>" in last_error().
  */
 #include <cblas.h>
 #include <limits.h>
@@ -23,6 +31,7 @@
 
 #include "cpu_ops.h"
 #include "hcga_contract.h"
+#include "hcga_half.h"
 
 #define T float
 #define SFX f32
@@ -753,11 +762,14 @@ static double tri_d(double sq)
     return sqrt(sq > 1e-12 ? sq : 1e-12);
 }
 
-/* This backend keeps the N x N distance matrix in memory. */
+/* This backend keeps the N x N distance matrix in memory: a limit of this
+ * implementation, not of the contract, so UNSUPPORTED. */
 static hcga_status triplet_limit(hcga_backend *be, const hcga_checked *ck, int64_t N)
 {
     if (N > 65536)
-        BAD("%s: N = %lld is too large for the N x N distance matrix", OPNAME, (long long)N);
+        return cpu_fail(be, HCGA_ERR_UNSUPPORTED,
+                        "%s: N = %lld is too large for the N x N distance matrix", OPNAME,
+                        (long long)N);
     return HCGA_OK;
 }
 
@@ -892,11 +904,140 @@ CPU_IMPL(SGD_STEP)
 }
 
 /* ======================================================================= */
-/* Dispatch and table                                                      */
+/* Mixed precision: CAST and the half forms of the convolutions and GEMM    */
 /* ======================================================================= */
+
+/* n dense elements of dtype xdt at x converted to ydt at y (floating dtypes;
+ * xdt != ydt, or x and y do not overlap). */
+typedef struct conv_dt_ctx {
+    const void *x;
+    void *y;
+    int xdt, ydt;
+} conv_dt_ctx;
+
+static void convert_task(void *vc, int64_t b, int64_t e, int tid)
+{
+    (void)tid;
+    const conv_dt_ctx *c = vc;
+    const int xdt = c->xdt, ydt = c->ydt;
+    if (xdt == ydt) {
+        const size_t es = hcga_dtype_size(xdt);
+        memmove((char *)c->y + (size_t)b * es, (const char *)c->x + (size_t)b * es,
+                (size_t)(e - b) * es);
+        return;
+    }
+    if (hcga_dtype_is_half(xdt)) {
+        const uint16_t *x = c->x;
+        if (ydt == HCGA_F32) {
+            float *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_half_to_f32(xdt, x[i]);
+        } else if (ydt == HCGA_F64) {
+            double *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = (double)hcga_half_to_f32(xdt, x[i]);
+        } else { /* bf16 <-> f16: widening to f32 is exact, so one rounding */
+            uint16_t *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_half_from_f32(ydt, hcga_half_to_f32(xdt, x[i]));
+        }
+    } else if (xdt == HCGA_F32) {
+        const float *x = c->x;
+        if (ydt == HCGA_F64) {
+            double *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = (double)x[i];
+        } else if (ydt == HCGA_BF16) {
+            uint16_t *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_f32_to_bf16(x[i]);
+        } else {
+            uint16_t *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_f32_to_f16(x[i]);
+        }
+    } else { /* f64: to half directly (correctly rounded), never via a rounded f32 */
+        const double *x = c->x;
+        if (ydt == HCGA_F32) {
+            float *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = (float)x[i];
+        } else if (ydt == HCGA_BF16) {
+            uint16_t *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_f64_to_bf16(x[i]);
+        } else {
+            uint16_t *y = c->y;
+            for (int64_t i = b; i < e; i++) y[i] = hcga_f64_to_f16(x[i]);
+        }
+    }
+}
+
+/* Converts n elements in parallel (ranges depend only on n and the thread
+ * count; every element is converted alone, so the result does not). */
+static void convert(hcga_backend *be, const void *x, int xdt, void *y, int ydt, int64_t n)
+{
+    conv_dt_ctx c = {.x = x, .y = y, .xdt = xdt, .ydt = ydt};
+    cpu_parallel(be, n, 16384, convert_task, &c);
+}
+
+CPU_IMPL(CAST)
+{
+    const hcga_tensor *x = a->in[0], *y = a->out[0];
+    const int64_t n = hcga_tensor_numel(x);
+    /* the checker allows x and y to overlap only as the same view (same dtype) */
+    if (n == 0 || hcga_contract_same_view(x, y)) return HCGA_OK;
+    convert(be, cpu_ptr(x), ck->in_dtype, cpu_ptr(y), ck->out_dtype, n);
+    return HCGA_OK;
+}
 
 typedef hcga_status (*cpu_impl_fn)(hcga_backend *be, const hcga_op_args *a,
                                    const hcga_checked *ck);
+
+/* A half call (CONV2D_*, GEMM at bf16 / f16) run as the f32 op: each half
+ * input widened into an f32 workspace copy, f32_impl writing f32 workspace
+ * outputs, each output rounded once into the caller's half tensor.  GEMM's
+ * c == y case needs nothing special: c is widened before y is written. */
+static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck,
+                                cpu_impl_fn f32_impl)
+{
+    const int hdt = ck->dtype;
+    hcga_op_args a32 = *a;
+    hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
+    struct hcga_buffer bin[HCGA_MAX_OP_IN], bout[HCGA_MAX_OP_OUT];
+    for (int io = 0; io < 2; io++) {
+        const int count = io ? a->num_out : a->num_in;
+        for (int i = 0; i < count; i++) {
+            const hcga_tensor *t = io ? a->out[i] : a->in[i];
+            if (!t) continue;
+            /* dense (checked): the f32 copy keeps the strides, at offset 0 */
+            const int64_t n = hcga_tensor_numel(t);
+            const size_t bytes = (size_t)n * sizeof(float);
+            void *p = cpu_ws(be, CPU_WS_HALF + (io ? HCGA_MAX_OP_IN : 0) + i, bytes);
+            if (!p)
+                return cpu_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the f32 copy of %s[%d]",
+                                OPNAME, io ? "out" : "in", i);
+            struct hcga_buffer *b = io ? &bout[i] : &bin[i];
+            hcga_tensor *c = io ? &tout[i] : &tin[i];
+            b->data = p;
+            b->size = bytes;
+            *c = *t;
+            c->buf = b;
+            c->offset = 0;
+            c->dtype = HCGA_F32;
+            if (io)
+                a32.out[i] = c;
+            else {
+                a32.in[i] = c;
+                convert(be, cpu_ptr(t), hdt, p, HCGA_F32, n);
+            }
+        }
+    }
+    hcga_checked ck32 = *ck;
+    ck32.dtype = ck32.in_dtype = ck32.out_dtype = HCGA_F32;
+    TRY(f32_impl(be, &a32, &ck32));
+    for (int i = 0; i < a->num_out; i++)
+        if (a->out[i])
+            convert(be, bout[i].data, HCGA_F32, cpu_ptr(a->out[i]), hdt,
+                    hcga_tensor_numel(a->out[i]));
+    return HCGA_OK;
+}
+
+/* ======================================================================= */
+/* Dispatch and table                                                      */
+/* ======================================================================= */
 
 static uint64_t cpu_buffer_size(const hcga_buffer *buf)
 {
@@ -911,6 +1052,9 @@ static hcga_status cpu_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     char msg[HCGA_CONTRACT_MSG_LEN];
     hcga_status st = hcga_contract_check(op, a, cpu_buffer_size, &ck, msg, sizeof msg);
     if (st != HCGA_OK) return cpu_fail(be, st, "%s", msg);
+    /* half dtypes reach only ops with half = 1 (the checker refuses them
+     * elsewhere); CAST converts itself, the others run as the f32 op */
+    if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) return half_via_f32(be, a, &ck, impl);
     return impl(be, a, &ck);
 }
 
@@ -934,6 +1078,9 @@ int cpu_supports(hcga_backend *be, int op, int dtype)
     (void)be;
     if (op < 0 || op >= HCGA_OP_COUNT || !cpu_op_table[op]) return 0;
     if (dtype == HCGA_F32 || dtype == HCGA_F64) return 1;
+    /* bf16 / f16: exactly the ops of the catalogue's half column (CAST,
+     * the convolutions, GEMM), as the checker enforces */
+    if (hcga_dtype_is_half(dtype)) return hcga_op_get_info(op)->half;
     switch (op) {
     case HCGA_OP_FILL: return dtype == HCGA_I32 || dtype == HCGA_I64 || dtype == HCGA_U8;
     case HCGA_OP_COPY:

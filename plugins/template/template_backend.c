@@ -305,9 +305,16 @@ static const hcga_op_fn tpl_ops[HCGA_OP_COUNT] = {
     [HCGA_OP_RELU_FWD] = entry_RELU_FWD,
     [HCGA_OP_FILL] = entry_FILL,
     /* [HCGA_OP_CONV2D_FWD] = entry_CONV2D_FWD, ..., and the rest. */
+    /* [HCGA_OP_CAST] (ABI 1.1) stays NULL: this skeleton has no bf16/f16.
+     * A vendor implements it with the conversions of plugins/hcga_half.h,
+     * then the half forms of CONV2D_* and GEMM (hcga_checked.dtype is then
+     * HCGA_BF16 or HCGA_F16), and reports them in tpl_supports(); a 1.1
+     * backend must support CAST and the half forms at bf16 to pass
+     * conformance. */
 };
 
-/* Refines the table per dtype: 1 if op can run on dtype. */
+/* Refines the table per dtype: 1 if op can run on dtype (never bf16 / f16
+ * here: CAST is NULL above). */
 static int tpl_supports(hcga_backend *be, int op, int dtype)
 {
     (void)be;
