@@ -20,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "hcga_half.h"
 
 /* With --enable-sanitizers: PoCL compiles kernels with LLVM on a cache miss
  * and LLVM leaks there (not our code); GCC 12's LeakSanitizer also crashes
@@ -851,6 +853,415 @@ START_TEST(test_f64)
 }
 END_TEST
 
+/* ---- mixed precision (ABI 1.1) ----------------------------------------- */
+
+/* Bits of element i of a float tensor of dtype dt, widened to 64 bits. */
+static uint64_t bits_at(int dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case HCGA_F64: return ((const uint64_t *)p)[i];
+    case HCGA_F32: return ((const uint32_t *)p)[i];
+    default: return ((const uint16_t *)p)[i];
+    }
+}
+
+/* The ABI's CAST of one element, from plugins/hcga_half.h (what the CPU
+ * reference uses) and C's own f32 <-> f64 conversions. */
+static uint64_t cast_ref(int sdt, int ddt, const void *x, int64_t i)
+{
+    if (sdt == ddt) return bits_at(sdt, x, i);
+    if (sdt == HCGA_F64) {
+        double d = ((const double *)x)[i];
+        if (ddt == HCGA_F32) return hcga_f32_bits((float)d);
+        return hcga_half_from_f64(ddt, d);
+    }
+    float f = sdt == HCGA_F32 ? ((const float *)x)[i]
+                              : hcga_half_to_f32(sdt, ((const uint16_t *)x)[i]);
+    if (ddt == HCGA_F32) return hcga_f32_bits(f);
+    if (ddt == HCGA_F64) {
+        double d = (double)f;
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        return u;
+    }
+    return hcga_half_from_f32(ddt, f);
+}
+
+static uint64_t xs_next(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Source values of dtype dt for the CAST test (*n of them, malloc'd): every
+ * bf16 / f16 pattern; for f32 and f64 the rounding ties of both half
+ * formats and of f32, the overflow thresholds, subnormals of every format,
+ * NaNs (quiet, signalling, with payloads, negative), infinities, zeros,
+ * then random bit patterns and random values near 1 and near the f16
+ * subnormal range. */
+static void *cast_source(int dt, int64_t *n)
+{
+    if (dt == HCGA_BF16 || dt == HCGA_F16) {
+        uint16_t *h = malloc(65536 * sizeof *h);
+        for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+        *n = 65536;
+        return h;
+    }
+    enum { RANDOM = 6000 };
+    if (dt == HCGA_F32) {
+        static const uint32_t special[] = {
+            0x00000000, 0x80000000, 0x3f800000, 0xbf800000, 0x7f7fffff, 0xff7fffff,
+            0x7f800000, 0xff800000, 0x7fc00000, 0x7fc12345, 0x7f800001, 0xffc00001,
+            0x7fbfffff, 0x00000001, 0x807fffff, 0x00800000, 0x00400000,
+            0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, /* bf16 ties around 1 */
+            0x7f7f8000, 0x7f7f7fff, 0x7f7fc000,             /* bf16 overflow */
+            0x3f801000, 0x3f803000, 0x3f801001, 0x3f800fff, /* f16 ties around 1 */
+            0x477fe000, 0x477fefff, 0x477ff000, 0x477ff001, 0x47800000, /* f16 max, overflow */
+            0x33000000, 0x33000001, 0x32ffffff, 0x33800000, 0x33c00000, 0x34200000,
+            0x387fc000, 0x387fe000, 0x387fbfff, 0x38800000, 0xb87fc000, /* f16 subnormals */
+            0x00012345, 0x80000001,                                     /* f32 subnormals */
+        };
+        const int ns = (int)(sizeof special / sizeof special[0]);
+        uint32_t *u = malloc((size_t)(ns + RANDOM) * sizeof *u);
+        for (int i = 0; i < ns; i++) u[i] = special[i];
+        for (int i = 0; i < RANDOM; i++) {
+            uint32_t r = (uint32_t)(xs_next() >> 16);
+            if (i % 3 == 1) /* exponents near 1 and the f16 range */
+                r = (r & 0x80ffffffu) | ((uint32_t)(100 + (xs_next() >> 40) % 60) << 23);
+            if (i % 3 == 2) r &= 0xffffe000u | (uint32_t)(xs_next() & 0x1000); /* f16 ties */
+            u[ns + i] = r;
+        }
+        *n = ns + RANDOM;
+        return u;
+    }
+    static const uint64_t special[] = {
+        0x0000000000000000ull, 0x8000000000000000ull, 0x3ff0000000000000ull,
+        0x7ff0000000000000ull, 0xfff0000000000000ull, 0x7ff8000000000000ull,
+        0x7ff8000000000001ull, 0x7ff0000000000001ull, 0xfff8dead00000000ull,
+        0x7fefffffffffffffull, 0x0000000000000001ull, 0x800fffffffffffffull,
+        0x47efffffe0000000ull, /* FLT_MAX + half ulp: f32 tie, rounds to Inf */
+        0x47efffffdfffffffull, 0x47efffffe0000001ull, 0x47f0000000000000ull,
+        0x36a0000000000000ull, /* 2^-149: the smallest f32 subnormal */
+        0x3690000000000000ull, /* 2^-150: tie, rounds to 0 */
+        0x3690000000000001ull, 0x368fffffffffffffull, 0x36a8000000000000ull,
+        0x380fffffffffffffull, 0x3810000000000000ull, /* f32 normal boundary */
+        0x3ff0100000000001ull, /* 1 + 2^-8 + tiny: f32 would tie for bf16; bf16 rounds up */
+        0x3ff00fffffffffffull, 0x3ff0100000000000ull, 0x3ff0300000000000ull,
+        0x3ff0020000000001ull, /* 1 + 2^-11 + tiny: the same trap for f16 */
+        0x3ff001ffffffffffull, 0x40effc0000000000ull, /* 65504 */
+        0x40effe0000000000ull, /* 65520: f16 tie, rounds to Inf */
+        0x40effdffffffffffull, 0x3e70000000000000ull, /* 2^-24 */
+        0x3e60000000000000ull, /* 2^-25: tie, rounds to 0 */
+        0x3e60000000000001ull, 0x3f0ff80000000000ull, 0x3f0ff80000000001ull,
+        0x54b249ad2594c37dull, 0x1000000000000000ull,
+    };
+    const int ns = (int)(sizeof special / sizeof special[0]);
+    uint64_t *u = malloc((size_t)(ns + RANDOM) * sizeof *u);
+    for (int i = 0; i < ns; i++) u[i] = special[i];
+    for (int i = 0; i < RANDOM; i++) {
+        uint64_t r = xs_next();
+        if (i % 3 == 1) /* f32 and half exponent ranges */
+            r = (r & 0x800fffffffffffffull) | ((uint64_t)(870 + (xs_next() >> 40) % 300) << 52);
+        if (i % 3 == 2) /* near the half ties: low bits set or clear */
+            r = (r & 0x800fff0000000000ull) | ((uint64_t)(1000 + (xs_next() >> 40) % 40) << 52) |
+                (xs_next() & 1);
+        u[ns + i] = r;
+    }
+    *n = ns + RANDOM;
+    return u;
+}
+
+/* CAST between every pair of float dtypes, bit for bit against
+ * hcga_half.h and against the CPU backend (when it has CAST). */
+START_TEST(test_cast)
+{
+    static const int dts[4] = {HCGA_F32, HCGA_F64, HCGA_BF16, HCGA_F16};
+    int cpu_cast = cpu->iface->supports(cpu->inst, HCGA_OP_CAST, HCGA_BF16);
+    if (!cpu_cast) printf("test_cast: the cpu backend has no CAST yet: hcga_half.h only\n");
+    for (int si = 0; si < 4; si++) {
+        int sdt = dts[si];
+        if (!ocl->iface->supports(ocl->inst, HCGA_OP_CAST, sdt)) continue;
+        int64_t n;
+        void *x = cast_source(sdt, &n);
+        for (int di = 0; di < 4; di++) {
+            int ddt = dts[di];
+            if (!ocl->iface->supports(ocl->inst, HCGA_OP_CAST, ddt)) continue;
+            tdesc in[1] = {T1(sdt, n, x)}, out[1] = {T1(ddt, n, NULL)};
+            void *ro[1], *rc[1] = {NULL};
+            char msg[1024] = "";
+            hcga_status st = run_on(ocl, HCGA_OP_CAST, NULL, 1, in, 1, out, ro, msg, sizeof msg);
+            ck_assert_msg(st == HCGA_OK, "cast %s -> %s: %s", hcga_dtype_name(sdt),
+                          hcga_dtype_name(ddt), msg);
+            if (cpu_cast) {
+                st = run_on(cpu, HCGA_OP_CAST, NULL, 1, in, 1, out, rc, msg, sizeof msg);
+                ck_assert_msg(st == HCGA_OK, "cpu cast: %s", msg);
+            }
+            for (int64_t i = 0; i < n; i++) {
+                uint64_t want = cast_ref(sdt, ddt, x, i), got = bits_at(ddt, ro[0], i);
+                ck_assert_msg(got == want, "cast %s -> %s of 0x%llx: opencl 0x%llx, want 0x%llx",
+                              hcga_dtype_name(sdt), hcga_dtype_name(ddt),
+                              (unsigned long long)bits_at(sdt, x, i), (unsigned long long)got,
+                              (unsigned long long)want);
+                if (rc[0])
+                    ck_assert_msg(got == bits_at(ddt, rc[0], i),
+                                  "cast %s -> %s of 0x%llx: opencl 0x%llx, cpu 0x%llx",
+                                  hcga_dtype_name(sdt), hcga_dtype_name(ddt),
+                                  (unsigned long long)bits_at(sdt, x, i),
+                                  (unsigned long long)got,
+                                  (unsigned long long)bits_at(ddt, rc[0], i));
+            }
+            free(ro[0]);
+            free(rc[0]);
+        }
+        free(x);
+    }
+}
+END_TEST
+
+/* Random half data: n values in [-1, 1] as hd bits (*f32 gets them widened). */
+static uint16_t *hrand(int hd, int64_t n, float **f32)
+{
+    uint16_t *h = malloc((size_t)n * sizeof *h);
+    *f32 = malloc((size_t)n * sizeof **f32);
+    for (int64_t i = 0; i < n; i++) {
+        h[i] = hcga_half_from_f32(hd, (float)(2 * urand() - 1));
+        (*f32)[i] = hcga_half_to_f32(hd, h[i]);
+    }
+    return h;
+}
+
+/* One ulp of half dtype hd at magnitude |v| (its subnormal spacing below
+ * the normal range). */
+static double half_ulp(int hd, double v)
+{
+    int mant = hd == HCGA_BF16 ? 7 : 10, emin = hd == HCGA_BF16 ? -126 : -14;
+    int e;
+    (void)frexp(fabs(v), &e); /* |v| in [2^(e-1), 2^e) */
+    if (e - 1 < emin) e = emin + 1;
+    return ldexp(1.0, e - 1 - mant);
+}
+
+/* Runs a half op (every float tensor in dtype hd) on OpenCL and the CPU,
+ * and the f32 op on the widened inputs on OpenCL.  Checks:
+ *  - OpenCL's half result is its f32 result rounded once (bit for bit:
+ *    the half path widens, runs the same f32 kernels and rounds);
+ *  - OpenCL vs the CPU backend, per element,
+ *      |ocl - cpu| <= tol32 * max(1, max|cpu|) + 1 ulp_half(max(|ocl|, |cpu|)).
+ *    Both backends compute the f32 op from the same exact half inputs, so
+ *    before rounding they differ by at most the f32 tolerance tol32 (the
+ *    one this file uses for the f32 op); each then rounds once to the half
+ *    format, moving its value by at most half an ulp, so the rounded
+ *    results differ by at most tol32 + 2 * (1/2) ulp. */
+static void compare_half(const char *what, int hd, int op, const hcga_op_params *p, int nin,
+                         const tdesc *hin, const tdesc *fin, int nout, const tdesc *hout,
+                         const tdesc *fout, double tol32)
+{
+    void *ro[4], *rc[4], *rf[4];
+    char msg[1024] = "", label[160];
+    snprintf(label, sizeof label, "%s %s", what, hcga_dtype_name(hd));
+    hcga_status st = run_on(ocl, op, p, nin, hin, nout, hout, ro, msg, sizeof msg);
+    ck_assert_msg(st == HCGA_OK, "%s: opencl failed: %s", label, msg);
+    st = run_on(ocl, op, p, nin, fin, nout, fout, rf, msg, sizeof msg);
+    ck_assert_msg(st == HCGA_OK, "%s: opencl f32 failed: %s", label, msg);
+    int with_cpu = cpu->iface->supports(cpu->inst, op, hd);
+    if (with_cpu) {
+        st = run_on(cpu, op, p, nin, hin, nout, hout, rc, msg, sizeof msg);
+        ck_assert_msg(st == HCGA_OK, "%s: cpu failed: %s", label, msg);
+    }
+    for (int k = 0; k < nout; k++) {
+        int64_t n = numel(&hout[k]);
+        const uint16_t *o = ro[k];
+        double maxref = 0;
+        for (int64_t i = 0; with_cpu && i < n; i++) {
+            double b = hcga_half_to_f32(hd, ((const uint16_t *)rc[k])[i]);
+            if (fabs(b) > maxref) maxref = fabs(b);
+        }
+        int64_t exact = 0;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t want = hcga_half_from_f32(hd, ((const float *)rf[k])[i]);
+            ck_assert_msg(o[i] == want, "%s: out[%d][%lld] 0x%04x is not its f32 result %.9g "
+                          "rounded (0x%04x)", label, k, (long long)i, o[i],
+                          ((const float *)rf[k])[i], want);
+            if (!with_cpu) continue;
+            uint16_t cb = ((const uint16_t *)rc[k])[i];
+            double a = hcga_half_to_f32(hd, o[i]), b = hcga_half_to_f32(hd, cb);
+            double lim = tol32 * (maxref > 1 ? maxref : 1) +
+                         half_ulp(hd, fabs(a) > fabs(b) ? a : b);
+            ck_assert_msg(isfinite(a) && fabs(a - b) <= lim,
+                          "%s: out[%d][%lld]: opencl %.9g (0x%04x), cpu %.9g (0x%04x), limit %.3g",
+                          label, k, (long long)i, a, o[i], b, cb, lim);
+            exact += o[i] == cb;
+        }
+        if (with_cpu && k == 0)
+            printf("%s: %lld of %lld elements bit-identical to the cpu backend's\n", label,
+                   (long long)exact, (long long)n);
+        free(ro[k]);
+        free(rf[k]);
+        if (with_cpu) free(rc[k]);
+    }
+}
+
+static void conv_half_case(int hd, int64_t n, int64_t c, int64_t h, int64_t w, int64_t k,
+                           int64_t r, int stride, int pad, int bias)
+{
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv.stride_h = p.conv.stride_w = stride;
+    p.conv.pad_h = p.conv.pad_w = pad;
+    p.conv.dilation_h = p.conv.dilation_w = 1;
+    int64_t P = (h + 2 * pad - r) / stride + 1, Q = (w + 2 * pad - r) / stride + 1;
+    float *fx, *fw, *fb, *fdy;
+    uint16_t *x = hrand(hd, n * c * h * w, &fx), *wt = hrand(hd, k * c * r * r, &fw),
+             *b = hrand(hd, k, &fb), *dy = hrand(hd, n * k * P * Q, &fdy);
+    char what[128];
+    snprintf(what, sizeof what, "conv %lldx%lldx%lldx%lld k%lld r%lld s%d p%d", (long long)n,
+             (long long)c, (long long)h, (long long)w, (long long)k, (long long)r, stride, pad);
+    tdesc hin[3] = {T4(hd, n, c, h, w, x), T4(hd, k, c, r, r, wt), T1(hd, k, b)};
+    tdesc fin[3] = {T4(HCGA_F32, n, c, h, w, fx), T4(HCGA_F32, k, c, r, r, fw),
+                    T1(HCGA_F32, k, fb)};
+    tdesc hout[1] = {T4(hd, n, k, P, Q, NULL)}, fout[1] = {T4(HCGA_F32, n, k, P, Q, NULL)};
+    compare_half(what, hd, HCGA_OP_CONV2D_FWD, &p, bias ? 3 : 2, hin, fin, 1, hout, fout, 1e-5);
+    tdesc hdin[2] = {T4(hd, n, k, P, Q, dy), T4(hd, k, c, r, r, wt)};
+    tdesc fdin[2] = {T4(HCGA_F32, n, k, P, Q, fdy), T4(HCGA_F32, k, c, r, r, fw)};
+    tdesc hdout[1] = {T4(hd, n, c, h, w, NULL)}, fdout[1] = {T4(HCGA_F32, n, c, h, w, NULL)};
+    compare_half(what, hd, HCGA_OP_CONV2D_BWD_DATA, &p, 2, hdin, fdin, 1, hdout, fdout, 1e-5);
+    tdesc hwin[2] = {T4(hd, n, c, h, w, x), T4(hd, n, k, P, Q, dy)};
+    tdesc fwin[2] = {T4(HCGA_F32, n, c, h, w, fx), T4(HCGA_F32, n, k, P, Q, fdy)};
+    tdesc hwout[2] = {T4(hd, k, c, r, r, NULL), T1(hd, k, NULL)};
+    tdesc fwout[2] = {T4(HCGA_F32, k, c, r, r, NULL), T1(HCGA_F32, k, NULL)};
+    compare_half(what, hd, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, hwin, fwin, bias ? 2 : 1, hwout,
+                 fwout, 1e-5);
+    free(x), free(wt), free(b), free(dy);
+    free(fx), free(fw), free(fb), free(fdy);
+}
+
+static void gemm_half_case(int hd)
+{
+    float *fa, *fb, *fc;
+    uint16_t *a = hrand(hd, 37 * 29, &fa), *b = hrand(hd, 29 * 41, &fb),
+             *c = hrand(hd, 37 * 41, &fc);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            hcga_op_params p;
+            memset(&p, 0, sizeof p);
+            p.gemm.trans_a = ta;
+            p.gemm.trans_b = tb;
+            p.gemm.alpha = 0.75;
+            p.gemm.beta = -1.5;
+            tdesc hin[3] = {ta ? T2(hd, 29, 37, a) : T2(hd, 37, 29, a),
+                            tb ? T2(hd, 41, 29, b) : T2(hd, 29, 41, b), T2(hd, 37, 41, c)};
+            tdesc fin[3] = {ta ? T2(HCGA_F32, 29, 37, fa) : T2(HCGA_F32, 37, 29, fa),
+                            tb ? T2(HCGA_F32, 41, 29, fb) : T2(HCGA_F32, 29, 41, fb),
+                            T2(HCGA_F32, 37, 41, fc)};
+            tdesc hout[1] = {T2(hd, 37, 41, NULL)}, fout[1] = {T2(HCGA_F32, 37, 41, NULL)};
+            compare_half("gemm", hd, HCGA_OP_GEMM, &p, 3, hin, fin, 1, hout, fout, 1e-5);
+            compare_half("gemm no c", hd, HCGA_OP_GEMM, &p, 2, hin, fin, 1, hout, fout, 1e-5);
+        }
+    free(a), free(b), free(c);
+    free(fa), free(fb), free(fc);
+}
+
+START_TEST(test_half_ops)
+{
+    static const int hds[2] = {HCGA_BF16, HCGA_F16};
+    for (int i = 0; i < 2; i++) {
+        int hd = hds[i];
+        /* bf16 always; f16 by default too (storage: see backends/opencl/README.md) */
+        ck_assert(ocl->iface->supports(ocl->inst, HCGA_OP_GEMM, hd));
+        ck_assert(!ocl->iface->supports(ocl->inst, HCGA_OP_RELU_FWD, hd));
+        conv_half_case(hd, 3, 5, 11, 9, 6, 3, 1, 1, 1);
+        conv_half_case(hd, 3, 5, 11, 9, 6, 3, 2, 1, 0);
+        conv_half_case(hd, 2, 7, 6, 5, 4, 1, 1, 0, 1); /* 1x1: im2col skipped */
+        gemm_half_case(hd);
+    }
+}
+END_TEST
+
+/* Option fp16=khr: f16 only with cl_khr_fp16.  Where the device lacks it
+ * (PoCL's CPU device), supports() says no and a call is refused with the
+ * reason; where it has it, f16 works as by default.  bf16 is unaffected. */
+START_TEST(test_fp16_khr)
+{
+    hcga_be_close(ocl);
+    ocl = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("opencl", 0, "fp16=khr", &ocl, err, sizeof err) == 0, "%s", err);
+    expect_open_fail("fp16=native", "fp16=native: expected storage or khr");
+    ck_assert(ocl->iface->supports(ocl->inst, HCGA_OP_CAST, HCGA_BF16));
+    float x[4] = {1, 2, 3, 4};
+    tdesc in[1] = {T1(HCGA_F32, 4, x)}, out[1] = {T1(HCGA_F16, 4, NULL)};
+    void *ro[1];
+    char msg[1024] = "";
+    hcga_status st = run_on(ocl, HCGA_OP_CAST, NULL, 1, in, 1, out, ro, msg, sizeof msg);
+    free(ro[0]);
+    if (ocl->iface->supports(ocl->inst, HCGA_OP_CAST, HCGA_F16)) {
+        printf("test_fp16_khr: the device has cl_khr_fp16; the refusal is not checkable here\n");
+        ck_assert_msg(st == HCGA_OK, "%s", msg);
+        return;
+    }
+    ck_assert_int_eq(st, HCGA_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(msg, "cast: out[0] is f16, which needs cl_khr_fp16"), "%s", msg);
+    ck_assert(!ocl->iface->supports(ocl->inst, HCGA_OP_CONV2D_FWD, HCGA_F16));
+}
+END_TEST
+
+/* Not a timed test: prints the time of one convolution at f32, bf16 and
+ * f16 (README figures), after a warm-up call of each. */
+START_TEST(test_half_timing)
+{
+    int64_t n = 4, c = 64, h = 32, w = 32, k = 64;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv.stride_h = p.conv.stride_w = 1;
+    p.conv.pad_h = p.conv.pad_w = 1;
+    p.conv.dilation_h = p.conv.dilation_w = 1;
+    static const int dts[3] = {HCGA_F32, HCGA_BF16, HCGA_F16};
+    for (int d = 0; d < 3; d++) {
+        int dt = dts[d];
+        int64_t shx[4] = {n, c, h, w}, shw[4] = {k, c, 3, 3}, shy[4] = {n, k, h, w};
+        size_t es = hcga_dtype_size(dt);
+        size_t bx = (size_t)(n * c * h * w) * es, bw = (size_t)(k * c * 9) * es;
+        size_t by = (size_t)(n * k * h * w) * es;
+        hcga_buffer *X, *W, *Y;
+        ck_assert_int_eq(hcga_be_alloc(ocl, bx, &X), HCGA_OK);
+        ck_assert_int_eq(hcga_be_alloc(ocl, bw, &W), HCGA_OK);
+        ck_assert_int_eq(hcga_be_alloc(ocl, by, &Y), HCGA_OK);
+        uint8_t *z = calloc(1, bx);
+        ck_assert_int_eq(hcga_be_write(ocl, X, 0, z, bx), HCGA_OK);
+        ck_assert_int_eq(hcga_be_write(ocl, W, 0, z, bw), HCGA_OK);
+        free(z);
+        hcga_tensor tx = hcga_tensor_make(X, 0, dt, 4, shx), tw = hcga_tensor_make(W, 0, dt, 4, shw),
+                    ty = hcga_tensor_make(Y, 0, dt, 4, shy);
+        hcga_op_args a;
+        memset(&a, 0, sizeof a);
+        a.op = HCGA_OP_CONV2D_FWD;
+        a.num_in = 2;
+        a.num_out = 1;
+        a.in[0] = &tx;
+        a.in[1] = &tw;
+        a.out[0] = &ty;
+        a.p = p;
+        ck_assert_int_eq(hcga_be_run(ocl, &a), HCGA_OK);
+        ck_assert_int_eq(hcga_be_sync(ocl), HCGA_OK);
+        struct timespec t0, t1;
+        const int reps = 5;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int r = 0; r < reps; r++) ck_assert_int_eq(hcga_be_run(ocl, &a), HCGA_OK);
+        ck_assert_int_eq(hcga_be_sync(ocl), HCGA_OK);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double ms = ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) /
+                    reps;
+        printf("timing: conv2d_fwd 4x64x32x32 k64 3x3 %s: %.2f ms per call (%d calls)\n",
+               hcga_dtype_name(dt), ms, reps);
+        hcga_be_free(ocl, X);
+        hcga_be_free(ocl, W);
+        hcga_be_free(ocl, Y);
+    }
+}
+END_TEST
+
 /* Whether the OpenCL backend opens here, decided in a child so that this
  * process never initialises OpenCL before fork(). */
 static int opencl_usable(char *why, size_t len)
@@ -909,6 +1320,10 @@ int main(void)
     tcase_add_test(t, test_reduce_deterministic);
     tcase_add_test(t, test_optim_copy);
     tcase_add_test(t, test_f64);
+    tcase_add_test(t, test_cast);
+    tcase_add_test(t, test_half_ops);
+    tcase_add_test(t, test_fp16_khr);
+    tcase_add_test(t, test_half_timing);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -37,6 +37,7 @@ extern const char hcga_ocl_src_bn[];
 extern const char hcga_ocl_src_loss[];
 extern const char hcga_ocl_src_conv[];
 extern const char hcga_ocl_src_untyped[];
+extern const char hcga_ocl_src_half[];
 extern const char hcga_ocl_src_copy[];
 
 /* ------------------------------------------------------------------------ */
@@ -294,6 +295,7 @@ typedef struct ocl_opts {
     int gemm_double;
     int tune_off; /* clblast_tune=off */
     int im2col_clblast;
+    int fp16_khr; /* fp16=khr: f16 only with cl_khr_fp16 */
 } ocl_opts;
 
 static int parse_pd(const char *s, int *p, int *d, int *flat)
@@ -404,11 +406,20 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
                          val);
                 return -1;
             }
+        } else if (!strcmp(key, "fp16")) {
+            if (!strcmp(val, "storage"))
+                o->fp16_khr = 0;
+            else if (!strcmp(val, "khr"))
+                o->fp16_khr = 1;
+            else {
+                snprintf(err, err_len, "opencl: option fp16=%s: expected storage or khr", val);
+                return -1;
+            }
         } else {
             snprintf(err, err_len,
                      "opencl: unknown option '%s' (known: device=P:D, workspace_mb=N, "
                      "conv=loop|batched, accumulate=float|double, gemm=float|double, "
-                     "clblast_tune=auto|off, im2col=own|clblast)",
+                     "clblast_tune=auto|off, im2col=own|clblast, fp16=storage|khr)",
                      key);
             return -1;
         }
@@ -499,6 +510,7 @@ static hcga_status build_program(hcga_backend *be, char *err, size_t err_len)
     src[n++] = be->has_fp64 ? "#define HCGA_FP64 1\n" : "\n";
     src[n++] = hcga_ocl_src_prelude;
     src[n++] = hcga_ocl_src_untyped;
+    src[n++] = hcga_ocl_src_half;
     for (int t = 0; t < (be->has_fp64 ? 2 : 1); t++) {
         src[n++] = t == 1 ? typed_sources_f64
                  : be->acc_double ? typed_sources_f32_accd : typed_sources_f32;
@@ -635,6 +647,7 @@ static void ocl_destroy(hcga_backend *be)
     if (be->ws) clReleaseMemObject(be->ws);
     if (be->gemm_tmp) clReleaseMemObject(be->gemm_tmp);
     if (be->dtmp) clReleaseMemObject(be->dtmp);
+    if (be->half_ws) clReleaseMemObject(be->half_ws);
     if (be->scratch) clReleaseMemObject(be->scratch);
     if (be->flag) clReleaseMemObject(be->flag);
     if (be->program) clReleaseProgram(be->program);
@@ -713,6 +726,10 @@ static hcga_status ocl_create(int device, const char *options, hcga_backend **ou
     char ext[8192];
     dev_string(be->device, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
     be->has_fp64 = fp64 != 0 && strstr(ext, "cl_khr_fp64") != NULL;
+    be->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    /* f16 is storage here (integer conversions in kernels/half.cl), so it
+     * needs no cl_khr_fp16; fp16=khr asks for the extension anyway */
+    be->f16_ok = be->has_fp16 || !o.fp16_khr;
     if (o.acc == 1 && !be->has_fp64) {
         snprintf(err, err_len, "opencl: option accumulate=double: the device lacks cl_khr_fp64");
         ocl_destroy(be);
@@ -1034,6 +1051,12 @@ static int ocl_supports(hcga_backend *be, int op, int dtype)
     if (op < 0 || op >= HCGA_OP_COUNT || !ocl_op_table[op]) return 0;
     if (dtype == HCGA_F32) return 1;
     if (dtype == HCGA_F64) return be ? be->has_fp64 : 0;
+    /* bf16 / f16: the catalogue's half ops (CAST, convolutions, GEMM) */
+    if (dtype == HCGA_BF16 || dtype == HCGA_F16) {
+        const hcga_op_info *info = hcga_op_get_info(op);
+        if (!info || !info->half) return 0;
+        return dtype == HCGA_BF16 || (be ? be->f16_ok : 0);
+    }
     /* integer tensors move through COPY and FILL only */
     if (op == HCGA_OP_COPY || op == HCGA_OP_FILL)
         return dtype == HCGA_I64 || dtype == HCGA_I32 || dtype == HCGA_U8;

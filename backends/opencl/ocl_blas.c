@@ -14,6 +14,9 @@
  * after the first image, so it is deterministic.  With the option
  * conv=batched, forward and backward-data im2col several images into the
  * workspace and run one CLBlast{S,D}gemmStridedBatched per chunk instead.
+ *
+ * bf16 / f16 calls (ABI 1.1) run as the f32 op on f32 copies of their
+ * tensors: half_via_f32() below.
  */
 #include "ocl_internal.h" /* first: it fixes CL_TARGET_OPENCL_VERSION */
 
@@ -155,6 +158,65 @@ static hcga_status gemm_batched(hcga_backend *be, int dt, int ta, int tb, size_t
 }
 
 /* ------------------------------------------------------------------------ */
+/* Half (bf16 / f16) convolutions and GEMM                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef hcga_status (*blas_impl_fn)(hcga_backend *be, const hcga_op_args *a,
+                                    const hcga_checked *ck);
+
+/* A half call run as the f32 op, as the ABI defines it: every half input
+ * is widened (exactly) into an f32 copy in be->half_ws, the f32
+ * implementation runs on the copies (so products accumulate in f32 from
+ * the exact half values; alpha, beta and the bias apply in f32), and each
+ * f32 output is rounded once into the caller's half tensor (kernels/half.cl,
+ * nearest even).  The f32 outputs get their own region, so GEMM's c == y
+ * becomes c apart from y, which the f32 GEMM handles. */
+static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck,
+                                blas_impl_fn impl)
+{
+    const int hd = ck->dtype, nin = a->num_in, nout = a->num_out;
+    hcga_op_args fa = *a;
+    hcga_tensor ft[HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT];
+    int64_t off[HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT]; /* f32 element offset of each copy */
+    size_t used = 0;
+    for (int s = 0; s < nin + nout; s++) {
+        const hcga_tensor *t = s < nin ? a->in[s] : a->out[s - nin];
+        off[s] = -1;
+        if (!t) continue;
+        used = (used + 255) / 256 * 256; /* each copy 256-byte aligned */
+        off[s] = (int64_t)(used / sizeof(float));
+        used += (size_t)hcga_tensor_numel(t) * sizeof(float);
+    }
+    TRY(ocl_ensure(be, &be->half_ws, &be->half_ws_size, used ? used : 1, "half f32 copies"));
+    struct hcga_buffer hb = {be->half_ws, be->half_ws_size};
+    for (int s = 0; s < nin + nout; s++) {
+        const hcga_tensor *t = s < nin ? a->in[s] : a->out[s - nin];
+        if (!t) continue;
+        ft[s] = *t;
+        ft[s].buf = &hb;
+        ft[s].offset = (uint64_t)off[s] * sizeof(float);
+        ft[s].dtype = HCGA_F32;
+        if (s < nin) {
+            fa.in[s] = &ft[s];
+            TRY(ocl_cast_dense(be, t->buf->mem, ocl_eoff(t), hd, be->half_ws, off[s], HCGA_F32,
+                               hcga_tensor_numel(t)));
+        } else {
+            fa.out[s - nin] = &ft[s];
+        }
+    }
+    hcga_checked fck = *ck;
+    fck.dtype = HCGA_F32;
+    TRY(impl(be, &fa, &fck));
+    for (int o = 0; o < nout; o++) {
+        const hcga_tensor *t = a->out[o];
+        if (t)
+            TRY(ocl_cast_dense(be, be->half_ws, off[nin + o], HCGA_F32, t->buf->mem, ocl_eoff(t),
+                               hd, hcga_tensor_numel(t)));
+    }
+    return HCGA_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* GEMM op                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -162,6 +224,7 @@ static hcga_status gemm_batched(hcga_backend *be, int dt, int ta, int tb, size_t
  * and offset) or apart from y (the contract refuses a partial overlap). */
 hcga_status ocl_impl_GEMM(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
+    if (hcga_dtype_is_half(ck->dtype)) return half_via_f32(be, a, ck, ocl_impl_GEMM);
     const hcga_tensor *A = a->in[0], *B = a->in[1], *Y = a->out[0];
     const hcga_tensor *C = a->num_in > 2 ? a->in[2] : NULL;
     int dt = ck->dtype;
@@ -340,6 +403,7 @@ static hcga_status bias_add(hcga_backend *be, int dt, const hcga_tensor *y,
 
 hcga_status ocl_impl_CONV2D_FWD(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
+    if (hcga_dtype_is_half(ck->dtype)) return half_via_f32(be, a, ck, ocl_impl_CONV2D_FWD);
     const hcga_tensor *x = a->in[HCGA_CONV_X], *w = a->in[HCGA_CONV_W], *y = a->out[0];
     const hcga_tensor *bias = a->num_in > HCGA_CONV_BIAS ? a->in[HCGA_CONV_BIAS] : NULL;
     int dt = ck->dtype;
@@ -379,6 +443,7 @@ hcga_status ocl_impl_CONV2D_FWD(hcga_backend *be, const hcga_op_args *a, const h
 hcga_status ocl_impl_CONV2D_BWD_DATA(hcga_backend *be, const hcga_op_args *a,
                                      const hcga_checked *ck)
 {
+    if (hcga_dtype_is_half(ck->dtype)) return half_via_f32(be, a, ck, ocl_impl_CONV2D_BWD_DATA);
     const hcga_tensor *dy = a->in[0], *w = a->in[1], *dx = a->out[0];
     int dt = ck->dtype;
     conv_geom g; /* of the forward pass: x = dx, y = dy */
@@ -418,6 +483,7 @@ hcga_status ocl_impl_CONV2D_BWD_DATA(hcga_backend *be, const hcga_op_args *a,
 hcga_status ocl_impl_CONV2D_BWD_FILTER(hcga_backend *be, const hcga_op_args *a,
                                        const hcga_checked *ck)
 {
+    if (hcga_dtype_is_half(ck->dtype)) return half_via_f32(be, a, ck, ocl_impl_CONV2D_BWD_FILTER);
     const hcga_tensor *x = a->in[0], *dy = a->in[1], *dw = a->out[0];
     const hcga_tensor *db = a->num_out > 1 ? a->out[1] : NULL;
     int dt = ck->dtype;

@@ -40,7 +40,7 @@ enum ocl_typed_kernel {
 
 /* Untyped kernels (integer-only, or copies with a fixed type pair). */
 #define OCL_PLAIN_KERNELS(X)                                                                   \
-    X(label_count_part) X(count_final) X(copy_f32_f32) X(copy_i64_i64) X(copy_i32_i32)         \
+    X(label_count_part) X(count_final) X(cast_bits) X(copy_f32_f32) X(copy_i64_i64) X(copy_i32_i32)         \
     X(copy_u8_u8) X(copy_f64_f64) X(copy_f32_f64) X(copy_f64_f32)
 
 enum ocl_plain_kernel {
@@ -94,6 +94,12 @@ struct hcga_backend {
     int im2col_clblast; /* option im2col=clblast: CLBlast's im2col/col2im, not conv.cl's */
     cl_mem dtmp;      /* f64 copies of GEMM operands for gemm=double */
     size_t dtmp_size;
+    /* bf16 / f16 convolutions and GEMM: f32 copies of every floating
+     * tensor of the call (inputs widened, outputs computed then rounded) */
+    cl_mem half_ws;
+    size_t half_ws_size;
+    int has_fp16; /* the device reports cl_khr_fp16 */
+    int f16_ok;   /* f16 tensors accepted: has_fp16, or option fp16=storage (default) */
 
     const char *op_name; /* op being run, for messages */
     char err[1024];
@@ -178,6 +184,13 @@ void ocl_parts(int64_t n, int64_t *groups, int64_t *chunk);
  * scale, into dense y (ocl_ops.c; SUM_TO, GAP_FWD, conv bias gradient). */
 hcga_status ocl_sum_to5(hcga_backend *be, int dt, const hcga_tensor *x, const int64_t xs[5],
                         const hcga_tensor *y, const int64_t ys[5], double scale);
+
+/* --- mixed precision (ocl_ops.c) --- */
+/* Dense conversion of n elements between the floating dtypes (f32, f64,
+ * bf16, f16; sdt != ddt), offsets in elements: kernels/half.cl's cast_bits,
+ * bit for bit plugins/hcga_half.h. */
+hcga_status ocl_cast_dense(hcga_backend *be, cl_mem src, int64_t so, int sdt, cl_mem dst,
+                           int64_t dso, int ddt, int64_t n);
 
 /* --- BLAS op implementations (ocl_blas.c) ---
  * Called by ocl_dispatch() (ocl_ops.c) once hcga_contract_check() accepted

@@ -1044,6 +1044,45 @@ OCL_OP_IMPL(SGD_STEP)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Mixed precision: CAST                                                     */
+/* ------------------------------------------------------------------------ */
+
+hcga_status ocl_cast_dense(hcga_backend *be, cl_mem src, int64_t so, int sdt, cl_mem dst,
+                           int64_t dso, int ddt, int64_t n)
+{
+    ocl_launch l;
+    ocl_begin(&l, be, be->plain[KP_cast_bits], "cast_bits", HCGA_F32);
+    ocl_arg_mem(&l, src);
+    ocl_arg_long(&l, so);
+    ocl_arg_int(&l, sdt);
+    ocl_arg_mem(&l, dst);
+    ocl_arg_long(&l, dso);
+    ocl_arg_int(&l, ddt);
+    ocl_arg_long(&l, n);
+    return ocl_run(&l, (size_t)n, 0);
+}
+
+/* y = x rounded to y's dtype; x and y dense, same shape (the contract).  A
+ * same-dtype cast is a copy of the bits (in place: nothing to do). */
+OCL_OP_IMPL(CAST)
+{
+    (void)ck;
+    const hcga_tensor *x = a->in[0], *y = a->out[0];
+    int64_t n = hcga_tensor_numel(x);
+    if (n == 0) return HCGA_OK;
+    if (x->dtype == y->dtype) {
+        if (x->buf == y->buf && x->offset == y->offset) return HCGA_OK;
+        OCL_CHECK(be, clEnqueueCopyBuffer(be->queue, x->buf->mem, y->buf->mem, x->offset,
+                                          y->offset, (size_t)n * hcga_dtype_size(x->dtype), 0,
+                                          NULL, NULL),
+                  "clEnqueueCopyBuffer");
+        return HCGA_OK;
+    }
+    return ocl_cast_dense(be, x->buf->mem, ocl_eoff(x), x->dtype, y->buf->mem, ocl_eoff(y),
+                          y->dtype, n);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Dispatch and op table                                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -1054,7 +1093,10 @@ static uint64_t buffer_size(const hcga_buffer *buf) { return buf->size; }
  *    integer tensors are valid calls, but there are no kernels for them:
  *    supports() says so too);
  *  - f64 tensors need cl_khr_fp64 (the program has no double kernels
- *    without it). */
+ *    without it);
+ *  - f16 tensors only where f16_ok: always by default (f16 is storage
+ *    converted with integer operations), with option fp16=khr only on
+ *    devices with cl_khr_fp16 (supports() says so too).  bf16 needs nothing. */
 static hcga_status device_limits(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
     if (ck->dtype < 0 && ck->op != HCGA_OP_COPY && ck->op != HCGA_OP_FILL) {
@@ -1063,13 +1105,18 @@ static hcga_status device_limits(hcga_backend *be, const hcga_op_args *a, const 
                         "%s tensors: the OpenCL backend runs this op on f32 and f64 only",
                         hcga_dtype_name(t->dtype));
     }
-    if (be->has_fp64) return HCGA_OK;
+    if (be->has_fp64 && be->f16_ok) return HCGA_OK;
     for (int s = 0; s < a->num_in + a->num_out; s++) {
         int out = s >= a->num_in;
         const hcga_tensor *t = out ? a->out[s - a->num_in] : a->in[s];
-        if (t && t->dtype == HCGA_F64)
+        if (t && t->dtype == HCGA_F64 && !be->has_fp64)
             return ocl_fail(be, HCGA_ERR_UNSUPPORTED,
                             "%s[%d] is f64, which needs cl_khr_fp64 (this device lacks it)",
+                            out ? "out" : "in", out ? s - a->num_in : s);
+        if (t && t->dtype == HCGA_F16 && !be->f16_ok)
+            return ocl_fail(be, HCGA_ERR_UNSUPPORTED,
+                            "%s[%d] is f16, which needs cl_khr_fp16 with option fp16=khr (this "
+                            "device lacks it)",
                             out ? "out" : "in", out ? s - a->num_in : s);
     }
     return HCGA_OK;

@@ -8,6 +8,7 @@
 OCL_KERNEL_SRCS = \
 	backends/opencl/kernels/prelude.cl \
 	backends/opencl/kernels/untyped.cl \
+	backends/opencl/kernels/half.cl \
 	backends/common/kernels/hcga_kmath.h \
 	backends/opencl/kernels/elementwise.cl \
 	backends/opencl/kernels/reduce.cl \
