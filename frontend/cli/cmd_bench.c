@@ -20,14 +20,17 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hcga [--backend NAME] [--threads N] bench --config FILE [--batch N]\n"
             "            [--mode train|eval] [--iters K] [--warmup W] [--classes C] [--seed S]\n"
-            "            [KEY VALUE ...]\n"
+            "            [--amp fp32|bf16|fp16] [KEY VALUE ...]\n"
             "\n"
             "Time K iterations (after W warm-up ones) of a full training step (train-mode\n"
             "forward, backward, Adam update) or of an eval forward, for the model of the\n"
             "config (INPUT.SIZE_TRAIN / SIZE_TEST) with randomly initialised weights and\n"
             "random inputs.  Prints images/s and the memory the planner allocated: the\n"
             "arena of transient values, persistent values (inputs, outputs, gradients) and\n"
-            "parameters with their optimizer state.\n"
+            "parameters with their optimizer state; their sum is the peak device memory.\n"
+            "The precision is the config's (SOLVER.AMP.ENABLED, SOLVER.AMP.DTYPE) unless --amp\n"
+            "sets it: fp32, or bf16 / fp16 mixed precision (convolutions and GEMMs in 16 bits\n"
+            "with f32 accumulation; fp16 with the config's loss scaling).\n"
             "Defaults: --batch 8 --mode train --iters 3 --warmup 1 --classes 702 --seed 1.\n");
 }
 
@@ -50,10 +53,10 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
         usage(stdout);
         return 0;
     }
-    const char *config = NULL;
+    const char *config = NULL, *amp_opt = NULL;
     long long batch = 8, iters = 3, warmup = 1, classes = 702, seed = 1;
     int train = 1, n_over = 0;
-    char **over = calloc((size_t)argc + 1, sizeof *over);
+    char **over = calloc((size_t)argc + 5, sizeof *over); /* + --amp's 2 overrides */
     if (!over) return 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -77,6 +80,13 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
                 return 2;
             }
             config = argv[++i];
+        } else if (!strcmp(a, "--amp")) {
+            amp_opt = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(amp_opt, "fp32") && strcmp(amp_opt, "bf16") && strcmp(amp_opt, "fp16")) {
+                fprintf(stderr, "hcga bench: --amp '%s': expected fp32, bf16 or fp16\n", amp_opt);
+                free(over);
+                return 2;
+            }
         } else if (!strcmp(a, "--mode")) {
             const char *m = i + 1 < argc ? argv[++i] : "";
             if (!strcmp(m, "train")) train = 1;
@@ -105,6 +115,16 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
         free(over);
         return 2;
     }
+    if (amp_opt) { /* after the KEY VALUE pairs: --amp wins */
+        static char k_en[] = "SOLVER.AMP.ENABLED", k_dt[] = "SOLVER.AMP.DTYPE", v_true[] = "True",
+                    v_false[] = "False", v_bf16[] = "bf16", v_fp16[] = "fp16";
+        over[n_over++] = k_en;
+        over[n_over++] = strcmp(amp_opt, "fp32") ? v_true : v_false;
+        if (strcmp(amp_opt, "fp32")) {
+            over[n_over++] = k_dt;
+            over[n_over++] = strcmp(amp_opt, "bf16") ? v_fp16 : v_bf16;
+        }
+    }
 
     char err[2048] = "";
     int rc = 1;
@@ -116,6 +136,11 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     int64_t *lab = NULL;
     hcga_config *cfg = hcga_config_load(config, n_over, over, err, sizeof err);
     if (!cfg) goto fail;
+    hcga_amp_cfg amp;
+    if (hcga_amp_from_config(cfg, &amp, err, sizeof err)) goto fail;
+    const int fp16 = amp.enabled && amp.dtype == HCGA_F16;
+    double scale = amp.init_scale;
+    long long good = 0, skipped = 0;
     int mode = train ? HCGA_MODEL_TRAIN : HCGA_MODEL_EVAL;
     g = hcga_model_build(cfg, mode, (int)batch, (int)classes, HCGA_F32, err, sizeof err);
     if (!g) goto fail;
@@ -180,12 +205,24 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     }
     float loss = 0;
     double t_run = 0, t_cpu = 0;
+    hg_val check = fp16 && train ? hg_find(g, HCGA_AMP_CHECK_OUTPUT) : -1;
     for (long long it = 0; it < warmup + iters; it++) {
         double t = hcga_now(), tc = hcga_cpu_now();
+        if (fp16 && hcga_model_set_loss_scale(ex, g, scale, err, sizeof err)) goto fail;
         if (hg_exec_run(ex)) goto exec_fail;
-        if (train) {
-            oc.step = it + 1;
+        float gsum = 0;
+        if (check >= 0 && hg_exec_read(ex, check, &gsum, HCGA_F32)) goto exec_fail;
+        if (check >= 0 && !isfinite(gsum)) { /* as hcga train: skip the step, back off */
+            scale *= amp.backoff_factor;
+            good = 0;
+            skipped++;
+        } else if (train) {
+            oc.step = it + 1 - skipped;
             if (hg_adam_step(ex, &oc)) goto exec_fail;
+            if (fp16 && ++good >= amp.growth_interval) {
+                scale *= amp.growth_factor;
+                good = 0;
+            }
         }
         if (hg_exec_read(ex, probe, probe_buf, HCGA_F32)) goto exec_fail;
         loss = probe_buf[0];
@@ -198,15 +235,7 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
             goto fail;
         }
     }
-    uint64_t params = 0, optstate = 0;
-    for (int i = 0; i < hg_store_count(s); i++) {
-        hg_store_entry *e = hg_store_at(s, i);
-        uint64_t n = 1;
-        for (int d = 0; d < e->ndim; d++) n *= (uint64_t)e->shape[d];
-        params += n * 4;
-        if (e->m.buf) optstate += n * 4;
-        if (e->v.buf) optstate += n * 4;
-    }
+    uint64_t params = hg_exec_param_bytes(ex), optstate = hg_exec_optim_bytes(ex);
     uint64_t arena = hg_exec_peak_bytes(ex), pers = hg_exec_persistent_bytes(ex);
     uint64_t naive = hg_exec_naive_bytes(ex);
     char a[32], b[32], c[32], d[32], e2[32], f[32];
@@ -221,6 +250,15 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     printf("bench: %s %s, backend %s, batch %lld, input %lldx%lld, %d graph nodes\n", config,
            train ? "train step (forward + backward + Adam)" : "eval forward", be->name, batch,
            (long long)h4 * 4, (long long)w4 * 4, hg_num_nodes(g));
+    if (!amp.enabled)
+        printf("precision: fp32\n");
+    else if (fp16 && train)
+        printf("precision: fp16 (convolutions and GEMMs in fp16, f32 accumulation; loss scale %g at the end, "
+               "%lld of %lld steps skipped for Inf/NaN gradients)\n",
+               scale, skipped, warmup + iters);
+    else
+        printf("precision: %s (convolutions and GEMMs in %s, f32 accumulation)\n", hcga_amp_precision(&amp, HCGA_F32),
+               hcga_amp_precision(&amp, HCGA_F32));
     printf("time: %.1f ms/iter over %lld iters (after %lld warm-up), %.2f images/s; planning %.0f ms\n",
            1000.0 * t_run / (double)iters, iters, warmup, (double)(batch * iters) / t_run,
            1000.0 * t_plan);
@@ -231,6 +269,8 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     printf("memory: arena %s (no reuse: %s), persistent %s, parameters %s, optimizer state %s, "
            "total %s\n",
            a, f, b, c, d, e2);
+    printf("summary: precision %s, %.2f images/s, peak device memory %s\n", hcga_amp_precision(&amp, HCGA_F32),
+           (double)(batch * iters) / t_run, e2);
     rc = 0;
     goto done;
 exec_fail:

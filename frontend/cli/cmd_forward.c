@@ -286,6 +286,10 @@ static int run_train(const hcga_config *cfg, hg_store *s, const st_file *in, con
         set_input(ex, g, in, inpath, "input.pids", err, err_len) ||
         set_input(ex, g, in, inpath, "input.parsing", err, err_len))
         goto out;
+    hcga_amp_cfg amp; /* FP16 training graphs scale the loss by SOLVER.AMP.INIT_SCALE */
+    if (hcga_amp_from_config(cfg, &amp, err, err_len) ||
+        hcga_model_set_loss_scale(ex, g, amp.init_scale, err, err_len))
+        goto out;
     if (hg_exec_run(ex)) {
         snprintf(err, err_len, "train step: %s", hg_exec_error(ex));
         goto out;

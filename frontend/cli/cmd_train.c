@@ -27,10 +27,14 @@ static void train_usage(FILE *f)
             "  --resume      continue from DIR/checkpoint.safetensors exactly where it stopped\n"
             "  --seed S      seed of initialisation, sampling and augmentation (default 1)\n"
             "  --max-steps N stop after N optimizer steps in all (checkpoint written, no\n"
-            "                evaluation): for comparing backends step by step\n"
+            "                evaluation): for comparing backends step by step; with fp16 the\n"
+            "                steps skipped for Inf/NaN gradients count\n"
             "  --dtype f32|f64  compute dtype of the graph, parameters and Adam state\n"
             "                (default f32; f64 for verification; checkpoints store f32)\n"
             "KEY VALUE pairs override the config, e.g. SOLVER.MAX_EPOCHS 10 SOLVER.IMS_PER_BATCH 16.\n"
+            "Mixed precision: SOLVER.AMP.ENABLED True (SOLVER.AMP.DTYPE bf16 | fp16) runs the\n"
+            "convolutions and GEMMs in 16 bits with f32 accumulation; fp16 scales the loss\n"
+            "dynamically (SOLVER.AMP.INIT_SCALE, GROWTH_INTERVAL, GROWTH_FACTOR, BACKOFF_FACTOR).\n"
             "Batches are SOLVER.IMS_PER_BATCH images: IMS_PER_BATCH / DATALOADER.NUM_INSTANCE\n"
             "identities x NUM_INSTANCE images.  Pseudo part labels are re-made by co-parsing\n"
             "(CLUSTERING.AL dfc | kmeans) at epoch 1 and every CLUSTERING.PERIOD epochs up to\n"
@@ -122,7 +126,11 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
         if (hcga_train_epoch(&run, epoch, &stop)) goto out;
         if (hcga_train_checkpoint(&run, epoch, stop)) goto out;
         if (stop) {
-            printf("stopped after %lld optimizer steps (--max-steps)\n", (long long)run.adam_step);
+            if (run.amp_skipped)
+                printf("stopped after %lld optimizer steps and %lld skipped ones (--max-steps)\n",
+                       (long long)run.adam_step, run.amp_skipped);
+            else
+                printf("stopped after %lld optimizer steps (--max-steps)\n", (long long)run.adam_step);
             break;
         }
         if (hcga_train_periodic_eval(&run, epoch)) goto out;

@@ -14,6 +14,14 @@
  * rank of its input, and the COPY of hg_reshape views its input with the
  * output's shape.
  *
+ * Mixed precision: values may also be BF16/F16 (ABI 1.1), produced by CAST
+ * nodes.  With autocast on (hg_graph_set_autocast) hg_conv2d and the GEMM
+ * builders are the one place where casts are inserted: F32 operands in,
+ * CAST to half, the op in half, CAST of the half result back.  The
+ * convolution and GEMM backward rules then see half values (dy, x, w) and
+ * produce half gradients, which the CASTs' own backward rule (a CAST back)
+ * returns to the graph's dtype; gradients always have their value's dtype.
+ *
  * Planning, execution, the parameter store and the optimizers are in
  * graph_exec.c.
  */
@@ -139,6 +147,25 @@ static void chkf(const hg_graph *g, const char *who, hg_val v, const char *what)
             hcga_dtype_name(g->dtype));
 }
 
+/* a floating value of the graph's dtype or, for the half-capable ops
+ * (convolutions, GEMM: catalogue column half), of a 16-bit dtype */
+static void chkfh(const hg_graph *g, const char *who, hg_val v, const char *what)
+{
+    chkv(g, who, v, what);
+    int dt = V(g, v)->dtype;
+    if (dt != g->dtype && !hcga_dtype_is_half(dt))
+        die(g, who, "%s %s: expected dtype %s (the graph's), bf16 or f16", what, vdesc(g, v),
+            hcga_dtype_name(g->dtype));
+}
+
+/* the floating operands of one half-capable op call share one dtype */
+static void chksame(const hg_graph *g, const char *who, hg_val a, const char *an, hg_val b, const char *bn)
+{
+    if (V(g, a)->dtype != V(g, b)->dtype)
+        die(g, who, "%s %s and %s %s have different dtypes (one op call, one floating dtype)", an,
+            vdesc(g, a), bn, vdesc(g, b));
+}
+
 static void chki64(const hg_graph *g, const char *who, hg_val v, const char *what)
 {
     chkv(g, who, v, what);
@@ -249,6 +276,7 @@ hg_graph *hg_graph_new(int dtype)
     }
     hg_graph *g = xcalloc(1, sizeof *g);
     g->dtype = dtype;
+    g->autocast = -1;
     return g;
 }
 
@@ -269,6 +297,23 @@ void hg_graph_free(hg_graph *g)
 }
 
 int hg_graph_dtype(const hg_graph *g) { return g->dtype; }
+
+void hg_graph_set_autocast(hg_graph *g, int half_dtype)
+{
+    if (half_dtype != -1 && !hcga_dtype_is_half(half_dtype))
+        die(g, "hg_graph_set_autocast", "dtype %s: autocast needs bf16 or f16 (or -1: off)",
+            hcga_dtype_name(half_dtype));
+    g->autocast = half_dtype;
+}
+
+int hg_graph_autocast(const hg_graph *g) { return g->autocast; }
+
+/* Autocast applies to a forward builder call whose operands have the
+ * graph's dtype; backward nodes follow the forward's dtypes. */
+static int autocasting(const hg_graph *g, hg_val v)
+{
+    return g->autocast >= 0 && g->backward_done != -1 && V(g, v)->dtype == g->dtype;
+}
 
 static hg_val find_named(const hg_graph *g, const char *name)
 {
@@ -292,9 +337,9 @@ hg_val hg_input(hg_graph *g, const char *name, int dtype, int ndim, const int64_
     const char *who = "hg_input";
     chkname(g, who, name);
     chkshape(g, who, ndim, shape);
-    if (dtype != g->dtype && dtype != HCGA_I64)
-        die(g, who, "input '%s': dtype %s must be the graph's (%s) or i64", name, hcga_dtype_name(dtype),
-            hcga_dtype_name(g->dtype));
+    if (dtype != g->dtype && dtype != HCGA_I64 && !hcga_dtype_is_half(dtype))
+        die(g, who, "input '%s': dtype %s must be the graph's (%s), bf16, f16 or i64", name,
+            hcga_dtype_name(dtype), hcga_dtype_name(g->dtype));
     if (find_named(g, name) >= 0) die(g, who, "name '%s' is already used in this graph", name);
     hg_val v = new_value(g, HGV_INPUT, dtype, ndim, shape);
     V(g, v)->name = xstrdup(name);
@@ -354,8 +399,17 @@ static hcga_op_params conv_params(int stride, int pad)
 hg_val hg_conv2d(hg_graph *g, hg_val x, hg_val w, hg_val bias, int stride, int pad)
 {
     const char *who = "hg_conv2d";
-    chkf(g, who, x, "x");
-    chkf(g, who, w, "w");
+    chkv(g, who, x, "x");
+    if (autocasting(g, x)) {
+        /* the one place (with gemm below) where autocast inserts casts */
+        const int h = g->autocast;
+        hg_val y = hg_conv2d(g, hg_cast(g, x, h), hg_cast(g, w, h), bias >= 0 ? hg_cast(g, bias, h) : -1,
+                             stride, pad);
+        return hg_cast(g, y, g->dtype);
+    }
+    chkfh(g, who, x, "x");
+    chkfh(g, who, w, "w");
+    chksame(g, who, x, "x", w, "w");
     chkndim(g, who, x, "x", 4);
     chkndim(g, who, w, "w", 4);
     const int64_t *xs = V(g, x)->shape, *ws = V(g, w)->shape;
@@ -365,7 +419,8 @@ hg_val hg_conv2d(hg_graph *g, hg_val x, hg_val w, hg_val bias, int stride, int p
     if (xs[2] + 2 * pad < ws[2] || xs[3] + 2 * pad < ws[3])
         die(g, who, "kernel %s larger than the padded input %s", vdesc(g, w), vdesc(g, x));
     if (bias >= 0) {
-        chkf(g, who, bias, "bias");
+        chkfh(g, who, bias, "bias");
+        chksame(g, who, x, "x", bias, "bias");
         chkndim(g, who, bias, "bias", 1);
         if (V(g, bias)->shape[0] != ws[0])
             die(g, who, "bias %s does not match %lld output channels", vdesc(g, bias), (long long)ws[0]);
@@ -377,7 +432,7 @@ hg_val hg_conv2d(hg_graph *g, hg_val x, hg_val w, hg_val bias, int stride, int p
     set_in(g, n, HCGA_CONV_X, x);
     set_in(g, n, HCGA_CONV_W, w);
     if (bias >= 0) set_in(g, n, HCGA_CONV_BIAS, bias);
-    return new_out(g, n, 0, g->dtype, 4, ys);
+    return new_out(g, n, 0, V(g, x)->dtype, 4, ys);
 }
 
 /* -- batch norm -- */
@@ -640,8 +695,15 @@ hg_val hg_gap(hg_graph *g, hg_val x)
 
 static hg_val gemm(hg_graph *g, const char *who, hg_val a, hg_val b, int ta, int tb, double alpha)
 {
-    chkf(g, who, a, "a");
-    chkf(g, who, b, "b");
+    chkv(g, who, a, "a");
+    if (autocasting(g, a)) {
+        const int h = g->autocast;
+        hg_val y = gemm(g, who, hg_cast(g, a, h), hg_cast(g, b, h), ta, tb, alpha);
+        return hg_cast(g, y, g->dtype);
+    }
+    chkfh(g, who, a, "a");
+    chkfh(g, who, b, "b");
+    chksame(g, who, a, "a", b, "b");
     chkndim(g, who, a, "a", 2);
     chkndim(g, who, b, "b", 2);
     const int64_t *as = V(g, a)->shape, *bs = V(g, b)->shape;
@@ -658,7 +720,7 @@ static hg_val gemm(hg_graph *g, const char *who, hg_val a, hg_val b, int ta, int
     set_in(g, n, 0, a);
     set_in(g, n, 1, b);
     int64_t ys[2] = {M, N};
-    return new_out(g, n, 0, g->dtype, 2, ys);
+    return new_out(g, n, 0, V(g, a)->dtype, 2, ys);
 }
 
 hg_val hg_matmul(hg_graph *g, hg_val a, hg_val b, int trans_a, int trans_b)
@@ -674,6 +736,18 @@ static hg_val copy_as(hg_graph *g, hg_val x, int ndim, const int64_t *shape)
     hg_node *n = node_new(g, HCGA_OP_COPY);
     set_in_view(g, n, 0, x, ndim, shape);
     return new_out(g, n, 0, V(g, x)->dtype, ndim, shape);
+}
+
+hg_val hg_cast(hg_graph *g, hg_val x, int dtype)
+{
+    const char *who = "hg_cast";
+    chkv(g, who, x, "x");
+    if (!hcga_dtype_is_float(V(g, x)->dtype)) die(g, who, "x %s is not a floating value", vdesc(g, x));
+    if (!hcga_dtype_is_float(dtype)) die(g, who, "target dtype %s is not floating", hcga_dtype_name(dtype));
+    if (V(g, x)->dtype == dtype) return x;
+    hg_node *n = node_new(g, HCGA_OP_CAST);
+    set_in(g, n, 0, x);
+    return new_out(g, n, 0, dtype, V(g, x)->ndim, V(g, x)->shape);
 }
 
 hg_val hg_reshape(hg_graph *g, hg_val x, int ndim, const int64_t *shape)
@@ -840,10 +914,15 @@ static void acc(bw_ctx *c, hg_val v, hg_val contrib)
     if (v < 0 || v >= c->nv || !c->req[v]) return;
     hg_graph *g = c->g;
     hg_value *x = V(g, v);
-    if (!same_shape(g, v, contrib))
+    if (!same_shape(g, v, contrib) || V(g, contrib)->dtype != x->dtype)
         die(g, "hg_backward", "internal: gradient %s does not match %s", vdesc(g, contrib), vdesc(g, v));
     if (x->grad < 0) x->grad = contrib;
-    else {
+    else if (hcga_dtype_is_half(x->dtype)) {
+        /* no ADD in half (ABI 1.1): sum in the graph's dtype, round once */
+        hg_val s = binary(g, "hg_backward", HCGA_OP_ADD, hg_cast(g, x->grad, g->dtype),
+                          hg_cast(g, contrib, g->dtype), 1, 1);
+        x->grad = hg_cast(g, s, x->dtype);
+    } else {
         hg_val old = x->grad;
         x->grad = binary(g, "hg_backward", HCGA_OP_ADD, old, contrib, 1, 1);
     }
@@ -1030,6 +1109,11 @@ static void backward_node(bw_ctx *c, const hg_node *n)
         acc(c, in[0], copy_as(g, dy, V(g, in[0])->ndim, V(g, in[0])->shape));
         break;
     }
+    case HCGA_OP_CAST: {
+        /* the gradient of a cast is the cast back to the source dtype */
+        acc(c, in[0], hg_cast(g, dy, V(g, in[0])->dtype));
+        break;
+    }
     case HCGA_OP_REDUCE: {
         hg_val ins[2] = {in[0], dy};
         acc(c, in[0], simple(g, HCGA_OP_REDUCE_BWD, &n->p, 2, ins, in[0]));
@@ -1058,13 +1142,19 @@ static void backward_node(bw_ctx *c, const hg_node *n)
 #undef REQ
 }
 
-int hg_backward(hg_graph *g, hg_val loss)
+static int backward(hg_graph *g, const char *who, hg_val loss, hg_val seed, hg_val unscale)
 {
-    const char *who = "hg_backward";
     chkf(g, who, loss, "loss");
     if (g->backward_done) die(g, who, "called twice on the same graph");
     const hg_value *L = V(g, loss);
     if (hg__numel(L->ndim, L->shape) != 1) die(g, who, "loss %s is not a scalar", vdesc(g, loss));
+    const hg_val scalars[2] = {seed, unscale};
+    for (int i = 0; i < 2; i++) {
+        if (scalars[i] < 0) continue;
+        chkf(g, who, scalars[i], i ? "unscale" : "seed");
+        if (hg__numel(V(g, scalars[i])->ndim, V(g, scalars[i])->shape) != 1)
+            die(g, who, "%s %s is not a scalar", i ? "unscale" : "seed", vdesc(g, scalars[i]));
+    }
 
     bw_ctx c;
     c.g = g;
@@ -1075,7 +1165,7 @@ int hg_backward(hg_graph *g, hg_val loss)
     /* forward reachability from what wants a gradient */
     for (int v = 0; v < c.nv; v++) {
         const hg_value *x = V(g, v);
-        if (x->dtype != g->dtype) continue;
+        if (!hcga_dtype_is_float(x->dtype)) continue;
         if (x->requested || (x->kind == HGV_PARAM && (x->flags & (HG_TRAINABLE | HG_FROZEN))))
             c.req[v] = 1;
     }
@@ -1087,15 +1177,17 @@ int hg_backward(hg_graph *g, hg_val loss)
         if (!any) continue;
         for (int s = 0; s < n->num_out; s++) {
             hg_val o = n->out[s];
-            if (o >= 0 && out_differentiable(n, s) && V(g, o)->dtype == g->dtype &&
+            if (o >= 0 && out_differentiable(n, s) && hcga_dtype_is_float(V(g, o)->dtype) &&
                 V(g, o)->kind == HGV_NODE)
                 c.req[o] = 1;
         }
     }
 
     g->backward_done = -1; /* nodes created from here are backward nodes */
-    /* d loss / d loss = 1 */
-    V(g, loss)->grad = fill(g, L->ndim, L->shape, 1.0);
+    /* d loss / d loss = 1, or the loss scale */
+    if (seed < 0) V(g, loss)->grad = fill(g, L->ndim, L->shape, 1.0);
+    else if (same_shape(g, seed, loss)) V(g, loss)->grad = seed;
+    else V(g, loss)->grad = copy_as(g, seed, L->ndim, L->shape);
 
     for (int i = nf - 1; i >= 0; i--) {
         const hg_node *n = g->nodes[i];
@@ -1113,6 +1205,10 @@ int hg_backward(hg_graph *g, hg_val loss)
     for (int v = 0; v < c.nv; v++) {
         const hg_value *x = V(g, v);
         if (x->kind == HGV_PARAM && (x->flags & (HG_TRAINABLE | HG_FROZEN)) && x->grad >= 0) {
+            if (unscale >= 0) {
+                hg_val raw = x->grad;
+                V(g, v)->grad = binary(g, who, HCGA_OP_MUL, raw, unscale, 1, 0);
+            }
             hg_value *gv = V(g, x->grad);
             gv->persistent_grad = 1;
             if (!gv->out_name && strlen(x->name) < 250) { /* for messages */
@@ -1125,6 +1221,28 @@ int hg_backward(hg_graph *g, hg_val loss)
     free(c.req);
     g->backward_done = 1;
     return 0;
+}
+
+int hg_backward(hg_graph *g, hg_val loss) { return backward(g, "hg_backward", loss, -1, -1); }
+
+int hg_backward_scaled(hg_graph *g, hg_val loss, hg_val seed, hg_val unscale)
+{
+    chkv(g, "hg_backward_scaled", seed, "seed");
+    return backward(g, "hg_backward_scaled", loss, seed, unscale);
+}
+
+hg_val hg_grad_check(hg_graph *g)
+{
+    const char *who = "hg_grad_check";
+    if (g->backward_done != 1) die(g, who, "call hg_backward first");
+    hg_val sum = -1;
+    for (int v = 0; v < g->nvals; v++) {
+        const hg_value *x = V(g, v);
+        if (x->kind != HGV_PARAM || !(x->flags & (HG_TRAINABLE | HG_FROZEN)) || x->grad < 0) continue;
+        hg_val r = hg_reduce(g, x->grad, HCGA_REDUCE_ABS_MEAN);
+        sum = sum < 0 ? r : binary(g, who, HCGA_OP_ADD, sum, r, 1, 1);
+    }
+    return sum;
 }
 
 hg_val hg_grad(const hg_graph *g, hg_val v)

@@ -50,6 +50,9 @@ typedef struct hg_exec hg_exec;
 
 /* ---- building ---------------------------------------------------------- */
 hg_graph *hg_graph_new(int dtype /* HCGA_F32 or HCGA_F64: compute dtype */);
+/* Values have the graph's dtype, I64 (labels, argmax) or, with mixed
+ * precision, BF16/F16 (hg_cast, autocast below): only CAST, the
+ * convolutions and GEMM take half operands. */
 void hg_graph_free(hg_graph *g);
 int hg_graph_dtype(const hg_graph *g);
 
@@ -90,6 +93,23 @@ hg_val hg_pixel_ce(hg_graph *g, hg_val logits, hg_val labels, int64_t ignore_lab
 hg_val hg_triplet(hg_graph *g, hg_val x, hg_val labels, double margin);
 hg_val hg_shift_l1(hg_graph *g, hg_val x, int dn, int dh, int dw);
 
+/* ---- mixed precision (ABI 1.1: BF16/F16 storage, F32 accumulation) ------ */
+/* CAST x to a floating dtype (f32, f64, bf16, f16); x itself when it has
+ * that dtype already.  Its gradient is a CAST back to x's dtype. */
+hg_val hg_cast(hg_graph *g, hg_val x, int dtype);
+/* Autocast: with half_dtype HCGA_BF16 or HCGA_F16, every later hg_conv2d,
+ * hg_matmul and hg_linear whose operands have the graph's dtype CASTs its
+ * floating operands (input, weight, bias) to half_dtype, runs the op in half
+ * (the backend accumulates in F32) and CASTs the half result back, so its
+ * result has the graph's dtype and every other op (batch norm, softmax,
+ * losses, the optimizer) is untouched.  These builders are the only place
+ * where the casts are inserted.  Parameters, their gradients and the
+ * optimizer state keep the graph's dtype: a weight's half copy is a CAST
+ * node, run once per execution.  -1 turns autocast off (the default).
+ * Backward nodes never autocast: they follow the dtypes of the forward. */
+void hg_graph_set_autocast(hg_graph *g, int half_dtype);
+int hg_graph_autocast(const hg_graph *g); /* -1 when off */
+
 /* Keep v alive after a run and readable with hg_exec_read; the name is for
  * messages and lookups (hg_find). */
 void hg_mark_output(hg_graph *g, hg_val v, const char *name);
@@ -101,6 +121,18 @@ hg_val hg_find(const hg_graph *g, const char *name); /* input, param or output b
  * depends on (trainable params at least); -1 when it has none. */
 int hg_backward(hg_graph *g, hg_val loss);
 hg_val hg_grad(const hg_graph *g, hg_val v);
+/* Loss scaling (FP16 training): hg_backward with the seed d loss / d loss =
+ * seed (a scalar value, e.g. an input holding the current loss scale S)
+ * instead of 1; when unscale >= 0 (a scalar holding 1/S) the gradient of
+ * every HG_TRAINABLE/HG_FROZEN parameter is multiplied by it, so hg_grad of
+ * a parameter (what the optimizers read) is unscaled, while everything
+ * between the loss and the parameters ran with the scaled values. */
+int hg_backward_scaled(hg_graph *g, hg_val loss, hg_val seed, hg_val unscale);
+/* After hg_backward: a scalar, the sum over the parameter gradients of
+ * REDUCE ABS_MEAN(grad): finite exactly when no gradient has an Inf or NaN
+ * (one value to read per step instead of every gradient).  -1 when no
+ * parameter has a gradient. */
+hg_val hg_grad_check(hg_graph *g);
 /* Ask hg_backward for the gradient of v too (e.g. an input, for
  * gradient checks); call before hg_backward.  Without it only values on a
  * path from a HG_TRAINABLE/HG_FROZEN parameter to the loss get gradients. */
@@ -147,6 +179,10 @@ const char *hg_exec_error(const hg_exec *ex);
 uint64_t hg_exec_peak_bytes(const hg_exec *ex);   /* arena (transient) bytes */
 uint64_t hg_exec_persistent_bytes(const hg_exec *ex); /* inputs, outputs, grads */
 uint64_t hg_exec_naive_bytes(const hg_exec *ex);  /* sum of all transient values, no reuse */
+/* (addition) Bytes of the store entries the graph binds (parameters and
+ * buffers) plus the optimizer state allocated for them so far. */
+uint64_t hg_exec_param_bytes(const hg_exec *ex);
+uint64_t hg_exec_optim_bytes(const hg_exec *ex);
 /* Planner introspection: returns 1 when v lives in the arena
  * (*offset, *bytes: its 256-byte-aligned block), 0 when it has its own
  * persistent buffer or is a store entry (*bytes: its size), -1 when v has no

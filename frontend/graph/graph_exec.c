@@ -12,13 +12,16 @@
  * then each transient output of node i takes the smallest free gap that
  * fits (lowest offset on ties) or goes on top of the highest live block.
  * A value is alive from its producing node to its last consumer inclusive,
- * so an op's outputs never overlap its inputs.
+ * so an op's outputs never overlap its inputs.  Sizes are numel times the
+ * value's own element size: a BF16/F16 value (mixed precision) takes 2
+ * bytes an element, whatever the graph's dtype.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/graph_internal.h"
+#include "hcga_half.h"
 
 #define HG_ALIGN 256u
 
@@ -57,20 +60,40 @@ static uint64_t value_bytes(const hg_value *x)
 
 /* ---- host conversions ---------------------------------------------------- */
 
+/* host dtypes: what callers hand in and get back (values themselves may
+ * also be BF16/F16, converted on the way) */
 static int is_float(int dt) { return dt == HCGA_F32 || dt == HCGA_F64; }
 
+/* element i of a floating array of dtype dt, exactly, as a double */
+static double load_f(const void *p, int dt, int64_t i)
+{
+    switch (dt) {
+    case HCGA_F32: return ((const float *)p)[i];
+    case HCGA_F64: return ((const double *)p)[i];
+    default: return hcga_half_to_f32(dt, ((const uint16_t *)p)[i]);
+    }
+}
+
+/* n elements between floating dtypes (F32, F64, BF16, F16), each rounded
+ * once to nearest even (hcga_half.h: the ABI's conversions); equal dtypes
+ * (I64 too) are copied */
 static void convert(void *dst, int ddt, const void *src, int sdt, int64_t n)
 {
     if (ddt == sdt) {
         memcpy(dst, src, (size_t)n * hcga_dtype_size(ddt));
-    } else if (ddt == HCGA_F64 && sdt == HCGA_F32) {
-        const float *s = src;
+    } else if (ddt == HCGA_F64) {
         double *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = s[i];
-    } else { /* F64 -> F32 */
-        const double *s = src;
+        for (int64_t i = 0; i < n; i++) d[i] = load_f(src, sdt, i);
+    } else if (ddt == HCGA_F32) {
         float *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = (float)s[i];
+        for (int64_t i = 0; i < n; i++) d[i] = (float)load_f(src, sdt, i);
+    } else if (sdt == HCGA_F32) { /* F32 -> half */
+        const float *s = src;
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = hcga_half_from_f32(ddt, s[i]);
+    } else { /* F64 or the other half -> half: exact as a double, rounded once */
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = hcga_half_from_f64(ddt, load_f(src, sdt, i));
     }
 }
 
@@ -399,12 +422,25 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
     ex->args = calloc(nn, sizeof *ex->args);
     if (!ex->loc || !ex->off || !ex->bytes || !ex->own || !ex->entry || !ex->tens || !ex->args) goto nomem;
 
-    /* every op must exist on this backend for its dtype */
+    /* every op must exist on this backend for each floating dtype it takes
+     * (a half conv: bf16; a CAST: both sides); FILL and COPY of indices:
+     * their output's dtype */
     for (int i = 0; i < ex->nnodes; i++) {
         const hg_node *n = g->nodes[i];
-        int dt = g->dtype;
-        if (n->op == HCGA_OP_FILL || n->op == HCGA_OP_COPY) dt = g->vals[n->out[0]]->dtype;
-        if (!be_supports(ex->be, n->op, dt)) {
+        int dts[HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT], nd = 0;
+        for (int k = 0; k < n->num_in + n->num_out; k++) {
+            const int in = k < n->num_in;
+            hg_val v = in ? n->in[k] : n->out[k - n->num_in];
+            if (v < 0 || !hcga_dtype_is_float(g->vals[v]->dtype)) continue;
+            int dup = 0;
+            for (int j = 0; j < nd; j++) dup |= dts[j] == g->vals[v]->dtype;
+            if (!dup) dts[nd++] = g->vals[v]->dtype;
+        }
+        if (nd == 0) dts[nd++] = n->num_out > 0 && n->out[0] >= 0 ? g->vals[n->out[0]]->dtype : g->dtype;
+        int dt = -1;
+        for (int j = 0; j < nd && dt < 0; j++)
+            if (!be_supports(ex->be, n->op, dts[j])) dt = dts[j];
+        if (dt >= 0) {
             snprintf(err, err_len, "node %d (%s producing '%s'): backend '%s' does not support %s for %s", i,
                      hcga_op_name(n->op), hg__vname(g, n->out[0]), ex->be->name, hcga_op_name(n->op),
                      hcga_dtype_name(dt));
@@ -564,6 +600,24 @@ const char *hg_exec_error(const hg_exec *ex) { return ex->err; }
 uint64_t hg_exec_peak_bytes(const hg_exec *ex) { return ex->peak; }
 uint64_t hg_exec_persistent_bytes(const hg_exec *ex) { return ex->persistent; }
 uint64_t hg_exec_naive_bytes(const hg_exec *ex) { return ex->naive; }
+
+/* store entries bound by ex (a parameter name is one value of the graph:
+ * hg_param returns the existing value for a shared weight) */
+static uint64_t store_bytes(const hg_exec *ex, int optim)
+{
+    uint64_t total = 0;
+    for (int v = 0; v < ex->nvals; v++) {
+        const hg_store_entry *e = ex->loc[v] == LOC_STORE ? ex->entry[v] : NULL;
+        if (!e) continue;
+        uint64_t b = (uint64_t)hg__numel(e->ndim, e->shape) * hcga_dtype_size(ex->s->dtype);
+        if (!optim) total += b;
+        else total += (e->m.buf ? b : 0) + (e->v.buf ? b : 0);
+    }
+    return total;
+}
+
+uint64_t hg_exec_param_bytes(const hg_exec *ex) { return store_bytes(ex, 0); }
+uint64_t hg_exec_optim_bytes(const hg_exec *ex) { return store_bytes(ex, 1); }
 
 int hg_exec_placement(const hg_exec *ex, hg_val v, uint64_t *offset, uint64_t *bytes)
 {

@@ -53,6 +53,7 @@ struct hg_graph {
     hg_outname *outs;
     int nouts, couts;
     int backward_done;
+    int autocast; /* HCGA_BF16 / HCGA_F16: hg_conv2d and the GEMM builders run in it; -1 off */
 };
 
 /* Dense C-contiguous descriptor (buf NULL). */

@@ -31,7 +31,8 @@ static int64_t entry_numel(const hg_store_entry *e)
 }
 
 int hcga_checkpoint_save(hg_store *s, const hcga_config *cfg, int epoch, int64_t adam_step,
-                         uint64_t seed, int num_classes, const char *path, char *err, size_t err_len)
+                         uint64_t seed, int num_classes, int n_extra, const char *const *extra,
+                         const char *path, char *err, size_t err_len)
 {
     st_writer *w = st_writer_new();
     if (!w) {
@@ -82,6 +83,7 @@ int hcga_checkpoint_save(hg_store *s, const hcga_config *cfg, int epoch, int64_t
     st_writer_meta(w, "seed", num);
     snprintf(num, sizeof num, "%d", num_classes);
     st_writer_meta(w, "num_classes", num);
+    for (int i = 0; i < n_extra; i++) st_writer_meta(w, extra[2 * i], extra[2 * i + 1]);
     rc = st_writer_save(w, path, err, err_len);
 out:
     free(buf);

@@ -16,9 +16,12 @@
 
 /* Write a training checkpoint (parameters and buffers with the reference's
  * names, Adam state as optimizer.exp_avg.<name> / optimizer.exp_avg_sq.<name>,
- * metadata: config, epoch, adam_step, seed) atomically. */
+ * metadata: config, epoch, adam_step, seed, plus n_extra more KEY VALUE
+ * pairs from extra[2*i], extra[2*i+1], e.g. the FP16 loss scaler's state)
+ * atomically. */
 int hcga_checkpoint_save(hg_store *s, const hcga_config *cfg, int epoch, int64_t adam_step,
-                         uint64_t seed, int num_classes, const char *path, char *err, size_t err_len);
+                         uint64_t seed, int num_classes, int n_extra, const char *const *extra,
+                         const char *path, char *err, size_t err_len);
 
 /* Restore every store entry from a file written by hcga_checkpoint_save,
  * and its Adam state too when with_optimizer; tensors of the file that the

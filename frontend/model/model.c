@@ -429,10 +429,69 @@ static int check_config(const hcga_config *cfg, int mode, int batch, int num_cla
     return 0;
 }
 
+int hcga_amp_from_config(const hcga_config *cfg, hcga_amp_cfg *amp, char *err, size_t err_len)
+{
+    memset(amp, 0, sizeof *amp);
+    amp->dtype = -1;
+    const char *dt = hcga_cfg_str(cfg, "SOLVER.AMP.DTYPE");
+    int half;
+    if (!strcmp(dt, "bf16")) half = HCGA_BF16;
+    else if (!strcmp(dt, "fp16")) half = HCGA_F16;
+    else {
+        snprintf(err, err_len, "SOLVER.AMP.DTYPE: '%s' is not supported (bf16 or fp16)", dt);
+        return -1;
+    }
+    amp->init_scale = hcga_cfg_float(cfg, "SOLVER.AMP.INIT_SCALE");
+    amp->growth_interval = hcga_cfg_int(cfg, "SOLVER.AMP.GROWTH_INTERVAL");
+    amp->growth_factor = hcga_cfg_float(cfg, "SOLVER.AMP.GROWTH_FACTOR");
+    amp->backoff_factor = hcga_cfg_float(cfg, "SOLVER.AMP.BACKOFF_FACTOR");
+    if (!(amp->init_scale > 0) || !isfinite(amp->init_scale)) {
+        snprintf(err, err_len, "SOLVER.AMP.INIT_SCALE: %g, must be a positive number", amp->init_scale);
+        return -1;
+    }
+    if (amp->growth_interval < 1) {
+        snprintf(err, err_len, "SOLVER.AMP.GROWTH_INTERVAL: %lld, must be >= 1", amp->growth_interval);
+        return -1;
+    }
+    if (!(amp->growth_factor >= 1) || !isfinite(amp->growth_factor)) {
+        snprintf(err, err_len, "SOLVER.AMP.GROWTH_FACTOR: %g, must be >= 1", amp->growth_factor);
+        return -1;
+    }
+    if (!(amp->backoff_factor > 0 && amp->backoff_factor < 1)) {
+        snprintf(err, err_len, "SOLVER.AMP.BACKOFF_FACTOR: %g, must be in (0, 1)", amp->backoff_factor);
+        return -1;
+    }
+    amp->enabled = hcga_cfg_bool(cfg, "SOLVER.AMP.ENABLED");
+    if (amp->enabled) amp->dtype = half;
+    return 0;
+}
+
+const char *hcga_amp_precision(const hcga_amp_cfg *amp, int dtype)
+{
+    if (amp->enabled) return amp->dtype == HCGA_F16 ? "fp16" : "bf16";
+    return dtype == HCGA_F64 ? "fp64" : "fp32";
+}
+
+int hcga_model_set_loss_scale(hg_exec *ex, hg_graph *g, double scale, char *err, size_t err_len)
+{
+    const char *names[2] = {HCGA_AMP_SCALE_INPUT, HCGA_AMP_UNSCALE_INPUT};
+    const double vals[2] = {scale, 1.0 / scale};
+    for (int i = 0; i < 2; i++) {
+        if (hg_find(g, names[i]) < 0) continue;
+        if (hg_exec_set_input(ex, names[i], &vals[i], HCGA_F64)) {
+            snprintf(err, err_len, "%s", hg_exec_error(ex));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_classes, int dtype,
                        int backward, char *err, size_t err_len)
 {
     if (check_config(cfg, mode, batch, num_classes, dtype, err, err_len)) return NULL;
+    hcga_amp_cfg amp;
+    if (hcga_amp_from_config(cfg, &amp, err, err_len)) return NULL;
     stage_cfg st[3];
     for (int s = 0; s < 3; s++)
         if (read_stage(cfg, s + 2, &st[s], err, err_len)) return NULL;
@@ -463,6 +522,8 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
     }
     b.train = (mode == HCGA_MODEL_TRAIN);
     hg_graph *g = b.g;
+    /* mixed precision: hg_conv2d / hg_linear insert the casts (graph.h) */
+    if (amp.enabled) hg_graph_set_autocast(g, amp.dtype);
     char n[160];
 
     /* stem */
@@ -614,7 +675,18 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
         tot = hg_axpby(g, 1.0, tot, wtf, tf);
     }
     hg_mark_output(g, tot, "loss.total");
-    if (backward && hg_backward(g, tot)) {
+    int brc = 0;
+    if (backward && amp.enabled && amp.dtype == HCGA_F16) {
+        /* FP16 dynamic loss scaling: seed S, parameter gradients times 1/S */
+        int64_t one = 1;
+        hg_val ls = hg_input(g, HCGA_AMP_SCALE_INPUT, dtype, 1, &one);
+        hg_val inv = hg_input(g, HCGA_AMP_UNSCALE_INPUT, dtype, 1, &one);
+        brc = hg_backward_scaled(g, tot, ls, inv);
+        if (!brc) hg_mark_output(g, hg_grad_check(g), HCGA_AMP_CHECK_OUTPUT);
+    } else if (backward) {
+        brc = hg_backward(g, tot);
+    }
+    if (brc) {
         snprintf(err, err_len, "could not differentiate the training graph");
         hg_graph_free(g);
         free(b.p);

@@ -24,6 +24,34 @@ typedef enum hcga_model_mode {
 hg_graph *hcga_model_build(const hcga_config *cfg, int mode, int batch, int num_classes,
                            int dtype, char *err, size_t err_len);
 
+/* Mixed precision from SOLVER.AMP.* (fast-reid's key names).  When enabled,
+ * hcga_model_build turns on the graph's autocast (graph.h) in every mode, so
+ * the convolutions and the classifier GEMMs run in dtype with F32
+ * accumulation and nothing else changes; an FP16 training graph also gets
+ * dynamic loss scaling: the scalar inputs HCGA_AMP_SCALE_INPUT (S, the
+ * backward seed) and HCGA_AMP_UNSCALE_INPUT (1/S, applied to the parameter
+ * gradients) and the output HCGA_AMP_CHECK_OUTPUT (finite exactly when no
+ * gradient has an Inf/NaN; hg_grad_check).  BF16 needs no scaling. */
+typedef struct hcga_amp_cfg {
+    int enabled;
+    int dtype; /* HCGA_BF16 or HCGA_F16 when enabled, -1 otherwise */
+    double init_scale, growth_factor, backoff_factor;
+    long long growth_interval;
+} hcga_amp_cfg;
+
+#define HCGA_AMP_SCALE_INPUT "amp.loss_scale"
+#define HCGA_AMP_UNSCALE_INPUT "amp.inv_loss_scale"
+#define HCGA_AMP_CHECK_OUTPUT "amp.grad_abs_sum"
+
+/* Reads and checks SOLVER.AMP.*; returns 0, or -1 with err naming the key. */
+int hcga_amp_from_config(const hcga_config *cfg, hcga_amp_cfg *amp, char *err, size_t err_len);
+/* "fp32" / "fp64" (off, by the compute dtype), "bf16" or "fp16". */
+const char *hcga_amp_precision(const hcga_amp_cfg *amp, int dtype);
+/* Writes S and 1/S to the loss-scale inputs of an FP16 training graph (the
+ * inputs start at 0, so a caller must set them before the first run); a
+ * no-op for graphs without them.  Returns 0, or -1 with err. */
+int hcga_model_set_loss_scale(hg_exec *ex, hg_graph *g, double scale, char *err, size_t err_len);
+
 /* Initialise every parameter of g in the store from scratch (Kaiming normal
  * fan_in for convs, BN weight 1 bias 0 running var 1, classifier normal
  * std 0.001), deterministic for seed. */

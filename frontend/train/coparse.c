@@ -462,6 +462,9 @@ static hg_exec *dfc_exec(hcga_dfc *d, int n, char *err, size_t err_len)
         return NULL;
     }
     if (d->ex[n]) return d->ex[n];
+    /* The DFC co-parsing network and its losses stay F32 under
+     * SOLVER.AMP.ENABLED: its graph never turns autocast on (only the
+     * model's graphs do, in hcga_model_build). */
     hg_graph *g = hg_graph_new(HCGA_F32);
     hg_val x = hg_input(g, "dfc.input", HCGA_F32, 4, (int64_t[]){n, d->c, d->h, d->w});
     hg_val y = dfc_layer(g, x, "0", d->c, d->m1, 3, 1);

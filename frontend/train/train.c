@@ -194,6 +194,33 @@ int hcga_train_setup(hcga_train_run *r, const hcga_train_opts *o)
     }
     r->max_epochs = (int)hcga_cfg_int(cfg, "SOLVER.MAX_EPOCHS");
     r->test_batch = (int)hcga_cfg_int(cfg, "TEST.IMS_PER_BATCH");
+
+    /* mixed precision; --resume continues the FP16 loss scaler where it was */
+    if (hcga_amp_from_config(cfg, &r->amp, err, sizeof err)) {
+        fprintf(stderr, "hcga train: %s\n", err);
+        return 2;
+    }
+    r->loss_scale = r->amp.init_scale;
+    r->amp_good_steps = r->amp_skipped = 0;
+    if (r->ck) {
+        const char *ls = st_meta(r->ck, "amp_loss_scale"), *gs = st_meta(r->ck, "amp_good_steps"),
+                   *sk = st_meta(r->ck, "amp_skipped_steps");
+        if (ls && gs && sk) {
+            char *end;
+            double scale = strtod(ls, &end);
+            long long g, k;
+            if (*end || !(scale > 0) || !isfinite(scale) || hcga_parse_int(gs, 0, (long long)(~0ull >> 1), &g) ||
+                hcga_parse_int(sk, 0, (long long)(~0ull >> 1), &k)) {
+                fprintf(stderr, "hcga train: %s: invalid loss-scaler metadata (amp_loss_scale '%s', "
+                                "amp_good_steps '%s', amp_skipped_steps '%s')\n",
+                        r->ckpath, ls, gs, sk);
+                return 1;
+            }
+            r->loss_scale = scale;
+            r->amp_good_steps = g;
+            r->amp_skipped = k;
+        }
+    }
     return 0;
 }
 
@@ -266,6 +293,19 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
            "train graph peak %.1f MiB (+%.1f MiB persistent), output %s\n",
            be->name, r->ds.train.count, r->num_classes, r->batch, r->P, r->K, r->start_epoch, r->max_epochs,
            hg_exec_peak_bytes(r->ext) / 1048576.0, hg_exec_persistent_bytes(r->ext) / 1048576.0, r->outdir);
+    const char *prec = hcga_amp_precision(&r->amp, r->o.dtype);
+    if (!r->amp.enabled)
+        printf("hcga train: precision %s (no mixed precision; SOLVER.AMP.ENABLED False)\n", prec);
+    else if (r->amp.dtype == HCGA_F16)
+        printf("hcga train: precision fp16 mixed: convolutions and GEMMs in fp16 with f32 accumulation, "
+               "everything else, master weights and Adam state %s; dynamic loss scale %g (x%g after %lld "
+               "good steps, x%g and the step skipped on Inf/NaN gradients)\n",
+               r->o.dtype == HCGA_F64 ? "f64" : "f32", r->loss_scale, r->amp.growth_factor,
+               r->amp.growth_interval, r->amp.backoff_factor);
+    else
+        printf("hcga train: precision bf16 mixed: convolutions and GEMMs in bf16 with f32 accumulation, "
+               "everything else, master weights and Adam state %s; no loss scaling\n",
+               r->o.dtype == HCGA_F64 ? "f64" : "f32");
     fflush(stdout);
 
     r->base_lr = hcga_cfg_float(cfg, "SOLVER.BASE_LR");
@@ -314,8 +354,14 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
     int it = 0;
     const hcga_batch *b;
     float *hostbuf = r->hostbuf;
+    const int fp16 = r->amp.enabled && r->amp.dtype == HCGA_F16;
     while ((b = hcga_loader_next(ld))) {
         it++;
+        if (fp16 && hcga_model_set_loss_scale(r->ext, r->gt, r->loss_scale, err, sizeof err)) {
+            fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
+            hcga_loader_free(ld);
+            return -1;
+        }
         if (hg_exec_set_input(r->ext, "input.images", b->images, HCGA_F32) ||
             hg_exec_set_input(r->ext, "input.pids", b->labels, HCGA_I64) ||
             hg_exec_set_input(r->ext, "input.parsing", b->parsing, HCGA_I64) || hg_exec_run(r->ext)) {
@@ -345,18 +391,43 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             correct += best == b->labels[i];
         }
         double acc = (double)correct / b->n;
-        hg_optim_cfg oc = {lr, hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY"), lr * r->bias_factor,
-                           hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY_BIAS"), 0.9, 0.999, 1e-8, 0.0, ++r->adam_step};
-        if (hg_adam_step(r->ext, &oc)) {
-            fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
+        const long long stepno = (long long)r->adam_step + r->amp_skipped + 1;
+        float gsum = 0;
+        if (fp16 && read_val(r->ext, r->gt, HCGA_AMP_CHECK_OUTPUT, &gsum, HCGA_F32, err, sizeof err)) {
+            fprintf(stderr, "hcga train: %s\n", err);
             hcga_loader_free(ld);
             return -1;
         }
+        if (fp16 && !isfinite(gsum)) {
+            /* never applied: the optimizer does not run (nor count the step) */
+            printf("step %lld skipped: gradients have Inf/NaN at loss scale %g\n", stepno, r->loss_scale);
+            fflush(stdout);
+            fprintf(r->metrics,
+                    "{\"epoch\": %d, \"skipped_step\": %lld, \"reason\": \"gradients have Inf/NaN\", "
+                    "\"loss_scale\": %.17g, \"next_loss_scale\": %.17g, \"loss\": %.9g}\n",
+                    epoch, stepno, r->loss_scale, r->loss_scale * r->amp.backoff_factor, loss);
+            r->loss_scale *= r->amp.backoff_factor;
+            r->amp_good_steps = 0;
+            r->amp_skipped++;
+        } else {
+            hg_optim_cfg oc = {lr, hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY"), lr * r->bias_factor,
+                               hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY_BIAS"), 0.9, 0.999, 1e-8, 0.0,
+                               ++r->adam_step};
+            if (hg_adam_step(r->ext, &oc)) {
+                fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
+                hcga_loader_free(ld);
+                return -1;
+            }
+            if (fp16 && ++r->amp_good_steps >= r->amp.growth_interval) {
+                r->loss_scale *= r->amp.growth_factor;
+                r->amp_good_steps = 0;
+            }
+            fprintf(r->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.9g, \"acc\": %.6f}\n", epoch,
+                    stepno, loss, acc);
+        }
         loss_sum += loss;
         acc_sum += acc;
-        fprintf(r->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.9g, \"acc\": %.6f}\n", epoch,
-                (long long)r->adam_step, loss, acc);
-        if (r->o.max_steps > 0 && r->adam_step >= r->o.max_steps) {
+        if (r->o.max_steps > 0 && r->adam_step + r->amp_skipped >= r->o.max_steps) {
             *stop = 1;
             break;
         }
@@ -396,8 +467,13 @@ int hcga_train_checkpoint(hcga_train_run *r, int epoch, int stop)
 {
     char err[ERRLEN];
     if ((r->ck_period > 0 && epoch % r->ck_period == 0) || epoch == r->max_epochs || stop) {
-        if (hcga_checkpoint_save(r->store, r->cfg, epoch, r->adam_step, r->o.seed, r->num_classes, r->ckpath, err,
-                                 sizeof err)) {
+        char ls[64], gs[32], sk[32];
+        snprintf(ls, sizeof ls, "%.17g", r->loss_scale);
+        snprintf(gs, sizeof gs, "%lld", r->amp_good_steps);
+        snprintf(sk, sizeof sk, "%lld", r->amp_skipped);
+        const char *const extra[] = {"amp_loss_scale", ls, "amp_good_steps", gs, "amp_skipped_steps", sk};
+        if (hcga_checkpoint_save(r->store, r->cfg, epoch, r->adam_step, r->o.seed, r->num_classes, 3, extra,
+                                 r->ckpath, err, sizeof err)) {
             fprintf(stderr, "hcga train: %s\n", err);
             return -1;
         }

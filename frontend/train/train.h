@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "eval/eval.h"
 #include "graph/graph.h"
+#include "model/model.h"
 #include "model/safetensors.h"
 #include "train/coparse.h"
 
@@ -60,7 +61,14 @@ typedef struct hcga_train_run {
     float *hostbuf;
     char outdir[4096], ckpath[4200], mpath[4200], cpath[4200];
     int start_epoch, max_epochs;
-    int64_t adam_step;
+    int64_t adam_step;  /* optimizer steps applied (Adam's t) */
+    /* Mixed precision (SOLVER.AMP.*).  FP16: the dynamic loss scale, the good
+     * steps since it last changed and the steps skipped for Inf/NaN
+     * gradients, all saved in checkpoints; a step's number counts the
+     * skipped ones too (adam_step + amp_skipped). */
+    hcga_amp_cfg amp;
+    double loss_scale;
+    long long amp_good_steps, amp_skipped;
     int batch, P, K, num_classes, test_batch, nparts, use_coparse;
     double base_lr, bias_factor;
     int log_period, ck_period, eval_period;
@@ -79,8 +87,11 @@ int hcga_train_setup(hcga_train_run *r, const hcga_train_opts *o);
 int hcga_train_build(hcga_train_run *r, hcga_be *be);
 
 /* Trains one epoch: a co-parsing round when due, then every batch.  Sets
- * *stop when --max-steps was reached.  Returns 0, or -1 after printing why
- * (a NaN/Inf loss stops before the step is applied). */
+ * *stop when --max-steps was reached (steps skipped by FP16 loss scaling
+ * count).  Returns 0, or -1 after printing why (a NaN/Inf loss stops before
+ * the step is applied).  With FP16 an Inf/NaN gradient skips the step
+ * instead: "step N skipped: gradients have Inf/NaN at loss scale S" on
+ * stdout and in metrics.jsonl, the scale times SOLVER.AMP.BACKOFF_FACTOR. */
 int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop);
 
 /* Writes the checkpoint when due (every SOLVER.CHECKPOINT_PERIOD epochs, the
