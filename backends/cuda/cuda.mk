@@ -13,6 +13,16 @@ CUDA_KERNEL_HDRS = backends/cuda/cuda_kernels.h backends/cuda/kcommon.cuh \
 EXTRA_DIST += backends/cuda/cuda.mk backends/cuda/nvcc-lt.sh backends/cuda/kcommon.cuh \
 	$(CUDA_KERNEL_SRCS)
 
+# The persisted algorithm cache file (algo=cache) is plain C: its test
+# builds and runs on every machine, with or without CUDA.
+check_PROGRAMS += tests/test_cuda_algo_db
+TESTS += tests/test_cuda_algo_db
+tests_test_cuda_algo_db_SOURCES = tests/test_cuda_algo_db.c backends/cuda/cuda_algo_db.c \
+	backends/cuda/cuda_algo_db.h
+tests_test_cuda_algo_db_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backends/cuda
+tests_test_cuda_algo_db_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_cuda_algo_db_LDADD = $(CHECK_LIBS) -lm
+
 if HAVE_CUDA
 # Fat binary: SASS for Ampere (sm_80, sm_86) and Hopper (sm_90), plus
 # compute_90 PTX that newer GPUs JIT-compile.
@@ -33,7 +43,8 @@ CLEANFILES += backends/cuda/*.lo backends/cuda/.libs/k_*.o
 
 pkglib_LTLIBRARIES += hcga_backend_cuda.la
 hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_core.c \
-	backends/cuda/cuda_dnn.c backends/cuda/cuda_ops.c backends/cuda/cuda_internal.h \
+	backends/cuda/cuda_dnn.c backends/cuda/cuda_ops.c backends/cuda/cuda_algo_db.c \
+	backends/cuda/cuda_algo_db.h backends/cuda/cuda_internal.h \
 	backends/cuda/cuda_impl.h backends/cuda/cuda_kernels.h
 hcga_backend_cuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(CUDA_HOME)/include
 hcga_backend_cuda_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
