@@ -8,6 +8,14 @@
  * rules, central finite differences of the op's own (already checked)
  * forward for the backward ops.  Most tests run for f32 and f64 (loop index
  * 0 = f32, 1 = f64).
+ *
+ * Mixed precision (ABI 1.1): CAST against hand-written bit patterns (ties to
+ * even, NaN, overflow, f16 subnormals, f64 -> half without double rounding)
+ * and exhaustive round trips; the bf16 / f16 convolutions and GEMM against
+ * the f32 op of this same backend on the same values, rounded with
+ * hcga_half.h, bit for bit (a different path through the backend than the
+ * half call), and against the naive double results; the checker's half
+ * rules and supports().
  */
 #include <check.h>
 #include <math.h>
@@ -17,6 +25,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "hcga_half.h"
 
 static hcga_be *BE;
 #define MAXBUF 256
@@ -1335,6 +1344,463 @@ START_TEST(determinism)
 }
 END_TEST
 
+/* ======================================================================= */
+/* Mixed precision (ABI 1.1): CAST, half convolutions and GEMM, checker    */
+/* ======================================================================= */
+
+/* Expected bits below are written out by hand (IEEE / bfloat16 encodings);
+ * hcga_half.h serves only to build inputs and to round the f32 reference
+ * of the half conv / GEMM tests. */
+
+/* A tensor of dtype dt (any) holding n raw elements from src (NULL: the
+ * byte 0xA5 everywhere, so an element the op does not write shows). */
+static hcga_tensor raw_ten(int dt, int64_t n, const void *src)
+{
+    hcga_tensor t = mk(dt, 1, SH(n));
+    const size_t bytes = (size_t)n * hcga_dtype_size(dt);
+    void *tmp = malloc(bytes + 1);
+    if (src)
+        memcpy(tmp, src, bytes);
+    else
+        memset(tmp, 0xA5, bytes);
+    ck_assert_int_eq(hcga_be_write(BE, t.buf, 0, tmp, bytes), HCGA_OK);
+    free(tmp);
+    return t;
+}
+
+static void raw_get(const hcga_tensor *t, void *dst)
+{
+    ck_assert_int_eq(hcga_be_read(BE, t->buf, t->offset, dst,
+                                  (uint64_t)hcga_tensor_numel(t) * hcga_dtype_size(t->dtype)),
+                     HCGA_OK);
+}
+
+/* Frees the test's buffers so far (for tests that make many). */
+static void free_bufs(void)
+{
+    for (int i = 0; i < g_nbufs; i++) hcga_be_free(BE, g_bufs[i]);
+    g_nbufs = 0;
+}
+
+/* CAST of n elements of dtype xdt at src to dtype ydt at dst. */
+static void cast_raw(int xdt, const void *src, int ydt, void *dst, int64_t n)
+{
+    hcga_tensor x = raw_ten(xdt, n, src), y = raw_ten(ydt, n, NULL);
+    RUN(HCGA_OP_CAST, NULL, INS(&x), INS(&y));
+    raw_get(&y, dst);
+}
+
+static int bf16_is_nan(uint16_t h) { return (h & 0x7f80u) == 0x7f80u && (h & 0x7fu) != 0; }
+static int f16_is_nan(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0; }
+
+static float f32_of_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Each source value and the bits it must become. */
+static void cast_expect(int xdt, const void *src, int ydt, const uint64_t *want, int n,
+                        const char *what)
+{
+    uint64_t got[32];
+    unsigned char buf[32 * 8];
+    ck_assert_int_le(n, 32);
+    cast_raw(xdt, src, ydt, buf, n);
+    const size_t es = hcga_dtype_size(ydt);
+    for (int i = 0; i < n; i++) {
+        got[i] = 0;
+        if (es == 2) {
+            uint16_t h;
+            memcpy(&h, buf + 2 * i, 2);
+            got[i] = h;
+        } else if (es == 4) {
+            uint32_t u;
+            memcpy(&u, buf + 4 * i, 4);
+            got[i] = u;
+        } else {
+            memcpy(&got[i], buf + 8 * i, 8);
+        }
+        if (want[i] == UINT64_MAX) { /* a NaN of y's dtype */
+            int nan = ydt == HCGA_BF16 ? bf16_is_nan((uint16_t)got[i])
+                      : ydt == HCGA_F16 ? f16_is_nan((uint16_t)got[i])
+                      : ydt == HCGA_F32 ? isnan(f32_of_bits((uint32_t)got[i]))
+                                        : 0;
+            if (ydt == HCGA_F64) {
+                double d;
+                memcpy(&d, &got[i], 8);
+                nan = isnan(d);
+            }
+            ck_assert_msg(nan, "%s[%d]: got 0x%llx, want a NaN", what, i,
+                          (unsigned long long)got[i]);
+        } else {
+            ck_assert_msg(got[i] == want[i], "%s[%d]: got 0x%llx, want 0x%llx", what, i,
+                          (unsigned long long)got[i], (unsigned long long)want[i]);
+        }
+    }
+}
+
+#define NANB UINT64_MAX
+
+START_TEST(cast_hand)
+{
+    /* f32 -> bf16: ties to even, NaN (also signalling) stays NaN, overflow to Inf */
+    const uint32_t f32b[] = {
+        0x3F808000u, /* 1 + 2^-8: halfway between 0x3F80 and 0x3F81 -> even 0x3F80 */
+        0x3F818000u, /* halfway between 0x3F81 and 0x3F82 -> even 0x3F82 */
+        0x3F808001u, /* just above halfway -> 0x3F81 */
+        0xBF808000u, /* negative tie -> 0xBF80 */
+        0x7F7FFFFFu, /* largest float rounds up past bf16's largest: +Inf */
+        0x7F7F7FFFu, /* below halfway: bf16's largest finite 0x7F7F */
+        0xFF800000u, /* -Inf */
+        0x7F800001u, /* signalling NaN: must not become Inf */
+        0xFFC00000u, /* quiet NaN */
+        0x00000001u, /* smallest f32 subnormal -> +0 */
+        0x80000000u, /* -0 */
+    };
+    cast_expect(HCGA_F32, f32b, HCGA_BF16,
+                (const uint64_t[]){0x3F80, 0x3F82, 0x3F81, 0xBF80, 0x7F80, 0x7F7F, 0xFF80, NANB,
+                                   NANB, 0x0000, 0x8000},
+                11, "f32->bf16");
+    /* f32 -> f16: ties, overflow at 65520, subnormals */
+    const float f32v[] = {65519.0f, 65520.0f, -65520.0f, 0x1p-24f, 0x1p-25f, 0x3p-25f,
+                          0x1.000002p-25f, -0x1p-25f, 0x1p-14f, 1.0f + 0x1p-11f,
+                          1.0f + 0x3p-11f, 0x3ffp-24f, NAN};
+    cast_expect(HCGA_F32, f32v, HCGA_F16,
+                (const uint64_t[]){0x7BFF, 0x7C00, 0xFC00, 0x0001, 0x0000, 0x0002, 0x0001, 0x8000,
+                                   0x0400, 0x3C00, 0x3C02, 0x03FF, NANB},
+                13, "f32->f16");
+    /* f64 -> f16: ties to even, and correctly rounded where a detour through
+     * a rounded f32 would double-round (1 + 2^-11 + 2^-40 is above the tie;
+     * as f32 it would be the tie itself) */
+    const double f64v[] = {1.0 + 0x1p-11, 1.0 + 0x1p-11 + 0x1p-40, 1.0 + 0x3p-11, 65520.0,
+                           65519.99, -1e300, 0x1p-24, 0x1p-25, 0x1p-25 + 0x1p-60, 5e-324, NAN,
+                           -0.0};
+    cast_expect(HCGA_F64, f64v, HCGA_F16,
+                (const uint64_t[]){0x3C00, 0x3C01, 0x3C02, 0x7C00, 0x7BFF, 0xFC00, 0x0001, 0x0000,
+                                   0x0001, 0x0000, NANB, 0x8000},
+                12, "f64->f16");
+    /* f64 -> bf16 */
+    const double f64b[] = {1.0 + 0x1p-8, 1.0 + 0x1p-8 + 0x1p-40, 1e39, -1e39, 3.0, NAN};
+    cast_expect(HCGA_F64, f64b, HCGA_BF16,
+                (const uint64_t[]){0x3F80, 0x3F81, 0x7F80, 0xFF80, 0x4040, NANB}, 6, "f64->bf16");
+    /* f64 <-> f32 */
+    const double f64f[] = {1.0 + 0x1p-24, 1.0 + 0x3p-24, 1e39, 0.1, NAN};
+    cast_expect(HCGA_F64, f64f, HCGA_F32,
+                (const uint64_t[]){0x3F800000, 0x3F800002, 0x7F800000, 0x3DCCCCCD, NANB}, 5,
+                "f64->f32");
+    const float f32d[] = {0.1f, -0x1p-149f};
+    cast_expect(HCGA_F32, f32d, HCGA_F64,
+                (const uint64_t[]){0x3FB99999A0000000ull, 0xB6A0000000000000ull}, 2, "f32->f64");
+    /* half -> f32 / f64: exact */
+    const uint16_t h16[] = {0x3C00, 0x0001, 0x03FF, 0x7BFF, 0xFC00, 0x8000, 0x7E00};
+    cast_expect(HCGA_F16, h16, HCGA_F32,
+                (const uint64_t[]){0x3F800000, 0x33800000, 0x387FC000, 0x477FE000, 0xFF800000,
+                                   0x80000000, NANB},
+                7, "f16->f32");
+    cast_expect(HCGA_F16, h16, HCGA_F64,
+                (const uint64_t[]){0x3FF0000000000000ull, 0x3E70000000000000ull,
+                                   0x3F0FF80000000000ull, 0x40EFFC0000000000ull,
+                                   0xFFF0000000000000ull, 0x8000000000000000ull, NANB},
+                7, "f16->f64");
+    /* bf16 <-> f16: one rounding from the exact value */
+    const uint16_t f16b[] = {0x3C01, 0x3C04, 0x3C0C, 0x7C00, 0x0001};
+    cast_expect(HCGA_F16, f16b, HCGA_BF16,
+                (const uint64_t[]){0x3F80, 0x3F80, 0x3F82, 0x7F80, 0x3380}, 5, "f16->bf16");
+    const uint16_t bf16f[] = {0x4780, 0x3380, 0x3F81, 0xC780, 0x7FC0, 0x3300};
+    cast_expect(HCGA_BF16, bf16f, HCGA_F16,
+                (const uint64_t[]){0x7C00, 0x0001, 0x3C08, 0xFC00, NANB, 0x0000}, 6, "bf16->f16");
+    /* same dtype: a copy; in place (the same view): nothing to do */
+    const float same[] = {1.5f, -2.0f};
+    cast_expect(HCGA_F32, same, HCGA_F32, (const uint64_t[]){0x3FC00000, 0xC0000000}, 2,
+                "f32->f32");
+    hcga_tensor ip = raw_ten(HCGA_BF16, 2, (const uint16_t[]){0x3F80, 0x4040});
+    RUN(HCGA_OP_CAST, NULL, INS(&ip), INS(&ip));
+    uint16_t back[2];
+    raw_get(&ip, back);
+    ck_assert_uint_eq(back[0], 0x3F80);
+    ck_assert_uint_eq(back[1], 0x4040);
+}
+END_TEST
+
+/* Every bf16 and f16 pattern through f32 and f64 and back: the same bits
+ * (NaN stays NaN); widening bf16 is the bits shifted left by 16. */
+START_TEST(cast_round_trip)
+{
+    const int64_t n = 65536;
+    uint16_t *h = malloc(sizeof(uint16_t) * (size_t)n), *back = malloc(sizeof(uint16_t) * (size_t)n);
+    uint32_t *w32 = malloc(sizeof(uint32_t) * (size_t)n);
+    double *w64 = malloc(sizeof(double) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) h[i] = (uint16_t)i;
+    for (int k = 0; k < 2; k++) {
+        const int hdt = k ? HCGA_F16 : HCGA_BF16;
+        for (int wide = 0; wide < 2; wide++) {
+            const int wdt = wide ? HCGA_F64 : HCGA_F32;
+            void *mid = wide ? (void *)w64 : (void *)w32;
+            cast_raw(hdt, h, wdt, mid, n);
+            cast_raw(wdt, mid, hdt, back, n);
+            for (int64_t i = 0; i < n; i++) {
+                const uint16_t x = (uint16_t)i;
+                if (hdt == HCGA_BF16 && !wide)
+                    ck_assert_msg(w32[i] == (uint32_t)x << 16, "bf16 0x%04x widened to 0x%08x", x,
+                                  w32[i]);
+                if (hdt == HCGA_BF16 && wide)
+                    ck_assert_msg(w64[i] == (double)f32_of_bits((uint32_t)x << 16) ||
+                                      (bf16_is_nan(x) && isnan(w64[i])),
+                                  "bf16 0x%04x widened to %g", x, w64[i]);
+                int nan = hdt == HCGA_BF16 ? bf16_is_nan(x) : f16_is_nan(x);
+                int bnan = hdt == HCGA_BF16 ? bf16_is_nan(back[i]) : f16_is_nan(back[i]);
+                if (nan)
+                    ck_assert_msg(bnan, "%s NaN 0x%04x came back as 0x%04x",
+                                  hcga_dtype_name(hdt), x, back[i]);
+                else
+                    ck_assert_msg(back[i] == x, "%s 0x%04x via %s came back as 0x%04x",
+                                  hcga_dtype_name(hdt), x, hcga_dtype_name(wdt), back[i]);
+            }
+        }
+    }
+    free(h), free(back), free(w32), free(w64);
+}
+END_TEST
+
+/* Values exactly representable in the half dtype hdt (v rounded in place). */
+static void hround(int hdt, double *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) v[i] = hcga_half_to_f32(hdt, hcga_half_from_f64(hdt, v[i]));
+}
+
+/* A half tensor holding v (exactly representable; NULL: NaN everywhere). */
+static hcga_tensor half_ten(int hdt, int nd, const int64_t *shape, const double *v)
+{
+    hcga_tensor t = mk(hdt, nd, shape);
+    const int64_t n = hcga_tensor_numel(&t);
+    uint16_t *b = malloc(sizeof(uint16_t) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        b[i] = v ? hcga_half_from_f64(hdt, v[i]) : (hdt == HCGA_BF16 ? 0x7FC0 : 0x7E00);
+    ck_assert_int_eq(hcga_be_write(BE, t.buf, 0, b, (uint64_t)n * 2), HCGA_OK);
+    free(b);
+    return t;
+}
+
+/* One slot of a half-vs-f32 comparison: shape, and values for inputs. */
+typedef struct hslot {
+    int nd;
+    int64_t shape[4];
+    const double *v;
+} hslot;
+
+/* Runs op once with every float tensor in the half dtype hdt and once in
+ * f32 (same values, exact in both), rounds each f32 output with
+ * hcga_half.h and requires the half outputs to equal that bit for bit.
+ * alias_y_in >= 0: out[0] is the very tensor in[alias_y_in] (GEMM c == y).
+ * Returns the half outputs widened, in got[o] (malloc'ed). */
+static void half_vs_f32(int hdt, int op, const hcga_op_params *p, int nin, const hslot *in,
+                        int nout, const hslot *out, int alias_y_in, double **got, const char *what)
+{
+    hcga_tensor th[8], tf[8], oh[8], of[8];
+    const hcga_tensor *ih[8], *i32[8], *ph[8], *pf[8];
+    for (int i = 0; i < nin; i++) {
+        th[i] = half_ten(hdt, in[i].nd, in[i].shape, in[i].v);
+        tf[i] = ten(HCGA_F32, in[i].nd, in[i].shape, in[i].v);
+        ih[i] = &th[i];
+        i32[i] = &tf[i];
+    }
+    for (int o = 0; o < nout; o++) {
+        if (o == 0 && alias_y_in >= 0) {
+            ph[o] = &th[alias_y_in];
+            pf[o] = &tf[alias_y_in];
+            continue;
+        }
+        oh[o] = half_ten(hdt, out[o].nd, out[o].shape, NULL);
+        of[o] = ten(HCGA_F32, out[o].nd, out[o].shape, NULL);
+        ph[o] = &oh[o];
+        pf[o] = &of[o];
+    }
+    hcga_status st = runv(op, p, nin, ih, nout, ph);
+    ck_assert_msg(st == HCGA_OK, "%s (%s) failed: %s", what, hcga_dtype_name(hdt), hcga_be_error(BE));
+    st = runv(op, p, nin, i32, nout, pf);
+    ck_assert_msg(st == HCGA_OK, "%s (f32) failed: %s", what, hcga_be_error(BE));
+    for (int o = 0; o < nout; o++) {
+        const int64_t n = hcga_tensor_numel(ph[o]);
+        double *ref = malloc(sizeof(double) * (size_t)(n ? n : 1));
+        uint16_t *hb = malloc(sizeof(uint16_t) * (size_t)(n ? n : 1));
+        get(pf[o], ref);
+        raw_get(ph[o], hb);
+        got[o] = malloc(sizeof(double) * (size_t)(n ? n : 1));
+        for (int64_t i = 0; i < n; i++) {
+            const uint16_t want = hcga_half_from_f32(hdt, (float)ref[i]);
+            ck_assert_msg(hb[i] == want, "%s %s out[%d][%lld]: got 0x%04x, want 0x%04x (f32 %.9g)",
+                          what, hcga_dtype_name(hdt), o, (long long)i, hb[i], want, ref[i]);
+            got[o][i] = hcga_half_to_f32(hdt, hb[i]);
+        }
+        free(ref), free(hb);
+    }
+}
+
+/* Loop index: conv case i/2, bf16 (even) or f16 (odd).  The three
+ * convolutions in the half dtype equal the f32 ones rounded, bit for bit,
+ * and are close to the naive double convolution of the same values. */
+START_TEST(half_conv)
+{
+    const int hdt = _i % 2 ? HCGA_F16 : HCGA_BF16;
+    const conv_case *c = &conv_cases[_i / 2];
+    const int P = (c->H + 2 * c->ph - c->dh * (c->R - 1) - 1) / c->sh + 1;
+    const int Q = (c->W + 2 * c->pw - c->dw * (c->S - 1) - 1) / c->sw + 1;
+    const int64_t nx = (int64_t)c->N * c->C * c->H * c->W, nw = (int64_t)c->K * c->C * c->R * c->S;
+    const int64_t ny = (int64_t)c->N * c->K * P * Q;
+    double *x = rvec(nx), *w = rvec(nw), *b = rvec(c->K), *dyv = rvec(ny);
+    hround(hdt, x, nx), hround(hdt, w, nw), hround(hdt, b, c->K), hround(hdt, dyv, ny);
+    double *y = malloc(sizeof(double) * (size_t)ny), *dx = malloc(sizeof(double) * (size_t)nx);
+    double *dw = malloc(sizeof(double) * (size_t)nw), *db = malloc(sizeof(double) * (size_t)c->K);
+    naive_conv(c, P, Q, x, w, c->bias ? b : NULL, dyv, y, dx, dw, db);
+    const hslot sx = {4, {c->N, c->C, c->H, c->W}, x}, sw = {4, {c->K, c->C, c->R, c->S}, w};
+    const hslot sb = {1, {c->K}, b}, sy = {4, {c->N, c->K, P, Q}, dyv};
+    hcga_op_params p = {.conv = {c->sh, c->sw, c->ph, c->pw, c->dh, c->dw}};
+    /* one rounding to the half dtype after f32 sums of at most a few
+     * thousand products of values in [-1, 1] */
+    const double tol = hdt == HCGA_BF16 ? 8e-3 : 1.5e-3;
+    double *got[2];
+    if (c->bias)
+        half_vs_f32(hdt, HCGA_OP_CONV2D_FWD, &p, 3, (const hslot[]){sx, sw, sb}, 1,
+                    (const hslot[]){sy}, -1, got, "conv2d_fwd");
+    else
+        half_vs_f32(hdt, HCGA_OP_CONV2D_FWD, &p, 2, (const hslot[]){sx, sw}, 1,
+                    (const hslot[]){sy}, -1, got, "conv2d_fwd");
+    expect_close(got[0], y, ny, tol, "half y vs naive");
+    free(got[0]);
+    half_vs_f32(hdt, HCGA_OP_CONV2D_BWD_DATA, &p, 2, (const hslot[]){sy, sw}, 1,
+                (const hslot[]){sx}, -1, got, "conv2d_bwd_data");
+    expect_close(got[0], dx, nx, tol, "half dx vs naive");
+    free(got[0]);
+    half_vs_f32(hdt, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, (const hslot[]){sx, sy}, 2,
+                (const hslot[]){sw, sb}, -1, got, "conv2d_bwd_filter");
+    expect_close(got[0], dw, nw, tol, "half dw vs naive");
+    expect_close(got[1], db, c->K, tol, "half dbias vs naive");
+    free(got[0]), free(got[1]);
+    half_vs_f32(hdt, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, (const hslot[]){sx, sy}, 1,
+                (const hslot[]){sw}, -1, got, "conv2d_bwd_filter (no dbias)");
+    expect_close(got[0], dw, nw, tol, "half dw (no dbias) vs naive");
+    free(got[0]);
+    free(x), free(w), free(b), free(dyv), free(y), free(dx), free(dw), free(db);
+}
+END_TEST
+
+/* GEMM in bf16 (loop 0) and f16 (1): every transpose, without c, with c and
+ * with c == y, alpha and beta applied in f32; a product large enough to be
+ * split over the threads; K = 0 (y = beta*c). */
+START_TEST(half_gemm)
+{
+    const int hdt = _i ? HCGA_F16 : HCGA_BF16;
+    const int64_t sizes[3][3] = {{5, 4, 3}, {130, 100, 90}, {6, 7, 0}};
+    for (int sz = 0; sz < 3; sz++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int withc = 0; withc < 3; withc++) {
+                    if (sz == 1 && (ta || tb) && withc != 1) continue; /* keep it short */
+                    free_bufs(); /* a few hundred buffers in all */
+                    const int64_t M = sizes[sz][0], N = sizes[sz][1], K = sizes[sz][2];
+                    double *a = rvec(M * K), *b = rvec(K * N), *c = rvec(M * N);
+                    hround(hdt, a, M * K), hround(hdt, b, K * N), hround(hdt, c, M * N);
+                    const hslot sa = {2, {ta ? K : M, ta ? M : K}, a};
+                    const hslot sb = {2, {tb ? N : K, tb ? K : N}, b};
+                    const hslot sc = {2, {M, N}, c};
+                    hcga_op_params p = {.gemm = {ta, tb, 0.3, -1.7}};
+                    char what[64];
+                    snprintf(what, sizeof what, "gemm %lldx%lldx%lld ta%d tb%d c%d", (long long)M,
+                             (long long)N, (long long)K, ta, tb, withc);
+                    double *got[1];
+                    if (withc == 0)
+                        half_vs_f32(hdt, HCGA_OP_GEMM, &p, 2, (const hslot[]){sa, sb}, 1,
+                                    (const hslot[]){sc}, -1, got, what);
+                    else
+                        half_vs_f32(hdt, HCGA_OP_GEMM, &p, 3, (const hslot[]){sa, sb, sc}, 1,
+                                    (const hslot[]){sc}, withc == 2 ? 2 : -1, got, what);
+                    /* and close to the double result */
+                    double *want = malloc(sizeof(double) * (size_t)(M * N));
+                    for (int64_t i = 0; i < M; i++)
+                        for (int64_t j = 0; j < N; j++) {
+                            double s = 0;
+                            for (int64_t k = 0; k < K; k++)
+                                s += (ta ? a[k * M + i] : a[i * K + k]) *
+                                     (tb ? b[j * K + k] : b[k * N + j]);
+                            want[i * N + j] = 0.3 * s + (withc ? -1.7 * c[i * N + j] : 0);
+                        }
+                    expect_close(got[0], want, M * N, hdt == HCGA_BF16 ? 8e-3 : 1.5e-3, what);
+                    free(got[0]), free(want), free(a), free(b), free(c);
+                }
+}
+END_TEST
+
+/* The checker's half rules, seen through the CPU backend, and supports(). */
+START_TEST(half_contract)
+{
+    hcga_op_params p = {.conv = {1, 1, 0, 0, 1, 1}};
+    hcga_tensor x = mk(HCGA_BF16, 4, SH(1, 2, 3, 3)), w16 = mk(HCGA_F16, 4, SH(2, 2, 1, 1));
+    hcga_tensor y = mk(HCGA_BF16, 4, SH(1, 2, 3, 3));
+    expect_invalid(runv(HCGA_OP_CONV2D_FWD, &p, 2, INS(&x, &w16), 1, INS(&y)),
+                   "conv2d_fwd: w has dtype f16 but the op's other float tensors are bf16");
+    hcga_tensor wf = mk(HCGA_F32, 4, SH(2, 2, 1, 1));
+    expect_invalid(runv(HCGA_OP_CONV2D_FWD, &p, 2, INS(&x, &wf), 1, INS(&y)),
+                   "conv2d_fwd: w has dtype f32 but the op's other float tensors are bf16");
+    hcga_tensor xi = mk(HCGA_I64, 4, SH(1, 2, 3, 3));
+    expect_invalid(runv(HCGA_OP_CONV2D_FWD, &p, 2, INS(&xi, &w16), 1, INS(&y)),
+                   "conv2d_fwd: x has dtype i64, expected f32, f64, bf16 or f16");
+    /* an op without half support refuses bf16 with the f32/f64 message */
+    hcga_tensor r = mk(HCGA_BF16, 2, SH(2, 3)), r2 = mk(HCGA_BF16, 2, SH(2, 3));
+    expect_invalid(runv(HCGA_OP_RELU_FWD, NULL, 1, INS(&r), 1, INS(&r2)),
+                   "relu_fwd: x has dtype bf16, expected f32 or f64");
+    hcga_op_params pf = {.scalar = {1, 0}};
+    expect_invalid(runv(HCGA_OP_FILL, &pf, 0, NULL, 1, INS(&r)),
+                   "fill: y has dtype bf16, but bf16 and f16 are taken only by cast");
+    hcga_tensor r32 = mk(HCGA_F32, 2, SH(2, 3));
+    expect_invalid(runv(HCGA_OP_COPY, NULL, 1, INS(&r), 1, INS(&r32)), "copy: x has dtype bf16");
+    hcga_tensor cat = mk(HCGA_F16, 2, SH(2, 6)), part = mk(HCGA_F16, 2, SH(2, 6));
+    expect_invalid(runv(HCGA_OP_CONCAT, NULL, 1, INS(&part), 1, INS(&cat)), "concat: y has dtype f16");
+    /* CAST: floating dtypes only, same shape, no partial overlap */
+    hcga_tensor ci = mk(HCGA_I64, 1, SH(4)), cf = mk(HCGA_F32, 1, SH(4)), c3 = mk(HCGA_F16, 1, SH(3));
+    expect_invalid(runv(HCGA_OP_CAST, NULL, 1, INS(&ci), 1, INS(&cf)),
+                   "cast: x has dtype i64, expected f32, f64, bf16 or f16");
+    expect_invalid(runv(HCGA_OP_CAST, NULL, 1, INS(&cf), 1, INS(&ci)),
+                   "cast: y has dtype i64, expected f32, f64, bf16 or f16");
+    expect_invalid(runv(HCGA_OP_CAST, NULL, 1, INS(&cf), 1, INS(&c3)), "cast: y has shape [3]");
+    hcga_tensor ch = cf; /* f16 view of the first half of cf's buffer */
+    ch.dtype = HCGA_F16;
+    expect_invalid(runv(HCGA_OP_CAST, NULL, 1, INS(&cf), 1, INS(&ch)), "overlaps");
+    /* GEMM: a half c of another half dtype */
+    hcga_op_params pg = {.gemm = {0, 0, 1, 1}};
+    hcga_tensor A = mk(HCGA_BF16, 2, SH(2, 2)), B = mk(HCGA_BF16, 2, SH(2, 2));
+    hcga_tensor C = mk(HCGA_F16, 2, SH(2, 2)), Y = mk(HCGA_BF16, 2, SH(2, 2));
+    expect_invalid(runv(HCGA_OP_GEMM, &pg, 3, INS(&A, &B, &C), 1, INS(&Y)),
+                   "gemm: c has dtype f16 but the op's other float tensors are bf16");
+
+    /* supports(): bf16 / f16 exactly for the catalogue's half column */
+    for (int op = 0; op < HCGA_OP_COUNT; op++) {
+        const int half = hcga_op_get_info(op)->half;
+        ck_assert_int_eq(BE->iface->supports(BE->inst, op, HCGA_BF16), half);
+        ck_assert_int_eq(BE->iface->supports(BE->inst, op, HCGA_F16), half);
+        ck_assert_int_eq(BE->iface->supports(BE->inst, op, HCGA_F32), 1);
+    }
+    ck_assert_int_eq(hcga_op_get_info(HCGA_OP_CAST)->half, 1);
+    ck_assert_int_eq(hcga_op_get_info(HCGA_OP_GEMM)->half, 1);
+    ck_assert_int_eq(hcga_op_get_info(HCGA_OP_RELU_FWD)->half, 0);
+}
+END_TEST
+
+/* The N x N triplet distance matrix is this backend's limit: UNSUPPORTED
+ * (checked before anything is allocated for it). */
+START_TEST(triplet_limit_unsupported)
+{
+    const int64_t N = 65537;
+    hcga_tensor x = mk(HCGA_F32, 2, SH(N, 1)), l = mk(HCGA_I64, 1, SH(N));
+    hcga_tensor loss = mk(HCGA_F32, 1, SH(1)), hard = mk(HCGA_I64, 2, SH(N, 2));
+    hcga_op_params p = {.loss = {.margin = 0.3}};
+    ck_assert_int_eq(runv(HCGA_OP_TRIPLET_FWD, &p, 2, INS(&x, &l), 2, INS(&loss, &hard)),
+                     HCGA_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(hcga_be_error(BE), "triplet_fwd: N = 65537"));
+}
+END_TEST
+
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("cpu_ops");
@@ -1366,6 +1832,12 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, shape_errors);
     tcase_add_test(tc, options_and_info);
     tcase_add_test(tc, determinism);
+    tcase_add_test(tc, cast_hand);
+    tcase_add_test(tc, cast_round_trip);
+    tcase_add_loop_test(tc, half_conv, 0, 2 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
+    tcase_add_loop_test(tc, half_gemm, 0, 2);
+    tcase_add_test(tc, half_contract);
+    tcase_add_test(tc, triplet_limit_unsupported);
     suite_add_tcase(s, tc);
     return s;
 }
