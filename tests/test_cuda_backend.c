@@ -21,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
+#include "hcga_half.h"
 
 #ifndef HCGA_CUDA_LIBDIR
 #error "HCGA_CUDA_LIBDIR must be defined by the build (backends/cuda/cuda.mk)"
@@ -159,11 +161,23 @@ START_TEST(test_direct_calls_do_not_crash)
     ck_assert_int_eq(f->create(0, "tf32=2", &inst, err, sizeof err), HCGA_ERR_INVALID);
     ck_assert_msg(strstr(err, "tf32") != NULL, "got '%s'", err);
     ck_assert_int_eq(f->create(0, "algo=fastest", &inst, err, sizeof err), HCGA_ERR_INVALID);
-    ck_assert_msg(strstr(err, "heuristic or find") != NULL, "got '%s'", err);
+    ck_assert_msg(strstr(err, "heuristic, find or cache") != NULL, "got '%s'", err);
+    /* algo=cache is a valid option: without a GPU create fails on the device */
+    if (o.devices < 1) {
+        ck_assert_int_ne(f->create(0, "algo=cache,deterministic=1", &inst, err, sizeof err), HCGA_ERR_INVALID);
+        ck_assert_ptr_null(inst);
+        ck_assert_msg(strstr(err, o.why) != NULL, "create error '%s' lacks '%s'", err, o.why);
+    }
     for (int op = 0; op < HCGA_OP_COUNT; op++) {
         ck_assert(f->supports(NULL, op, HCGA_F32));
         ck_assert(f->supports(NULL, op, HCGA_F64));
+        /* ABI 1.1: BF16 and F16 exactly for the catalogue's half ops */
+        const int half = hcga_op_get_info(op)->half;
+        ck_assert_int_eq(f->supports(NULL, op, HCGA_BF16), half);
+        ck_assert_int_eq(f->supports(NULL, op, HCGA_F16), half);
     }
+    ck_assert(f->supports(NULL, HCGA_OP_CAST, HCGA_BF16) && f->supports(NULL, HCGA_OP_GEMM, HCGA_F16));
+    ck_assert(!f->supports(NULL, HCGA_OP_BN_FWD_TRAIN, HCGA_BF16));
     ck_assert(!f->supports(NULL, HCGA_OP_ADD, HCGA_I64));
     /* every entry of the generated op table goes through the dispatcher,
      * which refuses a call without an instance before touching anything */
@@ -213,13 +227,14 @@ static float *frand(int64_t n, double lo, double hi)
     return p;
 }
 
-/* Runs op on backend `name`; outputs (and in/out tensors) come back in res[]. */
-static void run_on(const char *name, int op, const hcga_op_params *p, int nin, const spec *in,
-                   int nout, const spec *out, void **res)
+/* Runs op on backend `name` created with `opts`; outputs (and in/out
+ * tensors) come back in res[]. */
+static void run_with(const char *name, const char *opts, int op, const hcga_op_params *p, int nin,
+                     const spec *in, int nout, const spec *out, void **res)
 {
     hcga_be *be = NULL;
     char err[1024];
-    ck_assert_msg(hcga_be_open(name, 0, NULL, &be, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(hcga_be_open(name, 0, opts, &be, err, sizeof err) == 0, "%s", err);
     hcga_buffer *bufs[16];
     hcga_tensor t[16];
     hcga_op_args a;
@@ -255,6 +270,12 @@ static void run_on(const char *name, int op, const hcga_op_params *p, int nin, c
     }
     for (int k = 0; k < nin + nout; k++) hcga_be_free(be, bufs[k]);
     hcga_be_close(be);
+}
+
+static void run_on(const char *name, int op, const hcga_op_params *p, int nin, const spec *in,
+                   int nout, const spec *out, void **res)
+{
+    run_with(name, NULL, op, p, nin, in, nout, out, res);
 }
 
 /* Same op on cpu and cuda; float outputs agree to rel_tol (relative to the
@@ -586,6 +607,229 @@ START_TEST(test_gpu_contract_messages)
 }
 END_TEST
 
+/* ---- with a GPU: mixed precision (ABI 1.1) --------------------------------------- */
+
+/* CAST on the GPU, bit for bit against hcga_half.h (the reference's
+ * conversions): every 16-bit pattern widened and converted across, and
+ * F32 / F64 values around ties, overflow, subnormals and NaN narrowed. */
+START_TEST(test_gpu_cast_bits)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    static uint16_t all[65536];
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    for (int src = HCGA_BF16; src <= HCGA_F16; src++) {
+        spec in[1] = {SPEC(src, all, 65536)};
+        spec o32[1] = {SPEC(HCGA_F32, NULL, 65536)}, o64[1] = {SPEC(HCGA_F64, NULL, 65536)};
+        const int other = src == HCGA_BF16 ? HCGA_F16 : HCGA_BF16;
+        spec oh[1] = {SPEC(other, NULL, 65536)};
+        void *r32, *r64, *rh;
+        run_on("cuda", HCGA_OP_CAST, &p, 1, in, 1, o32, &r32);
+        run_on("cuda", HCGA_OP_CAST, &p, 1, in, 1, o64, &r64);
+        run_on("cuda", HCGA_OP_CAST, &p, 1, in, 1, oh, &rh);
+        for (int i = 0; i < 65536; i++) {
+            const float want = hcga_half_to_f32(src, (uint16_t)i);
+            const float got = ((float *)r32)[i];
+            const double got64 = ((double *)r64)[i];
+            if (want != want) {
+                ck_assert_msg(got != got && got64 != got64, "%s 0x%04x: NaN lost", hcga_dtype_name(src), i);
+            } else {
+                ck_assert_msg(hcga_f32_bits(got) == hcga_f32_bits(want), "%s 0x%04x -> f32: 0x%08x, want 0x%08x",
+                              hcga_dtype_name(src), i, hcga_f32_bits(got), hcga_f32_bits(want));
+                ck_assert_msg(got64 == (double)want, "%s 0x%04x -> f64", hcga_dtype_name(src), i);
+            }
+            const uint16_t wh = hcga_half_from_f32(other, want), gh = ((uint16_t *)rh)[i];
+            ck_assert_msg(gh == wh, "%s 0x%04x -> %s: 0x%04x, want 0x%04x", hcga_dtype_name(src), i,
+                          hcga_dtype_name(other), gh, wh);
+        }
+        free(r32), free(r64), free(rh);
+    }
+    /* narrowing: special values, then random ones over a wide range */
+    enum { NV = 4096 };
+    static float f[NV];
+    static double d[NV];
+    const double sp[] = {0.0, -0.0, 1.0, 1.0 + 0x1p-8, 1.0 + 0x1p-8 + 0x1p-30, 1.0 + 0x1p-8 - 0x1p-40,
+                         1.0 + 0x1p-11, 1.0 + 0x1p-11 + 0x1p-35, 65504.0, 65519.99, 65520.0, 0x1p-24,
+                         0x1p-25, 0x1p-25 + 0x1p-60, 0x1p-14 - 0x1p-30, 3.3895313892515355e38, 3.4e38,
+                         1e300, -1e300, 0x1p-133, 0x1p-134, 0x1p-149, 1e-320, 1.0 / 0.0, -1.0 / 0.0};
+    const int nsp = (int)(sizeof sp / sizeof sp[0]);
+    for (int i = 0; i < NV; i++) {
+        if (i < nsp) d[i] = sp[i];
+        else d[i] = (urand() - 0.5) * pow(2.0, (int)(urand() * 80) - 40);
+        f[i] = (float)d[i];
+    }
+    f[nsp] = hcga_bits_f32(0x7fc00001u); /* NaNs with payloads, both signs */
+    f[nsp + 1] = hcga_bits_f32(0xff812345u);
+    d[nsp] = (double)f[nsp];
+    d[nsp + 1] = -d[nsp];
+    for (int dst = HCGA_BF16; dst <= HCGA_F16; dst++) {
+        spec i32[1] = {SPEC(HCGA_F32, f, NV)}, i64[1] = {SPEC(HCGA_F64, d, NV)};
+        spec oh[1] = {SPEC(dst, NULL, NV)};
+        void *r32, *r64;
+        run_on("cuda", HCGA_OP_CAST, &p, 1, i32, 1, oh, &r32);
+        run_on("cuda", HCGA_OP_CAST, &p, 1, i64, 1, oh, &r64);
+        for (int i = 0; i < NV; i++) {
+            const uint16_t w32 = hcga_half_from_f32(dst, f[i]), w64 = hcga_half_from_f64(dst, d[i]);
+            const uint16_t g32 = ((uint16_t *)r32)[i], g64 = ((uint16_t *)r64)[i];
+            if (f[i] != f[i]) { /* NaN: the reference keeps sign and payload top bits */
+                ck_assert_msg(g32 == w32, "f32 NaN 0x%08x -> %s: 0x%04x, want 0x%04x", hcga_f32_bits(f[i]),
+                              hcga_dtype_name(dst), g32, w32);
+                ck_assert(hcga_half_to_f32(dst, g64) != hcga_half_to_f32(dst, g64));
+                continue;
+            }
+            ck_assert_msg(g32 == w32, "f32 %a -> %s: 0x%04x, want 0x%04x", (double)f[i], hcga_dtype_name(dst), g32, w32);
+            ck_assert_msg(g64 == w64, "f64 %a -> %s: 0x%04x, want 0x%04x", d[i], hcga_dtype_name(dst), g64, w64);
+        }
+        free(r32), free(r64);
+    }
+}
+END_TEST
+
+/* Half convolutions and GEMM against the CPU's F32 op on the same (exactly
+ * widened) values: within one unit of the half format's last place of the
+ * output's scale (F32 accumulation, one or two roundings). */
+static void half_compare(int dt, int op, const hcga_op_params *p, int nin, spec *in, int nout, spec *out,
+                         const char *opts)
+{
+    spec fin[8], fout[8];
+    void *hin[8], *fbuf[8];
+    for (int k = 0; k < nin; k++) { /* in[k].init: float values; round them, widen them back */
+        const int64_t n = numel(&in[k]);
+        uint16_t *h = malloc((size_t)n * 2);
+        float *w = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) {
+            h[i] = hcga_half_from_f32(dt, ((const float *)in[k].init)[i]);
+            w[i] = hcga_half_to_f32(dt, h[i]);
+        }
+        hin[k] = h;
+        fbuf[k] = w;
+        fin[k] = in[k];
+        fin[k].dtype = HCGA_F32;
+        fin[k].init = w;
+        in[k].dtype = dt;
+        in[k].init = h;
+    }
+    for (int k = 0; k < nout; k++) {
+        fout[k] = out[k];
+        fout[k].dtype = HCGA_F32;
+        out[k].dtype = dt;
+    }
+    void *rc[8], *rg[8];
+    run_on("cpu", op, p, nin, fin, nout, fout, rc);
+    run_with("cuda", opts, op, p, nin, in, nout, out, rg);
+    const double ulp = dt == HCGA_BF16 ? 0x1p-7 : 0x1p-10;
+    for (int k = 0; k < nout; k++) {
+        const int64_t n = numel(&out[k]);
+        const float *c = rc[k];
+        const uint16_t *g = rg[k];
+        double scale = 0, worst = 0;
+        for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(c[i]));
+        for (int64_t i = 0; i < n; i++) {
+            const double e = fabs((double)c[i] - (double)hcga_half_to_f32(dt, g[i]));
+            if (!(e <= worst)) worst = e;
+        }
+        ck_assert_msg(worst <= ulp * scale, "%s %s out[%d]: worst |cpu f32 - cuda| = %g, scale %g",
+                      hcga_op_name(op), hcga_dtype_name(dt), k, worst, scale);
+        free(rc[k]);
+        free(rg[k]);
+    }
+    for (int k = 0; k < nin; k++) free(hin[k]), free(fbuf[k]);
+}
+
+START_TEST(test_gpu_half_conv_gemm)
+{
+    if (!gpu_present()) return;
+    hcga_op_params p;
+    const int64_t N = 4, C = 16, H = 17, W = 12, K = 8;
+    const int64_t P = (H + 2 - 3) / 2 + 1, Q = (W + 2 - 3) / 2 + 1;
+    float *x = frand(N * C * H * W, -1, 1), *w = frand(K * C * 9, -0.5, 0.5), *b = frand(K, -1, 1);
+    float *dy = frand(N * K * P * Q, -1, 1);
+    float *ga = frand(40 * 24, -1, 1), *gb = frand(24 * 36, -1, 1), *gc = frand(40 * 36, -1, 1);
+    for (int dt = HCGA_BF16; dt <= HCGA_F16; dt++) {
+        for (int timed = 0; timed < 2; timed++) { /* heuristic, then cudnnFind* choices */
+            const char *opts = timed ? "algo=find" : NULL;
+            memset(&p, 0, sizeof p);
+            p.conv = (hcga_conv_params){2, 2, 1, 1, 1, 1};
+            spec fin[3] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, w, K, C, 3, 3), SPEC(HCGA_F32, b, K)};
+            spec fout[1] = {SPEC(HCGA_F32, NULL, N, K, P, Q)};
+            half_compare(dt, HCGA_OP_CONV2D_FWD, &p, 3, fin, 1, fout, opts);
+            spec din[2] = {SPEC(HCGA_F32, dy, N, K, P, Q), SPEC(HCGA_F32, w, K, C, 3, 3)};
+            spec dout[1] = {SPEC(HCGA_F32, NULL, N, C, H, W)};
+            half_compare(dt, HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, opts);
+            spec win[2] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, dy, N, K, P, Q)};
+            spec wout[2] = {SPEC(HCGA_F32, NULL, K, C, 3, 3), SPEC(HCGA_F32, NULL, K)};
+            half_compare(dt, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, win, 2, wout, opts);
+        }
+        memset(&p, 0, sizeof p);
+        p.gemm = (hcga_gemm_params){0, 0, 0.5, 2.0};
+        spec gin[3] = {SPEC(HCGA_F32, ga, 40, 24), SPEC(HCGA_F32, gb, 24, 36), SPEC(HCGA_F32, gc, 40, 36)};
+        spec gout[1] = {SPEC(HCGA_F32, NULL, 40, 36)};
+        half_compare(dt, HCGA_OP_GEMM, &p, 3, gin, 1, gout, NULL);
+        p.gemm = (hcga_gemm_params){1, 1, 1.0, 0.0};
+        spec tin[2] = {SPEC(HCGA_F32, gb, 24, 36), SPEC(HCGA_F32, ga, 40, 24)};
+        spec tout[1] = {SPEC(HCGA_F32, NULL, 36, 40)};
+        half_compare(dt, HCGA_OP_GEMM, &p, 2, tin, 1, tout, NULL);
+    }
+    free(x), free(w), free(b), free(dy), free(ga), free(gb), free(gc);
+}
+END_TEST
+
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle)) n++;
+    fclose(f);
+    return n;
+}
+
+/* algo=cache: the first instance finds and persists one entry per
+ * direction; a second instance finds nothing new and gives the same bits. */
+START_TEST(test_gpu_algo_cache)
+{
+    if (!gpu_present()) return;
+    char dir[] = "/tmp/hcga-cuda-cache-XXXXXX", file[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    setenv("HCGA_CACHE_DIR", dir, 1);
+    snprintf(file, sizeof file, "%s/cudnn-algos.v1.txt", dir);
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    const int64_t N = 8, C = 32, H = 32, W = 16, K = 32;
+    float *x = frand(N * C * H * W, -1, 1), *w = frand(K * C * 9, -0.5, 0.5);
+    float *dy = frand(N * K * H * W, -1, 1);
+    spec fin[2] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, w, K, C, 3, 3)};
+    spec fout[1] = {SPEC(HCGA_F32, NULL, N, K, H, W)};
+    spec win[2] = {SPEC(HCGA_F32, x, N, C, H, W), SPEC(HCGA_F32, dy, N, K, H, W)};
+    spec wout[1] = {SPEC(HCGA_F32, NULL, K, C, 3, 3)};
+    spec din[2] = {SPEC(HCGA_F32, dy, N, K, H, W), SPEC(HCGA_F32, w, K, C, 3, 3)};
+    spec dout[1] = {SPEC(HCGA_F32, NULL, N, C, H, W)};
+    void *r[2][3];
+    for (int round = 0; round < 2; round++) {
+        run_with("cuda", "algo=cache", HCGA_OP_CONV2D_FWD, &p, 2, fin, 1, fout, &r[round][0]);
+        run_with("cuda", "algo=cache", HCGA_OP_CONV2D_BWD_FILTER, &p, 2, win, 1, wout, &r[round][1]);
+        run_with("cuda", "algo=cache", HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, &r[round][2]);
+        ck_assert_int_eq(count_lines(file, "|f32|NCHW|fma|det|n8 c32 h32 w16 k32 r3 s3 pad1,1 stride1,1 dil1,1\t"), 3);
+    }
+    ck_assert_int_eq(count_lines(file, "hcga-cudnn-algo-cache 1"), 1);
+    ck_assert(memcmp(r[0][0], r[1][0], (size_t)(N * K * H * W) * 4) == 0);
+    ck_assert(memcmp(r[0][1], r[1][1], (size_t)(K * C * 9) * 4) == 0);
+    ck_assert(memcmp(r[0][2], r[1][2], (size_t)(N * C * H * W) * 4) == 0);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 3; k++) free(r[i][k]);
+    free(x), free(w), free(dy);
+    unlink(file);
+    char lock[300];
+    snprintf(lock, sizeof lock, "%s.lock", file);
+    unlink(lock);
+    rmdir(dir);
+}
+END_TEST
+
 static Suite *cuda_suite(void)
 {
     Suite *s = suite_create("cuda_backend");
@@ -604,6 +848,9 @@ static Suite *cuda_suite(void)
     tcase_add_test(g, test_gpu_deterministic);
     tcase_add_test(g, test_gpu_bad_label_reported);
     tcase_add_test(g, test_gpu_contract_messages);
+    tcase_add_test(g, test_gpu_cast_bits);
+    tcase_add_test(g, test_gpu_half_conv_gemm);
+    tcase_add_test(g, test_gpu_algo_cache);
     suite_add_tcase(s, g);
     return s;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "hcga_autoconf.h" /* PACKAGE_VERSION */
+#include "cuda_algo_db.h"
 #include "cuda_impl.h"
 
 #define CU_DEFAULT_WORKSPACE_MB 1024
@@ -135,6 +136,7 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
     be->tf32 = 0;
     be->deterministic = 1;
     be->algo_find = 0;
+    be->algo_cache = 0;
     be->sync_each = 0;
     be->ws_cap = (size_t)CU_DEFAULT_WORKSPACE_MB << 20;
     if (!opts) return 0;
@@ -161,11 +163,13 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
                 else if (key_is(p, klen, "sync")) be->sync_each = (int)num;
                 else be->deterministic = (int)num;
             } else if (key_is(p, klen, "algo")) {
+                be->algo_cache = 0;
                 if (vlen == 9 && memcmp(v, "heuristic", 9) == 0) be->algo_find = 0;
                 else if (vlen == 4 && memcmp(v, "find", 4) == 0) be->algo_find = 1;
+                else if (vlen == 5 && memcmp(v, "cache", 5) == 0) be->algo_find = be->algo_cache = 1;
                 else {
-                    snprintf(err, err_len, "cuda backend option '%.*s': value must be heuristic or find",
-                             (int)len, p);
+                    snprintf(err, err_len,
+                             "cuda backend option '%.*s': value must be heuristic, find or cache", (int)len, p);
                     return -1;
                 }
             } else if (key_is(p, klen, "workspace_mb")) {
@@ -220,8 +224,44 @@ static void cuda_destroy(hcga_backend *be)
     if (be->dnn) cudnnDestroy(be->dnn);
     if (be->stream) cudaStreamDestroy(be->stream);
     cu_dnn_release(be);
+    if (be->adb) {
+        cu_algo_db_free(be->adb);
+        free(be->adb);
+    }
     cudaGetLastError();
     free(be);
+}
+
+/*
+ * algo=cache: this device's identity (GPU name, compute capability, SM
+ * count, driver, CUDA runtime and cuDNN versions: a cached choice is reused
+ * only where all of them are equal) and the cache loaded from
+ * $HCGA_CACHE_DIR (cuda_algo_db.h).  Problems with the directory or the
+ * file are warnings on stderr; the choices then live in this process only.
+ */
+static hcga_status open_algo_db(hcga_backend *be)
+{
+    struct cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceProperties(&prop, be->device);
+    if (e != cudaSuccess) return cu_fail_cuda(be, "create", "cudaGetDeviceProperties", e);
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    char name[128];
+    snprintf(name, sizeof name, "%.127s", prop.name);
+    for (char *q = name; *q; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '|') *q = '_';
+    snprintf(be->adb_device, sizeof be->adb_device, "%s|sm_%d%d|%d SMs|driver %d|runtime %d|cudnn %zu", name,
+             prop.major, prop.minor, prop.multiProcessorCount, drv, rt, cudnnGetVersion());
+    be->adb = calloc(1, sizeof *be->adb);
+    if (!be->adb) return cu_err(be, HCGA_ERR_NOMEM, "create: out of host memory");
+    cu_algo_db_init(be->adb);
+    if (cu_algo_db_default_path(be->adb_path, sizeof be->adb_path, stderr) != 0 ||
+        cu_algo_db_load(be->adb, be->adb_path, stderr) != 0) {
+        fprintf(stderr, "hcga cuda: algo=cache: the algorithm choices of this process are not persisted\n");
+        be->adb_path[0] = '\0';
+    }
+    return HCGA_OK;
 }
 
 /* create() failure: message into err, clean up. */
@@ -323,6 +363,10 @@ static hcga_status cuda_create(int device, const char *options, hcga_backend **o
 
     st = cu_ensure_scratch(be, op, CU_INITIAL_SCRATCH);
     if (st != HCGA_OK) return create_fail(be, err, err_len, st);
+    if (be->algo_cache) {
+        st = open_algo_db(be);
+        if (st != HCGA_OK) return create_fail(be, err, err_len, st);
+    }
 #undef CREATE_CUDA
 #undef CREATE_DNN
 #undef CREATE_BLAS

@@ -8,7 +8,12 @@
  * cudnnGet*Algorithm_v7 heuristics (a pure function of the shape, so every
  * run picks the same algorithm) and only algorithms whose determinism is
  * CUDNN_DETERMINISTIC are accepted; option algo=find times candidates with
- * cudnnFind*Algorithm instead, deterministic=0 admits the rest.  F32 runs
+ * cudnnFind*Algorithm instead, deterministic=0 admits the rest.  Option
+ * algo=cache looks the shape up in the persisted cache first
+ * (cuda_algo_db.h: keyed by the device identity and by direction, dtype,
+ * layout, math mode, determinism and geometry) and otherwise runs
+ * cudnnFind* once and persists the answer, so that every later process on
+ * the same GPU and library versions chooses the same algorithm.  F32 runs
  * with CUDNN_FMA_MATH (no TF32) unless tf32=1.  All convolutions share one
  * workspace that grows to the largest size needed (bounded by
  * workspace_mb).
@@ -39,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_algo_db.h"
 #include "cuda_impl.h"
 #include "cuda_kernels.h"
 
@@ -209,6 +215,7 @@ typedef struct perf_row {
     cudnnStatus_t status;
     cudnnDeterminism_t det;
     cudnnMathType_t math;
+    float time; /* ms (cudnnFind*), -1 from the heuristics */
 } perf_row;
 
 #define MAX_ALGOS 16
@@ -235,21 +242,24 @@ static cudnnStatus_t query_algos(hcga_backend *be, int kind, perf_row *rows, int
                  ? cudnnFindConvolutionForwardAlgorithm(be->dnn, be->xd, be->wd, be->cd, be->yd, MAX_ALGOS, &got, p)
                  : cudnnGetConvolutionForwardAlgorithm_v7(be->dnn, be->xd, be->wd, be->cd, be->yd, MAX_ALGOS, &got, p);
         for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && i < MAX_ALGOS; i++)
-            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType,
+                                      be->algo_find ? p[i].time : -1.0f};
     } else if (kind == CONV_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t p[MAX_ALGOS];
         st = be->algo_find
                  ? cudnnFindConvolutionBackwardDataAlgorithm(be->dnn, be->wd, be->yd, be->cd, be->xd, MAX_ALGOS, &got, p)
                  : cudnnGetConvolutionBackwardDataAlgorithm_v7(be->dnn, be->wd, be->yd, be->cd, be->xd, MAX_ALGOS, &got, p);
         for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && i < MAX_ALGOS; i++)
-            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType,
+                                      be->algo_find ? p[i].time : -1.0f};
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t p[MAX_ALGOS];
         st = be->algo_find
                  ? cudnnFindConvolutionBackwardFilterAlgorithm(be->dnn, be->xd, be->yd, be->cd, be->wd, MAX_ALGOS, &got, p)
                  : cudnnGetConvolutionBackwardFilterAlgorithm_v7(be->dnn, be->xd, be->yd, be->cd, be->wd, MAX_ALGOS, &got, p);
         for (int i = 0; st == CUDNN_STATUS_SUCCESS && i < got && i < MAX_ALGOS; i++)
-            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType};
+            rows[(*n)++] = (perf_row){(int)p[i].algo, p[i].status, p[i].determinism, p[i].mathType,
+                                      be->algo_find ? p[i].time : -1.0f};
     }
     return st;
 }
@@ -269,6 +279,31 @@ static cudnnStatus_t ws_size(hcga_backend *be, int kind, int algo, size_t *bytes
     }
 }
 
+/* The persisted-cache key of a choice: direction, dtype, layout, the math
+ * the candidates were listed with, determinism, geometry. */
+static void db_key(char *buf, size_t len, const cu_conv_key *k, const char *math, int det)
+{
+    static const char *const kinds[3] = {"fwd", "bwd_data", "bwd_filter"};
+    snprintf(buf, len, "%s|%s|NCHW|%s|%s|n%d c%d h%d w%d k%d r%d s%d pad%d,%d stride%d,%d dil%d,%d", kinds[k->kind],
+             hcga_dtype_name(k->dtype), math, det ? "det" : "any", k->n, k->c, k->h, k->w, k->k, k->r, k->s,
+             k->pad_h, k->pad_w, k->stride_h, k->stride_w, k->dil_h, k->dil_w);
+}
+
+/* A persisted choice, if it can run here: its math type is one this call
+ * allows and its workspace fits workspace_mb.  Leaves the math type on cd. */
+static int db_entry_usable(hcga_backend *be, int kind, const cu_algo_rec *r, int no_tf32, int half,
+                           size_t *bytes)
+{
+    if (r->math != CUDNN_DEFAULT_MATH && r->math != CUDNN_TENSOR_OP_MATH &&
+        r->math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && r->math != CUDNN_FMA_MATH)
+        return 0;
+    if (no_tf32 && r->math != CUDNN_FMA_MATH) return 0;
+    if (half && r->math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+    if (cudnnSetConvolutionMathType(be->cd, (cudnnMathType_t)r->math) != CUDNN_STATUS_SUCCESS) return 0;
+    if (ws_size(be, kind, r->algo, bytes) != CUDNN_STATUS_SUCCESS) return 0;
+    return *bytes <= be->ws_cap;
+}
+
 /* Choose (or recall) the algorithm for the descriptors just set, leave the
  * math type on cd, and make sure the workspace is large enough. */
 static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d, cu_conv_entry *out)
@@ -280,7 +315,8 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
     memset(&k, 0, sizeof k);
     k.kind = kind;
     k.dtype = c->dt;
-    k.math_mode = (be->tf32 ? 1 : 0) | (be->deterministic ? 2 : 0) | (be->algo_find ? 4 : 0);
+    k.math_mode = (be->tf32 ? 1 : 0) | (be->deterministic ? 2 : 0) | (be->algo_find ? 4 : 0) |
+                  (be->algo_cache ? 8 : 0);
     k.n = (int32_t)d->N;
     k.c = (int32_t)d->C;
     k.h = (int32_t)d->H;
@@ -304,10 +340,30 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
     }
 
     /* Query with the math type we are willing to run. */
-    CU_DNN(be, c->op, "cudnnSetConvolutionMathType",
-           cudnnSetConvolutionMathType(be->cd, no_tf32 ? CUDNN_FMA_MATH
-                                               : half  ? CUDNN_TENSOR_OP_MATH
-                                                       : CUDNN_DEFAULT_MATH));
+    const cudnnMathType_t query_math = no_tf32 ? CUDNN_FMA_MATH : half ? CUDNN_TENSOR_OP_MATH : CUDNN_DEFAULT_MATH;
+    char dbk[256];
+    if (be->algo_cache) {
+        static const char *const mnames[4] = {"default", "tensor_op", "tensor_op_conv", "fma"};
+        db_key(dbk, sizeof dbk, &k, mnames[query_math & 3], be->deterministic);
+        const cu_algo_rec *r = cu_algo_db_find(be->adb, be->adb_device, dbk);
+        size_t bytes = 0;
+        if (r && db_entry_usable(be, kind, r, no_tf32, half, &bytes)) {
+            cu_conv_entry e;
+            memset(&e, 0, sizeof e);
+            e.key = k;
+            e.algo = r->algo;
+            e.math_type = r->math;
+            e.ws_bytes = bytes;
+            if (cache_put(be, &e) != 0)
+                return cu_err(be, HCGA_ERR_NOMEM, "%s: out of host memory for the algorithm cache", c->op);
+            *out = e;
+            return cu_ensure_workspace(be, c->op, bytes);
+        }
+        if (r)
+            fprintf(stderr, "hcga cuda: %s: cached algorithm %d (math %d) for %s cannot run here; searching again\n",
+                    be->adb_path, r->algo, r->math, dbk);
+    }
+    CU_DNN(be, c->op, "cudnnSetConvolutionMathType", cudnnSetConvolutionMathType(be->cd, query_math));
     if (be->algo_find) {
         /* cudnnFind* runs the candidates (synchronously, on cuDNN's stream). */
         CU_CUDA(be, c->op, "cudaStreamSynchronize", cudaStreamSynchronize(be->stream));
@@ -339,6 +395,12 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
         e.ws_bytes = bytes;
         if (cache_put(be, &e) != 0)
             return cu_err(be, HCGA_ERR_NOMEM, "%s: out of host memory for the algorithm cache", c->op);
+        /* persist (a failure to write is a warning: the run goes on) */
+        if (be->algo_cache &&
+            cu_algo_db_add(be->adb, be->adb_device, dbk, r->algo, (int)run, (uint64_t)bytes,
+                           r->time >= 0 ? (double)r->time : 0.0) == 1 &&
+            be->adb_path[0])
+            cu_algo_db_save(be->adb, be->adb_path, stderr);
         *out = e;
         return cu_ensure_workspace(be, c->op, bytes);
     }

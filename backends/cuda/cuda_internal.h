@@ -45,7 +45,8 @@ struct hcga_backend {
     /* options */
     int tf32;          /* tf32=1: TF32 tensor cores for F32 GEMM/conv */
     int deterministic; /* deterministic=0 admits non-deterministic cuDNN algorithms */
-    int algo_find;     /* algo=find: cudnnFind* (timed) instead of heuristics */
+    int algo_find;     /* algo=find or cache: cudnnFind* (timed) instead of heuristics */
+    int algo_cache;    /* algo=cache: cudnnFind* results persisted (cuda_algo_db.h) */
     size_t ws_cap;     /* workspace_mb: largest cuDNN workspace considered */
     int sync_each;     /* sync=1: wait after every op so faults name their op */
 
@@ -70,6 +71,13 @@ struct hcga_backend {
     /* algorithm cache (cuda_dnn.c): open addressing, capacity a power of two */
     struct cu_conv_entry *algos;
     size_t algo_cap, algo_count;
+
+    /* algo=cache: the persisted cudnnFind* results (cuda_algo_db.h), this
+     * device's identity in them, and the file ("" when there is no usable
+     * cache directory: the choices then stay in this process) */
+    struct cu_algo_db *adb;
+    char adb_device[256];
+    char adb_path[4096];
 
     char err[1024];
 };
