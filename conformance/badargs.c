@@ -322,6 +322,38 @@ static void b_concat_channels(bad_call *c)
     c->a.out[0] = tn(c, F32, V2(2, 8));
 }
 
+/* ---- mixed precision (ABI 1.1) ---- */
+
+static void b_relu_bf16(bad_call *c)
+{
+    relu_fwd_ok(c);
+    c->t[0].dtype = c->t[1].dtype = HCGA_BF16; /* relu has no half form */
+}
+
+static void b_conv_bf16_f16(bad_call *c)
+{
+    conv_ok(c);
+    c->t[0].dtype = HCGA_BF16;
+    c->t[1].dtype = HCGA_F16;
+    c->t[2].dtype = HCGA_BF16;
+}
+
+static void b_gemm_half_f32_out(bad_call *c)
+{
+    call(c, HCGA_OP_GEMM, 2, 1);
+    c->a.in[0] = tn(c, HCGA_BF16, V2(2, 3));
+    c->a.in[1] = tn(c, HCGA_BF16, V2(3, 4));
+    c->a.out[0] = tn(c, F32, V2(2, 4)); /* half outputs stay half (the ABI) */
+    c->a.p.gemm.alpha = 1.0;
+}
+
+static void b_cast_from_i64(bad_call *c)
+{
+    call(c, HCGA_OP_CAST, 1, 1);
+    c->a.in[0] = tn(c, HCGA_I64, V1(4));
+    c->a.out[0] = tn(c, F32, V1(4));
+}
+
 static const struct {
     const char *name;
     void (*build)(bad_call *c);
@@ -357,6 +389,10 @@ static const struct {
     {"optimizer step 0", b_step_zero},
     {"gap_bwd output of the wrong shape", b_gap_bwd_shape},
     {"concat channels do not add up", b_concat_channels},
+    {"relu_fwd in bf16 (no half form)", b_relu_bf16},
+    {"conv with x bf16 and w f16", b_conv_bf16_f16},
+    {"gemm with a, b bf16 and y f32", b_gemm_half_f32_out},
+    {"cast from i64", b_cast_from_i64},
 };
 #define BAD_NCASES ((int)(sizeof BAD_CASES / sizeof BAD_CASES[0]))
 

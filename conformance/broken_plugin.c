@@ -12,15 +12,21 @@
  *   reduce_bwd     SUM gradient doubled
  *   gap_bwd        right values, but no argument checks (accepts bad calls)
  *   thresh_fwd     missing from the op table (unsupported)
+ *   cast           narrowing to bf16/f16 truncates (rounds toward zero)
+ *                  instead of rounding to nearest even; f32/f64 casts are
+ *                  correct
  *   relu_bwd, sigmoid_bwd, reduce   correct (must pass)
- * Every other op is missing.  Host memory, f32 and f64.
+ * Every other op is missing, and no op but CAST takes bf16/f16 (so the
+ * convolutions' bf16 form is a missing mandatory one).  Host memory.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hcga_half.h"
 #include "hcga_plugin.h"
 
 struct hcga_buffer {
@@ -115,11 +121,16 @@ static hcga_status br_sync(hcga_backend *be)
     return HCGA_OK;
 }
 
-/* ---- element access (dense tensors, f32/f64) ---- */
+/* ---- element access (dense tensors, f32/f64, and bf16/f16 for CAST) ---- */
 
 static double get(const hcga_tensor *t, int64_t i)
 {
     const unsigned char *p = t->buf->data + t->offset;
+    if (hcga_dtype_is_half(t->dtype)) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        return (double)hcga_half_to_f32(t->dtype, h);
+    }
     return t->dtype == HCGA_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
 }
 
@@ -132,13 +143,14 @@ static void put(const hcga_tensor *t, int64_t i, double v)
     else ((float *)p)[i] = (float)v;
 }
 
-/* 1 unless t is an f32/f64 view with a buffer, aligned, whose dense extent
+/* 1 unless t is an f32/f64 view (bf16/f16 too when allow_half) with a buffer, aligned, whose dense extent
  * lies inside the buffer (so the planted bugs below are the only ones: even
  * conformance's badargs calls stay inside host memory). */
-static int bad_tensor(const hcga_tensor *t)
+static int bad_tensor_dt(const hcga_tensor *t, int allow_half)
 {
-    if (!t || !t->buf || (t->dtype != HCGA_F32 && t->dtype != HCGA_F64)) return 1;
-    uint64_t es = t->dtype == HCGA_F64 ? 8 : 4;
+    if (!t || !t->buf || !hcga_dtype_is_float(t->dtype)) return 1;
+    if (hcga_dtype_is_half(t->dtype) && !allow_half) return 1;
+    uint64_t es = hcga_dtype_size(t->dtype);
     int64_t n = 1;
     for (int i = 0; i < t->ndim && i < HCGA_MAX_DIMS; i++) {
         if (t->shape[i] < 0) return 1;
@@ -147,6 +159,8 @@ static int bad_tensor(const hcga_tensor *t)
     return t->offset % es != 0 || t->offset > t->buf->size ||
            (uint64_t)n > (t->buf->size - t->offset) / es;
 }
+
+static int bad_tensor(const hcga_tensor *t) { return bad_tensor_dt(t, 0); }
 
 static int bad(const hcga_op_args *a, int nin, int nout)
 {
@@ -297,12 +311,42 @@ static hcga_status op_gap_bwd(hcga_backend *be, const hcga_op_args *a)
     return HCGA_OK;
 }
 
+/* bug: narrowing to a half format truncates (the correctly rounded value,
+ * stepped back one ulp toward zero when it rounded away from zero) */
+static hcga_status op_cast(hcga_backend *be, const hcga_op_args *a)
+{
+    if (a->num_in < 1 || a->num_out < 1 || bad_tensor_dt(a->in[0], 1) ||
+        bad_tensor_dt(a->out[0], 1) || hcga_tensor_numel(a->in[0]) != hcga_tensor_numel(a->out[0]))
+        return fail(be, "cast: bad args");
+    const hcga_tensor *x = a->in[0], *y = a->out[0];
+    int64_t n = hcga_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        double v = get(x, i);
+        if (y->dtype == HCGA_F32 && fabs(v) > FLT_MAX && isfinite(v)) {
+            /* beyond float's range: nearest even is FLT_MAX below the
+             * midpoint to 2^128, Inf from it on */
+            v = fabs(v) >= 0x1.ffffffp+127 ? copysign(INFINITY, v) : copysign(FLT_MAX, v);
+        }
+        if (!hcga_dtype_is_half(y->dtype)) {
+            put(y, i, v);
+            continue;
+        }
+        uint16_t h = hcga_half_from_f64(y->dtype, v);
+        double w = (double)hcga_half_to_f32(y->dtype, h);
+        if (v == v && (h & 0x7fffu) != 0 && fabs(w) > fabs(v)) h--; /* bug */
+        memcpy(y->buf->data + y->offset + 2 * i, &h, 2);
+    }
+    return HCGA_OK;
+}
+
 static hcga_op_fn table[HCGA_OP_COUNT];
 
 static int br_supports(hcga_backend *be, int op, int dtype)
 {
     (void)be;
-    return op >= 0 && op < HCGA_OP_COUNT && table[op] && (dtype == HCGA_F32 || dtype == HCGA_F64);
+    if (op < 0 || op >= HCGA_OP_COUNT || !table[op]) return 0;
+    return dtype == HCGA_F32 || dtype == HCGA_F64 ||
+           (op == HCGA_OP_CAST && hcga_dtype_is_half(dtype));
 }
 
 static hcga_backend_iface iface;
@@ -319,6 +363,7 @@ static const hcga_backend_iface *br_get_iface(void)
     table[HCGA_OP_SOFTMAX_FWD] = op_softmax_fwd;
     table[HCGA_OP_REDUCE] = op_reduce;
     table[HCGA_OP_REDUCE_BWD] = op_reduce_bwd;
+    table[HCGA_OP_CAST] = op_cast;
     iface.struct_size = sizeof iface;
     iface.probe = br_probe;
     iface.device_info = br_device_info;

@@ -1,7 +1,7 @@
 #!/bin/sh
-# make check: the quick conformance suite (test, grad and badargs modes) on every
-# backend other than cpu that `hcga backends` reports ok.  Exit 77 (skip) with
-# the reasons when there is none.
+# make check: the quick conformance suite (test, grad and badargs modes, test
+# mode in bf16 and f16) on every backend other than cpu that `hcga backends`
+# reports ok.  Exit 77 (skip) with the reasons when there is none.
 HCGA=${HCGA:-./hcga}
 list=$("$HCGA" backends) || { echo "'$HCGA backends' failed"; exit 99; }
 # "name: path" lines, each followed by "  ok: ..." or "  unavailable: reason"
@@ -19,6 +19,12 @@ for be in $ok; do
     for mode in test grad badargs; do
         echo "== $HCGA --backend $be conformance --quick --mode $mode"
         "$HCGA" --backend "$be" conformance --quick --mode "$mode" || status=1
+    done
+    # bf16 is mandatory on the ops with half support; f16 may be skipped with
+    # the backend's reason (a device without 16-bit floats)
+    for dtype in bf16 f16; do
+        echo "== $HCGA --backend $be conformance --quick --mode test --dtype $dtype"
+        "$HCGA" --backend "$be" conformance --quick --mode test --dtype "$dtype" || status=1
     done
 done
 exit $status

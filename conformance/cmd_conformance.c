@@ -34,7 +34,10 @@ static void usage(FILE *f)
             "  --quick                the small set quick.txt (make check)\n"
             "  --case N               only case N (0-based) of the shape file\n"
             "  --seed S               input seed (default 1)\n"
-            "  --dtype f32|f64|both   dtype of the backend under test (default f32)\n"
+            "  --dtype f32|f64|bf16|f16|both|all\n"
+            "                         dtype run(s) of the backend under test (default f32;\n"
+            "                         both: f32 and f64; all: the four).  bf16 and f16 run\n"
+            "                         the ops with half support (conv, gemm, cast) only\n"
             "  --reference NAME       reference backend (default cpu)\n"
             "  --skip-unavailable     exit 77 (skip) when the backend is not usable here\n"
             "  -h, --help             this text\n"
@@ -122,9 +125,14 @@ int cmd_conformance(int argc, char **argv, const hcga_global_opts *g)
         case O_DTYPE:
             if (strcmp(optarg, "f32") == 0) o.dtypes = 1 << HCGA_F32;
             else if (strcmp(optarg, "f64") == 0) o.dtypes = 1 << HCGA_F64;
+            else if (strcmp(optarg, "bf16") == 0) o.dtypes = 1 << HCGA_BF16;
+            else if (strcmp(optarg, "f16") == 0) o.dtypes = 1 << HCGA_F16;
             else if (strcmp(optarg, "both") == 0) o.dtypes = (1 << HCGA_F32) | (1 << HCGA_F64);
+            else if (strcmp(optarg, "all") == 0)
+                o.dtypes = (1 << HCGA_F32) | (1 << HCGA_F64) | (1 << HCGA_BF16) | (1 << HCGA_F16);
             else {
-                fprintf(stderr, "hcga conformance: --dtype: '%s' is not f32, f64 or both\n", optarg);
+                fprintf(stderr, "hcga conformance: --dtype: '%s' is not f32, f64, bf16, f16, both "
+                        "or all\n", optarg);
                 return 2;
             }
             break;

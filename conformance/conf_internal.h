@@ -60,8 +60,12 @@ typedef struct conf_case {
 #define CONF_GEN_TEST 0
 #define CONF_GEN_GRAD 1 /* keep inputs away from kinks (relu at 0, threshold at t, ...) */
 
-/* Map the case's float dtypes to `dtype` (swapping f32/f64 when the line's
- * dtype differs) and generate inputs and in/out initial values. */
+/* Map the case's float dtypes to the run's `dtype` and generate inputs and
+ * in/out initial values (rounded to each tensor's dtype).  The mapping
+ * (README "Dtypes"): in an f32/f64 run the tensors of the line's DTYPE take
+ * `dtype` and, when the line is f32/f64, the other of f32/f64 swaps (a
+ * converting copy stays a conversion); in a bf16/f16 run every float tensor
+ * takes `dtype`; a CAST keeps its dtypes as written (they are its test). */
 int conf_case_make(conf_case *cc, const hcga_shape_case *c, int dtype, uint64_t seed, int flavour,
                    char *err, size_t err_len);
 void conf_case_free(conf_case *cc);
@@ -70,7 +74,20 @@ void conf_case_free(conf_case *cc);
 void conf_view_offsets(const hcga_shape_tensor *s, int64_t *offs);
 int64_t conf_numel(const hcga_shape_tensor *s);
 int64_t conf_extent(const hcga_shape_tensor *s);
-int conf_is_float(int dtype);
+int conf_is_float(int dtype); /* f32, f64, bf16, f16 */
+/* v rounded to dtype (to nearest even; beyond the range: +-Inf; integers:
+ * nearest integer).  Exact for a value representable in dtype. */
+double conf_round_dtype(int dtype, double v);
+/* Bits of a float value in its dtype's storage (f32, bf16, f16; f64's
+ * own), for messages. */
+uint64_t conf_value_bits(int dtype, double v);
+/* The run a CAST case belongs to: its f16 tensor's dtype if any, else bf16,
+ * else f32, else f64 (so each pair of dtypes runs once over --dtype all);
+ * -1 for every other op (it runs in every run). */
+int conf_case_home_dtype(const hcga_shape_case *c);
+/* 1 when the case runs in the run of `dtype`: a CAST in its home run only;
+ * in a bf16/f16 run only ops whose catalogue row has half = 1. */
+int conf_case_applies(const hcga_shape_case *c, int dtype);
 /* Labels a triplet case uses for a batch of n (PK layout, or gen variant). */
 void conf_triplet_labels(int64_t n, conf_rng *r, int64_t *labels);
 /* Hardest positive / negative per anchor (d as the ABI defines it). */
@@ -87,6 +104,8 @@ typedef struct conf_dev_tensor {
     uint64_t total;      /* guard + data (padded to 8) + guard */
     uint8_t *image;      /* what was uploaded (total bytes) */
     int present;
+    int64_t unset;       /* after conf_dev_read_output: view elements that still hold
+                          * the "unset" prefill pattern (outputs that are not in/out) */
 } conf_dev_tensor;
 
 typedef struct conf_dev {
@@ -126,13 +145,18 @@ void conf_tmp_free(hcga_be *be, conf_dev_tensor *t);
 
 /* ---- tolerances and comparison ---------------------------------------- */
 typedef struct conf_tol {
-    const char *cls; /* "elementwise", "sum", "dot" */
+    const char *cls; /* "elementwise", "sum", "dot", "exact" */
     double nmse;     /* normalised MSE: sum (a-r)^2 / sum r^2 */
     double maxerr;   /* max |a-r| / max |r| */
+    int exact;       /* 1: bit for bit after widening (NaN == NaN): CAST */
 } conf_tol;
 
-/* Tolerance of op's outputs for a run in dtype (F32 or F64). */
+/* Tolerance of op's outputs when the least precise float tensor of the call
+ * is of `dtype` (F32, F64, BF16 or F16): the catalogue's class, scaled for
+ * F64, plus the output rounding for BF16/F16 (README "Tolerances"). */
 conf_tol conf_op_tol(int op, int dtype);
+/* The unit roundoff of a float dtype: 2^-8 bf16, 2^-11 f16, 2^-24 f32, 2^-53 f64. */
+double conf_unit_roundoff(int dtype);
 
 typedef struct conf_err {
     double nmse, maxerr;

@@ -171,10 +171,13 @@ static void print_summary(conf_run *r, double wall_ms)
     }
     int missing = 0;
     int grad_cpu = r->o->mode == CONF_MODE_GRAD && !r->ref;
+    const int full_run = r->o->dtypes & ((1 << HCGA_F32) | (1 << HCGA_F64));
     for (int op = 0; op < HCGA_OP_COUNT; op++) {
         if (r->o->mode == CONF_MODE_GRAD &&
             !(grad_cpu ? conf_grad_is_forward(op) : conf_grad_is_backward(op)))
             continue;
+        /* a bf16/f16-only selection has only the ops with half support */
+        if (!full_run && !grad_cpu && !hcga_op_get_info(op)->half) continue;
         if (!r->stats[op].cases && r->o->op < 0 && r->o->case_index < 0) {
             if (!missing++) fprintf(out, "  ops without a case in this selection:");
             fprintf(out, " %s", hcga_op_name(op));
@@ -296,13 +299,35 @@ int hcga_conformance_run(const conf_opts *o)
                 ? "grad: central finite differences in f64 on the CPU backend vs its backward ops\n"
                 : "grad: backward-op cases of the set, compared with the reference in f64\n");
 
-    for (int dt = 0; dt < 2; dt++) {
-        int dtype = dt == 0 ? HCGA_F32 : HCGA_F64;
+    static const int run_dtypes[] = {HCGA_F32, HCGA_F64, HCGA_BF16, HCGA_F16};
+    int runs = 0;
+    for (int dt = 0; dt < 4; dt++) {
+        int dtype = run_dtypes[dt];
         if (!(o->dtypes & (1 << dtype))) continue;
-        if (grad_on_cpu && dt == 1 && (o->dtypes & (1 << HCGA_F32))) continue; /* grad is f64 */
+        if (grad_on_cpu && runs++ > 0) continue; /* finite differences are f64: one run */
+        /* which cases this run has: a CAST in its home run only, the ops
+         * with half support only in a bf16/f16 run */
+        int applies = 0;
+        for (int i = 0; i < ncases; i++) applies += conf_case_applies(&cases[i].c, dtype);
+        if (!grad_on_cpu && (hcga_dtype_is_half(dtype) || applies < ncases))
+            fprintf(out, "%s: %d of %d cases apply, %d not applicable (%s)\n",
+                    hcga_dtype_name(dtype), applies, ncases, ncases - applies,
+                    hcga_dtype_is_half(dtype)
+                        ? "ops without half support, and casts of another dtype's run"
+                        : "casts of another dtype's run");
+        if (!grad_on_cpu && hcga_dtype_is_half(dtype) && r.dut->desc->abi_minor < 1) {
+            /* a plugin built for ABI 1.0 has no half dtypes at all */
+            fprintf(out, "SKIP  %s run: backend '%s' is ABI 1.%u: no half support (%d cases)\n",
+                    hcga_dtype_name(dtype), r.dut->name, (unsigned)r.dut->desc->abi_minor,
+                    applies);
+            for (int i = 0; i < ncases; i++)
+                if (conf_case_applies(&cases[i].c, dtype)) count(&r, cases[i].c.op, -1);
+            continue;
+        }
         for (int i = 0; i < ncases; i++) {
             const conf_loaded_case *lc = &cases[i];
             int res;
+            if (!grad_on_cpu && !conf_case_applies(&lc->c, dtype)) continue;
             if (o->verbose > 0) {
                 /* a backend that crashes leaves this line as the last one */
                 char line[1024];

@@ -6,6 +6,8 @@
  *
  *   test: outputs compared with per-op tolerances; NaN-prefilled outputs with
  *         guard regions catch unwritten elements and out-of-bounds writes.
+ *         A run per dtype (--dtype): f32, f64, and bf16 / f16 for the ops
+ *         with half support (CAST, convolutions, GEMM), CAST bit for bit.
  *   grad: on the CPU, central finite differences in F64 against every backward
  *         op (the pairing table in grad.c); on another backend, test mode over
  *         the backward-op cases.
@@ -47,7 +49,9 @@ typedef struct conf_opts {
     const char *shapes;    /* shape file; NULL: the default set (or quick.txt with quick) */
     int quick;
     uint64_t seed;
-    int dtypes;            /* bit mask: 1 << HCGA_F32 and/or 1 << HCGA_F64 */
+    int dtypes;            /* bit mask of runs: 1 << HCGA_F32, HCGA_F64, HCGA_BF16,
+                            * HCGA_F16 (run in that order; a bf16/f16 run has the
+                            * ops with half support only) */
     int case_index;        /* -1: every case, else only this 0-based case of the file */
     int skip_unavailable;  /* backend not usable -> CONF_EXIT_SKIP instead of failure */
     int verbose;

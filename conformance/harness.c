@@ -6,6 +6,8 @@
 #include "conf_internal.h"
 
 #include <math.h>
+
+#include "hcga_half.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +50,66 @@ uint64_t conf_case_seed(uint64_t seed, int index)
     return conf_rng_next(&r);
 }
 
-int conf_is_float(int dtype) { return dtype == HCGA_F32 || dtype == HCGA_F64; }
+int conf_is_float(int dtype) { return hcga_dtype_is_float(dtype); }
+
+/* v to the nearest float (ties to even).  Beyond the midpoint between
+ * FLT_MAX and 2^128 the nearest even is +-Inf (FLT_MAX's significand is
+ * odd): spelled out rather than left to the conversion of a value outside
+ * float's finite range. */
+static double to_f32(double v)
+{
+    if (fabs(v) >= 0x1.ffffffp+127) return copysign(INFINITY, v);
+    return (double)(float)v;
+}
+
+double conf_round_dtype(int dtype, double v)
+{
+    switch (dtype) {
+    case HCGA_F32: return to_f32(v);
+    case HCGA_F64: return v;
+    case HCGA_BF16:
+    case HCGA_F16: return (double)hcga_half_to_f32(dtype, hcga_half_from_f64(dtype, v));
+    default: return nearbyint(v);
+    }
+}
+
+uint64_t conf_value_bits(int dtype, double v)
+{
+    switch (dtype) {
+    case HCGA_F32: return hcga_f32_bits((float)to_f32(v));
+    case HCGA_F64: {
+        uint64_t u;
+        memcpy(&u, &v, sizeof u);
+        return u;
+    }
+    case HCGA_BF16:
+    case HCGA_F16: return hcga_half_from_f64(dtype, v);
+    default: return 0;
+    }
+}
+
+int conf_case_home_dtype(const hcga_shape_case *c)
+{
+    if (c->op != HCGA_OP_CAST) return -1;
+    static const int order[] = {HCGA_F16, HCGA_BF16, HCGA_F32, HCGA_F64};
+    for (int o = 0; o < 4; o++) {
+        for (int k = 0; k < c->num_in; k++)
+            if (c->in[k].present && c->in[k].dtype == order[o]) return order[o];
+        for (int k = 0; k < c->num_out; k++)
+            if (c->out[k].present && c->out[k].dtype == order[o]) return order[o];
+    }
+    return HCGA_F32;
+}
+
+int conf_case_applies(const hcga_shape_case *c, int dtype)
+{
+    if (c->op == HCGA_OP_CAST) return conf_case_home_dtype(c) == dtype;
+    if (hcga_dtype_is_half(dtype)) {
+        const hcga_op_info *info = hcga_op_get_info(c->op);
+        return info && info->half;
+    }
+    return 1;
+}
 
 int64_t conf_numel(const hcga_shape_tensor *s)
 {
@@ -95,18 +156,9 @@ void conf_fmt_index(const hcga_shape_tensor *s, int64_t flat, char *buf, size_t 
 
 /* ---- generation -------------------------------------------------------- */
 
-static double round_to(int dtype, double v)
-{
-    switch (dtype) {
-    case HCGA_F32: return (double)(float)v;
-    case HCGA_F64: return v;
-    default: return nearbyint(v);
-    }
-}
-
 static void finish(conf_tensor *t)
 {
-    for (int64_t i = 0; i < t->extent; i++) t->host[i] = round_to(t->s.dtype, t->host[i]);
+    for (int64_t i = 0; i < t->extent; i++) t->host[i] = conf_round_dtype(t->s.dtype, t->host[i]);
 }
 
 static void fill_unif(conf_tensor *t, conf_rng *r, double lo, double hi)
@@ -221,6 +273,7 @@ void conf_triplet_hard(const double *x, int64_t n, int64_t d, const int64_t *lab
 
 static const char *const gens_pixel[] = {"all_ignored", "no_ignore", NULL};
 static const char *const gens_triplet[] = {"one_class", "singletons", NULL};
+static const char *const gens_cast[] = {"ties", "special", "subnormal", NULL};
 
 static int check_gen(const hcga_shape_case *c, char *err, size_t err_len)
 {
@@ -231,6 +284,7 @@ static int check_gen(const hcga_shape_case *c, char *err, size_t err_len)
     case HCGA_OP_PIXEL_CE_BWD: list = gens_pixel; break;
     case HCGA_OP_TRIPLET_FWD:
     case HCGA_OP_TRIPLET_BWD: list = gens_triplet; break;
+    case HCGA_OP_CAST: list = gens_cast; break;
     default: break;
     }
     for (int i = 0; list && list[i]; i++)
@@ -264,6 +318,111 @@ static void softmax_dim1(conf_tensor *t)
             for (int64_t c = 0; c < C; c++) base[c * inner] = exp(base[c * inner] - m) / s;
         }
     finish(t);
+}
+
+/* ---- CAST inputs ------------------------------------------------------- */
+
+/* Significand bits (with the implicit one), smallest and largest normal
+ * exponents of the float dtypes. */
+static int sig_bits(int dt)
+{
+    switch (dt) {
+    case HCGA_BF16: return 8;
+    case HCGA_F16: return 11;
+    case HCGA_F32: return 24;
+    default: return 53;
+    }
+}
+static int min_exp(int dt) { return dt == HCGA_F16 ? -14 : dt == HCGA_F64 ? -1022 : -126; }
+static int max_exp(int dt) { return dt == HCGA_F16 ? 15 : dt == HCGA_F64 ? 1023 : 127; }
+/* largest finite value */
+static double max_finite(int dt) { return ldexp(2.0 - ldexp(1.0, 1 - sig_bits(dt)), max_exp(dt)); }
+
+static int representable(int dt, double v) { return conf_round_dtype(dt, v) == v; }
+
+/* A value exactly halfway between two neighbours of the output dtype `dout`
+ * that the input dtype `din` represents: the lower neighbour even when
+ * (i & 1) == 0 (the tie rounds down), odd otherwise (it rounds up); in the
+ * normal range (exponents -4..3) or, on every other pair of elements first,
+ * among dout's subnormals (ties to zero and to the smallest normal
+ * included).  A uniform value in [-1, 1) when din has no such value (a
+ * widening cast). */
+static double cast_tie(conf_rng *r, int din, int dout, int64_t i)
+{
+    const int p = sig_bits(dout), pi = sig_bits(din);
+    const int64_t odd = i & 1;
+    const double sign = (conf_rng_next(r) & 1) ? -1.0 : 1.0;
+    double cand[2];
+    int nc = 0;
+    if (dout != HCGA_F64) {
+        /* normal: (m + 1/2) ulp with m a p-bit significand */
+        double normal = NAN, sub = NAN;
+        if (pi > p) {
+            int64_t m = ((int64_t)1 << (p - 1)) + conf_rng_int(r, (int64_t)1 << (p - 1));
+            m = (m & ~(int64_t)1) | odd;
+            int e = (int)conf_rng_int(r, 8) - 4;
+            normal = ldexp(2.0 * (double)m + 1.0, e - p);
+        }
+        /* subnormal: (m + 1/2) * 2^(emin - p + 1), 0 <= m < 2^(p-1), and
+         * 2m+1 within din's significand */
+        int64_t lim = (int64_t)1 << (p - 1);
+        if (pi - 1 < p - 1) lim = (int64_t)1 << (pi - 1);
+        int64_t m = (conf_rng_int(r, lim) & ~(int64_t)1) | odd;
+        if (m >= lim) m -= 2;
+        if (m >= 0) sub = ldexp(2.0 * (double)m + 1.0, min_exp(dout) - p);
+        cand[nc++] = (i & 2) ? sub : normal;
+        cand[nc++] = (i & 2) ? normal : sub;
+    }
+    for (int k = 0; k < nc; k++)
+        if (!isnan(cand[k]) && representable(din, cand[k])) return sign * cand[k];
+    return conf_rng_range(r, -1.0, 1.0);
+}
+
+/* NaN, infinities, signed zeros, the range limits of the output (its
+ * largest value, the overflow tie that rounds to Inf, a value just below
+ * it), din's largest value, dout's smallest normal and subnormal, half the
+ * smallest subnormal (a tie to zero) and 1.5 / 2.5 times it (ties to even),
+ * ties at 1.  Cycled over the tensor; finish() rounds each to din. */
+static double cast_special(int din, int dout, int64_t i)
+{
+    const int p = sig_bits(dout);
+    const double maxo = max_finite(dout), sub = ldexp(1.0, min_exp(dout) - p + 1);
+    /* the midpoint between the largest finite value and 2^(emax+1) */
+    const double tie_inf = dout == HCGA_F64 ? INFINITY : ldexp(2.0 - ldexp(1.0, -p), max_exp(dout));
+    const double vals[] = {
+        NAN, INFINITY, -INFINITY, 0.0, -0.0, maxo, -maxo, tie_inf, -tie_inf,
+        dout == HCGA_F64 ? maxo : (maxo + tie_inf) / 2, max_finite(din), -max_finite(din),
+        ldexp(1.0, min_exp(dout)), -ldexp(1.0, min_exp(dout)), sub, -sub, sub / 2, -sub / 2,
+        1.5 * sub, 2.5 * sub, 1.0, -1.0, 1.0 + ldexp(1.0, -p), 1.0 + 3.0 * ldexp(1.0, -p),
+        -NAN, 65504.0, 65520.0, 65536.0};
+    return vals[i % (int64_t)(sizeof vals / sizeof vals[0])];
+}
+
+/* Log-uniform magnitudes from below the smallest subnormal to twice the
+ * smallest normal of the dtype with the narrower exponent range (f16 when
+ * either side is f16), random signs. */
+static double cast_subnormal(conf_rng *r, int din, int dout)
+{
+    int s = din;
+    if (min_exp(dout) > min_exp(din) || (min_exp(dout) == min_exp(din) && sig_bits(dout) > sig_bits(din)))
+        s = dout;
+    const int lo = min_exp(s) - sig_bits(s), span = sig_bits(s) + 1;
+    double v = ldexp(conf_rng_range(r, 1.0, 2.0), lo + (int)conf_rng_int(r, span));
+    return (conf_rng_next(r) & 1) ? -v : v;
+}
+
+static void fill_cast(conf_case *cc, conf_rng *r)
+{
+    conf_tensor *x = &cc->in[0];
+    const int din = x->s.dtype, dout = cc->out[0].s.dtype;
+    const char *gen = cc->c.gen;
+    for (int64_t i = 0; i < x->extent; i++) {
+        if (strcmp(gen, "ties") == 0) x->host[i] = cast_tie(r, din, dout, i);
+        else if (strcmp(gen, "special") == 0) x->host[i] = cast_special(din, dout, i);
+        else if (strcmp(gen, "subnormal") == 0) x->host[i] = cast_subnormal(r, din, dout);
+        else x->host[i] = conf_rng_range(r, -1.0, 1.0);
+    }
+    finish(x);
 }
 
 static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t err_len)
@@ -461,6 +620,13 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_unif(&cc->out[1], r, -0.1, 0.1);
         fill_unif(&cc->out[2], r, 0.0, 0.01);
         return 0;
+    case HCGA_OP_CAST:
+        if (need(cc, 1, 1, err, err_len)) return -1;
+        if (!conf_is_float(cc->in[0].s.dtype) || !cc->out[0].s.present ||
+            !conf_is_float(cc->out[0].s.dtype))
+            return set_err(err, err_len, "cast: x and y must be float tensors");
+        fill_cast(cc, r);
+        return 0;
     case HCGA_OP_SGD_STEP:
         if (need(cc, 1, 2, err, err_len)) return -1;
         cc->out[0].inout = cc->out[1].inout = 1;
@@ -480,17 +646,25 @@ int conf_case_make(conf_case *cc, const hcga_shape_case *c, int dtype, uint64_t 
     cc->dtype = dtype;
     cc->num_in = c->num_in;
     cc->num_out = c->num_out;
-    int swap = conf_is_float(c->dtype) && c->dtype != dtype;
+    const int half_run = hcga_dtype_is_half(dtype);
+    const int swap = (c->dtype == HCGA_F32 || c->dtype == HCGA_F64) && c->dtype != dtype;
     for (int io = 0; io < 2; io++) {
         int n = io ? c->num_out : c->num_in;
         for (int k = 0; k < n; k++) {
             conf_tensor *t = io ? &cc->out[k] : &cc->in[k];
             t->s = io ? c->out[k] : c->in[k];
             if (!t->s.present) continue;
-            if (flavour == CONF_GEN_GRAD && conf_is_float(t->s.dtype))
+            if (!conf_is_float(t->s.dtype)) {
+                /* index tensors keep their dtype */
+            } else if (flavour == CONF_GEN_GRAD) {
                 t->s.dtype = HCGA_F64; /* finite differences: everything in f64 */
-            else if (swap && conf_is_float(t->s.dtype))
+            } else if (c->op == HCGA_OP_CAST) {
+                /* a cast's dtypes are its test: run as written */
+            } else if (half_run || t->s.dtype == c->dtype) {
+                t->s.dtype = dtype;
+            } else if (swap && (t->s.dtype == HCGA_F32 || t->s.dtype == HCGA_F64)) {
                 t->s.dtype = t->s.dtype == HCGA_F32 ? HCGA_F64 : HCGA_F32;
+            }
             if (io && t->s.strided) {
                 /* strided outputs are allowed for COPY only (the ABI) */
                 if (c->op != HCGA_OP_COPY) {
@@ -542,6 +716,7 @@ static const uint32_t NAN32 = 0x7FE5A5A5u;
 static const uint64_t NAN64 = 0x7FFCA5A5A5A5A5A5ull;
 static const int64_t SENT64 = 0x5A5A5A5A5A5A5A5All;
 static const int32_t SENT32 = 0x5A5A5A5A;
+static const uint16_t NAN_BF16 = 0x7FE5u, NAN_F16 = 0x7E5Au; /* quiet NaNs no conversion makes */
 
 static uint8_t pattern_byte(uint64_t i) { return (uint8_t)(0xA5u ^ (uint8_t)(i * 0x3Bu)); }
 
@@ -553,6 +728,8 @@ static void encode(int dtype, double v, uint8_t *dst)
     case HCGA_I64: { int64_t x = (int64_t)v; memcpy(dst, &x, 8); break; }
     case HCGA_I32: { int32_t x = (int32_t)v; memcpy(dst, &x, 4); break; }
     case HCGA_U8: { uint8_t x = (uint8_t)v; *dst = x; break; }
+    case HCGA_BF16:
+    case HCGA_F16: { uint16_t h = hcga_half_from_f64(dtype, v); memcpy(dst, &h, 2); break; }
     default: break;
     }
 }
@@ -565,6 +742,8 @@ static double decode(int dtype, const uint8_t *src)
     case HCGA_I64: { int64_t x; memcpy(&x, src, 8); return x == SENT64 ? NAN : (double)x; }
     case HCGA_I32: { int32_t x; memcpy(&x, src, 4); return x == SENT32 ? NAN : (double)x; }
     case HCGA_U8: return *src;
+    case HCGA_BF16:
+    case HCGA_F16: { uint16_t h; memcpy(&h, src, 2); return (double)hcga_half_to_f32(dtype, h); }
     default: return NAN;
     }
 }
@@ -577,6 +756,8 @@ static void encode_unset(int dtype, uint8_t *dst)
     case HCGA_I64: memcpy(dst, &SENT64, 8); break;
     case HCGA_I32: memcpy(dst, &SENT32, 4); break;
     case HCGA_U8: *dst = 0xA5; break;
+    case HCGA_BF16: memcpy(dst, &NAN_BF16, 2); break;
+    case HCGA_F16: memcpy(dst, &NAN_F16, 2); break;
     default: break;
     }
 }
@@ -757,6 +938,20 @@ int conf_dev_read_output(conf_dev *d, int k, double *vals, char *problems, size_
         free(offs);
     }
     for (int64_t e = 0; e < t->extent; e++) vals[e] = decode(t->s.dtype, data + (size_t)e * es);
+    dt->unset = 0;
+    if (!t->inout && es > 0 && es <= 8) {
+        /* elements still holding the prefill: a NaN the reference may also
+         * produce (a CAST of NaN) cannot tell an unwritten element apart */
+        uint8_t unset[8];
+        encode_unset(t->s.dtype, unset);
+        int64_t *offs = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *offs);
+        if (offs) {
+            conf_view_offsets(&t->s, offs);
+            for (int64_t i = 0; i < t->numel; i++)
+                if (memcmp(data + (size_t)offs[i] * es, unset, es) == 0) dt->unset++;
+            free(offs);
+        }
+    }
     free(img);
     return found;
 }

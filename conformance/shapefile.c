@@ -406,7 +406,7 @@ int hcga_shapefile_parse_line(const char *line, hcga_shape_case *c, char *err, s
     memset(c, 0, sizeof *c);
     c->op = hcga_op_from_name(tok[0]);
     if (c->op < 0) return set_err(err, err_len, "unknown op '%s'", tok[0]);
-    if (nt < 2) return set_err(err, err_len, "%s: missing dtype (f32 or f64)", tok[0]);
+    if (nt < 2) return set_err(err, err_len, "%s: missing dtype (f32, f64, bf16 or f16)", tok[0]);
     c->dtype = dtype_from_name(tok[1]);
     if (c->dtype < 0) return set_err(err, err_len, "unknown dtype '%s'", tok[1]);
     hcga_shapefile_default_params(c->op, &c->p);
@@ -580,7 +580,7 @@ int hcga_shapefile_format_case(char *buf, size_t len, const hcga_shape_case *c)
     return (int)b.used;
 }
 
-static int is_float(int dt) { return dt == HCGA_F32 || dt == HCGA_F64; }
+static int is_float(int dt) { return hcga_dtype_is_float(dt); }
 
 int hcga_shapefile_from_args(const hcga_op_args *a, hcga_shape_case *c, char *err,
                              size_t err_len)

@@ -6,16 +6,23 @@
  *   OP DTYPE in=T,T,... out=T,... [key=value ...]      # comment
  *
  *   OP     an op name as printed by hcga_op_name() ("conv2d_fwd")
- *   DTYPE  the call's float dtype: f32 or f64 (i64/i32 for a FILL of an
- *          index tensor, the only op without a float tensor)
+ *   DTYPE  the call's float dtype: f32, f64, bf16 or f16 (i64/i32 for a
+ *          FILL of an index tensor, the only op without a float tensor).
+ *          `hcga conformance --dtype` maps it: in an f32/f64 run the tensors
+ *          of DTYPE take the run's dtype (f32 <-> f64 swap for a converting
+ *          copy), in a bf16/f16 run every float tensor does; a CAST line
+ *          runs as written, in the run of its narrowest dtype (f16, else
+ *          bf16, else f32, else f64)
  *   T      a tensor: dims joined by 'x' ("2x64x128x64"), "()" for a 0-d
  *          scalar, "-" for an absent optional slot; optionally followed by
  *          "@" and strides joined by 'x' (COPY only; elements) and/or ":" and
  *          a dtype when it differs from the slot's default (index slots
- *          default to i64, every other slot to DTYPE).
+ *          default to i64, every other slot to DTYPE): "out=4x5:bf16" (a
+ *          CAST's per-tensor dtypes, a COPY's conversion).
  *   key=value  the hcga_op_params fields the op uses (see README), e.g.
  *          stride=2,2 pad=1,1 dilation=1,1 for the convolutions; and
- *          gen=NAME, a conformance input-generation variant (README).
+ *          gen=NAME, a conformance input-generation variant (README; CAST:
+ *          ties, special, subnormal).
  *
  * Blank lines and lines starting with '#' are ignored.
  */

@@ -1,6 +1,7 @@
 /*
  * test_mode.c - one conformance case in test mode: the backend under test
- * (F32 or F64) against the reference backend in F64 on the same inputs.
+ * (F32, F64, BF16 or F16) against the reference backend in F64 on the same
+ * inputs.
  */
 #include "conf_internal.h"
 
@@ -21,10 +22,31 @@
  *                gemm, BN statistics, losses): relative error grows with
  *                the length; tolerance 1e-7 / 1e-3.  Dropping one term of a
  *                3x3x64 conv already gives NMSE ~1e-3.
- * Each op's class is the `tol` column of plugins/hcga_ops.def. */
-#define TOL_ELEM_INIT {"elementwise", 1e-10, 1e-5}
-#define TOL_SUM_INIT {"sum", 1e-9, 1e-4}
-#define TOL_DOT_INIT {"dot", 1e-7, 1e-3}
+ * Each op's class is the `tol` column of plugins/hcga_ops.def.
+ *
+ * BF16 / F16 (ops with half = 1): the inputs are exact half values, the
+ * backend accumulates in F32 and rounds each output once to the half format
+ * (hcga_plugin.h "Mixed precision"); the reference is F64 on the same
+ * values.  With c the class's F32 NMSE and m its max error, u the format's
+ * unit roundoff (2^-8 bf16, 2^-11 f16) and f the F32 result before the
+ * rounding: |round(f) - f| <= u|f| per element and |f| <= (1 + sqrt(c))|r|
+ * in norm, so by the triangle inequality
+ *     sqrt(nmse) <= sqrt(c) + u (1 + sqrt(c)),   max <= m + u (1 + m).
+ * These bounds are the tolerances (numbers and reasons in README.md).
+ * CAST has one correct result (round to nearest even): compared exactly. */
+#define TOL_ELEM_INIT {"elementwise", 1e-10, 1e-5, 0}
+#define TOL_SUM_INIT {"sum", 1e-9, 1e-4, 0}
+#define TOL_DOT_INIT {"dot", 1e-7, 1e-3, 0}
+
+double conf_unit_roundoff(int dtype)
+{
+    switch (dtype) {
+    case HCGA_BF16: return 0x1p-8;
+    case HCGA_F16: return 0x1p-11;
+    case HCGA_F32: return 0x1p-24;
+    default: return 0x1p-53;
+    }
+}
 
 conf_tol conf_op_tol(int op, int dtype)
 {
@@ -33,11 +55,22 @@ conf_tol conf_op_tol(int op, int dtype)
                                         [HCGA_TOL_DOT] = TOL_DOT_INIT};
     const hcga_op_info *info = hcga_op_get_info(op);
     conf_tol t = by_class[info ? info->tol : HCGA_TOL_ELEM];
-    if (dtype == HCGA_F64) {
+    if (op == HCGA_OP_CAST) {
+        /* one correct result: bit for bit after widening (NaN == NaN) */
+        t.cls = "exact";
+        t.nmse = t.maxerr = 0.0;
+        t.exact = 1;
+    } else if (dtype == HCGA_F64) {
         /* F64 epsilon is 2^-29 times F32's: scale the NMSE (squared) by 1e-14
          * and the max error by 1e-7. */
         t.nmse *= 1e-14;
         t.maxerr *= 1e-7;
+    } else if (hcga_dtype_is_half(dtype)) {
+        /* the F32 class plus one rounding of each output to the half format */
+        const double u = conf_unit_roundoff(dtype), c = sqrt(t.nmse), m = t.maxerr;
+        const double s = c + u * (1.0 + c);
+        t.nmse = s * s;
+        t.maxerr = m + u * (1.0 + m);
     }
     return t;
 }
@@ -59,6 +92,7 @@ static const char *out_name(int op, int k)
     case HCGA_OP_SGD_STEP: if (k < 2) return sgd[k]; break;
     case HCGA_OP_CONV2D_BWD_FILTER: if (k < 2) return filt[k]; break;
     case HCGA_OP_TRIPLET_FWD: if (k < 2) return trip[k]; break;
+    case HCGA_OP_CAST: if (k == 0) return "y"; break;
     default: break;
     }
     if (k < 0 || k >= HCGA_MAX_OP_OUT) return "out";
@@ -160,6 +194,100 @@ static int supported(hcga_be *be, int op, int dtype)
     return 1;
 }
 
+/* Precision rank of a float dtype (the tolerance follows the least precise
+ * float tensor of a call). */
+static int prec_rank(int dt)
+{
+    switch (dt) {
+    case HCGA_BF16: return 0;
+    case HCGA_F16: return 1;
+    case HCGA_F32: return 2;
+    case HCGA_F64: return 3;
+    default: return 99;
+    }
+}
+
+static int is_cpu(const hcga_be *be) { return strcmp(be->name, "cpu") == 0; }
+
+/* Whether the backend under test takes the case (its ABI, op table and
+ * supports() for each float dtype the call has): 1 run it, 0 a failure,
+ * -1 a skip, with the reason in why.  F32 and, for an ABI 1.1 backend, BF16
+ * on ops with half support are mandatory; F64 is optional; F16 is optional
+ * except on the CPU backend (the reference computes every half case). */
+static int gate(conf_run *r, const conf_case *cc, int dtype, char *why, size_t wlen)
+{
+    hcga_be *be = r->dut;
+    const int op = cc->c.op;
+    int dts[8], nd = 0, has_half = 0;
+    dts[nd++] = dtype;
+    for (int io = 0; io < 2; io++)
+        for (int k = 0; k < (io ? cc->num_out : cc->num_in); k++) {
+            const conf_tensor *t = io ? &cc->out[k] : &cc->in[k];
+            if (!t->s.present || !conf_is_float(t->s.dtype)) continue;
+            const int dt = t->s.dtype;
+            if (hcga_dtype_is_half(dt)) has_half = 1;
+            if (!hcga_dtype_is_half(dt) && op != HCGA_OP_CAST) continue;
+            int seen = 0;
+            for (int i = 0; i < nd; i++) seen |= dts[i] == dt;
+            if (!seen && nd < 8) dts[nd++] = dt;
+        }
+    if ((has_half || op == HCGA_OP_CAST) && be->desc->abi_minor < 1) {
+        snprintf(why, wlen, "ABI 1.%u: no half support (backend '%s' predates %s and bf16/f16)",
+                 (unsigned)be->desc->abi_minor, be->name, hcga_op_name(HCGA_OP_CAST));
+        return -1;
+    }
+    const int sup = supported(be, op, dtype);
+    if (sup == 0) {
+        snprintf(why, wlen, "%s: op is not supported by backend '%s' (mandatory op)",
+                 hcga_op_name(op), be->name);
+        return 0;
+    }
+    int skip = 0;
+    for (int i = 0; i < nd; i++) {
+        if (!be->iface->supports || be->iface->supports(be->inst, op, dts[i])) continue;
+        switch (dts[i]) {
+        case HCGA_F32:
+            snprintf(why, wlen, "%s: f32 is not supported by backend '%s' (mandatory op)",
+                     hcga_op_name(op), be->name);
+            return 0;
+        case HCGA_BF16:
+            snprintf(why, wlen, "%s: bf16 is not supported by backend '%s' (mandatory: ABI 1.1 "
+                     "requires every op with half support at bf16)", hcga_op_name(op), be->name);
+            return 0;
+        case HCGA_F16:
+            if (is_cpu(be)) {
+                snprintf(why, wlen, "%s: f16 is not supported by backend '%s' (mandatory on the "
+                         "reference backend)", hcga_op_name(op), be->name);
+                return 0;
+            }
+            if (!skip)
+                snprintf(why, wlen, "backend '%s' does not support %s in f16: supports() is 0 "
+                         "(f16 is optional, e.g. OpenCL without cl_khr_fp16)", be->name,
+                         hcga_op_name(op));
+            skip = 1;
+            break;
+        default:
+            if (!skip)
+                snprintf(why, wlen, "backend '%s' does not support %s in %s", be->name,
+                         hcga_op_name(op), hcga_dtype_name(dts[i]));
+            skip = 1;
+            break;
+        }
+    }
+    return skip ? -1 : 1;
+}
+
+/* 1 when a float tensor of the case is of dtype dt. */
+static int case_has_dtype(const conf_case *cc, int dt)
+{
+    for (int io = 0; io < 2; io++)
+        for (int k = 0; k < (io ? cc->num_out : cc->num_in); k++) {
+            const conf_tensor *t = io ? &cc->out[k] : &cc->in[k];
+            if (t->s.present && t->s.dtype == dt) return 1;
+        }
+    return 0;
+}
+
 /* A backend must validate what it relies on (hcga_plugin.h): two calls that
  * every op has to refuse with an error and a message, each harmless to a
  * backend that does not check (its writes stay inside the buffers):
@@ -230,25 +358,24 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     char tag[256];
     snprintf(tag, sizeof tag, "%s#%d %s", base, lc->index, hcga_dtype_name(dtype));
 
-    int sup = supported(r->dut, c->op, dtype);
-    if (sup == 0 || (sup < 0 && dtype == HCGA_F32)) {
-        fprintf(out, "FAIL  %-22s %s\n  %s: %s is not supported by backend '%s' (mandatory op)\n",
-                tag, line, hcga_op_name(c->op), sup == 0 ? "op" : "f32", r->dut->name);
-        conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
-        return 0;
-    }
-    if (sup < 0) {
-        fprintf(out, "SKIP  %-22s %s\n  (backend '%s' does not support %s in %s)\n", tag, line,
-                r->dut->name, hcga_op_name(c->op), hcga_dtype_name(dtype));
-        return -1;
-    }
-
     conf_case cc, rc;
     uint64_t seed = conf_case_seed(r->o->seed, lc->index);
     if (conf_case_make(&cc, c, dtype, seed, CONF_GEN_TEST, err, sizeof err)) {
         fprintf(out, "FAIL  %-22s %s\n  case: %s\n", tag, line, err);
         conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
         return 0;
+    }
+    char why[512];
+    int g = gate(r, &cc, dtype, why, sizeof why);
+    if (g <= 0) {
+        if (g == 0) {
+            fprintf(out, "FAIL  %-22s %s\n  %s\n", tag, line, why);
+            conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
+        } else {
+            fprintf(out, "SKIP  %-22s %s\n  (%s)\n", tag, line, why);
+        }
+        conf_case_free(&cc);
+        return g == 0 ? 0 : -1;
     }
     if (clone_f64(&cc, &rc)) {
         conf_case_free(&cc);
@@ -257,7 +384,7 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     }
 
     conf_dev dd, rd;
-    int pass = 1;
+    int pass = 1, skipped = 0;
     double ms = 0;
     memset(&dd, 0, sizeof dd);
     memset(&rd, 0, sizeof rd);
@@ -279,10 +406,23 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     double t0 = conf_now_ms();
     hcga_status st = conf_dev_run(&dd);
     ms = conf_now_ms() - t0;
+    if (st == HCGA_ERR_UNSUPPORTED && case_has_dtype(&cc, HCGA_F16) &&
+        !case_has_dtype(&cc, HCGA_BF16) && !is_cpu(r->dut)) {
+        /* f16 is optional outside the reference: the backend's reason */
+        append(problems, sizeof problems, "  (backend '%s' refused f16 as unsupported, which "
+               "the ABI allows: %s)\n", r->dut->name, hcga_be_error(r->dut));
+        skipped = 1;
+        goto report;
+    }
     if (st != HCGA_OK) {
-        append(problems, sizeof problems, "  %s (status %d): %s\n",
+        append(problems, sizeof problems, "  %s (status %d): %s%s\n",
                st == HCGA_ERR_UNSUPPORTED ? "unsupported" : "error", (int)st,
-               hcga_be_error(r->dut));
+               hcga_be_error(r->dut),
+               st != HCGA_ERR_UNSUPPORTED ? ""
+               : case_has_dtype(&cc, HCGA_BF16)
+                   ? " (bf16 is mandatory for an ABI 1.1 backend on the ops with half support)"
+               : case_has_dtype(&cc, HCGA_F16) ? " (the reference backend must support f16)"
+                                               : "");
         pass = 0;
         goto report;
     }
@@ -293,7 +433,9 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     for (int io = 0; io < 2; io++)
         for (int k = 0; k < (io ? cc.num_out : cc.num_in); k++) {
             const conf_tensor *t = io ? &cc.out[k] : &cc.in[k];
-            if (t->s.present && t->s.dtype == HCGA_F32) tol_dtype = HCGA_F32;
+            if (t->s.present && conf_is_float(t->s.dtype) &&
+                prec_rank(t->s.dtype) < prec_rank(tol_dtype))
+                tol_dtype = t->s.dtype;
         }
     conf_tol tol = conf_op_tol(c->op, tol_dtype);
     double floor_scale = conf_floor_scale(&cc);
@@ -352,6 +494,46 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
                            out_name(c->op, k), (long long)bad, (long long)n, idx, why);
                     pass = 0;
                 }
+            } else if (tol.exact) {
+                /* CAST: the correctly rounded value of the reference's
+                 * (the input widened to f64), bit for bit; NaN == NaN */
+                const int dout = t->s.dtype;
+                int64_t bad = 0, first = -1;
+                for (int64_t i = 0; i < n; i++) {
+                    const double want = conf_round_dtype(dout, b[i]);
+                    const int same = isnan(want) ? isnan(a[i]) != 0
+                                                 : a[i] == want && !signbit(a[i]) == !signbit(want);
+                    if (!same && bad++ == 0) first = i;
+                }
+                const int64_t unset = dd.out[k].unset;
+                append(errs, sizeof errs, " | %s exact %lld/%lld", out_name(c->op, k),
+                       (long long)(n - bad), (long long)n);
+                if (unset) {
+                    append(problems, sizeof problems,
+                           "  %s: %lld of %lld elements not written (still the prefill NaN)\n",
+                           out_name(c->op, k), (long long)unset, (long long)n);
+                    pass = 0;
+                }
+                if (bad) {
+                    const int din = cc.in[0].s.dtype, w = 2 * (int)hcga_dtype_size(dout);
+                    const double x = first < cc.in[0].extent ? cc.in[0].host[first] : NAN;
+                    const double want = conf_round_dtype(dout, b[first]);
+                    conf_fmt_index(&t->s, first, idx, sizeof idx);
+                    append(problems, sizeof problems,
+                           "  %s: %lld of %lld values are not the correctly rounded %s (nearest, "
+                           "ties to even), first at %s: x = %a (%s), got %a (0x%0*llx), expected "
+                           "%a (0x%0*llx)\n",
+                           out_name(c->op, k), (long long)bad, (long long)n,
+                           hcga_dtype_name(dout), idx, x, hcga_dtype_name(din), a[first], w,
+                           (unsigned long long)conf_value_bits(dout, a[first]), want, w,
+                           (unsigned long long)conf_value_bits(dout, want));
+                    pass = 0;
+                }
+                conf_err e;
+                conf_compare(a, b, n, 0.0, &e);
+                if (e.nmse > worst_nmse) worst_nmse = e.nmse;
+                if (e.maxerr > worst_max) worst_max = e.maxerr;
+                if (bad || unset) worst_ratio = INFINITY;
             } else {
                 conf_err e;
                 conf_compare(a, b, n, floor_scale, &e);
@@ -383,8 +565,12 @@ int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     }
 
 report:
-    fprintf(out, "%s  %-22s %s%s | %.2f ms\n", pass ? "PASS" : "FAIL", tag, line, errs, ms);
-    if (!pass) {
+    fprintf(out, "%s  %-22s %s%s | %.2f ms\n", skipped ? "SKIP" : pass ? "PASS" : "FAIL", tag,
+            line, errs, ms);
+    if (skipped) {
+        fputs(problems, out);
+        pass = -1;
+    } else if (!pass) {
         fputs(problems, out);
         conf_print_repro(r, lc, dtype, CONF_MODE_TEST);
     } else if (problems[0]) {
