@@ -19,6 +19,15 @@
 #   bench        `hcga --backend cuda bench` HRNet-W32 256x128 batch 64, train
 #                and eval (and train with tf32=1)
 #   torch        scripts/torch_bench.py: the same HRNet-W32 HCGA step in PyTorch
+#  Mixed precision (ABI 1.1; the precision run, docs/cuda-runs.md "owed"):
+#   halfconf     conformance --dtype bf16 and f16 on cuda, --quick then full
+#   ampbench     hcga bench W32 256x128: FP32, TF32, BF16, FP16 train at batch
+#                64 (FP32 and BF16 also eval, and train at batch 128)
+#   amptorch     torch_bench.py: FP32, TF32, AMP BF16 channels-last eager at
+#                batch 64 (train+eval) and 128 (train), and compiled (batch 64)
+#   seeds        configs/synth_small.yml, seeds 1-6, F32 and BF16
+#                (SOLVER.AMP.*), 24 epochs, all 12 trainings at once on the
+#                GPU; final ARM mAP / Rank-1 per run, mean per precision
 #   summary      one line per step, printed last (always runs)
 #
 # usage: scripts/gpu-check.sh [--golden DIR] [--steps a,b,c] [--out DIR]
@@ -50,7 +59,7 @@ if [[ ! -f "$ROOT/plugins/hcga_plugin.h" ]]; then
     echo "gpu-check.sh: run me at the repository root (no plugins/hcga_plugin.h here)" >&2
     exit 2
 fi
-STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch"
+STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch,halfconf,ampbench,amptorch,seeds"
 STEPS=$STEPS_ALL
 GOLDEN=${HCGA_GOLDEN:-}
 OUTDIR=${OUT:-$ROOT/out/gpu-check}
@@ -435,6 +444,124 @@ if want torch; then
                 result torch FAIL "$variant: $(tail -n 1 "$OUTDIR/torch_$variant.log")" "torch:$variant"
             fi
         done
+    fi
+fi
+
+# ---- mixed precision: conformance at bf16 / f16 ------------------------------------------------------
+if want halfconf && have_hcga halfconf; then
+    log "conformance --dtype bf16 / f16 (quick, then full)"
+    if has_command conformance; then
+        for dt in bf16 f16; do
+            conformance halfconf "$OUTDIR/conformance_${dt}_quick.log" --mode test --dtype "$dt" --quick
+            conformance halfconf "$OUTDIR/conformance_${dt}.log" --mode test --dtype "$dt"
+        done
+    else
+        result halfconf MISSING "this hcga has no conformance command" halfconf
+    fi
+fi
+
+# ---- mixed precision: hcga bench table -----------------------------------------------------------------
+# `hcga bench --amp fp32|bf16|fp16` (frontend/cli/cmd_bench.c); TF32 is the backend option.
+# 10 timed iterations after 3 warm-up (the full table must fit the ~8-minute budget).
+if want ampbench && have_hcga ampbench; then
+    log "hcga bench W32 256x128: FP32 / TF32 / BF16 / FP16"
+    if ! has_command bench; then
+        result ampbench MISSING "this hcga has no bench command" ampbench
+    else
+        ampb() { # NAME MODE BATCH AMP [global options]
+            local name=$1 mode=$2 batch=$3 amp=$4
+            shift 4
+            if run "$OUTDIR/ampbench_$name.log" 240 "$HCGA" --backend cuda "$@" bench \
+                --config "$ROOT/configs/hrnet32.yml" --batch "$batch" --mode "$mode" --iters 10 --warmup 3 --amp "$amp"; then
+                result ampbench PASS "$name: $(grep -m1 -i 'images/s' "$OUTDIR/ampbench_$name.log")" "ampbench:$name"
+            else
+                result ampbench FAIL "$name: $(tail -n 1 "$OUTDIR/ampbench_$name.log")" "ampbench:$name"
+            fi
+        }
+        ampb fp32-train-64 train 64 fp32
+        ampb tf32-train-64 train 64 fp32 --backend-options tf32=1
+        ampb bf16-train-64 train 64 bf16
+        ampb fp16-train-64 train 64 fp16
+        ampb fp32-eval-64 eval 64 fp32
+        ampb bf16-eval-64 eval 64 bf16
+        ampb fp32-train-128 train 128 fp32
+        ampb bf16-train-128 train 128 bf16
+        # the persisted cudnnFind cache (algo=cache), BF16: first run fills it, second reuses it
+        export HCGA_CACHE_DIR=$BUILD/hcga-cache
+        rm -rf "$HCGA_CACHE_DIR"
+        ampb bf16-train-64-cache-cold train 64 bf16 --backend-options algo=cache
+        ampb bf16-train-64-cache-warm train 64 bf16 --backend-options algo=cache
+        cp "$HCGA_CACHE_DIR"/cudnn-algos.v1.txt "$OUTDIR/" 2>/dev/null
+        unset HCGA_CACHE_DIR
+    fi
+fi
+
+# ---- mixed precision: the PyTorch side ------------------------------------------------------------------
+if want amptorch; then
+    log "PyTorch: FP32, TF32, AMP BF16 channels-last (eager, compiled)"
+    if ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+        result amptorch MISSING "python3 cannot import torch with CUDA" amptorch
+    else
+        ampt() { # NAME LIMIT ARGS...
+            local name=$1 limit=$2
+            shift 2
+            if run "$OUTDIR/amptorch_$name.log" "$limit" python3 "$ROOT/scripts/torch_bench.py" --iters 10 --warmup 3 \
+                --json "$OUTDIR/amptorch_$name.json" "$@"; then
+                result amptorch PASS "$name: $(grep '^torch ' "$OUTDIR/amptorch_$name.log" | sed 's/ W32 256x128//; s/, cudnn.*//' | tr '\n' '|')" "amptorch:$name"
+            else
+                result amptorch FAIL "$name: $(tail -n 1 "$OUTDIR/amptorch_$name.log")" "amptorch:$name"
+            fi
+        }
+        ampt fp32-64 200 --batch 64 --mode both
+        ampt tf32-64 200 --batch 64 --mode both --tf32
+        ampt bf16-cl-64 200 --batch 64 --mode both --amp bf16 --channels-last
+        ampt bf16-cl-128 200 --batch 128 --mode train --amp bf16 --channels-last
+        # torch.compile of the whole HRNet takes minutes: train only, and a hard limit
+        ampt bf16-cl-compiled-64 300 --batch 64 --mode train --amp bf16 --channels-last --compile
+    fi
+fi
+
+# ---- mixed precision: 6 seeds, BF16 against F32 ---------------------------------------------------------
+# configs/synth_small.yml at 24 epochs (not 48: the 12 concurrent runs must fit the
+# time budget), evaluated once at the end; F32 and BF16 from the same seeds.
+if want seeds && have_hcga seeds; then
+    log "synth_small.yml, seeds 1-6, F32 vs BF16, 24 epochs, 12 trainings at once"
+    if ! has_command train || ! has_command synth; then
+        result seeds MISSING "this hcga lacks train or synth" seeds
+    else
+        data=$BUILD/synth-default
+        [[ -d "$data/bounding_box_train" ]] || run "$OUTDIR/seeds_synth.log" 300 "$HCGA" synth --out "$data"
+        t0=$(secs)
+        pids=()
+        for prec in f32 bf16; do
+            for seed in 1 2 3 4 5 6; do
+                amp=(SOLVER.AMP.ENABLED False)
+                [[ $prec == bf16 ]] && amp=(SOLVER.AMP.ENABLED True SOLVER.AMP.DTYPE bf16)
+                rm -rf "$BUILD/seeds-$prec-$seed"
+                timeout 420 "$HCGA" --backend cuda train --config "$ROOT/configs/synth_small.yml" --data "$data" \
+                    --seed "$seed" --output "$BUILD/seeds-$prec-$seed" SOLVER.MAX_EPOCHS 24 SOLVER.EVAL_PERIOD 24 \
+                    "${amp[@]}" >"$OUTDIR/seeds_${prec}_$seed.log" 2>&1 &
+                pids+=($!)
+            done
+        done
+        fails=0
+        for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+        echo "12 trainings in $(elapsed "$t0") s, $fails failed"
+        for prec in f32 bf16; do
+            for seed in 1 2 3 4 5 6; do
+                line=$(grep -m1 '^final: ARM' "$OUTDIR/seeds_${prec}_$seed.log")
+                echo "$prec seed $seed: ${line:-no final line (seeds_${prec}_$seed.log)}"
+            done
+        done | tee "$OUTDIR/seeds_table.txt"
+        # "final: ARM Rank-1 R% mAP M% | global Rank-1 R% mAP M%"
+        means=$(awk '/final: ARM/ { r1[$1] += $7 + 0; map[$1] += $9 + 0; n[$1]++ }
+            END { for (p in n) printf "%s ARM mAP %.1f%% Rank-1 %.1f%% (n=%d); ", p, map[p] / n[p], r1[p] / n[p], n[p] }' \
+            "$OUTDIR/seeds_table.txt")
+        if ((fails == 0)); then
+            result seeds PASS "$(elapsed "$t0") s; mean over seeds: $means" seeds
+        else
+            result seeds FAIL "$fails of 12 trainings failed (seeds_*.log); $means" seeds
+        fi
     fi
 fi
 

@@ -11,10 +11,16 @@ compatible reimplementation (parameter names differ).
 usage: python3 scripts/torch_bench.py [--batch 64] [--mode train|eval|both]
            [--iters 20] [--warmup 5] [--width 32] [--classes 702]
            [--height 256 --img-width 128] [--tf32] [--no-cudnn-benchmark]
+           [--amp bf16|fp16] [--channels-last] [--compile]
            [--device cuda] [--json FILE]
 
 Prints one line per mode: images/s, ms per step, peak GPU memory.
 Defaults: FP32 with TF32 disabled (like hcga's default), cudnn.benchmark on.
+--amp: torch.autocast to bfloat16 / float16 (FP32 master weights; fp16 with
+GradScaler), PyTorch's standard mixed precision.  --channels-last: model and
+input in torch.channels_last (NHWC), the layout tensor cores prefer.
+--compile: torch.compile(model); if compiling fails the run continues eager
+and says so ("compiled": false in the JSON, with the reason).
 """
 import argparse
 import json
@@ -238,25 +244,60 @@ def bench(args, mode):
     net = HCGANet(args.width, args.classes).to(dev)
     n = args.batch
     x = torch.randn(n, 3, args.height, args.img_width, device=dev)
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" and mode == "train" else None
+    model, compiled, compile_error = net, False, None
+    if args.compile:
+        try:
+            model = torch.compile(net)
+            compiled = True
+        except Exception as e:  # e.g. no triton: measure eager and say so
+            compile_error = "%s: %s" % (type(e).__name__, e)
     ids = max(1, n // 4)
     pids = (torch.arange(n, device=dev) // 4) % min(ids, args.classes)
     parsing = torch.randint(-1, 4, (n, args.height // 4, args.img_width // 4), device=dev)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3.5e-4,
                            betas=(0.9, 0.999), eps=1e-8, weight_decay=5e-4)
 
+    def forward():
+        if amp_dtype is None:
+            return model(x)
+        with torch.autocast(device_type="cuda", dtype=amp_dtype):
+            return model(x)
+
     def step():
         if mode == "train":
             opt.zero_grad(set_to_none=True)
-            loss = hcga_loss(net(x), pids, parsing)
-            loss.backward()
-            opt.step()
+            out = forward()
+            with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = hcga_loss(out, pids, parsing)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
         else:
             with torch.no_grad():
-                net(x)
+                forward()
 
     net.train(mode == "train")
-    for _ in range(args.warmup):
-        step()
+    t_warm = time.perf_counter()
+    for i in range(args.warmup):
+        try:
+            step()
+        except Exception as e:  # torch.compile fails lazily, at the first call
+            if not compiled or i > 0:
+                raise
+            compile_error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            model, compiled = net, False
+            step()
+    torch.cuda.synchronize(dev)
+    warm_s = time.perf_counter() - t_warm
     torch.cuda.synchronize(dev)
     torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
@@ -269,13 +310,19 @@ def bench(args, mode):
         "images_per_s": n / dt, "ms_per_step": dt * 1e3,
         "peak_mem_mib": torch.cuda.max_memory_allocated(dev) / 2 ** 20,
         "tf32": bool(args.tf32), "cudnn_benchmark": not args.no_cudnn_benchmark,
+        "amp": args.amp or "fp32", "channels_last": bool(args.channels_last),
+        "compile_requested": bool(args.compile), "compiled": compiled, "compile_error": compile_error,
+        "warmup_s": warm_s,
         "torch": torch.__version__, "gpu": torch.cuda.get_device_name(dev),
     }
-    print("torch %s W%d %dx%d batch %d: %.1f images/s (%.1f ms/step), peak %.0f MiB, tf32 %s, cudnn.benchmark %s, %s, torch %s"
+    print("torch %s W%d %dx%d batch %d: %.1f images/s (%.1f ms/step), peak %.0f MiB, precision %s, "
+          "channels_last %s, %s, tf32 %s, cudnn.benchmark %s, %s, torch %s"
           % (mode, args.width, args.height, args.img_width, n, res["images_per_s"], res["ms_per_step"],
-             res["peak_mem_mib"], "on" if args.tf32 else "off",
+             res["peak_mem_mib"], res["amp"], "on" if args.channels_last else "off",
+             "compiled" if compiled else ("eager (compile failed: %s)" % compile_error if args.compile else "eager"),
+             "on" if args.tf32 else "off",
              "on" if res["cudnn_benchmark"] else "off", res["gpu"], res["torch"]))
-    del net, opt
+    del net, model, opt
     torch.cuda.empty_cache()
     return res
 
@@ -292,6 +339,9 @@ def main():
     ap.add_argument("--img-width", type=int, default=128)
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in matmul and cuDNN")
     ap.add_argument("--no-cudnn-benchmark", action="store_true")
+    ap.add_argument("--amp", choices=["bf16", "fp16"], help="torch.autocast mixed precision")
+    ap.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (eager if it fails)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
