@@ -1,7 +1,9 @@
 /*
  * test_cli.c - the `hcga` command line: global options, the command table
- * (every listed command must answer --help), `hcga backends`, and the exit
- * status 2 with the reason for an unusable --backend.
+ * (every listed command must answer --help), `hcga backends`, the exit
+ * status 2 with the reason for an unusable --backend, and mixed precision
+ * from the command line (`hcga train SOLVER.AMP.ENABLED True` and `hcga
+ * bench --amp` on the CPU backend, a bad SOLVER.AMP.DTYPE named in the error).
  *
  * Runs the built ./hcga with HCGA_PLUGIN_PATH pointing at the fake plugins
  * (tests/fake_plugin.c) and the template backend.
@@ -13,6 +15,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "hcga_plugin.h"
 
 #define HCGA_BIN HCGA_BUILDDIR "/hcga"
 #define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
@@ -89,7 +93,9 @@ START_TEST(test_global_help)
 
     r = RUN("--version");
     ck_assert_int_eq(r->status, 0);
-    ck_assert_contains(r->out, "plugin ABI 1.0");
+    char abi[64];
+    snprintf(abi, sizeof abi, "plugin ABI %d.%d", HCGA_ABI_MAJOR, HCGA_ABI_MINOR);
+    ck_assert_contains(r->out, abi);
 
     r = run_hcga((const char *const[]){NULL});
     ck_assert_int_eq(r->status, 2);
@@ -201,11 +207,15 @@ START_TEST(test_backends_listing)
 {
     const run_result *r = RUN("backends");
     ck_assert_msg(r->status == 0, "exit %d: %s", r->status, r->err);
-    ck_assert_contains(r->out, "template: " TEMPLATE_LIBS "/hcga_backend_template.so\n"
-                               "  ok: 1 device\n"
-                               "  device 0: template backend (host memory)\n"
-                               "    version: template plugin 0.1, ABI 1.0\n"
-                               "    memory: not reported\n");
+    char tmpl[1024];
+    snprintf(tmpl, sizeof tmpl,
+             "template: " TEMPLATE_LIBS "/hcga_backend_template.so\n"
+             "  ok: 1 device\n"
+             "  device 0: template backend (host memory)\n"
+             "    version: template plugin 0.1, ABI %d.%d\n"
+             "    memory: not reported\n",
+             HCGA_ABI_MAJOR, HCGA_ABI_MINOR);
+    ck_assert_contains(r->out, tmpl);
     ck_assert_contains(r->out, "fake_good: " TESTS_LIBS "/hcga_backend_fake_good.so\n"
                                "  ok: 1 device\n"
                                "  device 0: fake device\n"
@@ -220,6 +230,49 @@ START_TEST(test_backends_listing)
 }
 END_TEST
 
+/* mixed precision on the CPU backend: two bf16 training steps of the tiny
+ * config, a one-iteration bf16 bench, and the errors for bad values */
+START_TEST(test_amp_train_and_bench)
+{
+    char dir[] = "/tmp/hcga_test_cli_amp_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char data[128], out[128], cfg[1024];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    snprintf(cfg, sizeof cfg, "%s/configs/hrnet_tiny.yml", HCGA_SRCDIR);
+    const run_result *r = RUN("synth", "--out", data, "--ids", "12", "--cams", "2", "--per-cam", "3",
+                              "--distractors", "2", "--seed", "3");
+    ck_assert_msg(r->status == 0, "synth: %s", r->err);
+#define TRAIN_TINY "--backend", "cpu", "--threads", "2", "train", "--config", cfg, "--data", data, "--output", out, \
+                   "SOLVER.IMS_PER_BATCH", "8", "DATALOADER.NUM_INSTANCE", "2", "CLUSTERING.AL", "band"
+    r = RUN(TRAIN_TINY, "--max-steps", "2", "SOLVER.AMP.ENABLED", "True");
+    ck_assert_msg(r->status == 0, "hcga train SOLVER.AMP.ENABLED True exited %d: %s", r->status, r->err);
+    ck_assert_contains(r->out, "hcga train: precision bf16 mixed");
+    ck_assert_contains(r->out, "stopped after 2 optimizer steps (--max-steps)");
+
+    r = RUN(TRAIN_TINY, "--max-steps", "2", "SOLVER.AMP.ENABLED", "True", "SOLVER.AMP.DTYPE", "fp8");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "SOLVER.AMP.DTYPE: 'fp8' is not supported (bf16 or fp16)");
+    r = RUN(TRAIN_TINY, "--max-steps", "2", "SOLVER.AMP.BACKOFF_FACTOR", "1.5");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "SOLVER.AMP.BACKOFF_FACTOR");
+#undef TRAIN_TINY
+
+    r = RUN("--backend", "cpu", "--threads", "2", "bench", "--config", cfg, "--batch", "4", "--iters", "1",
+            "--warmup", "0", "--classes", "8", "--amp", "bf16");
+    ck_assert_msg(r->status == 0, "hcga bench --amp bf16 exited %d: %s", r->status, r->err);
+    ck_assert_contains(r->out, "precision: bf16");
+    ck_assert_contains(r->out, "summary: precision bf16, ");
+    ck_assert_contains(r->out, "images/s, peak device memory ");
+    r = RUN("--backend", "cpu", "bench", "--config", cfg, "--amp", "fp8");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "--amp 'fp8': expected fp32, bf16 or fp16");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -231,6 +284,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_usage_errors);
     tcase_add_test(tc, test_unusable_backend_exit_2);
     tcase_add_test(tc, test_backends_listing);
+    tcase_add_test(tc, test_amp_train_and_bench);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -52,3 +52,15 @@ tests_test_loader_LDADD = libhcga.la $(CHECK_LIBS)
 tests_test_cli_SOURCES = tests/test_cli.c
 tests_test_cli_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_test_cli_LDADD = $(CHECK_LIBS)
+
+# ---- mixed precision (SOLVER.AMP.*, graph autocast, loss scaling) ----
+check_PROGRAMS += tests/test_amp_graph
+TESTS += tests/test_amp_graph
+tests_test_amp_graph_SOURCES = tests/test_amp_graph.c
+tests_test_amp_graph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_amp_graph_LDADD = libhcga.la $(CHECK_LIBS) -lm
+check_PROGRAMS += tests/test_amp_train
+TESTS += tests/test_amp_train
+tests_test_amp_train_SOURCES = tests/test_amp_train.c
+tests_test_amp_train_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_amp_train_LDADD = libhcga.la $(CHECK_LIBS) -lm
