@@ -191,8 +191,10 @@ START_TEST(autocast_casts_only_around_conv_and_gemm)
     ck_assert_int_eq(fwd_casts, 7);
     /* conv fwd, bwd_filter (x is an input: no bwd_data); gemm fwd and its two backward gemms */
     ck_assert_int_eq(gemms, 5);
-    /* backward: dy of each op cast down, dw, dbias of the conv and da, db of the gemm back up */
-    ck_assert_int_eq(casts, 7 + 2 + 4);
+    /* backward: dy of each op cast down, dw, dbias of the conv and da, db of
+     * the gemm back up, and the activations x (conv) and a (gemm) cast again
+     * for the weight gradients instead of keeping their half copies alive */
+    ck_assert_int_eq(casts, 7 + 2 + 4 + 2);
     /* master weights and their gradients are f32 */
     const hg_val ps[5] = {m.w, m.b, m.gamma, m.beta, m.wl};
     for (int k = 0; k < 5; k++) {
@@ -339,8 +341,9 @@ START_TEST(autocast_plan_sizes)
     }
     ck_assert_int_gt(nv, 30);
     /* forward: x, w, bias, the conv's result, the linear's a, w and result;
-     * backward: the two dy casts, dw and dbias of the conv, da and dw of the gemm */
-    ck_assert_int_eq(halves, 7 + 6);
+     * backward: the two dy casts, dw and dbias of the conv, da and dw of the
+     * gemm, the recasts of x and a */
+    ck_assert_int_eq(halves, 7 + 6 + 2);
     ck_assert_uint_eq(naive, hg_exec_naive_bytes(ex));
     hg_exec_free(ex);
     hg_store_free(s);

@@ -948,6 +948,20 @@ static hg_val scaled_sum_to(hg_graph *g, hg_val dy, hg_val v, double coef)
     return t;
 }
 
+/* An activation operand of a half conv/GEMM that autocast made by a CAST of
+ * a forward value: cast that value again where the backward needs it, so
+ * the half copy dies with the forward op and only the f32 value (which the
+ * neighbouring f32 ops' backward keeps anyway) lives until the backward.
+ * Weights (parameters) are small: their half copy is kept. */
+static hg_val recast(hg_graph *g, hg_val v)
+{
+    const hg_value *x = V(g, v);
+    if (x->kind != HGV_NODE || !hcga_dtype_is_half(x->dtype)) return v;
+    const hg_node *p = g->nodes[x->producer];
+    if (p->op != HCGA_OP_CAST || p->backward || V(g, p->in[0])->kind == HGV_PARAM) return v;
+    return hg_cast(g, p->in[0], x->dtype);
+}
+
 static void backward_node(bw_ctx *c, const hg_node *n)
 {
     hg_graph *g = c->g;
@@ -964,9 +978,10 @@ static void backward_node(bw_ctx *c, const hg_node *n)
             acc(c, x, simple(g, HCGA_OP_CONV2D_BWD_DATA, &n->p, 2, ins, x));
         }
         if (REQ(w) || REQ(b)) {
+            hg_val xb = recast(g, x);
             hg_node *m = node_new(g, HCGA_OP_CONV2D_BWD_FILTER);
             m->p = n->p;
-            set_in(g, m, 0, x);
+            set_in(g, m, 0, xb);
             set_in(g, m, 1, dy);
             hg_val dw = new_out_like(g, m, 0, w);
             hg_val db = b >= 0 ? new_out_like(g, m, 1, b) : -1;
@@ -1093,15 +1108,17 @@ static void backward_node(bw_ctx *c, const hg_node *n)
         const char *who = "hg_backward";
         if (REQ(a)) {
             hg_val da;
+            b = recast(g, b);
             if (!ta) da = tb ? gemm(g, who, dy, b, 0, 0, al) : gemm(g, who, dy, b, 0, 1, al);
             else da = tb ? gemm(g, who, b, dy, 1, 1, al) : gemm(g, who, b, dy, 0, 1, al);
-            acc(c, a, da);
+            acc(c, in[0], da);
         }
-        if (REQ(b)) {
+        if (REQ(in[1])) {
             hg_val db;
+            a = recast(g, a);
             if (!tb) db = ta ? gemm(g, who, a, dy, 0, 0, al) : gemm(g, who, a, dy, 1, 0, al);
             else db = ta ? gemm(g, who, dy, a, 1, 1, al) : gemm(g, who, dy, a, 1, 0, al);
-            acc(c, b, db);
+            acc(c, in[1], db); /* a and b may be recasts now: the gradients go to the inputs */
         }
         break;
     }
