@@ -346,7 +346,8 @@ static int representable(int dt, double v) { return conf_round_dtype(dt, v) == v
  * normal range (exponents -4..3) or, on every other pair of elements first,
  * among dout's subnormals (ties to zero and to the smallest normal
  * included).  A uniform value in [-1, 1) when din has no such value (a
- * widening cast). */
+ * widening cast).  From f64 to bf16/f16, every other group of four
+ * elements is a near tie instead (see below). */
 static double cast_tie(conf_rng *r, int din, int dout, int64_t i)
 {
     const int p = sig_bits(dout), pi = sig_bits(din);
@@ -373,8 +374,16 @@ static double cast_tie(conf_rng *r, int din, int dout, int64_t i)
         cand[nc++] = (i & 2) ? sub : normal;
         cand[nc++] = (i & 2) ? normal : sub;
     }
-    for (int k = 0; k < nc; k++)
-        if (!isnan(cand[k]) && representable(din, cand[k])) return sign * cand[k];
+    for (int k = 0; k < nc; k++) {
+        if (isnan(cand[k]) || !representable(din, cand[k])) continue;
+        if (din == HCGA_F64 && (i & 4) && hcga_dtype_is_half(dout)) {
+            /* a near tie: 2^-30 relative off the midpoint, below f32's
+             * resolution, so a cast through f32 lands on the tie (double
+             * rounding) and rounds to even instead of towards the value */
+            return sign * cand[k] * (1.0 + ((i & 8) ? 0x1p-30 : -0x1p-30));
+        }
+        return sign * cand[k];
+    }
     return conf_rng_range(r, -1.0, 1.0);
 }
 

@@ -358,6 +358,18 @@ START_TEST(cast_inputs_tie_overflow_and_subnormal)
         ck_assert_msg(up >= 16 && down >= 16, "%s ties: %d up, %d down", outs[o], up, down);
         conf_case_free(&cc);
     }
+    /* f64 -> bf16: near ties that a cast through f32 rounds wrongly */
+    ck_assert_int_eq(hcga_shapefile_parse_line("cast f64 in=32 out=32:bf16 gen=ties", &c, err,
+                                               sizeof err), 1);
+    ck_assert_int_eq(conf_case_make(&cc, &c, HCGA_BF16, 7, CONF_GEN_TEST, err, sizeof err), 0);
+    int twice = 0;
+    for (int64_t i = 0; i < 32; i++) {
+        const double v = cc.in[0].host[i];
+        twice += conf_round_dtype(HCGA_BF16, conf_round_dtype(HCGA_F32, v)) !=
+                 conf_round_dtype(HCGA_BF16, v);
+    }
+    ck_assert_msg(twice >= 4, "%d double-rounding traps", twice);
+    conf_case_free(&cc);
     /* bf16 -> f16: ties exist only among f16's subnormals, and are found */
     ck_assert_int_eq(hcga_shapefile_parse_line("cast bf16 in=16 out=16:f16 gen=ties", &c, err,
                                                sizeof err), 1);

@@ -58,6 +58,54 @@ START_TEST(index_slots_and_dtypes)
 }
 END_TEST
 
+/* ABI 1.1: half DTYPEs and per-tensor dtypes (CAST's pairs), which the
+ * writer prints back only where they differ from DTYPE. */
+START_TEST(half_dtypes)
+{
+    hcga_shape_case c;
+    char err[256], out[256];
+    ck_assert_int_eq(hcga_shapefile_parse_line("cast f32 in=4x5 out=4x5:bf16 gen=ties", &c, err,
+                                               sizeof err), 1);
+    ck_assert_int_eq(c.op, HCGA_OP_CAST);
+    ck_assert_int_eq(c.in[0].dtype, HCGA_F32);
+    ck_assert_int_eq(c.out[0].dtype, HCGA_BF16);
+    ck_assert_str_eq(c.gen, "ties");
+    hcga_shapefile_format_case(out, sizeof out, &c);
+    ck_assert_str_eq(out, "cast f32 in=4x5 out=4x5:bf16 gen=ties");
+    ck_assert_int_eq(hcga_shapefile_parse_line("cast f16 in=7:f64 out=7", &c, err, sizeof err), 1);
+    ck_assert_int_eq(c.dtype, HCGA_F16);
+    ck_assert_int_eq(c.in[0].dtype, HCGA_F64);
+    ck_assert_int_eq(c.out[0].dtype, HCGA_F16);
+    hcga_shapefile_format_case(out, sizeof out, &c);
+    ck_assert_str_eq(out, "cast f16 in=7:f64 out=7");
+    ck_assert_int_eq(hcga_shapefile_parse_line("gemm bf16 in=2x3,3x4,- out=2x4", &c, err,
+                                               sizeof err), 1);
+    ck_assert_int_eq(c.in[0].dtype, HCGA_BF16);
+    ck_assert_int_eq(c.out[0].dtype, HCGA_BF16);
+    ck_assert_int_eq(c.in[2].present, 0);
+    /* an op call with half tensors is written with a half DTYPE */
+    int64_t shp[2] = {3, 4};
+    hcga_tensor x = {0}, y = {0};
+    x.dtype = HCGA_F16;
+    y.dtype = HCGA_F32;
+    x.ndim = y.ndim = 2;
+    for (int d = 0; d < HCGA_MAX_DIMS; d++) x.shape[d] = y.shape[d] = d < 2 ? shp[d] : 1;
+    x.stride[0] = y.stride[0] = 4;
+    for (int d = 1; d < HCGA_MAX_DIMS; d++) x.stride[d] = y.stride[d] = 1;
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    a.op = HCGA_OP_CAST;
+    a.num_in = a.num_out = 1;
+    a.in[0] = &x;
+    a.out[0] = &y;
+    hcga_shapefile_format(out, sizeof out, &a);
+    ck_assert_str_eq(out, "cast f16 in=3x4 out=3x4:f32");
+    ck_assert_int_eq(hcga_shapefile_parse_line(out, &c, err, sizeof err), 1);
+    ck_assert_int_eq(c.in[0].dtype, HCGA_F16);
+    ck_assert_int_eq(c.out[0].dtype, HCGA_F32);
+}
+END_TEST
+
 START_TEST(blank_and_errors)
 {
     hcga_shape_case c;
@@ -66,8 +114,12 @@ START_TEST(blank_and_errors)
     ck_assert_int_eq(hcga_shapefile_parse_line("", &c, err, sizeof err), 0);
     ck_assert_int_eq(hcga_shapefile_parse_line("conv3d f32 out=1", &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "unknown op 'conv3d'"));
-    ck_assert_int_eq(hcga_shapefile_parse_line("relu_fwd f16 in=2 out=2", &c, err, sizeof err), -1);
-    ck_assert_ptr_nonnull(strstr(err, "f16"));
+    ck_assert_int_eq(hcga_shapefile_parse_line("relu_fwd f8 in=2 out=2", &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "unknown dtype 'f8'"));
+    ck_assert_int_eq(hcga_shapefile_parse_line("relu_fwd", &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "missing dtype (f32, f64, bf16 or f16)"));
+    ck_assert_int_eq(hcga_shapefile_parse_line("cast f32 in=2:f8 out=2", &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "unknown dtype 'f8'"));
     ck_assert_int_eq(hcga_shapefile_parse_line("relu_fwd f32 in=2x out=2", &c, err, sizeof err), -1);
     ck_assert_int_eq(hcga_shapefile_parse_line("relu_fwd f32 in=2x3", &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "out="));
@@ -223,6 +275,7 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, parse_conv);
     tcase_add_test(tc, index_slots_and_dtypes);
+    tcase_add_test(tc, half_dtypes);
     tcase_add_test(tc, blank_and_errors);
     tcase_add_test(tc, round_trip_args);
     tcase_add_test(tc, every_op_round_trips);
