@@ -13,6 +13,12 @@
  * "<op>: <problem>".  The rules and texts are those of the reference CPU
  * backend, which enforced them itself before this file existed.
  *
+ * Mixed precision (ABI 1.1): a float slot takes bf16 / f16 only when the
+ * op's catalogue row has half = 1 (the convolutions, GEMM), and then the
+ * one-dtype-per-call rule makes every float tensor that half dtype; CAST
+ * has its own rule (any pair of floating dtypes).  Other ops refuse half
+ * tensors, the any-dtype slots of FILL / COPY / CONCAT / SPLIT included.
+ *
  * Not here: data-dependent rules (label values, triplet pair indices), which
  * the backend checks where it can read its memory, and limits of a backend's
  * own implementation (32-bit BLAS dimensions, the size of a scratch matrix).
