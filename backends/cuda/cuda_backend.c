@@ -468,8 +468,8 @@ static hcga_status cuda_synchronize(hcga_backend *be)
 
 /* ---- ops: one dispatcher for every op ------------------------------------------------ */
 
-/* The implementations, one per catalogue row (a row without a declared
- * cu_impl_<ID> in cuda_impl.h does not compile). */
+/* The implementations, one per catalogue row (declared from the catalogue
+ * in cuda_impl.h; a row without a definition does not link). */
 static const cu_impl_fn cu_impl[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = cu_impl_##id_,
 #include "hcga_ops.def"
