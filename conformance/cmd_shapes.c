@@ -117,13 +117,7 @@ static int collect(const hcga_config *cfg, int mode, int batch, int classes, int
         for (int i = 0; i < np && !rc; i++) {
             if (!(p[i].flags & HG_TRAINABLE) || (p[i].flags & HG_FROZEN)) continue;
             hcga_tensor t = hcga_tensor_make(NULL, 0, dtype, p[i].ndim, p[i].shape);
-            hcga_op_args a;
-            memset(&a, 0, sizeof a);
-            a.op = HCGA_OP_ADAM_STEP;
-            a.num_in = 1;
-            a.num_out = 3;
-            a.in[0] = &t;
-            a.out[0] = a.out[1] = a.out[2] = &t;
+            hcga_op_args a = {.op = HCGA_OP_ADAM_STEP, .num_in = 1, .num_out = 3, .in = {&t}, .out = {&t, &t, &t}};
             int bias = (p[i].flags & HG_BIAS) != 0;
             a.p.optim.lr = hcga_cfg_float(cfg, "SOLVER.BASE_LR") *
                            (bias ? hcga_cfg_float(cfg, "SOLVER.BIAS_LR_FACTOR") : 1.0);

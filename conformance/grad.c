@@ -86,12 +86,7 @@ static const hcga_tensor *tmp(grad_ctx *g, const hcga_shape_tensor *s, const dou
 static int run(grad_ctx *g, int op, const hcga_op_params *p, int nin, const hcga_tensor *const *in,
                int nout, const hcga_tensor *const *out)
 {
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = op;
-    a.num_in = nin;
-    a.num_out = nout;
-    a.p = *p;
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout, .p = *p};
     for (int i = 0; i < nin; i++) a.in[i] = in[i];
     for (int i = 0; i < nout; i++) {
         if (!out[i]) return set_err(g, "%s", g->err[0] ? g->err : "out of memory");
