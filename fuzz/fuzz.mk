@@ -12,7 +12,7 @@ FUZZ_FLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer \
 	-I$(top_srcdir)/frontend
 FUZZ_RUN = -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 	-print_final_stats=1
-EXTRA_DIST += fuzz/fuzz.mk fuzz/fuzz_safetensors.c fuzz/fuzz_config.c fuzz/make_seeds.c \
+EXTRA_DIST += fuzz/fuzz_safetensors.c fuzz/fuzz_config.c fuzz/make_seeds.c \
 	fuzz/safetensors.dict fuzz/config.dict fuzz/regress-st fuzz/regress-cfg
 CLEANFILES += fuzz/fuzz_safetensors fuzz/fuzz_config fuzz/make_seeds
 

@@ -5,4 +5,4 @@ check_LTLIBRARIES += plugins/template/hcga_backend_template.la
 plugins_template_hcga_backend_template_la_SOURCES = plugins/template/template_backend.c
 plugins_template_hcga_backend_template_la_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 plugins_template_hcga_backend_template_la_LIBADD = libhcga_contract.la
-EXTRA_DIST += plugins/plugins.mk plugins/README.md plugins/template/README.md
+EXTRA_DIST += plugins/README.md plugins/template/README.md

@@ -6,4 +6,4 @@ noinst_LTLIBRARIES += libhcga_contract.la
 libhcga_contract_la_SOURCES = backends/common/hcga_contract.c backends/common/hcga_contract.h
 libhcga_contract_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 libhcga_contract_la_LIBADD = -lm
-EXTRA_DIST += backends/common/common.mk backends/common/README.md
+EXTRA_DIST += backends/common/README.md
