@@ -14,15 +14,15 @@ libhcga_la_SOURCES += conformance/cmd_shapes.c
 conformance_shapesdir = $(pkgdatadir)/shapes
 dist_conformance_shapes_DATA = conformance/shapes/quick.txt conformance/shapes/edge.txt \
 	conformance/shapes/hcga_w32_b2.txt conformance/shapes/hcga_tiny_b2.txt
-EXTRA_DIST += conformance/README.md conformance/conformance.mk
+EXTRA_DIST += conformance/README.md
 
 # ---- unit tests ----
 check_PROGRAMS += conformance/test_shapefile
 TESTS += conformance/test_shapefile
 conformance_test_shapefile_SOURCES = conformance/test_shapefile.c conformance/shapefile.c \
 	conformance/shapefile.h
-conformance_test_shapefile_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-conformance_test_shapefile_LDADD = $(CHECK_LIBS) $(LIBS)
+conformance_test_shapefile_CFLAGS = $(TEST_CFLAGS)
+conformance_test_shapefile_LDADD = tests/libhcgatest.la $(CHECK_LIBS) $(LIBS)
 
 # The harness can fail: a backend with planted bugs, loaded by test_conformance.
 check_LTLIBRARIES += conformance/hcga_backend_broken.la
@@ -34,8 +34,8 @@ check_PROGRAMS += conformance/test_conformance
 TESTS += conformance/test_conformance
 conformance_test_conformance_SOURCES = conformance/test_conformance.c $(CONF_SRCS) \
 	frontend/backend/plugin_loader.c
-conformance_test_conformance_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-conformance_test_conformance_LDADD = $(CHECK_LIBS) $(LIBS)
+conformance_test_conformance_CFLAGS = $(TEST_CFLAGS)
+conformance_test_conformance_LDADD = tests/libhcgatest.la $(CHECK_LIBS) $(LIBS)
 
 # make check: `hcga conformance --quick` in test and grad modes on the CPU and on
 # every other backend that `hcga backends` reports ok (skipped otherwise).

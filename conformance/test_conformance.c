@@ -11,6 +11,7 @@
 
 #include "conf_internal.h"
 #include "conformance.h"
+#include "tests/testutil.h"
 
 #ifndef HCGA_BUILDDIR
 #error "HCGA_BUILDDIR must be defined by the build"
@@ -456,31 +457,14 @@ int main(void)
 {
     /* the broken plugin is built next to this test, in conformance/.libs */
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/conformance/.libs", 1);
-    Suite *s = suite_create("conformance");
-    TCase *tc = tcase_create("harness");
+    TCase *tc;
+    Suite *s = hcga_test_suite("conformance", &tc);
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, unwritten_element_fails);
-    tcase_add_test(tc, write_past_end_fails);
-    tcase_add_test(tc, write_before_start_fails);
-    tcase_add_test(tc, conv_off_by_one_fails);
-    tcase_add_test(tc, approximate_exp_fails);
-    tcase_add_test(tc, missing_op_is_unsupported_failure);
-    tcase_add_test(tc, accepting_bad_calls_fails);
-    tcase_add_test(tc, correct_ops_pass);
-    tcase_add_test(tc, wrong_gradient_fails_test_and_grad);
-    tcase_add_test(tc, cpu_passes_quick);
-    tcase_add_test(tc, badargs_cpu_passes_broken_fails);
-    tcase_add_test(tc, half_runs_pass_on_cpu);
-    tcase_add_test(tc, truncating_cast_fails);
-    tcase_add_test(tc, half_unsupported_bf16_fails_f16_skips);
-    tcase_add_test(tc, abi_1_0_backend_skips_half);
-    tcase_add_test(tc, cast_inputs_tie_overflow_and_subnormal);
-    tcase_add_test(tc, half_tolerances);
-    tcase_add_test(tc, setup_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    HCGA_ADD_TESTS(tc, unwritten_element_fails, write_past_end_fails, write_before_start_fails,
+                   conv_off_by_one_fails, approximate_exp_fails, missing_op_is_unsupported_failure,
+                   accepting_bad_calls_fails, correct_ops_pass, wrong_gradient_fails_test_and_grad,
+                   cpu_passes_quick, badargs_cpu_passes_broken_fails, half_runs_pass_on_cpu,
+                   truncating_cast_fails, half_unsupported_bf16_fails_f16_skips, abi_1_0_backend_skips_half,
+                   cast_inputs_tie_overflow_and_subnormal, half_tolerances, setup_errors);
+    return hcga_test_run(s);
 }

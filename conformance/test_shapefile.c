@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "shapefile.h"
+#include "tests/testutil.h"
 
 START_TEST(parse_conv)
 {
@@ -92,12 +93,7 @@ START_TEST(half_dtypes)
     for (int d = 0; d < HCGA_MAX_DIMS; d++) x.shape[d] = y.shape[d] = d < 2 ? shp[d] : 1;
     x.stride[0] = y.stride[0] = 4;
     for (int d = 1; d < HCGA_MAX_DIMS; d++) x.stride[d] = y.stride[d] = 1;
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_CAST;
-    a.num_in = a.num_out = 1;
-    a.in[0] = &x;
-    a.out[0] = &y;
+    hcga_op_args a = {.op = HCGA_OP_CAST, .num_in = 1, .num_out = 1, .in = {&x}, .out = {&y}};
     hcga_shapefile_format(out, sizeof out, &a);
     ck_assert_str_eq(out, "cast f16 in=3x4 out=3x4:f32");
     ck_assert_int_eq(hcga_shapefile_parse_line(out, &c, err, sizeof err), 1);
@@ -151,15 +147,7 @@ START_TEST(round_trip_args)
     s = 1; for (int d = 3; d >= 0; d--) { x.stride[d] = s; s *= xs[d]; }
     s = 1; for (int d = 3; d >= 0; d--) { w.stride[d] = s; s *= ws[d]; }
     s = 1; for (int d = 3; d >= 0; d--) { y.stride[d] = s; s *= ys[d]; }
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_CONV2D_FWD;
-    a.num_in = 3;
-    a.num_out = 1;
-    a.in[0] = &x;
-    a.in[1] = &w;
-    a.in[2] = NULL;
-    a.out[0] = &y;
+    hcga_op_args a = {.op = HCGA_OP_CONV2D_FWD, .num_in = 3, .num_out = 1, .in = {&x, &w, NULL}, .out = {&y}};
     a.p.conv.stride_h = 2; a.p.conv.stride_w = 2;
     a.p.conv.pad_h = 1; a.p.conv.pad_w = 1;
     a.p.conv.dilation_h = 1; a.p.conv.dilation_w = 1;
@@ -271,19 +259,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("shapefile");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, parse_conv);
-    tcase_add_test(tc, index_slots_and_dtypes);
-    tcase_add_test(tc, half_dtypes);
-    tcase_add_test(tc, blank_and_errors);
-    tcase_add_test(tc, round_trip_args);
-    tcase_add_test(tc, every_op_round_trips);
-    tcase_add_test(tc, load_reports_file_and_line);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    TCase *tc;
+    Suite *s = hcga_test_suite("shapefile", &tc);
+    HCGA_ADD_TESTS(tc, parse_conv, index_slots_and_dtypes, half_dtypes, blank_and_errors, round_trip_args,
+                   every_op_round_trips, load_reports_file_and_line);
+    return hcga_test_run(s);
 }

@@ -18,21 +18,10 @@
 #include "backend/backend.h"
 #include "graph/graph.h"
 #include "hcga_half.h"
+#include "testutil.h"
 
-static hcga_be *open_cpu(void)
-{
-    char err[1024] = "";
-    hcga_be *be = NULL;
-    int rc = hcga_be_open("cpu", 0, "threads=1", &be, err, sizeof err);
-    ck_assert_msg(rc == 0 && be, "cannot open the cpu backend: %s", err);
-    return be;
-}
 
-static double urand(uint64_t *s) /* [-1, 1) */
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+static double urand(uint64_t *s) { return hcga_test_urand_pm1(s); } /* [-1, 1) */
 
 static int is_gemm_like(int op)
 {
@@ -118,7 +107,7 @@ typedef struct result {
 
 static void net_run(net *m, double scale, result *out, float *check)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     char err[1024] = "";
     hg_exec *ex = hg_exec_new(m->g, s, err, sizeof err);
@@ -258,7 +247,7 @@ START_TEST(half_values_planned_at_2_bytes)
     ck_assert_int_eq(hg_val_dtype(g, xb), HCGA_BF16);
     ck_assert_int_eq(hg_val_dtype(g, t), HCGA_F16);
 
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     char err[1024] = "";
     hg_exec *ex = hg_exec_new(g, s, err, sizeof err);
@@ -316,7 +305,7 @@ START_TEST(autocast_plan_sizes)
 {
     net m;
     net_build(&m, HCGA_BF16, 0);
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     char err[1024] = "";
     hg_exec *ex = hg_exec_new(m.g, s, err, sizeof err);
@@ -412,7 +401,7 @@ START_TEST(half_gradient_accumulation)
         hg_val gx = hg_grad(g, x);
         ck_assert_int_eq(hg_val_dtype(g, gx), HCGA_F32);
         hg_mark_output(g, gx, "gx");
-        hcga_be *be = open_cpu();
+        hcga_be *be = hcga_test_open_cpu();
         hg_store *s = hg_store_new(be, HCGA_F32);
         char err[1024] = "";
         hg_exec *ex = hg_exec_new(g, s, err, sizeof err);
@@ -457,21 +446,14 @@ END_TEST
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/.libs", 0);
-    Suite *s = suite_create("amp_graph");
-    TCase *tc = tcase_create("amp_graph");
+    TCase *tc;
+    Suite *s = hcga_test_suite("amp_graph", &tc);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, autocast_casts_only_around_conv_and_gemm, 0, 2);
     tcase_add_loop_test(tc, autocast_matches_f32, 0, 2);
-    tcase_add_test(tc, half_values_planned_at_2_bytes);
-    tcase_add_test(tc, autocast_plan_sizes);
-    tcase_add_test(tc, loss_scaling);
-    tcase_add_test(tc, half_gradient_accumulation);
+    HCGA_ADD_TESTS(tc, half_values_planned_at_2_bytes, autocast_plan_sizes, loss_scaling,
+                   half_gradient_accumulation);
     tcase_add_test_raise_signal(tc, mixed_operands_abort, SIGABRT);
     tcase_add_test_raise_signal(tc, autocast_needs_a_half_dtype, SIGABRT);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(s);
 }

@@ -24,30 +24,18 @@
 #include "graph/graph.h"
 #include "model/safetensors.h"
 #include "train/train.h"
+#include "testutil.h"
 
 #define STEPS 20
 static char tmpdir[256];
 static char srcdir[1024];
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[8192], full[8600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s >>%s/log 2>&1", cmd, tmpdir);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run a shell command in the test's directory: its exit status, output appended to tmpdir/log. */
+#define run(...) hcga_test_sh(tmpdir, __VA_ARGS__)
 
 static void dump_log(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "tail -n 30 %s/log >&2", tmpdir);
-    if (system(cmd)) {
-    }
+    hcga_test_tail_log(tmpdir, 30);
 }
 
 static int grep_file(const char *pattern, const char *path)
@@ -59,18 +47,13 @@ static int grep_file(const char *pattern, const char *path)
 
 static void setup(void)
 {
-    const char *s = getenv("HCGA_SRCDIR");
-    snprintf(srcdir, sizeof srcdir, "%s", s ? s : HCGA_SRCDIR);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga_test_amp_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(srcdir, sizeof srcdir, "%s", hcga_test_srcdir());
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga_test_amp_");
 }
 
 static void teardown(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {
-    }
+    hcga_test_rm_rf(tmpdir); /* a leftover directory fails no test */
 }
 
 /* 40 identities: 20 steps of 8 images (test_train_backends' setting) */
@@ -90,20 +73,9 @@ static void synth_small(void)
 /* per-step losses of metrics.jsonl ("step" lines, in order) */
 static int read_losses(const char *dir, double *loss, int max)
 {
-    char path[600], line[1024];
+    char path[600];
     snprintf(path, sizeof path, "%s/%s/metrics.jsonl", tmpdir, dir);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *st = strstr(line, "\"step\": "), *lo = strstr(line, "\"loss\": ");
-        if (!st || !lo) continue;
-        ck_assert_int_eq(atoi(st + 8), n + 1);
-        ck_assert_int_lt(n, max);
-        loss[n++] = strtod(lo + 8, NULL);
-    }
-    fclose(f);
-    return n;
+    return hcga_test_read_losses(path, loss, max);
 }
 
 #define TINY "--config %s/configs/hrnet_tiny.yml --data %s/data --seed 5 SOLVER.IMS_PER_BATCH 8 " \
@@ -314,17 +286,10 @@ END_TEST
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/.libs", 0);
-    Suite *s = suite_create("amp_train");
-    TCase *tc = tcase_create("amp_train");
+    TCase *tc;
+    Suite *s = hcga_test_suite("amp_train", &tc);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 1800);
-    tcase_add_test(tc, bf16_follows_f32);
-    tcase_add_test(tc, fp16_overflow_step_skipped);
-    tcase_add_test(tc, fp16_resume_exact);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    HCGA_ADD_TESTS(tc, bf16_follows_f32, fp16_overflow_step_skipped, fp16_resume_exact);
+    return hcga_test_run(s);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hcga_plugin.h"
+#include "testutil.h"
 
 #define HCGA_BIN HCGA_BUILDDIR "/hcga"
 #define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
@@ -267,34 +268,23 @@ START_TEST(test_amp_train_and_bench)
     r = RUN("--backend", "cpu", "bench", "--config", cfg, "--amp", "fp8");
     ck_assert_int_eq(r->status, 2);
     ck_assert_contains(r->err, "--amp 'fp8': expected fp32, bf16 or fp16");
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(hcga_test_rm_rf(dir), 0);
 }
 END_TEST
 
 static Suite *cli_suite(void)
 {
-    Suite *s = suite_create("cli");
-    TCase *tc = tcase_create("cli");
+    TCase *tc;
+    Suite *s = hcga_test_suite("cli", &tc);
     /* `hcga backends` also probes the build tree's OpenCL/CUDA plugins */
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_global_help);
-    tcase_add_test(tc, test_every_command_has_help);
-    tcase_add_test(tc, test_usage_errors);
-    tcase_add_test(tc, test_unusable_backend_exit_2);
-    tcase_add_test(tc, test_backends_listing);
-    tcase_add_test(tc, test_amp_train_and_bench);
-    suite_add_tcase(s, tc);
+    HCGA_ADD_TESTS(tc, test_global_help, test_every_command_has_help, test_usage_errors,
+                   test_unusable_backend_exit_2, test_backends_listing, test_amp_train_and_bench);
     return s;
 }
 
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", TESTS_LIBS ":" TEMPLATE_LIBS, 1);
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(cli_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "testutil.h"
 
 static char err[2048];
 
@@ -718,31 +719,19 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("config");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_defaults);
-    tcase_add_test(tc, test_defaults_match_golden);
-    tcase_add_test(tc, test_config_files);
-    tcase_add_test(tc, test_yaml_merge);
-    tcase_add_test(tc, test_yaml_errors);
-    tcase_add_test(tc, test_overrides);
-    tcase_add_test(tc, test_override_errors);
-    tcase_add_test(tc, test_literal_eval);
-    tcase_add_test(tc, test_dump_reload);
-    suite_add_tcase(s, tc);
-    TCase *ta = tcase_create("abort");
+    TCase *tc = hcga_test_tcase(s, "core");
+    HCGA_ADD_TESTS(tc, test_defaults, test_defaults_match_golden, test_config_files, test_yaml_merge,
+                   test_yaml_errors, test_overrides, test_override_errors, test_literal_eval,
+                   test_dump_reload);
+    TCase *ta = hcga_test_tcase(s, "abort");
     tcase_add_test_raise_signal(ta, test_getter_missing_key_aborts, SIGABRT);
     tcase_add_test_raise_signal(ta, test_getter_wrong_type_aborts, SIGABRT);
     tcase_add_test_raise_signal(ta, test_getter_index_aborts, SIGABRT);
     tcase_add_test_raise_signal(ta, test_getter_bool_of_str_aborts, SIGABRT);
-    suite_add_tcase(s, ta);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(suite());
 }

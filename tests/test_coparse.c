@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "data/dataset.h"
 #include "train/coparse.h"
+#include "testutil.h"
 
 /* n = 1, h = 16, w = 4; the boundary rows are 0, 3, 12, 15.  Label 5 fills
  * rows 0-3 and 12-15 and the outer columns -> background.  In the inner
@@ -156,17 +157,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("coparse");
-    TCase *tc = tcase_create("coparse");
-    tcase_add_test(tc, test_postprocess_rows);
-    tcase_add_test(tc, test_postprocess_columns);
-    tcase_add_test(tc, test_kmeans_separable);
-    tcase_add_test(tc, test_band_and_schedule);
-    tcase_add_test(tc, test_pseudo_lock);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    TCase *tc;
+    Suite *s = hcga_test_suite("coparse", &tc);
+    HCGA_ADD_TESTS(tc, test_postprocess_rows, test_postprocess_columns, test_kmeans_separable,
+                   test_band_and_schedule, test_pseudo_lock);
+    return hcga_test_run(s);
 }

@@ -26,6 +26,7 @@
 
 #include "backend/backend.h"
 #include "hcga_half.h"
+#include "testutil.h"
 
 static hcga_be *BE;
 #define MAXBUF 256
@@ -138,11 +139,7 @@ static double get1(const hcga_tensor *t)
 static hcga_status runv(int op, const hcga_op_params *p, int nin, const hcga_tensor *const *in,
                         int nout, const hcga_tensor *const *out)
 {
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = op;
-    a.num_in = nin;
-    a.num_out = nout;
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout};
     for (int i = 0; i < nin; i++) a.in[i] = in[i];
     for (int i = 0; i < nout; i++) a.out[i] = out[i];
     if (p) a.p = *p;
@@ -1255,13 +1252,7 @@ START_TEST(shape_errors)
     hcga_tensor g3 = TEN(HCGA_F32, NULL, 3);
     expect_invalid(runv(HCGA_OP_ADAM_STEP, &po, 1, INS(&g3), 3, INS(&c3, &c3b, &c3c)), "step");
     /* op id mismatch between args and table entry */
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_RELU_FWD;
-    a.num_in = 1;
-    a.num_out = 1;
-    a.in[0] = &c3;
-    a.out[0] = &c3b;
+    hcga_op_args a = {.op = HCGA_OP_RELU_FWD, .num_in = 1, .num_out = 1, .in = {&c3}, .out = {&c3b}};
     ck_assert_int_eq(BE->iface->ops[HCGA_OP_SIGMOID_FWD](BE->inst, &a), HCGA_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(BE->iface->last_error(BE->inst), "sigmoid_fwd"));
 }
@@ -1803,8 +1794,8 @@ END_TEST
 
 static Suite *cpu_suite(void)
 {
-    Suite *s = suite_create("cpu_ops");
-    TCase *tc = tcase_create("ops");
+    TCase *tc;
+    Suite *s = hcga_test_suite("cpu_ops", &tc);
     tcase_add_checked_fixture(tc, setup, close_be);
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, conv_hand, 0, 2);
@@ -1829,16 +1820,11 @@ static Suite *cpu_suite(void)
     tcase_add_loop_test(tc, shift_l1, 0, 2);
     tcase_add_loop_test(tc, adam_two_steps, 0, 2);
     tcase_add_loop_test(tc, sgd_two_steps, 0, 2);
-    tcase_add_test(tc, shape_errors);
-    tcase_add_test(tc, options_and_info);
-    tcase_add_test(tc, determinism);
-    tcase_add_test(tc, cast_hand);
-    tcase_add_test(tc, cast_round_trip);
+    HCGA_ADD_TESTS(tc, shape_errors, options_and_info, determinism, cast_hand, cast_round_trip);
     tcase_add_loop_test(tc, half_conv, 0, 2 * (int)(sizeof conv_cases / sizeof conv_cases[0]));
     tcase_add_loop_test(tc, half_gemm, 0, 2);
     tcase_add_test(tc, half_contract);
     tcase_add_test(tc, triplet_limit_unsupported);
-    suite_add_tcase(s, tc);
     return s;
 }
 
@@ -1846,9 +1832,5 @@ int main(void)
 {
     /* Load the plugin from this build tree. */
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/.libs", 1);
-    SRunner *sr = srunner_create(cpu_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(cpu_suite());
 }

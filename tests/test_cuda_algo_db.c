@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cuda_algo_db.h"
+#include "testutil.h"
 
 static const char *DEV = "NVIDIA H200|sm_90|132 SMs|driver 13000|runtime 13000|cudnn 91900";
 static const char *KEY1 = "fwd|bf16|NCHW|tensor_op|det|n64 c3 h256 w128 k64 r3 s3 pad1,1 stride2,2 dil1,1";
@@ -322,24 +323,14 @@ END_TEST
 static Suite *algo_db_suite(void)
 {
     Suite *s = suite_create("cuda_algo_db");
-    TCase *t = tcase_create("file");
+    TCase *t = hcga_test_tcase(s, "file");
     tcase_add_checked_fixture(t, setup, teardown);
-    tcase_add_test(t, test_round_trip);
-    tcase_add_test(t, test_atomic_replace);
-    tcase_add_test(t, test_merge_with_other_process);
-    tcase_add_test(t, test_corrupt_lines);
-    tcase_add_test(t, test_key_mismatch);
-    tcase_add_test(t, test_foreign_file_left_alone);
-    tcase_add_test(t, test_default_path);
-    suite_add_tcase(s, t);
+    HCGA_ADD_TESTS(t, test_round_trip, test_atomic_replace, test_merge_with_other_process, test_corrupt_lines,
+                   test_key_mismatch, test_foreign_file_left_alone, test_default_path);
     return s;
 }
 
 int main(void)
 {
-    SRunner *r = srunner_create(algo_db_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return hcga_test_run(algo_db_suite());
 }

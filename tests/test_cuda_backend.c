@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "hcga_half.h"
+#include "testutil.h"
 
 #ifndef HCGA_CUDA_LIBDIR
 #error "HCGA_CUDA_LIBDIR must be defined by the build (backends/cuda/cuda.mk)"
@@ -199,13 +200,7 @@ typedef struct spec {
 } spec;
 
 static uint64_t rng_state = 88172645463325252ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double urand(void) { return hcga_test_urand01(&rng_state); }
 
 static int64_t numel(const spec *s)
 {
@@ -237,12 +232,7 @@ static void run_with(const char *name, const char *opts, int op, const hcga_op_p
     ck_assert_msg(hcga_be_open(name, 0, opts, &be, err, sizeof err) == 0, "%s", err);
     hcga_buffer *bufs[16];
     hcga_tensor t[16];
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = op;
-    a.num_in = nin;
-    a.num_out = nout;
-    a.p = *p;
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout, .p = *p};
     for (int k = 0; k < nin + nout; k++) {
         const spec *s = k < nin ? &in[k] : &out[k - nin];
         size_t nb = bytes_of(s);
@@ -526,14 +516,7 @@ START_TEST(test_gpu_bad_label_reported)
     hcga_tensor tx = hcga_tensor_make(bx, 0, HCGA_F32, 2, sx);
     hcga_tensor tl = hcga_tensor_make(bl, 0, HCGA_I64, 1, sl);
     hcga_tensor to = hcga_tensor_make(bo, 0, HCGA_F32, 1, so);
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_CE_LS_FWD;
-    a.num_in = 2;
-    a.num_out = 1;
-    a.in[0] = &tx;
-    a.in[1] = &tl;
-    a.out[0] = &to;
+    hcga_op_args a = {.op = HCGA_OP_CE_LS_FWD, .num_in = 2, .num_out = 1, .in = {&tx, &tl}, .out = {&to}};
     ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK); /* asynchronous: not known yet */
     float loss;
     ck_assert_int_eq(hcga_be_read(be, bo, 0, &loss, 4), HCGA_ERR_INVALID);
@@ -579,11 +562,7 @@ static hcga_status bad_call(const char *name, const hcga_op_args *proto, int nin
 START_TEST(test_gpu_contract_messages)
 {
     if (!gpu_present()) return;
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_RELU_FWD;
-    a.num_in = 1;
-    a.num_out = 1;
+    hcga_op_args a = {.op = HCGA_OP_RELU_FWD, .num_in = 1, .num_out = 1};
     const int64_t sx[2] = {2, 3}, sy[2] = {2, 4};
     const int64_t *shapes[2] = {sx, sy};
     const int nd[2] = {2, 2}, dt[2] = {HCGA_F32, HCGA_F32};
@@ -833,33 +812,20 @@ END_TEST
 static Suite *cuda_suite(void)
 {
     Suite *s = suite_create("cuda_backend");
-    TCase *t = tcase_create("loader");
+    TCase *t = hcga_test_tcase(s, "loader");
     tcase_set_timeout(t, 120);
-    tcase_add_test(t, test_scan_reports_cuda);
-    tcase_add_test(t, test_open_without_gpu_fails_cleanly);
-    tcase_add_test(t, test_direct_calls_do_not_crash);
-    suite_add_tcase(s, t);
-    TCase *g = tcase_create("gpu_vs_cpu");
+    HCGA_ADD_TESTS(t, test_scan_reports_cuda, test_open_without_gpu_fails_cleanly,
+                   test_direct_calls_do_not_crash);
+    TCase *g = hcga_test_tcase(s, "gpu_vs_cpu");
     tcase_set_timeout(g, 300);
-    tcase_add_test(g, test_gpu_conv_vs_cpu);
-    tcase_add_test(g, test_gpu_bn_vs_cpu);
-    tcase_add_test(g, test_gpu_kernels_vs_cpu);
-    tcase_add_test(g, test_gpu_losses_vs_cpu);
-    tcase_add_test(g, test_gpu_deterministic);
-    tcase_add_test(g, test_gpu_bad_label_reported);
-    tcase_add_test(g, test_gpu_contract_messages);
-    tcase_add_test(g, test_gpu_cast_bits);
-    tcase_add_test(g, test_gpu_half_conv_gemm);
-    tcase_add_test(g, test_gpu_algo_cache);
-    suite_add_tcase(s, g);
+    HCGA_ADD_TESTS(g, test_gpu_conv_vs_cpu, test_gpu_bn_vs_cpu, test_gpu_kernels_vs_cpu,
+                   test_gpu_losses_vs_cpu, test_gpu_deterministic, test_gpu_bad_label_reported,
+                   test_gpu_contract_messages, test_gpu_cast_bits, test_gpu_half_conv_gemm,
+                   test_gpu_algo_cache);
     return s;
 }
 
 int main(void)
 {
-    SRunner *r = srunner_create(cuda_suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return hcga_test_run(cuda_suite());
 }

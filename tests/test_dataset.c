@@ -9,20 +9,18 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "data/synth.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 
 static void make_tmp(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga_test_dataset_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga_test_dataset_");
 }
 
 static void rm_tmp(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(hcga_test_rm_rf(tmpdir), 0);
 }
 
 static void synth_into(const char *dir, int ids)
@@ -279,19 +277,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("dataset");
-    TCase *tc = tcase_create("dataset");
+    TCase *tc;
+    Suite *s = hcga_test_suite("dataset", &tc);
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_names);
-    tcase_add_test(tc, test_read_synth);
-    tcase_add_test(tc, test_bad_name_and_corrupt_files);
-    tcase_add_test(tc, test_pk_sampler);
-    tcase_add_test(tc, test_transforms);
-    tcase_add_test(tc, test_loader_deterministic);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    HCGA_ADD_TESTS(tc, test_names, test_read_synth, test_bad_name_and_corrupt_files, test_pk_sampler,
+                   test_transforms, test_loader_deterministic);
+    return hcga_test_run(s);
 }

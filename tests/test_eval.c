@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "eval/eval.h"
+#include "testutil.h"
 
 /* q0: id 1 cam 1 -> gallery sorted g3 (distractor), g0 (same id+cam: junk), g1 (neg),
  * g2 (hit at kept position 1), g4 (hit at kept position 2): AP = (1/2 + 2/3)/2 = 7/12,
@@ -119,18 +120,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("eval");
-    TCase *tc = tcase_create("eval");
-    tcase_add_test(tc, test_market_protocol);
-    tcase_add_test(tc, test_no_valid_query);
-    tcase_add_test(tc, test_ties_stable);
-    tcase_add_test(tc, test_euclidean);
-    tcase_add_test(tc, test_arm);
-    tcase_add_test(tc, test_rerank);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    TCase *tc;
+    Suite *s = hcga_test_suite("eval", &tc);
+    HCGA_ADD_TESTS(tc, test_market_protocol, test_no_valid_query, test_ties_stable, test_euclidean, test_arm,
+                   test_rerank);
+    return hcga_test_run(s);
 }

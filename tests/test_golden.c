@@ -26,6 +26,7 @@
 #include "model/model.h"
 #include "model/model_io.h"
 #include "model/safetensors.h"
+#include "testutil.h"
 
 #define MAX_BE 8
 static char be_names[MAX_BE][64];
@@ -431,9 +432,7 @@ int main(void)
     srunner_free(sr);
     /* leave the outputs for inspection only when something failed */
     if (!failed) {
-        char cmd[4400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+        if (hcga_test_rm_rf(tmpdir) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     } else {
         printf("test_golden: outputs kept in %s\n", tmpdir);
     }

@@ -16,17 +16,9 @@
 
 #include "backend/backend.h"
 #include "graph/graph.h"
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static hcga_be *open_cpu(void)
-{
-    char err[1024] = "";
-    hcga_be *be = NULL;
-    int rc = hcga_be_open("cpu", 0, "threads=1", &be, err, sizeof err);
-    ck_assert_msg(rc == 0 && be, "cannot open the cpu backend: %s", err);
-    return be;
-}
 
 static int64_t numel(int ndim, const int64_t *s)
 {
@@ -35,11 +27,7 @@ static int64_t numel(int ndim, const int64_t *s)
     return n;
 }
 
-static double urand(uint64_t *s) /* [-1, 1) */
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+static double urand(uint64_t *s) { return hcga_test_urand_pm1(s); } /* [-1, 1) */
 
 #define MAXIT 40
 
@@ -173,7 +161,7 @@ static void gc_check(gcase *c, hg_val y)
             hg_mark_output(g, gv, nm);
         }
     }
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F64);
     char err[1024] = "";
     hg_exec *ex = hg_exec_new(g, s, err, sizeof err);
@@ -469,7 +457,7 @@ START_TEST(grad_accumulation_exact)
     hg_val gx = hg_grad(g, x);
     ck_assert_int_ge(gx, 0);
     hg_mark_output(g, gx, "gx");
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F64);
     char err[512];
     hg_exec *ex = hg_exec_new(g, s, err, sizeof err);
@@ -611,7 +599,7 @@ typedef struct optim_fixture {
 /* loss = sum(w0*p*p) + sum(w1*q*q) + sum(w2*f*f): grad = 2*w*param */
 static void optim_setup(optim_fixture *o)
 {
-    o->be = open_cpu();
+    o->be = hcga_test_open_cpu();
     o->s = hg_store_new(o->be, HCGA_F64);
     hg_graph *g = o->g = hg_graph_new(HCGA_F64);
     o->p = hg_param(g, "p", 1, SH(6), HG_TRAINABLE);
@@ -738,7 +726,7 @@ END_TEST
 
 START_TEST(store_shared_bn_running_stats)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F64);
     const int64_t C = 2, N = 3, HW = 2;
     /* train graph: BN in batch mode updates the running statistics */
@@ -813,7 +801,7 @@ END_TEST
 /* F32 graph fed and read in F64 and F32; transient values are not readable */
 START_TEST(exec_dtype_conversion_and_errors)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     hg_graph *g = hg_graph_new(HCGA_F32);
     hg_val x = hg_input(g, "x", HCGA_F32, 1, SH(4));
@@ -855,7 +843,7 @@ END_TEST
 /* a backend failure names the node, its op and the value */
 START_TEST(exec_error_names_node)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     hg_graph *g = hg_graph_new(HCGA_F32);
     hg_val x = hg_input(g, "logits", HCGA_F32, 2, SH(2, 3));
@@ -881,47 +869,28 @@ END_TEST
 static Suite *graph_suite(void)
 {
     Suite *s = suite_create("graph");
-    TCase *tc = tcase_create("autodiff");
+    TCase *tc = hcga_test_tcase(s, "autodiff");
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, grad_conv_bn_relu);
-    tcase_add_test(tc, grad_bn_infer);
-    tcase_add_test(tc, grad_broadcast);
-    tcase_add_test(tc, grad_softmax_sigmoid_threshold);
-    tcase_add_test(tc, grad_resize_upsample);
-    tcase_add_test(tc, grad_concat_split);
-    tcase_add_test(tc, grad_gemm_transposes);
-    tcase_add_test(tc, grad_reshape_reduce);
-    tcase_add_test(tc, grad_losses);
-    tcase_add_test(tc, grad_accumulation);
-    tcase_add_test(tc, grad_accumulation_exact);
-    tcase_add_test(tc, grad_only_on_paths);
-    suite_add_tcase(s, tc);
+    HCGA_ADD_TESTS(tc, grad_conv_bn_relu, grad_bn_infer, grad_broadcast, grad_softmax_sigmoid_threshold,
+                   grad_resize_upsample, grad_concat_split, grad_gemm_transposes, grad_reshape_reduce,
+                   grad_losses, grad_accumulation, grad_accumulation_exact, grad_only_on_paths);
 
-    tc = tcase_create("build");
+    tc = hcga_test_tcase(s, "build");
     tcase_add_test(tc, node_args_introspection);
     tcase_add_test_raise_signal(tc, shape_error_conv, SIGABRT);
     tcase_add_test_raise_signal(tc, shape_error_broadcast, SIGABRT);
     tcase_add_test_raise_signal(tc, shape_error_split, SIGABRT);
     tcase_add_test_raise_signal(tc, shape_error_matmul, SIGABRT);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("exec");
+    tc = hcga_test_tcase(s, "exec");
     tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, adam_matches_torch_formula);
-    tcase_add_test(tc, sgd_matches_torch_formula);
-    tcase_add_test(tc, store_shared_bn_running_stats);
-    tcase_add_test(tc, exec_dtype_conversion_and_errors);
-    tcase_add_test(tc, exec_error_names_node);
-    suite_add_tcase(s, tc);
+    HCGA_ADD_TESTS(tc, adam_matches_torch_formula, sgd_matches_torch_formula, store_shared_bn_running_stats,
+                   exec_dtype_conversion_and_errors, exec_error_names_node);
     return s;
 }
 
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/.libs", 0);
-    SRunner *sr = srunner_create(graph_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(graph_suite());
 }

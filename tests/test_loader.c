@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "testutil.h"
 
 #define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
 #define TEMPLATE_LIBS HCGA_BUILDDIR "/plugins/template/.libs"
@@ -383,38 +384,22 @@ END_TEST
 static Suite *loader_suite(void)
 {
     Suite *s = suite_create("loader");
-    TCase *tc = tcase_create("refused");
-    tcase_add_test(tc, test_abi_major);
-    tcase_add_test(tc, test_struct_size);
-    tcase_add_test(tc, test_missing_symbol);
-    tcase_add_test(tc, test_missing_library);
-    tcase_add_test(tc, test_missing_file);
-    tcase_add_test(tc, test_bad_name);
-    tcase_add_test(tc, test_misnamed);
-    tcase_add_test(tc, test_probe_fails);
-    tcase_add_test(tc, test_bad_device_and_options);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("loaded");
-    tcase_add_test(tc, test_good_plugin_ops);
-    tcase_add_test(tc, test_newer_minor);
-    tcase_add_test(tc, test_template_backend);
-    tcase_add_test(tc, test_tensor_make);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("search");
+    TCase *tc = hcga_test_tcase(s, "refused");
+    HCGA_ADD_TESTS(tc, test_abi_major, test_struct_size, test_missing_symbol, test_missing_library,
+                   test_missing_file, test_bad_name, test_misnamed, test_probe_fails,
+                   test_bad_device_and_options);
+    tc = hcga_test_tcase(s, "loaded");
+    HCGA_ADD_TESTS(tc, test_good_plugin_ops, test_newer_minor, test_template_backend, test_tensor_make);
+    tc = hcga_test_tcase(s, "search");
     /* the scan loads every plugin of the build tree too (OpenCL/CUDA probes) */
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_scan);
     tcase_add_test(tc, test_search_order);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", TESTS_LIBS ":" TEMPLATE_LIBS, 1);
-    SRunner *sr = srunner_create(loader_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(loader_suite());
 }

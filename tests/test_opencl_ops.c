@@ -25,6 +25,7 @@
 
 #include "backend/backend.h"
 #include "hcga_half.h"
+#include "testutil.h"
 
 /* With --enable-sanitizers: PoCL compiles kernels with LLVM on a cache miss
  * and LLVM leaks there (not our code); GCC 12's LeakSanitizer also crashes
@@ -73,13 +74,7 @@ static int64_t numel(const tdesc *t)
 static size_t nbytes(const tdesc *t) { return (size_t)numel(t) * hcga_dtype_size(t->dtype); }
 
 static uint64_t rng_state = 88172645463325252ull;
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
+static double urand(void) { return hcga_test_urand01(&rng_state); }
 
 static float *frand(int64_t n, double lo, double hi)
 {
@@ -118,11 +113,7 @@ static hcga_status run_on(hcga_be *be, int op, const hcga_op_params *p, int nin,
 {
     hcga_buffer *bufs[16] = {0};
     hcga_tensor ts[16];
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = op;
-    a.num_in = nin;
-    a.num_out = nout;
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout};
     if (p) a.p = *p;
     int n = nin + nout;
     for (int i = 0; i < n; i++) {
@@ -810,12 +801,7 @@ START_TEST(test_optim_copy)
     tx.stride[0] = 1; /* x viewed as the transpose of a 6x4 matrix */
     tx.stride[1] = 4;
     hcga_tensor ty = hcga_tensor_make(by, 8, HCGA_F64, 2, shy);
-    hcga_op_args a;
-    memset(&a, 0, sizeof a);
-    a.op = HCGA_OP_COPY;
-    a.num_in = a.num_out = 1;
-    a.in[0] = &tx;
-    a.out[0] = &ty;
+    hcga_op_args a = {.op = HCGA_OP_COPY, .num_in = 1, .num_out = 1, .in = {&tx}, .out = {&ty}};
     if (ocl->iface->supports(ocl->inst, HCGA_OP_COPY, HCGA_F64)) {
         ck_assert_msg(hcga_be_run(ocl, &a) == HCGA_OK, "%s", hcga_be_error(ocl));
         ck_assert_int_eq(hcga_be_read(ocl, by, 8, d, 6 * 4 * 8), HCGA_OK);
@@ -1234,15 +1220,7 @@ START_TEST(test_half_timing)
         free(z);
         hcga_tensor tx = hcga_tensor_make(X, 0, dt, 4, shx), tw = hcga_tensor_make(W, 0, dt, 4, shw),
                     ty = hcga_tensor_make(Y, 0, dt, 4, shy);
-        hcga_op_args a;
-        memset(&a, 0, sizeof a);
-        a.op = HCGA_OP_CONV2D_FWD;
-        a.num_in = 2;
-        a.num_out = 1;
-        a.in[0] = &tx;
-        a.in[1] = &tw;
-        a.out[0] = &ty;
-        a.p = p;
+        hcga_op_args a = {.op = HCGA_OP_CONV2D_FWD, .num_in = 2, .num_out = 1, .in = {&tx, &tw}, .out = {&ty}, .p = p};
         ck_assert_int_eq(hcga_be_run(ocl, &a), HCGA_OK);
         ck_assert_int_eq(hcga_be_sync(ocl), HCGA_OK);
         struct timespec t0, t1;
@@ -1298,36 +1276,16 @@ int main(void)
         return 77;
     }
     Suite *s = suite_create("opencl_ops");
-    TCase *t0 = tcase_create("platform");
+    TCase *t0 = hcga_test_tcase(s, "platform");
     tcase_add_test(t0, test_no_platform);
     tcase_set_timeout(t0, 120);
-    suite_add_tcase(s, t0);
-    TCase *t = tcase_create("ops");
+    TCase *t = hcga_test_tcase(s, "ops");
     tcase_add_checked_fixture(t, setup, teardown);
     /* first use JIT-compiles kernels (PoCL caches them in ~/.cache/pocl) */
     tcase_set_timeout(t, 600);
-    tcase_add_test(t, test_options);
-    tcase_add_test(t, test_conv);
-    tcase_add_test(t, test_conv_batched);
-    tcase_add_test(t, test_gemm);
-    tcase_add_test(t, test_precision_options);
-    tcase_add_test(t, test_bn);
-    tcase_add_test(t, test_spatial);
-    tcase_add_test(t, test_channel_broadcast);
-    tcase_add_test(t, test_losses);
-    tcase_add_test(t, test_bad_label);
-    tcase_add_test(t, test_contract);
-    tcase_add_test(t, test_reduce_deterministic);
-    tcase_add_test(t, test_optim_copy);
-    tcase_add_test(t, test_f64);
-    tcase_add_test(t, test_cast);
-    tcase_add_test(t, test_half_ops);
-    tcase_add_test(t, test_fp16_khr);
-    tcase_add_test(t, test_half_timing);
-    suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    HCGA_ADD_TESTS(t, test_options, test_conv, test_conv_batched, test_gemm, test_precision_options, test_bn,
+                   test_spatial, test_channel_broadcast, test_losses, test_bad_label, test_contract,
+                   test_reduce_deterministic, test_optim_copy, test_f64, test_cast, test_half_ops,
+                   test_fp16_khr, test_half_timing);
+    return hcga_test_run(s);
 }

@@ -13,23 +13,12 @@
 
 #include "backend/backend.h"
 #include "graph/graph.h"
+#include "testutil.h"
 
 #define SH(...) ((const int64_t[]){__VA_ARGS__})
 
-static hcga_be *open_cpu(void)
-{
-    char err[1024] = "";
-    hcga_be *be = NULL;
-    int rc = hcga_be_open("cpu", 0, "threads=1", &be, err, sizeof err);
-    ck_assert_msg(rc == 0 && be, "cannot open the cpu backend: %s", err);
-    return be;
-}
 
-static double urand(uint64_t *s) /* [-1, 1) */
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
-}
+static double urand(uint64_t *s) { return hcga_test_urand_pm1(s); } /* [-1, 1) */
 
 static int placed(const hg_exec *ex, hg_val v, uint64_t *off, uint64_t *bytes)
 {
@@ -39,7 +28,7 @@ static int placed(const hg_exec *ex, hg_val v, uint64_t *off, uint64_t *bytes)
 /* x -> b -> c -> d -> e: b and d share memory */
 START_TEST(chain_reuses_memory)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     hg_graph *g = hg_graph_new(HCGA_F32);
     hg_val x = hg_input(g, "x", HCGA_F32, 1, SH(1024)); /* 4096 bytes */
@@ -101,7 +90,7 @@ END_TEST
  */
 START_TEST(best_fit_exact)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     hg_graph *g = hg_graph_new(HCGA_F32);
     hg_val x = hg_input(g, "x", HCGA_F32, 2, SH(1, 64));
@@ -167,7 +156,7 @@ static int pick(uint64_t *r, int n) { return (int)((urand(r) + 1) * 0.5 * n) % n
 static void run_random_dag(uint64_t seed, int steps, uint64_t *peak_out, uint64_t *naive_out)
 {
     uint64_t r = seed;
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F64);
     hg_graph *g = hg_graph_new(HCGA_F64);
     rv *vals = calloc(RMAX, sizeof *vals);
@@ -373,7 +362,7 @@ END_TEST
  * never live in the arena, everything else does */
 START_TEST(persistent_never_in_arena)
 {
-    hcga_be *be = open_cpu();
+    hcga_be *be = hcga_test_open_cpu();
     hg_store *s = hg_store_new(be, HCGA_F32);
     hg_graph *g = hg_graph_new(HCGA_F32);
     const int N = 4, C = 8, K = 5;
@@ -461,23 +450,18 @@ END_TEST
 
 static Suite *planner_suite(void)
 {
-    Suite *s = suite_create("planner");
-    TCase *tc = tcase_create("planner");
+    TCase *tc;
+    Suite *s = hcga_test_suite("planner", &tc);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, chain_reuses_memory);
     tcase_add_test(tc, best_fit_exact);
     tcase_add_loop_test(tc, random_dag_no_overlap, 0, 5);
     tcase_add_test(tc, persistent_never_in_arena);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
     setenv("HCGA_PLUGIN_PATH", HCGA_BUILDDIR "/.libs", 0);
-    SRunner *sr = srunner_create(planner_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(planner_suite());
 }

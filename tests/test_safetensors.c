@@ -9,20 +9,18 @@
 #include <unistd.h>
 
 #include "model/safetensors.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 
 static void make_tmpdir(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga-st-test-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga-st-test-");
 }
 
 static void remove_tmpdir(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(hcga_test_rm_rf(tmpdir), 0);
 }
 
 static const char *shared_dir(void)
@@ -593,28 +591,16 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("safetensors");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_roundtrip_all_dtypes);
-    tcase_add_test(tc, test_f16_special_values);
-    tcase_add_test(tc, test_writer_errors);
-    tcase_add_test(tc, test_malformed);
-    tcase_add_test(tc, test_bad_lengths);
-    tcase_add_test(tc, test_truncations_and_corruptions);
-    suite_add_tcase(s, tc);
-    TCase *tg = tcase_create("golden");
+    TCase *tc = hcga_test_tcase(s, "core");
+    HCGA_ADD_TESTS(tc, test_roundtrip_all_dtypes, test_f16_special_values, test_writer_errors, test_malformed,
+                   test_bad_lengths, test_truncations_and_corruptions);
+    TCase *tg = hcga_test_tcase(s, "golden");
     tcase_set_timeout(tg, 60);
-    tcase_add_test(tg, test_golden_weights);
-    tcase_add_test(tg, test_golden_reference);
-    tcase_add_test(tg, test_golden_rewrite);
-    suite_add_tcase(s, tg);
+    HCGA_ADD_TESTS(tg, test_golden_weights, test_golden_reference, test_golden_rewrite);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(suite());
 }

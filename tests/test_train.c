@@ -11,31 +11,17 @@
 #include <unistd.h>
 
 #include "model/safetensors.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 static char srcdir[1024];
 
-/* Run a shell command; returns its exit status, output appended to LOG. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    char full[8600];
-    snprintf(full, sizeof full, "%s >>%s/log 2>&1", cmd, tmpdir);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run a shell command in the test's directory: its exit status, output appended to tmpdir/log. */
+#define run(...) hcga_test_sh(tmpdir, __VA_ARGS__)
 
 static void dump_log(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "tail -n 40 %s/log >&2", tmpdir);
-    if (system(cmd)) {
-    }
+    hcga_test_tail_log(tmpdir, 40);
 }
 
 /* tiny config, 4 identities x 2 images per batch, co-parsing by k-means at
@@ -47,10 +33,8 @@ static void dump_log(void)
 
 static void setup(void)
 {
-    const char *s = getenv("HCGA_SRCDIR");
-    snprintf(srcdir, sizeof srcdir, "%s", s ? s : HCGA_SRCDIR);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga_test_train_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(srcdir, sizeof srcdir, "%s", hcga_test_srcdir());
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga_test_train_");
     ck_assert_int_eq(run("./hcga synth --out %s/data --ids 12 --cams 2 --per-cam 3 --distractors 2 --seed 3",
                          tmpdir),
                      0);
@@ -58,10 +42,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {
-    }
+    hcga_test_rm_rf(tmpdir); /* a leftover directory fails no test */
 }
 
 static st_file *load(const char *dir)
@@ -135,16 +116,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("train");
-    TCase *tc = tcase_create("train");
+    TCase *tc;
+    Suite *s = hcga_test_suite("train", &tc);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 1200);
     tcase_add_test(tc, test_resume_exact);
     tcase_add_test(tc, test_nan_stops);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(s);
 }

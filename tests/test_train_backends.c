@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "testutil.h"
 
 #define STEPS 20
 static char tmpdir[256];
@@ -25,18 +26,8 @@ static char srcdir[1024];
 static char others[8][64];
 static int n_others;
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[8192], full[8600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "%s >>%s/log 2>&1", cmd, tmpdir);
-    int st = system(full);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
+/* Run a shell command in the test's directory: its exit status, output appended to tmpdir/log. */
+#define run(...) hcga_test_sh(tmpdir, __VA_ARGS__)
 
 /* Train STEPS steps on backend be in dtype dt; read the per-step losses. */
 static void train_losses(const char *be, const char *dt, double *loss)
@@ -45,36 +36,17 @@ static void train_losses(const char *be, const char *dt, double *loss)
                  "--output %s/%s_%s --max-steps %d --seed 5 SOLVER.IMS_PER_BATCH 8 DATALOADER.NUM_INSTANCE 2 "
                  "CLUSTERING.AL band SOLVER.LOG_PERIOD 1000",
                  be, dt, srcdir, tmpdir, tmpdir, be, dt, STEPS);
-    if (rc) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "tail -n 20 %s/log >&2", tmpdir);
-        if (system(cmd)) {
-        }
-    }
+    if (rc) hcga_test_tail_log(tmpdir, 20);
     ck_assert_msg(rc == 0, "hcga --backend %s train --dtype %s failed", be, dt);
-    char path[600], line[512];
+    char path[600];
     snprintf(path, sizeof path, "%s/%s_%s/metrics.jsonl", tmpdir, be, dt);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *st = strstr(line, "\"step\": "), *lo = strstr(line, "\"loss\": ");
-        if (!st || !lo) continue;
-        int step = atoi(st + 8);
-        ck_assert_int_eq(step, n + 1);
-        ck_assert_int_lt(n, STEPS);
-        loss[n++] = strtod(lo + 8, NULL);
-    }
-    fclose(f);
-    ck_assert_int_eq(n, STEPS);
+    ck_assert_int_eq(hcga_test_read_losses(path, loss, STEPS), STEPS);
 }
 
 static void setup(void)
 {
-    const char *s = getenv("HCGA_SRCDIR");
-    snprintf(srcdir, sizeof srcdir, "%s", s ? s : HCGA_SRCDIR);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga_test_trainbe_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(srcdir, sizeof srcdir, "%s", hcga_test_srcdir());
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga_test_trainbe_");
     /* 40 identities: 20 training steps of 8 images stay inside epoch 1 */
     ck_assert_int_eq(run("./hcga synth --out %s/data --ids 40 --cams 3 --per-cam 3 --distractors 2 --seed 4", tmpdir),
                      0);
@@ -82,10 +54,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) {
-    }
+    hcga_test_rm_rf(tmpdir); /* a leftover directory fails no test */
 }
 
 START_TEST(test_same_losses)
@@ -127,15 +96,10 @@ int main(void)
         printf("no backend besides cpu loads here: nothing to compare (skip)\n");
         return 77;
     }
-    Suite *s = suite_create("train_backends");
-    TCase *tc = tcase_create("train_backends");
+    TCase *tc;
+    Suite *s = hcga_test_suite("train_backends", &tc);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 1800);
     tcase_add_loop_test(tc, test_same_losses, 0, n_others);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(s);
 }

@@ -11,20 +11,18 @@
 #include "data/dataset.h"
 #include "data/image_io.h"
 #include "vis/vis.h"
+#include "testutil.h"
 
 static char tmpdir[256];
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/hcga-test-vis-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga-test-vis-");
 }
 
 static void rm_rf(const char *path)
 {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", path);
+    if (hcga_test_rm_rf(path) != 0) fprintf(stderr, "cannot remove %s\n", path);
 }
 
 static void teardown(void)
@@ -498,25 +496,15 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("vis");
-    TCase *t = tcase_create("vis");
+    TCase *t = hcga_test_tcase(s, "vis");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 60);
-    tcase_add_test(t, test_part_colors);
-    tcase_add_test(t, test_strip_colours);
-    tcase_add_test(t, test_strip_errors);
-    tcase_add_test(t, test_ranklist_borders);
-    tcase_add_test(t, test_ranklists_dataset);
-    tcase_add_test(t, test_curves);
-    tcase_add_test(t, test_curves_errors);
-    suite_add_tcase(s, t);
+    HCGA_ADD_TESTS(t, test_part_colors, test_strip_colours, test_strip_errors, test_ranklist_borders,
+                   test_ranklists_dataset, test_curves, test_curves_errors);
     return s;
 }
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return hcga_test_run(suite());
 }

@@ -41,26 +41,28 @@ tests/libhcga_fake_dep.so: tests/fake_dep.c
 	@$(MKDIR_P) tests
 	$(AM_V_CCLD)$(CC) -shared -fPIC -Wl,-soname,libhcga_does_not_exist.so -o $@ $(srcdir)/tests/fake_dep.c
 CLEANFILES += tests/libhcga_fake_dep.so
-EXTRA_DIST += tests/fake_dep.c tests/tests.mk
+EXTRA_DIST += tests/fake_dep.c
+
+# ---- the support library and the defaults of the Check tests ----
+# tests/testutil.c: the runner, temporary directories and logged shell commands
+# shared by tests/test_*.c and conformance/test_*.c.  Every Check test compiles
+# with TEST_CFLAGS; one that names no _LDADD of its own links with automake's
+# default LDADD below (no other program relies on the default).
+check_LTLIBRARIES += tests/libhcgatest.la
+tests_libhcgatest_la_SOURCES = tests/testutil.c tests/testutil_be.c tests/testutil.h
+tests_libhcgatest_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TEST_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
+LDADD = tests/libhcgatest.la libhcga.la $(CHECK_LIBS) -lm
 
 # ---- tests ----
 check_PROGRAMS += tests/test_loader tests/test_cli
 TESTS += tests/test_loader tests/test_cli
-tests_test_loader_SOURCES = tests/test_loader.c
-tests_test_loader_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_loader_LDADD = libhcga.la $(CHECK_LIBS)
-tests_test_cli_SOURCES = tests/test_cli.c
-tests_test_cli_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_cli_LDADD = $(CHECK_LIBS)
+tests_test_loader_CFLAGS = $(TEST_CFLAGS)
+tests_test_cli_CFLAGS = $(TEST_CFLAGS)
+tests_test_cli_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
 
 # ---- mixed precision (SOLVER.AMP.*, graph autocast, loss scaling) ----
-check_PROGRAMS += tests/test_amp_graph
-TESTS += tests/test_amp_graph
-tests_test_amp_graph_SOURCES = tests/test_amp_graph.c
-tests_test_amp_graph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_amp_graph_LDADD = libhcga.la $(CHECK_LIBS) -lm
-check_PROGRAMS += tests/test_amp_train
-TESTS += tests/test_amp_train
-tests_test_amp_train_SOURCES = tests/test_amp_train.c
-tests_test_amp_train_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_amp_train_LDADD = libhcga.la $(CHECK_LIBS) -lm
+check_PROGRAMS += tests/test_amp_graph tests/test_amp_train
+TESTS += tests/test_amp_graph tests/test_amp_train
+tests_test_amp_graph_CFLAGS = $(TEST_CFLAGS)
+tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)

@@ -12,10 +12,7 @@ hcga_backend_cpu_la_LIBADD = libhcga_contract.la $(OPENBLAS_LIBS) -lpthread -lm
 # Unit test: loads the plugin through the real loader (libhcga).
 check_PROGRAMS += tests/test_cpu_ops
 TESTS += tests/test_cpu_ops
-tests_test_cpu_ops_SOURCES = tests/test_cpu_ops.c
-tests_test_cpu_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_cpu_ops_LDADD = libhcga.la $(CHECK_LIBS) -lm
-EXTRA_DIST += backends/cpu/cpu.mk
+tests_test_cpu_ops_CFLAGS = $(TEST_CFLAGS)
 
 # Perf probe (not a test): backends/cpu/cpu_perf [threads] [reps] [plugin.so]
 check_PROGRAMS += backends/cpu/cpu_perf

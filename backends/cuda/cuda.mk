@@ -10,7 +10,7 @@ CUDA_KERNEL_SRCS = backends/cuda/k_elementwise.cu backends/cuda/k_reduce.cu \
 	backends/cuda/k_spatial.cu backends/cuda/k_loss.cu backends/cuda/k_half.cu
 CUDA_KERNEL_HDRS = backends/cuda/cuda_kernels.h backends/cuda/kcommon.cuh \
 	backends/common/kernels/hcga_kmath.h
-EXTRA_DIST += backends/cuda/cuda.mk backends/cuda/nvcc-lt.sh backends/cuda/kcommon.cuh \
+EXTRA_DIST += backends/cuda/nvcc-lt.sh backends/cuda/kcommon.cuh \
 	$(CUDA_KERNEL_SRCS)
 
 # The persisted algorithm cache file (algo=cache) is plain C: its test
@@ -20,8 +20,8 @@ TESTS += tests/test_cuda_algo_db
 tests_test_cuda_algo_db_SOURCES = tests/test_cuda_algo_db.c backends/cuda/cuda_algo_db.c \
 	backends/cuda/cuda_algo_db.h
 tests_test_cuda_algo_db_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/backends/cuda
-tests_test_cuda_algo_db_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_cuda_algo_db_LDADD = $(CHECK_LIBS) -lm
+tests_test_cuda_algo_db_CFLAGS = $(TEST_CFLAGS)
+tests_test_cuda_algo_db_LDADD = tests/libhcgatest.la $(CHECK_LIBS) -lm
 
 if HAVE_CUDA
 # Fat binary: SASS for Ampere (sm_80, sm_86) and Hopper (sm_90), plus
@@ -61,8 +61,6 @@ hcga_backend_cuda_la_LIBADD = libhcga_contract.la libhcga_cuda_kernels.la -lcudn
 # few ops against the CPU backend.
 check_PROGRAMS += tests/test_cuda_backend
 TESTS += tests/test_cuda_backend
-tests_test_cuda_backend_SOURCES = tests/test_cuda_backend.c
 tests_test_cuda_backend_CPPFLAGS = $(AM_CPPFLAGS) -DHCGA_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
-tests_test_cuda_backend_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_cuda_backend_LDADD = libhcga.la $(CHECK_LIBS) -lm
+tests_test_cuda_backend_CFLAGS = $(TEST_CFLAGS)
 endif

@@ -18,7 +18,7 @@ OCL_KERNEL_SRCS = \
 	backends/opencl/kernels/loss.cl \
 	backends/opencl/kernels/conv.cl \
 	backends/opencl/kernels/copy.cl
-EXTRA_DIST += backends/opencl/opencl.mk backends/opencl/cl2c.sh backends/opencl/README.md \
+EXTRA_DIST += backends/opencl/cl2c.sh backends/opencl/README.md \
 	backends/opencl/lsan.supp \
 	$(OCL_KERNEL_SRCS) \
 	backends/common/README.md
@@ -40,7 +40,5 @@ backends/opencl/ocl_kernels_src.c: backends/opencl/cl2c.sh $(OCL_KERNEL_SRCS)
 
 check_PROGRAMS += tests/test_opencl_ops
 TESTS += tests/test_opencl_ops
-tests_test_opencl_ops_SOURCES = tests/test_opencl_ops.c
-tests_test_opencl_ops_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_opencl_ops_LDADD = libhcga.la $(CHECK_LIBS) -lm
+tests_test_opencl_ops_CFLAGS = $(TEST_CFLAGS)
 endif

@@ -20,19 +20,16 @@ frontend/config/defaults_yml.c: $(top_srcdir)/configs/defaults.yml
 	  echo 'const size_t hcga_defaults_yml_len = sizeof hcga_defaults_yml - 1;'; \
 	} > $@.tmp && mv $@.tmp $@
 CLEANFILES += frontend/config/defaults_yml.c
-EXTRA_DIST += frontend/config/config.mk configs/defaults.yml configs/hrnet18.yml configs/hrnet32.yml \
+EXTRA_DIST += configs/defaults.yml configs/hrnet18.yml configs/hrnet32.yml \
 	configs/hrnet48.yml configs/hrnet_tiny.yml configs/hcga_occluded_duke.yml
 
 check_PROGRAMS += tests/test_config
 TESTS += tests/test_config
-tests_test_config_SOURCES = tests/test_config.c
-tests_test_config_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
-tests_test_config_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_config_CFLAGS = $(TEST_CFLAGS)
 
 # Every key literal frontend/ and conformance/ pass to hcga_cfg_* exists in configs/defaults.yml
 # (reads the sources, so a misspelt key fails make check instead of aborting at run time).
 check_PROGRAMS += tests/test_config_keys
 TESTS += tests/test_config_keys
-tests_test_config_keys_SOURCES = tests/test_config_keys.c
 tests_test_config_keys_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
 tests_test_config_keys_LDADD = $(YAML_LIBS)

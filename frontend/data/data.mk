@@ -2,9 +2,6 @@
 DATA_SRCS += frontend/data/image_io.c frontend/data/image_io.h frontend/data/rng.h \
 	frontend/data/synth.c frontend/data/synth.h \
 	frontend/data/dataset.c frontend/data/dataset.h
-EXTRA_DIST += frontend/data/data.mk
 check_PROGRAMS += tests/test_dataset
 TESTS += tests/test_dataset
-tests_test_dataset_SOURCES = tests/test_dataset.c
-tests_test_dataset_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_dataset_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_dataset_CFLAGS = $(TEST_CFLAGS)

@@ -2,9 +2,6 @@
 # (eval.h), eval-mode features and their files, and matching (features.h)
 EVAL_SRCS += frontend/eval/eval.c frontend/eval/eval.h \
 	frontend/eval/features.c frontend/eval/match.c frontend/eval/features.h
-EXTRA_DIST += frontend/eval/eval.mk
 check_PROGRAMS += tests/test_eval
 TESTS += tests/test_eval
-tests_test_eval_SOURCES = tests/test_eval.c
-tests_test_eval_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_eval_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_eval_CFLAGS = $(TEST_CFLAGS)

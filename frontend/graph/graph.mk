@@ -5,9 +5,5 @@ GRAPH_SRCS += frontend/graph/graph.c frontend/graph/graph_exec.c frontend/graph/
 
 check_PROGRAMS += tests/test_graph tests/test_planner
 TESTS += tests/test_graph tests/test_planner
-tests_test_graph_SOURCES = tests/test_graph.c
-tests_test_graph_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_graph_LDADD = libhcga.la $(CHECK_LIBS) -lm
-tests_test_planner_SOURCES = tests/test_planner.c
-tests_test_planner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-tests_test_planner_LDADD = libhcga.la $(CHECK_LIBS) -lm
+tests_test_graph_CFLAGS = $(TEST_CFLAGS)
+tests_test_planner_CFLAGS = $(TEST_CFLAGS)

@@ -5,17 +5,12 @@ MODEL_SRCS += frontend/model/model.c frontend/model/model.h \
 	frontend/model/model_io.c frontend/model/model_io.h \
 	frontend/model/checkpoint.c frontend/model/checkpoint.h \
 	frontend/model/safetensors.c frontend/model/safetensors.h
-EXTRA_DIST += frontend/model/model.mk
 
 check_PROGRAMS += tests/test_safetensors
 TESTS += tests/test_safetensors
-tests_test_safetensors_SOURCES = tests/test_safetensors.c
-tests_test_safetensors_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
-tests_test_safetensors_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_safetensors_CFLAGS = $(TEST_CFLAGS)
 
 # golden test: the model on every loadable backend against the reference PyTorch tensors
 check_PROGRAMS += tests/test_golden
 TESTS += tests/test_golden
-tests_test_golden_SOURCES = tests/test_golden.c
-tests_test_golden_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
-tests_test_golden_LDADD = libhcga.la $(CHECK_LIBS)
+tests_test_golden_CFLAGS = $(TEST_CFLAGS)
