@@ -223,7 +223,7 @@ static hg_node *node_new(hg_graph *g, int op)
     n->op = op;
     for (int i = 0; i < HCGA_MAX_OP_IN; i++) n->in[i] = -1;
     for (int i = 0; i < HCGA_MAX_OP_OUT; i++) n->out[i] = -1;
-    n->backward = g->backward_done == -1; /* set while hg_backward runs */
+    n->backward = g->backward_done == HG_IN_BACKWARD;
     g->nodes[g->nnodes++] = n;
     return n;
 }
@@ -312,7 +312,7 @@ int hg_graph_autocast(const hg_graph *g) { return g->autocast; }
  * graph's dtype; backward nodes follow the forward's dtypes. */
 static int autocasting(const hg_graph *g, hg_val v)
 {
-    return g->autocast >= 0 && g->backward_done != -1 && V(g, v)->dtype == g->dtype;
+    return g->autocast >= 0 && g->backward_done != HG_IN_BACKWARD && V(g, v)->dtype == g->dtype;
 }
 
 static hg_val find_named(const hg_graph *g, const char *name)
@@ -1200,7 +1200,7 @@ static int backward(hg_graph *g, const char *who, hg_val loss, hg_val seed, hg_v
         }
     }
 
-    g->backward_done = -1; /* nodes created from here are backward nodes */
+    g->backward_done = HG_IN_BACKWARD; /* nodes created from here are backward nodes */
     /* d loss / d loss = 1, or the loss scale */
     if (seed < 0) V(g, loss)->grad = fill(g, L->ndim, L->shape, 1.0);
     else if (same_shape(g, seed, loss)) V(g, loss)->grad = seed;
@@ -1236,7 +1236,7 @@ static int backward(hg_graph *g, const char *who, hg_val loss, hg_val seed, hg_v
         }
     }
     free(c.req);
-    g->backward_done = 1;
+    g->backward_done = HG_BACKWARD_DONE;
     return 0;
 }
 
@@ -1251,7 +1251,7 @@ int hg_backward_scaled(hg_graph *g, hg_val loss, hg_val seed, hg_val unscale)
 hg_val hg_grad_check(hg_graph *g)
 {
     const char *who = "hg_grad_check";
-    if (g->backward_done != 1) die(g, who, "call hg_backward first");
+    if (g->backward_done != HG_BACKWARD_DONE) die(g, who, "call hg_backward first");
     hg_val sum = -1;
     for (int v = 0; v < g->nvals; v++) {
         const hg_value *x = V(g, v);

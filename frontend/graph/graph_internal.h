@@ -44,6 +44,9 @@ typedef struct hg_outname {
     hg_val v;
 } hg_outname;
 
+/* Phases of a graph (hg_graph.backward_done). */
+enum { HG_BUILDING = 0, HG_IN_BACKWARD = -1, HG_BACKWARD_DONE = 1 };
+
 struct hg_graph {
     int dtype;
     hg_value **vals; /* individually allocated: hg_shape pointers stay valid */
@@ -52,7 +55,7 @@ struct hg_graph {
     int nnodes, cnodes;
     hg_outname *outs;
     int nouts, couts;
-    int backward_done;
+    int backward_done; /* HG_BUILDING, HG_IN_BACKWARD (hg_backward running), HG_BACKWARD_DONE */
     int autocast; /* HCGA_BF16 / HCGA_F16: hg_conv2d and the GEMM builders run in it; -1 off */
 };
 
