@@ -53,14 +53,21 @@ extern "C" {
  * Minor: additions at the end of enums and structs; a plugin built for an
  * older minor loads, and ops it does not know are reported unsupported. */
 #define HCGA_ABI_MAJOR 1
-#define HCGA_ABI_MINOR 1
+#define HCGA_ABI_MINOR 2
 
 /* ABI history (minor versions of major 1):
  *   1.0  41 ops (CONV2D_FWD .. SGD_STEP), dtypes F32 F64 I32 I64 U8.
  *   1.1  dtypes HCGA_BF16 and HCGA_F16; op CAST; CONV2D_* and GEMM take
  *        half tensors with F32 accumulation ("Mixed precision" in section 3).
  *        A 1.0 plugin keeps loading: CAST is unsupported there, and so is
- *        every half call (the frontend asks supports() first). */
+ *        every half call (the frontend asks supports() first).
+ *   1.2  ops BN_STATS, BN_FWD_FROM_STATS, BN_BWD_FROM_STATS (batch norm
+ *        whose statistics are summed elsewhere: synchronised BN across
+ *        processes); hcga_bn_params.count; optional capabilities at the end
+ *        of hcga_backend_iface: collectives (comm_*) and graph capture
+ *        (capture_*).  A 1.1 plugin keeps loading: the three ops are
+ *        unsupported there and the capabilities read as NULL (the loader
+ *        looks at them only when iface->struct_size covers them). */
 
 /* Name of the exported descriptor symbol. */
 #define HCGA_PLUGIN_SYMBOL "hcga_plugin_descriptor_v1"
@@ -94,6 +101,7 @@ typedef enum hcga_dtype {
 /* Opaque: each backend defines struct hcga_buffer and struct hcga_backend. */
 typedef struct hcga_buffer hcga_buffer;
 typedef struct hcga_backend hcga_backend;
+typedef struct hcga_capture hcga_capture; /* ABI 1.2: a recorded sequence of calls */
 
 /* A view of memory inside a backend buffer. */
 typedef struct hcga_tensor {
@@ -134,6 +142,32 @@ typedef struct hcga_tensor {
  *                y = gamma*(x-rm)/sqrt(rv+eps) + beta.  params: bn
  *  BN_BWD        in: x, dy, gamma, save_mean, save_invstd
  *                out: dx, dgamma[C], dbeta[C]   (training-mode gradient)
+ *                dgamma = sum(dy*xhat), dbeta = sum(dy) over every dim but
+ *                1, xhat = (x-save_mean)*save_invstd.
+ *
+ * Batch normalisation from statistics summed elsewhere (ABI 1.2; what
+ * synchronised BN is made of: every process computes BN_STATS on its part
+ * of the batch, the sums are added over processes, and each process
+ * normalises its part with the total).  M = bn.count is the number of
+ * elements per channel over all parts (M >= 2):
+ *  BN_STATS           in: x    out: sum[C] = sum(x), sumsq[C] = sum(x*x)
+ *                     over every dim but 1 (accumulated in F64 or by a
+ *                     pairwise/blocked sum: tolerance class DOT)
+ *  BN_FWD_FROM_STATS  in: x, gamma, beta, sum[C], sumsq[C]
+ *                     out: as BN_FWD_TRAIN (y, save_mean, save_invstd,
+ *                     running_mean in/out, running_var in/out) with
+ *                     mean = sum/M, var = max(sumsq/M - mean^2, 0) (biased),
+ *                     save_invstd = 1/sqrt(var+eps), y = gamma*(x-mean)*
+ *                     save_invstd + beta, running_var updated with
+ *                     var*M/(M-1).  params: bn (eps, momentum, count)
+ *  BN_BWD_FROM_STATS  in: x, dy, gamma, save_mean, save_invstd,
+ *                     sum_dy[C], sum_dy_xhat[C]   out: dx
+ *                     dx = gamma*save_invstd*(dy - sum_dy/M - xhat*sum_dy_xhat/M)
+ *                     where sum_dy, sum_dy_xhat are BN_BWD's dbeta, dgamma
+ *                     summed over all parts.  params: bn (count)
+ *  With one part (sum, sumsq from BN_STATS of the same x; sum_dy, sum_dy_xhat
+ *  from BN_BWD of the same x, dy), these equal BN_FWD_TRAIN and BN_BWD's dx
+ *  up to rounding.
  *
  * Elementwise and broadcasting:
  *  RELU_FWD     in: x          out: y = max(x, 0)
@@ -265,6 +299,12 @@ enum {
     HCGA_BNB_X = 0, HCGA_BNB_DY = 1, HCGA_BNB_GAMMA = 2, HCGA_BNB_MEAN = 3,
     HCGA_BNB_INVSTD = 4,
     HCGA_BNB_DX = 0, HCGA_BNB_DGAMMA = 1, HCGA_BNB_DBETA = 2,
+    /* BN_STATS outputs; BN_FWD_FROM_STATS inputs 3, 4 (x, gamma, beta as
+     * BN_FWD_TRAIN; outputs as BN_FWD_TRAIN) */
+    HCGA_BNS_SUM = 0, HCGA_BNS_SUMSQ = 1,
+    HCGA_BNF_SUM = 3, HCGA_BNF_SUMSQ = 4,
+    /* BN_BWD_FROM_STATS inputs 5, 6 (0..4 as BN_BWD; output dx) */
+    HCGA_BNB_SUM_DY = 5, HCGA_BNB_SUM_DY_XHAT = 6,
     /* ADAM_STEP outputs */
     HCGA_ADAM_PARAM = 0, HCGA_ADAM_M = 1, HCGA_ADAM_V = 2,
     /* SGD_STEP outputs */
@@ -289,6 +329,7 @@ typedef struct hcga_conv_params {
 typedef struct hcga_bn_params {
     double eps;      /* 1e-5 */
     double momentum; /* 0.1, PyTorch convention */
+    int64_t count;   /* ABI 1.2, *_FROM_STATS only: elements per channel, all parts */
 } hcga_bn_params;
 
 typedef struct hcga_resize_params {
@@ -397,7 +438,60 @@ typedef struct hcga_backend_iface {
     const hcga_op_fn *ops;
     uint32_t num_ops;
     int (*supports)(hcga_backend *be, int op, int dtype);
+
+    /* ---- ABI 1.2: optional capabilities ----------------------------------
+     * Each pointer may be NULL (capability not provided).  The frontend
+     * reads a member only when struct_size covers it, so a plugin built
+     * for 1.1 reads as "none".  A group is all-or-none: provide every
+     * function of it or none. */
+
+    /* Collectives on the backend's own buffers (CUDA: NCCL).  One backend
+     * instance per process ("rank"), nranks in all; the frontend bootstraps
+     * them through its own transport (MPI) and falls back to staging
+     * through the host when a backend has none:
+     *   rank 0:    comm_id(be, id, &len) writes <= HCGA_COMM_ID_BYTES opaque
+     *              bytes (ncclUniqueId);
+     *   every rank receives those bytes, then comm_init(be, id, len, rank,
+     *              nranks) (collective: returns when all ranks joined).
+     * allreduce: in place on t (dense, F32/F64/BF16/F16), every element
+     *   becomes the sum (HCGA_COMM_SUM) or the mean (HCGA_COMM_AVG) over the
+     *   ranks.  It is ordered after all work enqueued before the call and may
+     *   run concurrently with work enqueued after it (NCCL: a second stream
+     *   that waits on an event of the compute stream), so a frontend can
+     *   start a bucket's reduction while backward continues.
+     * broadcast: in place on t, root's values to every rank; ordered like
+     *   allreduce.
+     * comm_wait: work enqueued after it (ops, buffer_read) waits for every
+     *   collective started before it; does not block the host.
+     * Every rank must start the same collectives, same sizes, same order.
+     * Errors are HCGA_ERR_DEVICE with last_error naming the call and the
+     * library's message ("ncclAllReduce: unhandled system error"). */
+    hcga_status (*comm_id)(hcga_backend *be, void *id, uint32_t *len);
+    hcga_status (*comm_init)(hcga_backend *be, const void *id, uint32_t len, int rank, int nranks);
+    hcga_status (*allreduce)(hcga_backend *be, const hcga_tensor *t, int comm_op);
+    hcga_status (*broadcast)(hcga_backend *be, const hcga_tensor *t, int root);
+    hcga_status (*comm_wait)(hcga_backend *be);
+
+    /* Graph capture (CUDA: CUDA Graphs via stream capture).  Between
+     * capture_begin and capture_end, op calls are recorded instead of run
+     * (buffer_alloc/read/write/synchronize return HCGA_ERR_INVALID then);
+     * capture_end returns the recording; capture_replay enqueues the same
+     * work again: same ops, same buffers and offsets, same parameters (a
+     * frontend captures only calls whose parameters do not change between
+     * replays, and writes inputs with buffer_write before each replay).
+     * Replay is ordered like any other call; synchronize waits for it.  A
+     * failure inside capture (an op that cannot be captured) is reported by
+     * capture_end, which then returns no recording and leaves the backend
+     * usable. */
+    hcga_status (*capture_begin)(hcga_backend *be);
+    hcga_status (*capture_end)(hcga_backend *be, hcga_capture **out);
+    hcga_status (*capture_replay)(hcga_backend *be, hcga_capture *rec);
+    void (*capture_free)(hcga_backend *be, hcga_capture *rec);
 } hcga_backend_iface;
+
+/* comm_op of allreduce (ABI 1.2). */
+typedef enum hcga_comm_op { HCGA_COMM_SUM = 0, HCGA_COMM_AVG = 1 } hcga_comm_op;
+#define HCGA_COMM_ID_BYTES 256
 
 /* ---------------------------------------------------------------------- */
 /* 5. The descriptor (checked before any plugin code runs)                 */
