@@ -449,7 +449,7 @@ static hcga_status chk_CONV2D_BWD_FILTER(V *v)
 /* ======================================================================= */
 
 /* x is [N,C] or [N,C,H,W]; fills ck->bn_*. */
-static hcga_status v_bn_x(V *v, const hcga_tensor *x, const char *name)
+static hcga_status v_bn_layout(V *v, const hcga_tensor *x, const char *name)
 {
     if (x->ndim != 2 && x->ndim != 4) {
         char b[96];
@@ -458,6 +458,13 @@ static hcga_status v_bn_x(V *v, const hcga_tensor *x, const char *name)
     v->ck->bn_N = x->shape[0];
     v->ck->bn_C = x->shape[1];
     v->ck->bn_HW = x->ndim == 4 ? x->shape[2] * x->shape[3] : 1;
+    return HCGA_OK;
+}
+
+/* v_bn_layout, then the bn parameters: eps finite and >= 0, momentum finite. */
+static hcga_status v_bn_x(V *v, const hcga_tensor *x, const char *name)
+{
+    TRY(v_bn_layout(v, x, name));
     const hcga_bn_params *p = &v->a->p.bn;
     TRY(v_finite(v, p->eps, "bn.eps"));
     TRY(v_finite(v, p->momentum, "bn.momentum"));
@@ -531,6 +538,85 @@ static hcga_status chk_BN_BWD(V *v)
     SHAPE(dg, "dgamma", C);
     SHAPE(db, "dbeta", C);
     if (C > 0 && N * HW < 1) BAD("%s: x has no values per channel", v->op);
+    return v_noalias(v, 1);
+}
+
+/* bn.count of the *_FROM_STATS ops (ABI 1.2): M >= 2 values per channel in
+ * all parts together, and no fewer than this part's own N*H*W (after
+ * v_bn_x filled ck->bn_*). */
+static hcga_status v_bn_count(V *v)
+{
+    const int64_t M = v->a->p.bn.count, local = v->ck->bn_N * v->ck->bn_HW;
+    if (M < 2) BAD("%s: bn.count (%lld) must be >= 2", v->op, (long long)M);
+    if (M < local)
+        BAD("%s: bn.count (%lld) is less than x's %lld values per channel (N*H*W)", v->op,
+            (long long)M, (long long)local);
+    return HCGA_OK;
+}
+
+/* BN_STATS reads no parameters: x's layout, two [C] outputs. */
+static hcga_status chk_BN_STATS(V *v)
+{
+    const hcga_tensor *x, *sum, *sumsq;
+    IN(HCGA_BN_X, "x", x);
+    OUT(HCGA_BNS_SUM, "sum", sum);
+    OUT(HCGA_BNS_SUMSQ, "sumsq", sumsq);
+    TRY(v_bn_layout(v, x, "x"));
+    const int64_t C = v->ck->bn_C;
+    SHAPE(sum, "sum", C);
+    SHAPE(sumsq, "sumsq", C);
+    return v_noalias(v, 0);
+}
+
+static hcga_status chk_BN_FWD_FROM_STATS(V *v)
+{
+    const hcga_tensor *x, *g, *b, *sum, *sumsq, *y, *sm, *si, *rm, *rv;
+    IN(HCGA_BN_X, "x", x);
+    IN(HCGA_BN_GAMMA, "gamma", g);
+    IN(HCGA_BN_BETA, "beta", b);
+    IN(HCGA_BNF_SUM, "sum", sum);
+    IN(HCGA_BNF_SUMSQ, "sumsq", sumsq);
+    OUT(HCGA_BN_Y, "y", y);
+    OUT(HCGA_BN_SAVE_MEAN, "save_mean", sm);
+    OUT(HCGA_BN_SAVE_INVSTD, "save_invstd", si);
+    OUT(HCGA_BN_RMEAN, "running_mean", rm);
+    OUT(HCGA_BN_RVAR, "running_var", rv);
+    TRY(v_bn_x(v, x, "x"));
+    const int64_t C = v->ck->bn_C;
+    TRY(v_same(v, y, "y", x, "x"));
+    SHAPE(g, "gamma", C);
+    SHAPE(b, "beta", C);
+    SHAPE(sum, "sum", C);
+    SHAPE(sumsq, "sumsq", C);
+    SHAPE(sm, "save_mean", C);
+    SHAPE(si, "save_invstd", C);
+    SHAPE(rm, "running_mean", C);
+    SHAPE(rv, "running_var", C);
+    TRY(v_bn_count(v));
+    return v_noalias(v, 1);
+}
+
+static hcga_status chk_BN_BWD_FROM_STATS(V *v)
+{
+    const hcga_tensor *x, *dy, *g, *m, *is, *sdy, *sdyx, *dx;
+    IN(HCGA_BNB_X, "x", x);
+    IN(HCGA_BNB_DY, "dy", dy);
+    IN(HCGA_BNB_GAMMA, "gamma", g);
+    IN(HCGA_BNB_MEAN, "save_mean", m);
+    IN(HCGA_BNB_INVSTD, "save_invstd", is);
+    IN(HCGA_BNB_SUM_DY, "sum_dy", sdy);
+    IN(HCGA_BNB_SUM_DY_XHAT, "sum_dy_xhat", sdyx);
+    OUT(HCGA_BNB_DX, "dx", dx);
+    TRY(v_bn_x(v, x, "x"));
+    const int64_t C = v->ck->bn_C;
+    TRY(v_same(v, dy, "dy", x, "x"));
+    TRY(v_same(v, dx, "dx", x, "x"));
+    SHAPE(g, "gamma", C);
+    SHAPE(m, "save_mean", C);
+    SHAPE(is, "save_invstd", C);
+    SHAPE(sdy, "sum_dy", C);
+    SHAPE(sdyx, "sum_dy_xhat", C);
+    TRY(v_bn_count(v));
     return v_noalias(v, 1);
 }
 

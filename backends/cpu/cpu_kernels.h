@@ -1183,13 +1183,99 @@ static void FN(bn_bwd_task)(void *vc, int64_t c0, int64_t c1, int tid)
     }
 }
 
+/* BN_STATS: sum and sum of squares of each channel, lanes as above. */
+static void FN(bn_sums_task)(void *vc, int64_t c0, int64_t c1, int tid)
+{
+    (void)tid;
+    const bn_ctx *c = vc;
+    const T *X = c->x;
+    T *S = c->sum, *SQ = c->sumsq;
+    const int64_t N = c->N, C = c->C, HW = c->HW;
+    const int64_t HWv = HW / CPU_SUM_LANES * CPU_SUM_LANES;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double a1[CPU_SUM_LANES] = {0}, a2[CPU_SUM_LANES] = {0};
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * C + ch) * HW;
+            for (int64_t j = 0; j < HWv; j += CPU_SUM_LANES)
+                for (int u = 0; u < CPU_SUM_LANES; u++) {
+                    double v = p[j + u];
+                    a1[u] += v;
+                    a2[u] += v * v;
+                }
+            for (int64_t j = HWv; j < HW; j++) {
+                double v = p[j];
+                a1[j - HWv] += v;
+                a2[j - HWv] += v * v;
+            }
+        }
+        S[ch] = (T)FN(lanes_total)(a1);
+        SQ[ch] = (T)FN(lanes_total)(a2);
+    }
+}
+
+/* BN_FWD_FROM_STATS: the statistics of each channel from the summed
+ * sum / sumsq over M = count values, then y and the running statistics as
+ * bn_train_task writes them. */
+static void FN(bn_fwd_stats_task)(void *vc, int64_t c0, int64_t c1, int tid)
+{
+    (void)tid;
+    const bn_ctx *c = vc;
+    const T *X = c->x, *G = c->gamma, *Bt = c->beta, *S = c->sum, *SQ = c->sumsq;
+    T *Y = c->y, *SM = c->save_mean, *SI = c->save_invstd, *RM = c->out_rm, *RV = c->out_rv;
+    const int64_t N = c->N, C = c->C, HW = c->HW;
+    const double m = (double)c->count;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        double mean = (double)S[ch] / m;
+        double var = (double)SQ[ch] / m - mean * mean;
+        if (var < 0) var = 0; /* cancellation in sumsq/M - mean^2 */
+        double invstd = 1.0 / sqrt(var + c->eps);
+        double g = G[ch], b = Bt[ch];
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * C + ch) * HW;
+            T *q = Y + (n * C + ch) * HW;
+            for (int64_t j = 0; j < HW; j++) q[j] = (T)(((double)p[j] - mean) * invstd * g + b);
+        }
+        SM[ch] = (T)mean;
+        SI[ch] = (T)invstd;
+        double unbiased = var * m / (m - 1);
+        RM[ch] = (T)((1.0 - c->momentum) * (double)RM[ch] + c->momentum * mean);
+        RV[ch] = (T)((1.0 - c->momentum) * (double)RV[ch] + c->momentum * unbiased);
+    }
+}
+
+/* BN_BWD_FROM_STATS over planes t = n*C + ch:
+ * dx = gamma*invstd/M * (M*dy - sum_dy - xhat*sum_dy_xhat), bn_bwd_task's form. */
+static void FN(bn_bwd_stats_task)(void *vc, int64_t t0, int64_t t1, int tid)
+{
+    (void)tid;
+    const bn_ctx *c = vc;
+    const T *X = c->x, *DY = c->dy, *G = c->gamma, *M = c->mean, *IS = c->invstd;
+    const T *SD = c->sum_dy, *SDX = c->sum_dy_xhat;
+    T *DX = c->dx;
+    const double m = (double)c->count;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t ch = t % c->C;
+        const double mean = M[ch], invstd = IS[ch], sdy = SD[ch], sdyx = SDX[ch];
+        const double k = (double)G[ch] * invstd / m;
+        const T *px = X + t * c->HW, *pd = DY + t * c->HW;
+        T *q = DX + t * c->HW;
+        for (int64_t j = 0; j < c->HW; j++) {
+            double xh = ((double)px[j] - mean) * invstd;
+            q[j] = (T)(k * (m * (double)pd[j] - sdy - xh * sdyx));
+        }
+    }
+}
+
 static void FN(bn)(hcga_backend *be, int which, bn_ctx *c)
 {
-    if (which == 1) {
-        int64_t grain = c->HW >= 4096 ? 1 : 4096 / (c->HW ? c->HW : 1);
-        cpu_parallel(be, c->N * c->C, grain, FN(bn_infer_task), c);
-    } else {
-        cpu_parallel(be, c->C, 1, which == 0 ? FN(bn_train_task) : FN(bn_bwd_task), c);
+    const int64_t grain = c->HW >= 4096 ? 1 : 4096 / (c->HW ? c->HW : 1);
+    switch (which) {
+    case BN_K_INFER: cpu_parallel(be, c->N * c->C, grain, FN(bn_infer_task), c); break;
+    case BN_K_BWD_STATS: cpu_parallel(be, c->N * c->C, grain, FN(bn_bwd_stats_task), c); break;
+    case BN_K_TRAIN: cpu_parallel(be, c->C, 1, FN(bn_train_task), c); break;
+    case BN_K_BWD: cpu_parallel(be, c->C, 1, FN(bn_bwd_task), c); break;
+    case BN_K_STATS: cpu_parallel(be, c->C, 1, FN(bn_sums_task), c); break;
+    default: cpu_parallel(be, c->C, 1, FN(bn_fwd_stats_task), c); break;
     }
 }
 

@@ -144,7 +144,7 @@ CPU_IMPL(BN_FWD_TRAIN)
                 .out_rm = cpu_ptr(a->out[HCGA_BN_RMEAN]), .out_rv = cpu_ptr(a->out[HCGA_BN_RVAR]),
                 .N = ck->bn_N, .C = ck->bn_C, .HW = ck->bn_HW, .eps = a->p.bn.eps,
                 .momentum = a->p.bn.momentum};
-    DISPATCH(ck->dtype, bn, be, 0, &c);
+    DISPATCH(ck->dtype, bn, be, BN_K_TRAIN, &c);
     return HCGA_OK;
 }
 
@@ -154,7 +154,7 @@ CPU_IMPL(BN_FWD_INFER)
                 .beta = cpu_ptr(a->in[HCGA_BN_BETA]), .rm = cpu_ptr(a->in[HCGA_BN_RMEAN_IN]),
                 .rv = cpu_ptr(a->in[HCGA_BN_RVAR_IN]), .y = cpu_ptr(a->out[0]), .N = ck->bn_N,
                 .C = ck->bn_C, .HW = ck->bn_HW, .eps = a->p.bn.eps};
-    DISPATCH(ck->dtype, bn, be, 1, &c);
+    DISPATCH(ck->dtype, bn, be, BN_K_INFER, &c);
     return HCGA_OK;
 }
 
@@ -166,7 +166,43 @@ CPU_IMPL(BN_BWD)
                 .dgamma = cpu_ptr(a->out[HCGA_BNB_DGAMMA]),
                 .dbeta = cpu_ptr(a->out[HCGA_BNB_DBETA]), .N = ck->bn_N, .C = ck->bn_C,
                 .HW = ck->bn_HW};
-    DISPATCH(ck->dtype, bn, be, 2, &c);
+    DISPATCH(ck->dtype, bn, be, BN_K_BWD, &c);
+    return HCGA_OK;
+}
+
+CPU_IMPL(BN_STATS)
+{
+    bn_ctx c = {.x = cpu_ptr(a->in[HCGA_BN_X]), .sum = cpu_ptr(a->out[HCGA_BNS_SUM]),
+                .sumsq = cpu_ptr(a->out[HCGA_BNS_SUMSQ]), .N = ck->bn_N, .C = ck->bn_C,
+                .HW = ck->bn_HW};
+    DISPATCH(ck->dtype, bn, be, BN_K_STATS, &c);
+    return HCGA_OK;
+}
+
+CPU_IMPL(BN_FWD_FROM_STATS)
+{
+    bn_ctx c = {.x = cpu_ptr(a->in[HCGA_BN_X]), .gamma = cpu_ptr(a->in[HCGA_BN_GAMMA]),
+                .beta = cpu_ptr(a->in[HCGA_BN_BETA]), .sum = cpu_ptr(a->in[HCGA_BNF_SUM]),
+                .sumsq = cpu_ptr(a->in[HCGA_BNF_SUMSQ]), .y = cpu_ptr(a->out[HCGA_BN_Y]),
+                .save_mean = cpu_ptr(a->out[HCGA_BN_SAVE_MEAN]),
+                .save_invstd = cpu_ptr(a->out[HCGA_BN_SAVE_INVSTD]),
+                .out_rm = cpu_ptr(a->out[HCGA_BN_RMEAN]), .out_rv = cpu_ptr(a->out[HCGA_BN_RVAR]),
+                .count = a->p.bn.count, .N = ck->bn_N, .C = ck->bn_C, .HW = ck->bn_HW,
+                .eps = a->p.bn.eps, .momentum = a->p.bn.momentum};
+    DISPATCH(ck->dtype, bn, be, BN_K_FWD_STATS, &c);
+    return HCGA_OK;
+}
+
+CPU_IMPL(BN_BWD_FROM_STATS)
+{
+    bn_ctx c = {.x = cpu_ptr(a->in[HCGA_BNB_X]), .dy = cpu_ptr(a->in[HCGA_BNB_DY]),
+                .gamma = cpu_ptr(a->in[HCGA_BNB_GAMMA]), .mean = cpu_ptr(a->in[HCGA_BNB_MEAN]),
+                .invstd = cpu_ptr(a->in[HCGA_BNB_INVSTD]),
+                .sum_dy = cpu_ptr(a->in[HCGA_BNB_SUM_DY]),
+                .sum_dy_xhat = cpu_ptr(a->in[HCGA_BNB_SUM_DY_XHAT]),
+                .dx = cpu_ptr(a->out[HCGA_BNB_DX]), .count = a->p.bn.count, .N = ck->bn_N,
+                .C = ck->bn_C, .HW = ck->bn_HW};
+    DISPATCH(ck->dtype, bn, be, BN_K_BWD_STATS, &c);
     return HCGA_OK;
 }
 

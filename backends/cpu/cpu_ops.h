@@ -114,9 +114,24 @@ typedef struct pgemm_ctx {
     void *c;
 } pgemm_ctx;
 
+/* Batch-norm kernels (cpu_kernels.h FN(bn)). */
+enum {
+    BN_K_TRAIN,      /* BN_FWD_TRAIN */
+    BN_K_INFER,      /* BN_FWD_INFER */
+    BN_K_BWD,        /* BN_BWD */
+    BN_K_STATS,      /* BN_STATS: sum, sumsq */
+    BN_K_FWD_STATS,  /* BN_FWD_FROM_STATS */
+    BN_K_BWD_STATS   /* BN_BWD_FROM_STATS */
+};
+
 typedef struct bn_ctx {
     const void *x, *dy, *gamma, *beta, *mean, *invstd, *rm, *rv;
     void *y, *save_mean, *save_invstd, *out_rm, *out_rv, *dx, *dgamma, *dbeta;
+    /* ABI 1.2, statistics summed elsewhere: sum / sumsq (BN_STATS's outputs,
+     * BN_FWD_FROM_STATS's inputs), sum_dy / sum_dy_xhat, count = bn.count */
+    void *sum, *sumsq;
+    const void *sum_dy, *sum_dy_xhat;
+    int64_t count;
     int64_t N, C, HW;
     double eps, momentum;
 } bn_ctx;

@@ -7,7 +7,8 @@
 # noinst convenience library linked into the plugin; cudart, cuDNN and cuBLAS
 # are linked into the plugin only (never into libhcga or the CLI).
 CUDA_KERNEL_SRCS = backends/cuda/k_elementwise.cu backends/cuda/k_reduce.cu \
-	backends/cuda/k_spatial.cu backends/cuda/k_loss.cu backends/cuda/k_half.cu
+	backends/cuda/k_spatial.cu backends/cuda/k_loss.cu backends/cuda/k_half.cu \
+	backends/cuda/k_bnstats.cu
 CUDA_KERNEL_HDRS = backends/cuda/cuda_kernels.h backends/cuda/kcommon.cuh \
 	backends/common/kernels/hcga_kmath.h
 EXTRA_DIST += backends/cuda/nvcc-lt.sh backends/cuda/kcommon.cuh \

@@ -22,8 +22,8 @@ typedef hcga_status (*cu_impl_fn)(hcga_backend *be, const hcga_op_args *a, const
 #define CU_IMPL(id_) hcga_status cu_impl_##id_(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 
 /* One declaration per catalogue row: cuda_dnn.c defines the convolutions,
- * batch norm and GEMM (cuDNN, cuBLAS); cuda_ops.c every other op (our own
- * kernels, k_*.cu).  A row without a definition fails the plugin's link
+ * batch norm and GEMM (cuDNN, cuBLAS); cuda_ops.c every other op, batch norm
+ * from summed statistics (ABI 1.2) included (our own kernels, k_*.cu).  A row without a definition fails the plugin's link
  * (-Wl,--no-undefined) or, in a sanitizer build, its dlopen. */
 #define HCGA_OP(id_, ...) CU_IMPL(id_);
 #include "hcga_ops.def"

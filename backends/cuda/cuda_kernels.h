@@ -179,6 +179,29 @@ cudaError_t cuk_shift_l1_fwd(cudaStream_t s, int dt, int64_t N, int64_t C, int64
 cudaError_t cuk_shift_l1_bwd(cudaStream_t s, int dt, int64_t N, int64_t C, int64_t H, int64_t W,
                             int dn, int dh, int dw, const void *x, const void *dloss, void *dx);
 
+/* ---- batch norm from summed statistics (k_bnstats.cu; ABI 1.2) -------- */
+
+/* x[N,C,HW]: sum[c] = sum of x, sumsq[c] = sum of x*x (accumulated in double). */
+cudaError_t cuk_bn_sums(cudaStream_t s, int dt, int64_t N, int64_t C, int64_t HW, const void *x,
+                        void *sum, void *sumsq);
+/* Per channel from the sums over count values: save_mean = sum/count,
+ * var = max(sumsq/count - mean^2, 0), save_invstd = 1/sqrt(var+eps); running
+ * statistics updated in place with momentum (running_var with the unbiased
+ * var*count/(count-1)). */
+cudaError_t cuk_bn_from_sums(cudaStream_t s, int dt, int64_t C, int64_t count, const void *sum,
+                             const void *sumsq, double eps, double momentum, void *smean,
+                             void *sinv, void *rmean, void *rvar);
+/* y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c] over x[N,C,HW]. */
+cudaError_t cuk_bn_apply(cudaStream_t s, int dt, int64_t N, int64_t C, int64_t HW, const void *x,
+                         const void *gamma, const void *beta, const void *mean,
+                         const void *invstd, void *y);
+/* dx = gamma*invstd*(dy - sum_dy/count - xhat*sum_dy_xhat/count),
+ * xhat = (x - mean)*invstd, over x[N,C,HW]. */
+cudaError_t cuk_bn_bwd_dx(cudaStream_t s, int dt, int64_t N, int64_t C, int64_t HW, int64_t count,
+                          const void *x, const void *dy, const void *gamma, const void *mean,
+                          const void *invstd, const void *sum_dy, const void *sum_dy_xhat,
+                          void *dx);
+
 /* ---- optimizers ------------------------------------------------------- */
 
 /* step_size = lr / (1 - b1^t), sqrt_bc2 = sqrt(1 - b2^t), computed by the host. */

@@ -537,3 +537,39 @@ CU_IMPL(CAST)
     CU_LAUNCH(be, OPN(ck), cuk_cast(be->stream, x->dtype, y->dtype, n, px, py));
     return HCGA_OK;
 }
+
+/* ---- batch norm from summed statistics (ABI 1.2; kernels in k_bnstats.cu) -------------- */
+
+CU_IMPL(BN_STATS)
+{
+    CU_LAUNCH(be, OPN(ck), cuk_bn_sums(be->stream, ck->dtype, ck->bn_N, ck->bn_C, ck->bn_HW,
+                                       cu_ptr(a->in[HCGA_BN_X]), cu_ptr(a->out[HCGA_BNS_SUM]),
+                                       cu_ptr(a->out[HCGA_BNS_SUMSQ])));
+    return HCGA_OK;
+}
+
+/* The statistics from the sums, then y with them (as BN_FWD_TRAIN's y). */
+CU_IMPL(BN_FWD_FROM_STATS)
+{
+    const char *op = OPN(ck);
+    void *psm = cu_ptr(a->out[HCGA_BN_SAVE_MEAN]), *psi = cu_ptr(a->out[HCGA_BN_SAVE_INVSTD]);
+    CU_LAUNCH(be, op, cuk_bn_from_sums(be->stream, ck->dtype, ck->bn_C, a->p.bn.count,
+                                       cu_ptr(a->in[HCGA_BNF_SUM]), cu_ptr(a->in[HCGA_BNF_SUMSQ]),
+                                       a->p.bn.eps, a->p.bn.momentum, psm, psi,
+                                       cu_ptr(a->out[HCGA_BN_RMEAN]), cu_ptr(a->out[HCGA_BN_RVAR])));
+    CU_LAUNCH(be, op, cuk_bn_apply(be->stream, ck->dtype, ck->bn_N, ck->bn_C, ck->bn_HW,
+                                   cu_ptr(a->in[HCGA_BN_X]), cu_ptr(a->in[HCGA_BN_GAMMA]),
+                                   cu_ptr(a->in[HCGA_BN_BETA]), psm, psi, cu_ptr(a->out[HCGA_BN_Y])));
+    return HCGA_OK;
+}
+
+CU_IMPL(BN_BWD_FROM_STATS)
+{
+    CU_LAUNCH(be, OPN(ck),
+              cuk_bn_bwd_dx(be->stream, ck->dtype, ck->bn_N, ck->bn_C, ck->bn_HW, a->p.bn.count,
+                            cu_ptr(a->in[HCGA_BNB_X]), cu_ptr(a->in[HCGA_BNB_DY]),
+                            cu_ptr(a->in[HCGA_BNB_GAMMA]), cu_ptr(a->in[HCGA_BNB_MEAN]),
+                            cu_ptr(a->in[HCGA_BNB_INVSTD]), cu_ptr(a->in[HCGA_BNB_SUM_DY]),
+                            cu_ptr(a->in[HCGA_BNB_SUM_DY_XHAT]), cu_ptr(a->out[HCGA_BNB_DX])));
+    return HCGA_OK;
+}

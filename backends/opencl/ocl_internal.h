@@ -27,7 +27,7 @@
     X(sum_to_item) X(sum_to_wg) X(softmax_fwd) X(softmax_bwd) X(argmax) X(copy_rows)           \
     X(upsample_fwd) X(upsample_bwd) X(bilinear_fwd) X(bilinear_table) X(bilinear_bwd_w) X(bilinear_bwd_h)        \
     X(bn_stats) X(bn_stats_item) X(bn_apply) X(bn_infer) X(bn_bwd_stats) X(bn_bwd_stats_item)  \
-    X(bn_bwd_dx) X(ce_ls_rows) X(ce_ls_bwd) X(pixel_ce_part) X(pixel_ce_bwd) X(triplet_dist)   \
+    X(bn_bwd_dx) X(bn_sums) X(bn_sums_item) X(bn_from_sums) X(ce_ls_rows) X(ce_ls_bwd) X(pixel_ce_part) X(pixel_ce_bwd) X(triplet_dist)   \
     X(triplet_mine) X(triplet_coef) X(triplet_dx) X(shift_l1_part) X(shift_l1_bwd)          \
     X(im2col) X(col2im)
 

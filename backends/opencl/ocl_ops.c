@@ -994,6 +994,90 @@ OCL_OP_IMPL(BN_BWD)
     return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
 }
 
+/* sum and sumsq of each channel of x into dense [C] tensors (BN_STATS). */
+OCL_OP_IMPL(BN_STATS)
+{
+    const hcga_tensor *x = a->in[HCGA_BN_X], *sum = a->out[HCGA_BNS_SUM],
+                      *sumsq = a->out[HCGA_BNS_SUMSQ];
+    int dt = ck->dtype;
+    int64_t nb = ck->bn_N, c = ck->bn_C, hw = ck->bn_HW;
+    if (c == 0) return HCGA_OK;
+    int item = nb * hw < OCL_BN_ITEM_MAX;
+    ocl_launch l;
+    ocl_begin(&l, be, ocl_kt(be, dt, item ? KT_bn_sums_item : KT_bn_sums),
+              item ? "bn_sums_item" : "bn_sums", dt);
+    ocl_arg_tensor(&l, x);
+    ocl_arg_long(&l, nb);
+    ocl_arg_long(&l, c);
+    ocl_arg_long(&l, hw);
+    ocl_arg_tensor(&l, sum);
+    ocl_arg_tensor(&l, sumsq);
+    return item ? ocl_run(&l, (size_t)c, 0) : ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS);
+}
+
+/* Statistics from the summed sum / sumsq (bn_from_sums), then y as
+ * BN_FWD_TRAIN writes it (bn_apply). */
+OCL_OP_IMPL(BN_FWD_FROM_STATS)
+{
+    const hcga_tensor *x = a->in[HCGA_BN_X], *gamma = a->in[HCGA_BN_GAMMA],
+                      *beta = a->in[HCGA_BN_BETA], *sum = a->in[HCGA_BNF_SUM],
+                      *sumsq = a->in[HCGA_BNF_SUMSQ], *y = a->out[HCGA_BN_Y],
+                      *sm = a->out[HCGA_BN_SAVE_MEAN], *si = a->out[HCGA_BN_SAVE_INVSTD],
+                      *rm = a->out[HCGA_BN_RMEAN], *rv = a->out[HCGA_BN_RVAR];
+    int dt = ck->dtype;
+    int64_t nb = ck->bn_N, c = ck->bn_C, hw = ck->bn_HW;
+    if (c == 0) return HCGA_OK;
+    ocl_launch l;
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_from_sums), "bn_from_sums", dt);
+    ocl_arg_tensor(&l, sum);
+    ocl_arg_tensor(&l, sumsq);
+    ocl_arg_long(&l, c);
+    ocl_arg_long(&l, a->p.bn.count);
+    ocl_arg_tensor(&l, sm);
+    ocl_arg_tensor(&l, si);
+    ocl_arg_tensor(&l, rm);
+    ocl_arg_tensor(&l, rv);
+    ocl_arg_acc(&l, a->p.bn.eps);
+    ocl_arg_acc(&l, a->p.bn.momentum);
+    TRY(ocl_run(&l, (size_t)c, 0));
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
+    ocl_arg_tensor(&l, x);
+    ocl_arg_tensor(&l, y);
+    ocl_arg_long(&l, c);
+    ocl_arg_long(&l, hw);
+    ocl_arg_tensor(&l, gamma);
+    ocl_arg_tensor(&l, beta);
+    ocl_arg_tensor(&l, sm);
+    ocl_arg_tensor(&l, si);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
+}
+
+/* dx from the summed sum_dy / sum_dy_xhat: BN_BWD's dx kernel with those in
+ * place of dbeta / dgamma and 1/bn.count for 1/M. */
+OCL_OP_IMPL(BN_BWD_FROM_STATS)
+{
+    const hcga_tensor *x = a->in[HCGA_BNB_X], *dy = a->in[HCGA_BNB_DY],
+                      *gamma = a->in[HCGA_BNB_GAMMA], *mean = a->in[HCGA_BNB_MEAN],
+                      *inv = a->in[HCGA_BNB_INVSTD], *sdy = a->in[HCGA_BNB_SUM_DY],
+                      *sdyx = a->in[HCGA_BNB_SUM_DY_XHAT], *dx = a->out[HCGA_BNB_DX];
+    int dt = ck->dtype;
+    int64_t nb = ck->bn_N, c = ck->bn_C, hw = ck->bn_HW;
+    ocl_launch l;
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_bwd_dx), "bn_bwd_dx", dt);
+    ocl_arg_tensor(&l, x);
+    ocl_arg_tensor(&l, dy);
+    ocl_arg_tensor(&l, dx);
+    ocl_arg_long(&l, c);
+    ocl_arg_long(&l, hw);
+    ocl_arg_tensor(&l, gamma);
+    ocl_arg_tensor(&l, mean);
+    ocl_arg_tensor(&l, inv);
+    ocl_arg_tensor(&l, sdyx);
+    ocl_arg_tensor(&l, sdy);
+    ocl_arg_acc(&l, 1.0 / (double)a->p.bn.count);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Optimizers                                                                */
 /* ------------------------------------------------------------------------ */
