@@ -232,6 +232,41 @@ static void b_bn_eps(bad_call *c)
     c->a.p.bn.eps = NAN;
 }
 
+/* A BN_FWD_FROM_STATS call on x[2,3,2,2] (8 values per channel), valid
+ * for count >= 8. */
+static void bn_from_stats_ok(bad_call *c, int64_t count)
+{
+    call(c, HCGA_OP_BN_FWD_FROM_STATS, 5, 5);
+    c->a.in[0] = tn(c, F32, V4(2, 3, 2, 2));
+    for (int k = 1; k < 5; k++) c->a.in[k] = tn(c, F32, V1(3));
+    c->a.out[0] = tn(c, F32, V4(2, 3, 2, 2));
+    for (int k = 1; k < 5; k++) c->a.out[k] = tn(c, F32, V1(3));
+    c->a.p.bn.eps = 1e-5;
+    c->a.p.bn.momentum = 0.1;
+    c->a.p.bn.count = count;
+}
+
+static void b_bn_count_one(bad_call *c) { bn_from_stats_ok(c, 1); }
+static void b_bn_count_local(bad_call *c) { bn_from_stats_ok(c, 4); }
+
+static void b_bn_stats_sum(bad_call *c)
+{
+    call(c, HCGA_OP_BN_STATS, 1, 2);
+    c->a.in[0] = tn(c, F32, V4(2, 3, 2, 2));
+    c->a.out[0] = tn(c, F32, V1(2));
+    c->a.out[1] = tn(c, F32, V1(3));
+}
+
+static void b_bn_bwd_sum_dy(bad_call *c)
+{
+    call(c, HCGA_OP_BN_BWD_FROM_STATS, 7, 1);
+    c->a.in[0] = tn(c, F32, V2(2, 3));
+    c->a.in[1] = tn(c, F32, V2(2, 3));
+    for (int k = 2; k < 7; k++) c->a.in[k] = tn(c, F32, V1(k == 5 ? 4 : 3));
+    c->a.out[0] = tn(c, F32, V2(2, 3));
+    c->a.p.bn.count = 4;
+}
+
 static void b_gemm_inner(bad_call *c)
 {
     call(c, HCGA_OP_GEMM, 2, 1);
@@ -378,6 +413,10 @@ static const struct {
     {"convolution output of the wrong width", b_conv_out_shape},
     {"batch-norm gamma of the wrong length", b_bn_gamma},
     {"batch-norm eps not finite", b_bn_eps},
+    {"bn_fwd_from_stats with bn.count 1", b_bn_count_one},
+    {"bn.count below x's own values per channel", b_bn_count_local},
+    {"bn_stats sum of the wrong length", b_bn_stats_sum},
+    {"bn_bwd_from_stats sum_dy of the wrong length", b_bn_bwd_sum_dy},
     {"GEMM inner dimensions differ", b_gemm_inner},
     {"upsample factor 0", b_factor_zero},
     {"upsample factor above 4096", b_factor_huge},

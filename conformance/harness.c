@@ -206,6 +206,112 @@ static void fill_bn_x(conf_tensor *t, conf_rng *r)
     finish(t);
 }
 
+/* x = in[0] as [outer, C, inner]: C and the values per channel m, after
+ * checking that the [C] inputs in[first..last] have C elements. */
+static int bn_dims(const conf_case *cc, int first, int last, int64_t *C, int64_t *m, char *err,
+                   size_t err_len)
+{
+    const conf_tensor *x = &cc->in[0];
+    int64_t outer, inner;
+    split_dims(&x->s, &outer, C, &inner);
+    for (int k = first; k <= last; k++)
+        if (cc->in[k].extent < *C || x->extent != outer * *C * inner)
+            return set_err(err, err_len, "%s: in[%d] needs %lld elements", hcga_op_name(cc->c.op),
+                           k, (long long)*C);
+    *m = outer * inner;
+    return 0;
+}
+
+/* x's value j of channel ch (j < m), x = [outer, C, inner]. */
+static double bn_at(const conf_tensor *x, int64_t C, int64_t ch, int64_t j)
+{
+    int64_t outer, c, inner;
+    split_dims(&x->s, &outer, &c, &inner);
+    (void)outer;
+    (void)c;
+    return x->host[((j / inner) * C + ch) * inner + j % inner];
+}
+
+/* BN_BWD / BN_BWD_FROM_STATS: in[3], in[4] = save_mean, save_invstd of x = in[0]. */
+static int fill_bn_saved(conf_case *cc, double eps, char *err, size_t err_len)
+{
+    const conf_tensor *x = &cc->in[0];
+    int64_t C, m;
+    if (bn_dims(cc, 3, 4, &C, &m, err, err_len)) return -1;
+    for (int64_t ch = 0; ch < C; ch++) {
+        double s = 0, s2 = 0;
+        for (int64_t j = 0; j < m; j++) s += bn_at(x, C, ch, j);
+        double mean = m ? s / (double)m : 0.0;
+        for (int64_t j = 0; j < m; j++) {
+            double dv = bn_at(x, C, ch, j) - mean;
+            s2 += dv * dv;
+        }
+        cc->in[3].host[ch] = mean;
+        cc->in[4].host[ch] = 1.0 / sqrt((m ? s2 / (double)m : 0.0) + eps);
+    }
+    finish(&cc->in[3]);
+    finish(&cc->in[4]);
+    return 0;
+}
+
+/* BN_FWD_FROM_STATS: in[3], in[4] = sum and sumsq of a batch of `count`
+ * values per channel of which x's m are one part; the other parts' values
+ * are x's values of that channel, cycled, plus noise in [-0.5, 0.5) (values
+ * in [-1, 1) when x is empty).  A real batch, so the variance is >= 0. */
+static int fill_bn_sums(conf_case *cc, conf_rng *r, int64_t count, char *err, size_t err_len)
+{
+    const conf_tensor *x = &cc->in[0];
+    int64_t C, m;
+    if (bn_dims(cc, 3, 4, &C, &m, err, err_len)) return -1;
+    for (int64_t ch = 0; ch < C; ch++) {
+        double s = 0, s2 = 0;
+        for (int64_t j = 0; j < count || j < m; j++) {
+            double v = j < m ? bn_at(x, C, ch, j)
+                       : m ? bn_at(x, C, ch, j % m) + conf_rng_range(r, -0.5, 0.5)
+                           : conf_rng_range(r, -1.0, 1.0);
+            s += v;
+            s2 += v * v;
+        }
+        cc->in[3].host[ch] = s;
+        cc->in[4].host[ch] = s2;
+    }
+    finish(&cc->in[3]);
+    finish(&cc->in[4]);
+    return 0;
+}
+
+/* BN_BWD_FROM_STATS: in[5], in[6] = sum_dy and sum_dy_xhat over `count`
+ * values per channel: this part's (dy = in[1], xhat from in[3], in[4]) and
+ * the other parts', dy in [-1, 1) and xhat in [-1.7, 1.7). */
+static int fill_bn_grad_sums(conf_case *cc, conf_rng *r, int64_t count, char *err, size_t err_len)
+{
+    const conf_tensor *x = &cc->in[0], *dy = &cc->in[1];
+    int64_t C, m;
+    if (bn_dims(cc, 5, 6, &C, &m, err, err_len)) return -1;
+    if (dy->extent != x->extent)
+        return set_err(err, err_len, "bn_bwd_from_stats: dy must have x's %lld elements",
+                       (long long)x->extent);
+    for (int64_t ch = 0; ch < C; ch++) {
+        const double mean = cc->in[3].host[ch], invstd = cc->in[4].host[ch];
+        double s = 0, sx = 0;
+        for (int64_t j = 0; j < m; j++) {
+            double d = bn_at(dy, C, ch, j);
+            s += d;
+            sx += d * (bn_at(x, C, ch, j) - mean) * invstd;
+        }
+        for (int64_t j = m; j < count; j++) {
+            double d = conf_rng_range(r, -1.0, 1.0);
+            s += d;
+            sx += d * conf_rng_range(r, -1.7, 1.7);
+        }
+        cc->in[5].host[ch] = s;
+        cc->in[6].host[ch] = sx;
+    }
+    finish(&cc->in[5]);
+    finish(&cc->in[6]);
+    return 0;
+}
+
 static void fill_labels(conf_tensor *t, conf_rng *r, int64_t ncls, int64_t ignore, double ignore_frac)
 {
     for (int64_t i = 0; i < t->extent; i++) {
@@ -465,33 +571,26 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_unif(&cc->in[3], r, -0.5, 0.5);
         fill_unif(&cc->in[4], r, 0.5, 1.5);
         return 0;
-    case HCGA_OP_BN_BWD: {
-        conf_tensor *x = &cc->in[0];
-        fill_bn_x(x, r);
+    case HCGA_OP_BN_BWD:
+        fill_bn_x(&cc->in[0], r);
         fill_unif(&cc->in[2], r, 0.5, 1.5);
-        int64_t outer, C, inner;
-        split_dims(&x->s, &outer, &C, &inner);
-        if (cc->in[3].extent < C || cc->in[4].extent < C || x->extent != outer * C * inner)
-            return set_err(err, err_len, "bn_bwd: save_mean/save_invstd need %lld elements",
-                           (long long)C);
-        int64_t m = outer * inner;
-        for (int64_t ch = 0; ch < C; ch++) {
-            double s = 0, s2 = 0;
-            for (int64_t o = 0; o < outer; o++)
-                for (int64_t i = 0; i < inner; i++) s += x->host[(o * C + ch) * inner + i];
-            double mean = m ? s / (double)m : 0.0;
-            for (int64_t o = 0; o < outer; o++)
-                for (int64_t i = 0; i < inner; i++) {
-                    double dv = x->host[(o * C + ch) * inner + i] - mean;
-                    s2 += dv * dv;
-                }
-            cc->in[3].host[ch] = mean;
-            cc->in[4].host[ch] = 1.0 / sqrt((m ? s2 / (double)m : 0.0) + c->p.bn.eps);
-        }
-        finish(&cc->in[3]);
-        finish(&cc->in[4]);
+        return fill_bn_saved(cc, c->p.bn.eps, err, err_len);
+    case HCGA_OP_BN_STATS:
+        fill_bn_x(&cc->in[0], r);
         return 0;
-    }
+    case HCGA_OP_BN_FWD_FROM_STATS:
+        fill_bn_x(&cc->in[0], r);
+        fill_unif(&cc->in[1], r, 0.5, 1.5);
+        fill_unif(&cc->in[2], r, -0.5, 0.5);
+        cc->out[3].inout = cc->out[4].inout = 1;
+        fill_unif(&cc->out[3], r, -0.5, 0.5);
+        fill_unif(&cc->out[4], r, 0.5, 1.5);
+        return fill_bn_sums(cc, r, c->p.bn.count, err, err_len);
+    case HCGA_OP_BN_BWD_FROM_STATS:
+        fill_bn_x(&cc->in[0], r);
+        fill_unif(&cc->in[2], r, 0.5, 1.5);
+        if (fill_bn_saved(cc, c->p.bn.eps, err, err_len)) return -1;
+        return fill_bn_grad_sums(cc, r, c->p.bn.count, err, err_len);
     case HCGA_OP_RELU_FWD:
         if (grad) fill_away(&cc->in[0], r, 0.0, 0.05);
         return 0;

@@ -61,6 +61,10 @@ static int op_keys(int op, const key_desc **keys)
     static const key_desc bn_train[] = {{"eps", K_DOUBLE, PO(bn.eps)},
                                         {"momentum", K_DOUBLE, PO(bn.momentum)}};
     static const key_desc bn_infer[] = {{"eps", K_DOUBLE, PO(bn.eps)}};
+    static const key_desc bn_fwd_sums[] = {{"eps", K_DOUBLE, PO(bn.eps)},
+                                           {"momentum", K_DOUBLE, PO(bn.momentum)},
+                                           {"count", K_I64, PO(bn.count)}};
+    static const key_desc bn_bwd_sums[] = {{"count", K_I64, PO(bn.count)}};
     static const key_desc thresh[] = {{"t", K_DOUBLE, PO(scalar.a)}};
     static const key_desc add[] = {{"alpha", K_DOUBLE, PO(scalar.a)},
                                    {"beta", K_DOUBLE, PO(scalar.b)}};
@@ -97,6 +101,8 @@ static int op_keys(int op, const key_desc **keys)
     case HCGA_OP_CONV2D_BWD_FILTER: RET(conv);
     case HCGA_OP_BN_FWD_TRAIN: RET(bn_train);
     case HCGA_OP_BN_FWD_INFER: RET(bn_infer);
+    case HCGA_OP_BN_FWD_FROM_STATS: RET(bn_fwd_sums);
+    case HCGA_OP_BN_BWD_FROM_STATS: RET(bn_bwd_sums);
     case HCGA_OP_THRESH_FWD:
     case HCGA_OP_THRESH_BWD: RET(thresh);
     case HCGA_OP_ADD: RET(add);

@@ -80,14 +80,18 @@ static const char *out_name(int op, int k)
     static const char *const bn_train[] = {"y", "save_mean", "save_invstd", "running_mean",
                                            "running_var"};
     static const char *const bn_bwd[] = {"dx", "dgamma", "dbeta"};
+    static const char *const bn_stats[] = {"sum", "sumsq"};
     static const char *const adam[] = {"param", "m", "v"};
     static const char *const sgd[] = {"param", "buf"};
     static const char *const filt[] = {"dw", "dbias"};
     static const char *const trip[] = {"loss", "hard"};
     static char buf[HCGA_MAX_OP_OUT][8];
     switch (op) {
-    case HCGA_OP_BN_FWD_TRAIN: if (k < 5) return bn_train[k]; break;
-    case HCGA_OP_BN_BWD: if (k < 3) return bn_bwd[k]; break;
+    case HCGA_OP_BN_FWD_TRAIN:
+    case HCGA_OP_BN_FWD_FROM_STATS: if (k < 5) return bn_train[k]; break;
+    case HCGA_OP_BN_STATS: if (k < 2) return bn_stats[k]; break;
+    case HCGA_OP_BN_BWD:
+    case HCGA_OP_BN_BWD_FROM_STATS: if (k < 3) return bn_bwd[k]; break;
     case HCGA_OP_ADAM_STEP: if (k < 3) return adam[k]; break;
     case HCGA_OP_SGD_STEP: if (k < 2) return sgd[k]; break;
     case HCGA_OP_CONV2D_BWD_FILTER: if (k < 2) return filt[k]; break;
