@@ -4,6 +4,7 @@
 # frontend/ (AM_CPPFLAGS has -I$(top_srcdir)/frontend): #include "graph/graph.h".
 noinst_LTLIBRARIES += libhcga.la
 UTIL_SRCS =
+DIST_SRCS =
 BACKEND_SRCS =
 GRAPH_SRCS =
 CONFIG_SRCS =
@@ -13,10 +14,10 @@ EVAL_SRCS =
 TRAIN_SRCS =
 CLI_SRCS =
 CONF_SRCS =
-libhcga_la_SOURCES = $(UTIL_SRCS) $(BACKEND_SRCS) $(GRAPH_SRCS) $(CONFIG_SRCS) $(MODEL_SRCS) \
+libhcga_la_SOURCES = $(UTIL_SRCS) $(DIST_SRCS) $(BACKEND_SRCS) $(GRAPH_SRCS) $(CONFIG_SRCS) $(MODEL_SRCS) \
 	$(DATA_SRCS) $(EVAL_SRCS) $(TRAIN_SRCS) $(CLI_SRCS) $(CONF_SRCS)
-libhcga_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS)
-libhcga_la_LIBADD = $(YAML_LIBS) $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(LIBS)
+libhcga_la_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS) $(YAML_CFLAGS) $(JANSSON_CFLAGS) $(PNG_CFLAGS) $(JPEG_CFLAGS)
+libhcga_la_LIBADD = $(MPI_LIBS) $(YAML_LIBS) $(JANSSON_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(LIBS)
 
 bin_PROGRAMS += hcga
 hcga_SOURCES = frontend/cli/main.c
@@ -24,6 +25,7 @@ hcga_CFLAGS = $(libhcga_la_CFLAGS)
 hcga_LDADD = libhcga.la
 
 include frontend/util/util.mk
+include frontend/dist/dist.mk
 include frontend/backend/backend.mk
 include frontend/graph/graph.mk
 include frontend/config/config.mk

@@ -63,7 +63,8 @@ static void expect_override_error(const char *key, const char *val, const char *
  * precision); every other key is the reference's, with its value. */
 static const char *const OWN_KEYS[] = {
     "SOLVER.AMP.ENABLED",       "SOLVER.AMP.DTYPE",         "SOLVER.AMP.INIT_SCALE",
-    "SOLVER.AMP.GROWTH_INTERVAL", "SOLVER.AMP.GROWTH_FACTOR", "SOLVER.AMP.BACKOFF_FACTOR"};
+    "SOLVER.AMP.GROWTH_INTERVAL", "SOLVER.AMP.GROWTH_FACTOR", "SOLVER.AMP.BACKOFF_FACTOR",
+    "MODEL.SYNC_BN"};
 #define N_OWN_KEYS ((int)(sizeof OWN_KEYS / sizeof OWN_KEYS[0]))
 
 #define MAX_LEAVES 256
@@ -198,17 +199,29 @@ START_TEST(test_defaults_match_golden)
     snprintf(path, sizeof path, "%s/golden/defaults.yml", shared_dir());
     char *golden = read_all(path);
     char *ours = read_all(HCGA_SRCDIR "/configs/defaults.yml");
-    /* ours without the block of hcga's own keys (its comment, then
-     * "  AMP: {...}", a flow mapping in SOLVER) is the reference's file,
-     * byte for byte */
-    char *start = strstr(ours, "\n  # hcga's addition");
-    ck_assert_ptr_nonnull(start);
-    char *amp = strstr(start, "\n  AMP: {");
-    ck_assert_ptr_nonnull(amp);
-    char *end = strchr(amp + 1, '}');
-    ck_assert_ptr_nonnull(end);
-    ck_assert_int_eq(end[1], '\n');
-    memmove(start, end + 1, strlen(end + 1) + 1);
+    /* ours without the blocks of hcga's own keys (SOLVER.AMP, MODEL.SYNC_BN)
+     * is the reference's file, byte for byte */
+    char *start;
+    int blocks = 0;
+    /* each block: its comment lines, then one key whose value is a scalar
+     * ("  SYNC_BN: false") or a flow mapping ("  AMP: {...}", maybe over
+     * several lines) */
+    while ((start = strstr(ours, "\n  # hcga's addition"))) {
+        char *key = start + 1;
+        while (strncmp(key, "  #", 3) == 0) key = strchr(key, '\n') + 1;
+        char *end = strchr(key, '\n');
+        ck_assert_ptr_nonnull(end);
+        char *brace = strchr(key, '{');
+        if (brace && brace < end) {
+            end = strchr(brace, '}');
+            ck_assert_ptr_nonnull(end);
+            ck_assert_int_eq(end[1], '\n');
+            end++;
+        }
+        memmove(start, end, strlen(end) + 1);
+        blocks++;
+    }
+    ck_assert_int_eq(blocks, 2);
     size_t i = 0;
     while (ours[i] && ours[i] == golden[i]) i++;
     ck_assert_msg(ours[i] == golden[i], "defaults.yml without hcga's block differs from the "

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "dist/dist.h"
 #include "train/train.h"
 #include "util/util.h"
 
@@ -30,7 +31,19 @@ static void train_usage(FILE *f)
             "                evaluation): for comparing backends step by step; with fp16 the\n"
             "                steps skipped for Inf/NaN gradients count\n"
             "  --dtype f32|f64  compute dtype of the graph, parameters and Adam state\n"
-            "                (default f32; f64 for verification; checkpoints store f32)\n"
+            "                (default f32; f64 for verification, its checkpoints f64 too)\n"
+            "Data-parallel (docs/distributed.md): mpirun -np N hcga --backend B train ... runs N\n"
+            "ranks, each on its node-local device and on 1/N of the global batch\n"
+            "SOLVER.IMS_PER_BATCH (whole identities: the identity count must divide by N);\n"
+            "MODEL.SYNC_BN True takes batch-norm statistics over all ranks.  Rank 0 logs and\n"
+            "writes the checkpoint; --resume works with any N.\n"
+            "  --bucket-mb M      gradient all-reduce bucket size in MiB (default 25)\n"
+            "  --no-overlap       all-reduce after backward instead of during it (to measure)\n"
+            "  --dist-timeout S   stop every rank when a collective waits longer than S seconds\n"
+            "                     (a dead or hung rank; default 600, or $HCGA_DIST_TIMEOUT)\n"
+            "  --as-ranks N       one process training exactly as N ranks would (triplet mining\n"
+            "                     and, without SYNC_BN, batch norm per rank's part): the\n"
+            "                     reference an N-rank run is checked against\n"
             "KEY VALUE pairs override the config, e.g. SOLVER.MAX_EPOCHS 10 SOLVER.IMS_PER_BATCH 16.\n"
             "Mixed precision: SOLVER.AMP.ENABLED True (SOLVER.AMP.DTYPE bf16 | fp16) runs the\n"
             "convolutions and GEMMs in 16 bits with f32 accumulation; fp16 scales the loss\n"
@@ -89,6 +102,28 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
+        } else if (!strcmp(a, "--as-ranks")) {
+            long long v;
+            if (i + 1 >= argc || hcga_parse_int(argv[i + 1], 1, 4096, &v)) {
+                fprintf(stderr, "hcga train: --as-ranks needs a number of ranks (1..4096)\n");
+                free(o.over);
+                return 2;
+            }
+            o.as_ranks = (int)v;
+            i++;
+        } else if (!strcmp(a, "--no-overlap")) {
+            o.no_overlap = 1;
+        } else if (!strcmp(a, "--bucket-mb") || !strcmp(a, "--dist-timeout")) {
+            double v;
+            if (i + 1 >= argc || hcga_parse_double(argv[i + 1], &v) || !(v > 0) || v > 1e7) {
+                fprintf(stderr, "hcga train: %s needs a positive number%s%s%s\n", a, i + 1 < argc ? ", got '" : "",
+                        i + 1 < argc ? argv[i + 1] : "", i + 1 < argc ? "'" : "");
+                free(o.over);
+                return 2;
+            }
+            i++;
+            if (!strcmp(a, "--bucket-mb")) o.bucket_mb = v;
+            else hcga_dist_set_timeout(v);
         } else if (!strcmp(a, "--dtype")) {
             if (i + 1 >= argc || (strcmp(argv[i + 1], "f32") && strcmp(argv[i + 1], "f64"))) {
                 fprintf(stderr, "hcga train: --dtype needs f32 or f64\n");

@@ -2,7 +2,9 @@
  * commands.h - the hcga command table.
  *
  * To add a command `foo`:
- *   1. add ONE line to HCGA_COMMAND_LIST below:  X(foo, "one-line summary") \
+ *   1. add ONE line to HCGA_COMMAND_LIST below:  X(foo, ONE, "one-line summary") \
+ *      (RANKS instead of ONE when the command runs as several MPI ranks:
+ *      `mpirun -np N hcga foo`; main.c refuses N > 1 for the others)
  *   2. define  int cmd_foo(int argc, char **argv, const hcga_global_opts *g)
  *      in your own source file (the declaration is generated below).
  * main.c dispatches `hcga [global options] foo [args]` to cmd_foo with
@@ -28,29 +30,33 @@
 typedef struct hcga_global_opts {
     const char *backend;         /* --backend NAME (default "cpu") */
     int backend_explicit;        /* 1 when --backend was given */
-    int device;                  /* --device N (default 0) */
+    int device;                  /* --device N (default 0; under mpirun the node-local rank) */
+    int device_explicit;         /* 1 when --device was given */
     const char *backend_options; /* --backend-options "k=v,k=v" or NULL */
     int threads;                 /* --threads N, 0 = not given */
     int verbosity;               /* 0 default, -1 with -q, +1 per -v */
 } hcga_global_opts;
 
-/* The command list: X(name, "summary").  One line per command; keep the
+/* How many ranks of a data-parallel job (frontend/dist) a command runs as. */
+enum { HCGA_CMD_ONE = 1, HCGA_CMD_RANKS = 2 };
+
+/* The command list: X(name, ONE|RANKS, "summary").  One line per command; keep the
  * continuation backslash and add new lines above the closing comment. */
 #define HCGA_COMMAND_LIST(X)                                                       \
-    X(backends, "list backend plugins with their devices, or why each is unavailable") \
-    X(conformance, "certify a backend: op-by-op tests against the CPU in f64, gradients, timings") \
-    X(config, "show the merged configuration: defaults, a YAML file, KEY VALUE overrides") \
-    X(forward, "run the model on stored inputs; write outputs, gradients, one Adam step") \
-    X(compare, "compare two safetensors files tensor by tensor (relative error)") \
-    X(bench, "images/s and memory of a training step or an eval forward") \
-    X(shapes, "print every distinct op call of the model's graphs (conformance shapes)") \
-    X(synth, "write the synthetic occluded-ReID benchmark (Market-1501 layout + part masks)") \
-    X(train, "train HCGA on a Market-1501-layout dataset, with co-parsing and evaluation") \
-    X(test, "evaluate a checkpoint or stored features: Rank-1/5/10, mAP, mINP (ARM or global)") \
-    X(parse, "co-parse chosen identities with a model and draw the part labels (PNG strips)") \
+    X(backends, ONE, "list backend plugins with their devices, or why each is unavailable") \
+    X(conformance, ONE, "certify a backend: op-by-op tests against the CPU in f64, gradients, timings") \
+    X(config, ONE, "show the merged configuration: defaults, a YAML file, KEY VALUE overrides") \
+    X(forward, ONE, "run the model on stored inputs; write outputs, gradients, one Adam step") \
+    X(compare, ONE, "compare two safetensors files tensor by tensor (relative error)") \
+    X(bench, RANKS, "images/s and memory of a training step or an eval forward") \
+    X(shapes, ONE, "print every distinct op call of the model's graphs (conformance shapes)") \
+    X(synth, ONE, "write the synthetic occluded-ReID benchmark (Market-1501 layout + part masks)") \
+    X(train, RANKS, "train HCGA on a Market-1501-layout dataset, with co-parsing and evaluation") \
+    X(test, ONE, "evaluate a checkpoint or stored features: Rank-1/5/10, mAP, mINP (ARM or global)") \
+    X(parse, ONE, "co-parse chosen identities with a model and draw the part labels (PNG strips)") \
     /* end of the command list */
 
-#define HCGA_DECLARE_COMMAND(name_, summary_) \
+#define HCGA_DECLARE_COMMAND(name_, ranks_, summary_) \
     int cmd_##name_(int argc, char **argv, const hcga_global_opts *g);
 HCGA_COMMAND_LIST(HCGA_DECLARE_COMMAND)
 #undef HCGA_DECLARE_COMMAND

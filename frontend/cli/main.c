@@ -12,17 +12,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
+#include "dist/dist.h"
 
 typedef struct hcga_command {
     const char *name;
     const char *summary;
+    int ranks; /* HCGA_CMD_ONE or HCGA_CMD_RANKS */
     int (*fn)(int argc, char **argv, const hcga_global_opts *g);
 } hcga_command;
 
-#define HCGA_TABLE_ROW(name_, summary_) {#name_, summary_, cmd_##name_},
+#define HCGA_TABLE_ROW(name_, ranks_, summary_) {#name_, summary_, HCGA_CMD_##ranks_, cmd_##name_},
 static const hcga_command commands[] = {HCGA_COMMAND_LIST(HCGA_TABLE_ROW)};
 #undef HCGA_TABLE_ROW
 #define NUM_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
@@ -167,6 +170,44 @@ int cmd_backends(int argc, char **argv, const hcga_global_opts *g)
     return 0;
 }
 
+/* Joins the data-parallel job when started by mpirun (frontend/dist): only
+ * commands marked RANKS run as several ranks; every rank but 0 keeps quiet
+ * on stdout (rank 0 logs); a rank's device is its node-local rank unless
+ * --device says otherwise.  Returns -1 to go on, else the exit status. */
+static int start_ranks(const hcga_command *cmd, hcga_global_opts *g, int *argc, char ***argv)
+{
+    char err[512];
+    if (hcga_dist_init(argc, argv, err, sizeof err)) {
+        fprintf(stderr, "hcga: %s\n", err);
+        return 2;
+    }
+    const int n = hcga_dist_size(), rank = hcga_dist_rank();
+    if (n == 1) return -1;
+    if (cmd->ranks != HCGA_CMD_RANKS) {
+        if (rank == 0)
+            fprintf(stderr, "hcga: `hcga %s` runs as one process, not as %d ranks; start it without mpirun\n",
+                    cmd->name, n);
+        hcga_dist_finalize();
+        return 2;
+    }
+    if (!g->device_explicit) {
+        hcga_plugin_entry e;
+        int ndev = hcga_plugin_find(g->backend, &e) == 0 && e.num_devices > 0 ? e.num_devices : 1;
+        g->device = hcga_dist_local_rank() % ndev;
+    }
+    /* ranks sharing a machine share its cores unless --threads says */
+    if (!g->threads && hcga_dist_local_size() > 1) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        g->threads = cores > hcga_dist_local_size() ? (int)(cores / hcga_dist_local_size()) : 1;
+    }
+    if (rank != 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, "hcga: rank %d: cannot silence stdout: %s\n", rank, strerror(errno));
+        hcga_dist_finalize();
+        return 1;
+    }
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     hcga_global_opts g = {.backend = "cpu", .device = 0};
@@ -191,6 +232,7 @@ int main(int argc, char **argv)
             g.backend_explicit = 1;
             break;
         case OPT_DEVICE:
+            g.device_explicit = 1;
             if (parse_int(optarg, 0, &g.device) != 0) {
                 fprintf(stderr, "hcga: --device: '%s' is not a device index (0, 1, ...)\n", optarg);
                 return 2;
@@ -236,6 +278,8 @@ int main(int argc, char **argv)
     }
     int cargc = argc - optind;
     char **cargv = argv + optind;
+    int rc = start_ranks(cmd, &g, &argc, &argv);
+    if (rc >= 0) return rc;
 
     /* An explicitly chosen backend must be usable whatever the command does
      * with it, so a typo or a broken plugin is reported at once. */
@@ -257,10 +301,17 @@ int main(int argc, char **argv)
         }
     }
     optind = 0; /* commands parse their own options from cargv */
-    int rc = cmd->fn(cargc, cargv, &g);
+    rc = cmd->fn(cargc, cargv, &g);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "hcga: writing the output failed: %s\n", strerror(errno));
-        return 1;
+        rc = 1;
     }
+    /* a rank that failed stops the others instead of leaving them waiting */
+    if (rc != 0 && hcga_dist_size() > 1) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "hcga %s failed (exit status %d); stopping every rank", cmd->name, rc);
+        hcga_dist_abort(rc, msg);
+    }
+    hcga_dist_finalize();
     return rc;
 }

@@ -467,6 +467,7 @@ struct hcga_loader {
     const hcga_split *split;
     int *order;
     int count, batch, train, num_parts, nbatches;
+    int shard, nshards; /* this loader yields slice `shard` of nshards of every batch */
     hcga_aug_cfg cfg;
     hcga_label_fn label_fn;
     void *label_ctx;
@@ -508,7 +509,11 @@ static void fill_batch(hcga_loader *l, slot *s, int b)
 {
     const int H = l->cfg.height, W = l->cfg.width, LH = l->cfg.label_h, LW = l->cfg.label_w;
     int first = b * l->batch;
-    int n = l->count - first < l->batch ? l->count - first : l->batch;
+    int whole = l->count - first < l->batch ? l->count - first : l->batch;
+    /* this shard's contiguous slice of the batch; positions (and so the
+     * augmentation keys) stay those of the whole batch */
+    first += (int)((int64_t)whole * l->shard / l->nshards);
+    int n = (int)((int64_t)whole * (l->shard + 1) / l->nshards) - (int)((int64_t)whole * l->shard / l->nshards);
     s->b.n = n;
     s->failed = 0;
     for (int i = 0; i < n; i++) {
@@ -578,9 +583,20 @@ hcga_loader *hcga_loader_new(const hcga_split *split, const int *order, int coun
                              hcga_label_fn label_fn, void *label_ctx, uint64_t seed, int epoch,
                              int threads)
 {
-    if (batch < 1 || count < 0) return NULL;
+    return hcga_loader_new_shard(split, order, count, batch, train, cfg, num_parts, label_fn, label_ctx, seed,
+                                 epoch, threads, 0, 1);
+}
+
+hcga_loader *hcga_loader_new_shard(const hcga_split *split, const int *order, int count, int batch,
+                                   int train, const hcga_aug_cfg *cfg, int num_parts,
+                                   hcga_label_fn label_fn, void *label_ctx, uint64_t seed, int epoch,
+                                   int threads, int shard, int nshards)
+{
+    if (batch < 1 || count < 0 || nshards < 1 || shard < 0 || shard >= nshards) return NULL;
     hcga_loader *l = calloc(1, sizeof *l);
     if (!l) return NULL;
+    l->shard = shard;
+    l->nshards = nshards;
     l->split = split;
     l->count = count;
     l->batch = batch;

@@ -115,6 +115,16 @@ hcga_loader *hcga_loader_new(const hcga_split *split, const int *order, int coun
                              int train, const hcga_aug_cfg *cfg, int num_parts,
                              hcga_label_fn label_fn, void *label_ctx, uint64_t seed, int epoch,
                              int threads);
+/* The same batches cut into nshards contiguous slices, this loader yielding
+ * slice `shard` of each (data-parallel training: rank r of N gets slice r,
+ * which with PK order and P divisible by N is P/N whole identities).  Every
+ * image keeps its position in the whole batch, so its augmentation is the
+ * one a single loader gives it: the union of the slices is the unsharded
+ * batch, bit for bit.  hcga_loader_new is shard 0 of 1. */
+hcga_loader *hcga_loader_new_shard(const hcga_split *split, const int *order, int count, int batch,
+                                   int train, const hcga_aug_cfg *cfg, int num_parts,
+                                   hcga_label_fn label_fn, void *label_ctx, uint64_t seed, int epoch,
+                                   int threads, int shard, int nshards);
 /* Next batch (valid until the following call) or NULL at the end; on a bad
  * image returns NULL with hcga_loader_error() naming the file. */
 const hcga_batch *hcga_loader_next(hcga_loader *l);

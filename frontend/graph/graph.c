@@ -277,6 +277,7 @@ hg_graph *hg_graph_new(int dtype)
     hg_graph *g = xcalloc(1, sizeof *g);
     g->dtype = dtype;
     g->autocast = -1;
+    g->parts = 1;
     return g;
 }
 
@@ -297,6 +298,72 @@ void hg_graph_free(hg_graph *g)
 }
 
 int hg_graph_dtype(const hg_graph *g) { return g->dtype; }
+
+void hg_graph_set_sync_bn(hg_graph *g, int ranks) { g->sync_bn_ranks = ranks > 0 ? ranks : 0; }
+void hg_graph_set_parts(hg_graph *g, int parts) { g->parts = parts > 1 ? parts : 1; }
+
+static hg_val binary(hg_graph *g, const char *who, int op, hg_val a, hg_val b, double alpha, double beta);
+
+/* ---- one process computing as g->parts data-parallel ranks would --------
+ * Part k is the k-th contiguous block of B/parts rows of the batch. */
+
+static void check_parts(hg_graph *g, const char *who, hg_val x)
+{
+    if (V(g, x)->shape[0] % g->parts)
+        die(g, who, "batch of %s does not divide into %d parts", vdesc(g, x), g->parts);
+}
+
+/* x [B,...] into its parts [B/parts,...]: a SPLIT of x seen as [1, numel]
+ * (the SPLIT's gradient, a CONCAT, uses the same views) */
+static void split_rows(hg_graph *g, const char *who, hg_val x, hg_val *out)
+{
+    check_parts(g, who, x);
+    const hg_value *xv = V(g, x);
+    const int P = g->parts;
+    const int64_t tot = hg__numel(xv->ndim, xv->shape);
+    int64_t sh[HCGA_MAX_DIMS];
+    memcpy(sh, xv->shape, sizeof sh);
+    sh[0] /= P;
+    hg_node *n = node_new(g, HCGA_OP_SPLIT);
+    set_in_view(g, n, 0, x, 2, (int64_t[]){1, tot});
+    for (int k = 0; k < P; k++) out[k] = new_out_view(g, n, k, xv->dtype, xv->ndim, sh, 2, (int64_t[]){1, tot / P});
+}
+
+/* the parts back into one [B,...] value (CONCAT of the [1, numel/parts] views) */
+static hg_val concat_rows(hg_graph *g, const hg_val *parts)
+{
+    const hg_value *pv = V(g, parts[0]);
+    const int P = g->parts;
+    const int64_t each = hg__numel(pv->ndim, pv->shape);
+    int64_t sh[HCGA_MAX_DIMS];
+    memcpy(sh, pv->shape, sizeof sh);
+    sh[0] *= P;
+    hg_node *n = node_new(g, HCGA_OP_CONCAT);
+    for (int k = 0; k < P; k++) set_in_view(g, n, k, parts[k], 2, (int64_t[]){1, each});
+    return new_out_view(g, n, 0, pv->dtype, pv->ndim, sh, 2, (int64_t[]){1, each * P});
+}
+
+/* input slot = rows of part k of v (an index tensor: labels), a view at an
+ * offset, no copy */
+static void set_in_rows(hg_graph *g, hg_node *n, int slot, hg_val v, int k)
+{
+    const hg_value *x = V(g, v);
+    int64_t sh[HCGA_MAX_DIMS];
+    memcpy(sh, x->shape, sizeof sh);
+    sh[0] /= g->parts;
+    set_in_view(g, n, slot, v, x->ndim, x->shape);
+    n->tin[slot] = hg__desc(x->dtype, x->ndim, sh);
+    n->tin[slot].offset = (uint64_t)(k * hg__numel(x->ndim, sh)) * hcga_dtype_size(x->dtype);
+}
+
+/* the mean of per-part losses l[0..parts) ([1] each) */
+static hg_val mean_of_parts(hg_graph *g, const hg_val *l)
+{
+    hg_val sum = l[0];
+    const double w = 1.0 / g->parts;
+    for (int k = 1; k < g->parts; k++) sum = binary(g, "hg_parts", HCGA_OP_ADD, sum, l[k], k == 1 ? w : 1.0, w);
+    return sum;
+}
 
 void hg_graph_set_autocast(hg_graph *g, int half_dtype)
 {
@@ -472,7 +539,34 @@ hg_val hg_batchnorm(hg_graph *g, hg_val x, hg_val gamma, hg_val beta, hg_val rme
         if (V(g, vs[i])->kind != HGV_PARAM)
             die(g, who, "%s %s must be a parameter (a store buffer updated in place)", nm[i], vdesc(g, vs[i]));
     if (rmean == rvar) die(g, who, "running_mean and running_var are the same value");
-    hg_node *n = node_new(g, HCGA_OP_BN_FWD_TRAIN);
+    if (g->parts > 1 && g->sync_bn_ranks == 0 && g->backward_done == HG_BUILDING) {
+        /* as `parts` unsynchronised ranks: statistics per part; the running
+         * statistics follow part 0 alone (rank 0's are the ones saved) */
+        hg_val xs[HCGA_MAX_OP_OUT], ys[HCGA_MAX_OP_OUT];
+        split_rows(g, who, x, xs);
+        const int P = g->parts;
+        g->parts = 1;
+        for (int k = 0; k < P; k++) ys[k] = hg_batchnorm(g, xs[k], gamma, beta, rmean, rvar, 1, eps, k ? 0.0 : momentum);
+        g->parts = P;
+        return concat_rows(g, ys);
+    }
+    hg_node *n;
+    if (g->sync_bn_ranks > 0) {
+        /* the per-channel sums of this rank's part, added over the ranks by
+         * the executor's hook, then the normalisation with the totals */
+        int64_t local = hg__numel(V(g, x)->ndim, V(g, x)->shape) / C;
+        hg_node *st = node_new(g, HCGA_OP_BN_STATS);
+        set_in(g, st, 0, x);
+        hg_val sum = new_out(g, st, HCGA_BNS_SUM, g->dtype, 1, &C);
+        hg_val sumsq = new_out(g, st, HCGA_BNS_SUMSQ, g->dtype, 1, &C);
+        st->reduce_out = 1u << HCGA_BNS_SUM | 1u << HCGA_BNS_SUMSQ;
+        n = node_new(g, HCGA_OP_BN_FWD_FROM_STATS);
+        n->p.bn.count = local * g->sync_bn_ranks;
+        set_in(g, n, HCGA_BNF_SUM, sum);
+        set_in(g, n, HCGA_BNF_SUMSQ, sumsq);
+    } else {
+        n = node_new(g, HCGA_OP_BN_FWD_TRAIN);
+    }
     n->p.bn.eps = eps;
     n->p.bn.momentum = momentum;
     set_in(g, n, HCGA_BN_X, x);
@@ -806,12 +900,20 @@ hg_val hg_pixel_ce(hg_graph *g, hg_val logits, hg_val labels, int64_t ignore_lab
     const int64_t *ls = V(g, logits)->shape, *bs = V(g, labels)->shape;
     if (bs[0] != ls[0] || bs[1] != ls[2] || bs[2] != ls[3])
         die(g, who, "labels %s do not match logits %s", vdesc(g, labels), vdesc(g, logits));
-    hg_node *n = node_new(g, HCGA_OP_PIXEL_CE_FWD);
-    n->p.loss.ignore_label = ignore_label;
-    set_in(g, n, 0, logits);
-    set_in(g, n, 1, labels);
-    int64_t one = 1;
-    return new_out(g, n, 0, g->dtype, 1, &one);
+    /* as `parts` ranks: the mean over each part's non-ignored pixels */
+    const int P = g->parts > 1 && g->backward_done == HG_BUILDING ? g->parts : 1;
+    hg_val xs[HCGA_MAX_OP_OUT] = {logits}, l[HCGA_MAX_OP_OUT];
+    if (P > 1) split_rows(g, who, logits, xs);
+    for (int k = 0; k < P; k++) {
+        hg_node *n = node_new(g, HCGA_OP_PIXEL_CE_FWD);
+        n->p.loss.ignore_label = ignore_label;
+        set_in(g, n, 0, xs[k]);
+        if (P > 1) set_in_rows(g, n, 1, labels, k);
+        else set_in(g, n, 1, labels);
+        int64_t one = 1;
+        l[k] = new_out(g, n, 0, g->dtype, 1, &one);
+    }
+    return P > 1 ? mean_of_parts(g, l) : l[0];
 }
 
 hg_val hg_triplet(hg_graph *g, hg_val x, hg_val labels, double margin)
@@ -823,14 +925,21 @@ hg_val hg_triplet(hg_graph *g, hg_val x, hg_val labels, double margin)
     chkndim(g, who, labels, "labels", 1);
     if (V(g, labels)->shape[0] != V(g, x)->shape[0])
         die(g, who, "labels %s do not match x %s", vdesc(g, labels), vdesc(g, x));
-    hg_node *n = node_new(g, HCGA_OP_TRIPLET_FWD);
-    n->p.loss.margin = margin;
-    set_in(g, n, 0, x);
-    set_in(g, n, 1, labels);
-    int64_t one = 1, hs[2] = {V(g, x)->shape[0], 2};
-    hg_val loss = new_out(g, n, 0, g->dtype, 1, &one);
-    new_out(g, n, 1, HCGA_I64, 2, hs);
-    return loss;
+    /* as `parts` ranks: hardest examples mined within each part */
+    const int P = g->parts > 1 && g->backward_done == HG_BUILDING ? g->parts : 1;
+    hg_val xs[HCGA_MAX_OP_OUT] = {x}, l[HCGA_MAX_OP_OUT];
+    if (P > 1) split_rows(g, who, x, xs);
+    for (int k = 0; k < P; k++) {
+        hg_node *n = node_new(g, HCGA_OP_TRIPLET_FWD);
+        n->p.loss.margin = margin;
+        set_in(g, n, 0, xs[k]);
+        if (P > 1) set_in_rows(g, n, 1, labels, k);
+        else set_in(g, n, 1, labels);
+        int64_t one = 1, hs[2] = {V(g, xs[k])->shape[0], 2};
+        l[k] = new_out(g, n, 0, g->dtype, 1, &one);
+        new_out(g, n, 1, HCGA_I64, 2, hs);
+    }
+    return P > 1 ? mean_of_parts(g, l) : l[0];
 }
 
 hg_val hg_shift_l1(hg_graph *g, hg_val x, int dn, int dh, int dw)
@@ -1007,6 +1116,47 @@ static void backward_node(bw_ctx *c, const hg_node *n)
         acc(c, bt, db);
         break;
     }
+    case HCGA_OP_BN_FWD_FROM_STATS: {
+        /* synchronised BN: BN_BWD gives this rank's sum(dy) and
+         * sum(dy*xhat), which are also the gradients of beta and gamma (the
+         * data-parallel all-reduce adds those over the ranks later); copies
+         * of them are added over the ranks now (reduce_out) for dx, which
+         * depends on every rank's part through the batch statistics */
+        hg_val x = in[HCGA_BN_X], gm = in[HCGA_BN_GAMMA], bt = in[HCGA_BN_BETA];
+        hg_node *m = node_new(g, HCGA_OP_BN_BWD);
+        m->p = n->p;
+        set_in(g, m, HCGA_BNB_X, x);
+        set_in(g, m, HCGA_BNB_DY, dy);
+        set_in(g, m, HCGA_BNB_GAMMA, gm);
+        set_in(g, m, HCGA_BNB_MEAN, n->out[HCGA_BN_SAVE_MEAN]);
+        set_in(g, m, HCGA_BNB_INVSTD, n->out[HCGA_BN_SAVE_INVSTD]);
+        new_out_like(g, m, HCGA_BNB_DX, x); /* this part's dx alone: unused */
+        hg_val dg = new_out_like(g, m, HCGA_BNB_DGAMMA, gm);
+        hg_val db = new_out_like(g, m, HCGA_BNB_DBETA, bt);
+        acc(c, gm, dg);
+        acc(c, bt, db);
+        if (REQ(x)) {
+            hg_node *k1 = node_new(g, HCGA_OP_COPY);
+            set_in(g, k1, 0, db);
+            hg_val sdy = new_out_like(g, k1, 0, db);
+            k1->reduce_out = 1u;
+            hg_node *k2 = node_new(g, HCGA_OP_COPY);
+            set_in(g, k2, 0, dg);
+            hg_val sdyx = new_out_like(g, k2, 0, dg);
+            k2->reduce_out = 1u;
+            hg_node *e = node_new(g, HCGA_OP_BN_BWD_FROM_STATS);
+            e->p = n->p;
+            set_in(g, e, HCGA_BNB_X, x);
+            set_in(g, e, HCGA_BNB_DY, dy);
+            set_in(g, e, HCGA_BNB_GAMMA, gm);
+            set_in(g, e, HCGA_BNB_MEAN, n->out[HCGA_BN_SAVE_MEAN]);
+            set_in(g, e, HCGA_BNB_INVSTD, n->out[HCGA_BN_SAVE_INVSTD]);
+            set_in(g, e, HCGA_BNB_SUM_DY, sdy);
+            set_in(g, e, HCGA_BNB_SUM_DY_XHAT, sdyx);
+            acc(c, x, new_out_like(g, e, 0, x));
+        }
+        break;
+    }
     case HCGA_OP_BN_FWD_INFER: {
         /* y = gamma*(x-rm)/sqrt(rv+eps) + beta with fixed statistics:
          *   dx     = dy * s,  s = gamma/sqrt(rv+eps) = BN_INFER(1; gamma, 0, 0, rv)
@@ -1083,10 +1233,13 @@ static void backward_node(bw_ctx *c, const hg_node *n)
         break;
     }
     case HCGA_OP_CONCAT: {
+        /* the forward's views (row blocks under hg_graph_set_parts) */
         hg_node *m = node_new(g, HCGA_OP_SPLIT);
-        set_in(g, m, 0, dy);
+        set_in_view(g, m, 0, dy, n->tout[0].ndim, n->tout[0].shape);
         hg_val d[HCGA_MAX_OP_OUT];
-        for (int i = 0; i < n->num_in; i++) d[i] = new_out_like(g, m, i, in[i]);
+        for (int i = 0; i < n->num_in; i++)
+            d[i] = new_out_view(g, m, i, V(g, in[i])->dtype, V(g, in[i])->ndim, V(g, in[i])->shape, n->tin[i].ndim,
+                                n->tin[i].shape);
         for (int i = 0; i < n->num_in; i++) acc(c, in[i], d[i]);
         break;
     }
@@ -1097,8 +1250,9 @@ static void backward_node(bw_ctx *c, const hg_node *n)
             d[i] = V(g, o)->grad >= 0 ? V(g, o)->grad : fill(g, V(g, o)->ndim, V(g, o)->shape, 0);
         }
         hg_node *m = node_new(g, HCGA_OP_CONCAT);
-        for (int i = 0; i < n->num_out; i++) set_in(g, m, i, d[i]);
-        acc(c, in[0], new_out_like(g, m, 0, in[0]));
+        for (int i = 0; i < n->num_out; i++) set_in_view(g, m, i, d[i], n->tout[i].ndim, n->tout[i].shape);
+        acc(c, in[0], new_out_view(g, m, 0, V(g, in[0])->dtype, V(g, in[0])->ndim, V(g, in[0])->shape,
+                                   n->tin[0].ndim, n->tin[0].shape));
         break;
     }
     case HCGA_OP_GEMM: {
@@ -1140,7 +1294,9 @@ static void backward_node(bw_ctx *c, const hg_node *n)
     case HCGA_OP_PIXEL_CE_FWD: {
         hg_val ins[3] = {in[0], in[1], dy};
         int op = n->op == HCGA_OP_CE_LS_FWD ? HCGA_OP_CE_LS_BWD : HCGA_OP_PIXEL_CE_BWD;
-        acc(c, in[0], simple(g, op, &n->p, 3, ins, in[0]));
+        hg_val d = simple(g, op, &n->p, 3, ins, in[0]);
+        g->nodes[g->nnodes - 1]->tin[1] = n->tin[1]; /* the labels as the forward saw them (a row block) */
+        acc(c, in[0], d);
         break;
     }
     case HCGA_OP_TRIPLET_FWD: {

@@ -110,6 +110,26 @@ hg_val hg_cast(hg_graph *g, hg_val x, int dtype);
 void hg_graph_set_autocast(hg_graph *g, int half_dtype);
 int hg_graph_autocast(const hg_graph *g); /* -1 when off */
 
+/* Synchronised batch norm (data-parallel training, MODEL.SYNC_BN): from now
+ * on, training-mode hg_batchnorm takes its statistics over the batches of
+ * `ranks` processes, each holding an equal part: BN_STATS, whose sums the
+ * executor's hook adds over the ranks (hg_exec_node_reduce), then
+ * BN_FWD_FROM_STATS with count = ranks x the local count; its backward adds
+ * BN_BWD's sums over the ranks the same way before BN_BWD_FROM_STATS.
+ * ranks 0 (the default) builds BN_FWD_TRAIN.  With ranks 1 the result equals
+ * BN_FWD_TRAIN's up to rounding. */
+void hg_graph_set_sync_bn(hg_graph *g, int ranks);
+/* One process computing as `parts` data-parallel ranks would, each on a
+ * contiguous 1/parts of the batch: from now on hg_triplet mines within each
+ * part and hg_pixel_ce averages per part (then both average the parts'
+ * losses, as the ranks' gradient averaging does), and training-mode
+ * hg_batchnorm without synchronisation normalises each part by its own
+ * statistics, the running statistics following part 0 (rank 0's, the ones
+ * a checkpoint keeps).  hg_ce_ls needs nothing: the mean of equal parts'
+ * means is the mean.  `hcga train --as-ranks N` uses it to check N real
+ * ranks against one process.  1 (the default) is off. */
+void hg_graph_set_parts(hg_graph *g, int parts);
+
 /* Keep v alive after a run and readable with hg_exec_read; the name is for
  * messages and lookups (hg_find). */
 void hg_mark_output(hg_graph *g, hg_val v, const char *name);
@@ -161,6 +181,7 @@ void hg_store_free(hg_store *s);
 hg_store_entry *hg_store_add(hg_store *s, const char *name, int ndim, const int64_t *shape,
                              unsigned flags, char *err, size_t err_len);
 hg_store_entry *hg_store_get(hg_store *s, const char *name);
+int hg_store_dtype(const hg_store *s);
 int hg_store_count(const hg_store *s);
 hg_store_entry *hg_store_at(hg_store *s, int i);
 /* host <-> backend, converting from/to the host dtype (F32 or F64) */
@@ -188,6 +209,25 @@ uint64_t hg_exec_optim_bytes(const hg_exec *ex);
  * persistent buffer or is a store entry (*bytes: its size), -1 when v has no
  * storage in ex.  offset/bytes may be NULL. */
 int hg_exec_placement(const hg_exec *ex, hg_val v, uint64_t *offset, uint64_t *bytes);
+
+/* ---- data-parallel support (frontend/train/ddp.c) ------------------------
+ * A hook called by hg_exec_run after each node (err: one line on failure,
+ * which stops the run).  NULL (the default): none. */
+typedef int (*hg_node_hook)(void *ctx, int node, char *err, size_t err_len);
+void hg_exec_set_hook(hg_exec *ex, hg_node_hook fn, void *ctx);
+/* The gradients of the graph's parameters share one buffer (*bytes long,
+ * NULL when the graph has none), laid out last parameter first.  The k-th
+ * (0 <= k < hg_exec_grad_count) is *bytes long (padded to 256) at *offset;
+ * *ready_node is the node that completes it (-1: none in ex). */
+hcga_buffer *hg_exec_grad_buffer(const hg_exec *ex, uint64_t *bytes);
+int hg_exec_grad_count(const hg_exec *ex);
+int hg_exec_grad_at(const hg_exec *ex, int k, uint64_t *offset, uint64_t *bytes, int *ready_node);
+/* Bit k set: output k of node must be summed over the ranks right after the
+ * node runs (synchronised BN); outs[0..num_out) receive the bound tensors
+ * when outs is not NULL. */
+unsigned hg_exec_node_reduce(const hg_exec *ex, int node, const hcga_tensor **outs);
+hcga_be *hg_exec_backend(const hg_exec *ex);
+int hg_exec_dtype(const hg_exec *ex); /* the graph's dtype */
 
 /* ---- optimizers (over the trainable params of ex's graph with a grad) --- */
 typedef struct hg_optim_cfg {

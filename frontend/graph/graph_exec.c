@@ -4,8 +4,11 @@
  *
  * Storage classes of a value:
  *   store   parameters (and BN running statistics): the hg_store entry;
- *   own     inputs, outputs marked with hg_mark_output and gradients of
- *           trainable parameters: one backend buffer each, allocated once;
+ *   own     inputs and outputs marked with hg_mark_output: one backend
+ *           buffer each, allocated once; gradients of parameters: ranges
+ *           of one gradient buffer, the last parameter's first (backward
+ *           completes them in about that order, so data-parallel training
+ *           all-reduces contiguous buckets of it while backward goes on);
  *   arena   everything else: an offset into one arena buffer.
  * Arena offsets come from a greedy best-fit pass over the nodes in order:
  * before node i, the blocks of values whose last use is < i are released;
@@ -43,6 +46,13 @@ struct hg_exec {
     uint64_t *off;   /* arena offset */
     uint64_t *bytes; /* numel * element size */
     hcga_buffer **own;
+    uint64_t *own_off; /* offset of an own value in its buffer (0 but in gradbuf) */
+    hcga_buffer *gradbuf;
+    uint64_t grad_bytes;
+    int ngrads;
+    hg_val *grads; /* the values in gradbuf, in buffer order */
+    hg_node_hook hook;
+    void *hook_ctx;
     hg_store_entry **entry;
     hcga_buffer *arena;
     uint64_t peak, persistent, naive;
@@ -253,6 +263,7 @@ hg_store_entry *hg_store_add(hg_store *s, const char *name, int ndim, const int6
 }
 
 int hg_store_count(const hg_store *s) { return s ? s->n : 0; }
+int hg_store_dtype(const hg_store *s) { return s->dtype; }
 
 hg_store_entry *hg_store_at(hg_store *s, int i) { return (s && i >= 0 && i < s->n) ? s->e[i] : NULL; }
 
@@ -347,21 +358,22 @@ static int plan(hg_exec *ex)
 
 /* ---- execution ----------------------------------------------------------- */
 
+/* desc->offset: the view's byte offset into the value (a row block) */
 static void bind(const hg_exec *ex, hcga_tensor *t, const hcga_tensor *desc, hg_val v)
 {
     *t = *desc;
     switch (ex->loc[v]) {
     case LOC_ARENA:
         t->buf = ex->arena;
-        t->offset = ex->off[v];
+        t->offset = ex->off[v] + desc->offset;
         break;
     case LOC_OWN:
         t->buf = ex->own[v];
-        t->offset = 0;
+        t->offset = ex->own_off[v] + desc->offset;
         break;
     case LOC_STORE:
         t->buf = ex->entry[v]->t.buf;
-        t->offset = ex->entry[v]->t.offset;
+        t->offset = ex->entry[v]->t.offset + desc->offset;
         break;
     default:
         t->buf = NULL;
@@ -374,8 +386,11 @@ void hg_exec_free(hg_exec *ex)
     if (!ex) return;
     if (ex->own)
         for (int v = 0; v < ex->nvals; v++)
-            if (ex->own[v]) hcga_be_free(ex->be, ex->own[v]);
+            if (ex->own[v] && ex->own[v] != ex->gradbuf) hcga_be_free(ex->be, ex->own[v]);
+    if (ex->gradbuf) hcga_be_free(ex->be, ex->gradbuf);
     if (ex->arena) hcga_be_free(ex->be, ex->arena);
+    free(ex->own_off);
+    free(ex->grads);
     free(ex->loc);
     free(ex->off);
     free(ex->bytes);
@@ -392,6 +407,30 @@ static int be_supports(hcga_be *be, int op, int dtype)
     if (!f || op < 0 || (uint32_t)op >= f->num_ops || !f->ops || !f->ops[op]) return 0;
     if (f->supports && !f->supports(be->inst, op, dtype)) return 0;
     return 1;
+}
+
+/* The gradients of parameters, in one zeroed buffer: highest value id (the
+ * last parameter created) first, each at a HG_ALIGN boundary. */
+static int alloc_grads(hg_exec *ex, char *err, size_t err_len)
+{
+    const hg_graph *g = ex->g;
+    uint64_t off = 0;
+    for (int v = ex->nvals - 1; v >= 0; v--) {
+        if (ex->loc[v] != LOC_OWN || !g->vals[v]->persistent_grad) continue;
+        ex->own_off[v] = off;
+        ex->grads[ex->ngrads++] = v;
+        off += align_up(ex->bytes[v] ? ex->bytes[v] : 1);
+    }
+    if (!off) return 0;
+    if (hcga_be_alloc(ex->be, off, &ex->gradbuf) != HCGA_OK || zero_fill(ex->be, ex->gradbuf, off) != HCGA_OK) {
+        snprintf(err, err_len, "allocating the %llu-byte gradient buffer: %s", (unsigned long long)off,
+                 hcga_be_error(ex->be));
+        return -1;
+    }
+    ex->grad_bytes = off;
+    ex->persistent += off;
+    for (int k = 0; k < ex->ngrads; k++) ex->own[ex->grads[k]] = ex->gradbuf;
+    return 0;
 }
 
 hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
@@ -417,10 +456,14 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
     ex->off = calloc(nv, sizeof *ex->off);
     ex->bytes = calloc(nv, sizeof *ex->bytes);
     ex->own = calloc(nv, sizeof *ex->own);
+    ex->own_off = calloc(nv, sizeof *ex->own_off);
+    ex->grads = calloc(nv, sizeof *ex->grads);
     ex->entry = calloc(nv, sizeof *ex->entry);
     ex->tens = calloc(nn * (HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT), sizeof *ex->tens);
     ex->args = calloc(nn, sizeof *ex->args);
-    if (!ex->loc || !ex->off || !ex->bytes || !ex->own || !ex->entry || !ex->tens || !ex->args) goto nomem;
+    if (!ex->loc || !ex->off || !ex->bytes || !ex->own || !ex->own_off || !ex->grads || !ex->entry || !ex->tens ||
+        !ex->args)
+        goto nomem;
 
     /* every op must exist on this backend for each floating dtype it takes
      * (a half conv: bf16; a CAST: both sides); FILL and COPY of indices:
@@ -472,9 +515,13 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
         }
     }
     if (plan(ex)) goto nomem;
+    if (alloc_grads(ex, err, err_len)) {
+        hg_exec_free(ex);
+        return NULL;
+    }
 
     for (int v = 0; v < ex->nvals; v++) {
-        if (ex->loc[v] != LOC_OWN) continue;
+        if (ex->loc[v] != LOC_OWN || ex->own[v]) continue;
         uint64_t b = ex->bytes[v] ? ex->bytes[v] : 1;
         if (hcga_be_alloc(ex->be, b, &ex->own[v]) != HCGA_OK) {
             snprintf(err, err_len, "allocating %llu bytes for value '%s': %s", (unsigned long long)b,
@@ -540,7 +587,8 @@ int hg_exec_set_input(hg_exec *ex, const char *name, const void *host, int host_
                  hcga_dtype_name(host_dtype), hcga_dtype_name(x->dtype));
         return HCGA_ERR_INVALID;
     }
-    hcga_status st = write_conv(ex->be, ex->own[v], 0, x->dtype, host, host_dtype, hg__numel(x->ndim, x->shape));
+    hcga_status st =
+        write_conv(ex->be, ex->own[v], ex->own_off[v], x->dtype, host, host_dtype, hg__numel(x->ndim, x->shape));
     if (st != HCGA_OK)
         snprintf(ex->err, sizeof ex->err, "set_input '%s': %s", name, hcga_be_error(ex->be));
     return st;
@@ -550,11 +598,19 @@ int hg_exec_run(hg_exec *ex)
 {
     for (int i = 0; i < ex->nnodes; i++) {
         hcga_status st = hcga_be_run(ex->be, &ex->args[i]);
+        const hg_node *n = ex->g->nodes[i];
         if (st != HCGA_OK) {
-            const hg_node *n = ex->g->nodes[i];
             snprintf(ex->err, sizeof ex->err, "node %d (%s producing '%s'): %s", i, hcga_op_name(n->op),
                      hg__vname(ex->g, n->out[0]), hcga_be_error(ex->be));
             return st;
+        }
+        if (ex->hook) {
+            char e[1024];
+            if (ex->hook(ex->hook_ctx, i, e, sizeof e)) {
+                snprintf(ex->err, sizeof ex->err, "after node %d (%s producing '%s'): %s", i, hcga_op_name(n->op),
+                         hg__vname(ex->g, n->out[0]), e);
+                return HCGA_ERR_DEVICE;
+            }
         }
     }
     hcga_status st = hcga_be_sync(ex->be);
@@ -582,7 +638,7 @@ int hg_exec_read(hg_exec *ex, hg_val v, void *host, int host_dtype)
     int64_t n = hg__numel(x->ndim, x->shape);
     hcga_status st;
     switch (ex->loc[v]) {
-    case LOC_OWN: st = read_conv(ex->be, ex->own[v], 0, x->dtype, host, host_dtype, n); break;
+    case LOC_OWN: st = read_conv(ex->be, ex->own[v], ex->own_off[v], x->dtype, host, host_dtype, n); break;
     case LOC_STORE:
         st = read_conv(ex->be, ex->entry[v]->t.buf, ex->entry[v]->t.offset, x->dtype, host, host_dtype, n);
         break;
@@ -663,6 +719,7 @@ static int optim_step(hg_exec *ex, const hg_optim_cfg *cfg, int adam)
         hcga_tensor grad;
         grad = hg__desc(g->dtype, x->ndim, x->shape);
         grad.buf = ex->own[x->grad];
+        grad.offset = ex->own_off[x->grad];
         a.op = adam ? HCGA_OP_ADAM_STEP : HCGA_OP_SGD_STEP;
         a.num_in = 1;
         a.in[0] = &grad;
@@ -699,3 +756,41 @@ static int optim_step(hg_exec *ex, const hg_optim_cfg *cfg, int adam)
 
 int hg_adam_step(hg_exec *ex, const hg_optim_cfg *cfg) { return optim_step(ex, cfg, 1); }
 int hg_sgd_step(hg_exec *ex, const hg_optim_cfg *cfg) { return optim_step(ex, cfg, 0); }
+
+/* ---- what data-parallel training needs ------------------------------------- */
+
+void hg_exec_set_hook(hg_exec *ex, hg_node_hook fn, void *ctx)
+{
+    ex->hook = fn;
+    ex->hook_ctx = ctx;
+}
+
+hcga_buffer *hg_exec_grad_buffer(const hg_exec *ex, uint64_t *bytes)
+{
+    if (bytes) *bytes = ex->grad_bytes;
+    return ex->gradbuf;
+}
+
+int hg_exec_grad_count(const hg_exec *ex) { return ex->ngrads; }
+
+int hg_exec_grad_at(const hg_exec *ex, int k, uint64_t *offset, uint64_t *bytes, int *ready_node)
+{
+    if (k < 0 || k >= ex->ngrads) return -1;
+    hg_val v = ex->grads[k];
+    if (offset) *offset = ex->own_off[v];
+    if (bytes) *bytes = align_up(ex->bytes[v] ? ex->bytes[v] : 1);
+    if (ready_node) *ready_node = ex->g->vals[v]->producer < ex->nnodes ? ex->g->vals[v]->producer : -1;
+    return 0;
+}
+
+unsigned hg_exec_node_reduce(const hg_exec *ex, int node, const hcga_tensor **outs)
+{
+    if (node < 0 || node >= ex->nnodes) return 0;
+    const hg_node *n = ex->g->nodes[node];
+    if (outs)
+        for (int k = 0; k < n->num_out; k++) outs[k] = ex->args[node].out[k];
+    return n->reduce_out;
+}
+
+hcga_be *hg_exec_backend(const hg_exec *ex) { return ex->be; }
+int hg_exec_dtype(const hg_exec *ex) { return ex->g->dtype; }

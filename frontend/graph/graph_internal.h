@@ -37,6 +37,7 @@ typedef struct hg_node {
     hcga_tensor tout[HCGA_MAX_OP_OUT];
     hcga_op_params p;
     int backward; /* appended by hg_backward */
+    unsigned reduce_out; /* bit k: out[k] is summed over the ranks after the node (sync BN) */
 } hg_node;
 
 typedef struct hg_outname {
@@ -56,6 +57,8 @@ struct hg_graph {
     hg_outname *outs;
     int nouts, couts;
     int backward_done; /* HG_BUILDING, HG_IN_BACKWARD (hg_backward running), HG_BACKWARD_DONE */
+    int sync_bn_ranks;  /* > 0: training BN is synchronised over that many ranks */
+    int parts;          /* > 1: losses and BN computed as that many ranks would (hg_graph_set_parts) */
     int autocast; /* HCGA_BF16 / HCGA_F16: hg_conv2d and the GEMM builders run in it; -1 off */
 };
 

@@ -13,10 +13,12 @@
 
 #include "model/model_io.h"
 
-static int add_tensor(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data,
+/* data: doubles when the store is F64 (an f64 run's checkpoint keeps every
+ * bit, so runs can be compared exactly), else floats */
+static int add_tensor(st_writer *w, const char *name, int ndim, const int64_t *shape, const void *data, int f64,
                       char *err, size_t err_len)
 {
-    if (st_writer_add(w, name, ST_F32, ndim, shape, data)) {
+    if (st_writer_add(w, name, f64 ? ST_F64 : ST_F32, ndim, shape, data)) {
         snprintf(err, err_len, "checkpoint: duplicate tensor '%s'", name);
         return -1;
     }
@@ -40,34 +42,36 @@ int hcga_checkpoint_save(hg_store *s, const hcga_config *cfg, int epoch, int64_t
         return -1;
     }
     int rc = -1;
-    float *buf = NULL;
+    void *buf = NULL;
+    const int f64 = hg_store_dtype(s) == HCGA_F64, hdt = f64 ? HCGA_F64 : HCGA_F32;
+    const size_t esz = f64 ? sizeof(double) : sizeof(float);
     for (int i = 0; i < hg_store_count(s); i++) {
         hg_store_entry *e = hg_store_at(s, i);
         int64_t n = entry_numel(e);
-        float *nb = realloc(buf, sizeof(float) * (size_t)(n > 0 ? n : 1));
+        void *nb = realloc(buf, esz * (size_t)(n > 0 ? n : 1));
         if (!nb) {
             snprintf(err, err_len, "%s: out of memory", path);
             goto out;
         }
         buf = nb;
-        if (hg_store_read(s, e, buf, HCGA_F32)) {
+        if (hg_store_read(s, e, buf, hdt)) {
             snprintf(err, err_len, "%s: reading '%s' from the backend failed", path, e->name);
             goto out;
         }
-        if (add_tensor(w, e->name, e->ndim, e->shape, buf, err, err_len)) goto out;
+        if (add_tensor(w, e->name, e->ndim, e->shape, buf, f64, err, err_len)) goto out;
         const hcga_tensor *st[2] = {&e->m, &e->v};
         const char *pre[2] = {"optimizer.exp_avg.", "optimizer.exp_avg_sq."};
         for (int k = 0; k < 2; k++) {
             if (!st[k]->buf) continue;
             hg_store_entry tmp = *e;
             tmp.t = *st[k];
-            if (hg_store_read(s, &tmp, buf, HCGA_F32)) {
+            if (hg_store_read(s, &tmp, buf, hdt)) {
                 snprintf(err, err_len, "%s: reading the optimizer state of '%s' failed", path, e->name);
                 goto out;
             }
             char name[300];
             snprintf(name, sizeof name, "%s%s", pre[k], e->name);
-            if (add_tensor(w, name, e->ndim, e->shape, buf, err, err_len)) goto out;
+            if (add_tensor(w, name, e->ndim, e->shape, buf, f64, err, err_len)) goto out;
         }
     }
     char *yaml = hcga_config_dump_string(cfg);
@@ -118,7 +122,7 @@ int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const ch
     for (int i = 0; i < hg_store_count(s); i++) {
         hg_store_entry *e = hg_store_at(s, i);
         int64_t n = entry_numel(e);
-        float *buf = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        double *buf = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
         if (!buf) {
             snprintf(err, err_len, "%s: out of memory", path);
             return -1;
@@ -142,7 +146,7 @@ int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const ch
                 free(buf);
                 return -1;
             }
-            if (st_to_f32(t, buf)) {
+            if (st_to_f64(t, buf)) {
                 snprintf(err, err_len, "%s: tensor '%s' is not a float tensor", path, name);
                 free(buf);
                 return -1;
@@ -158,7 +162,7 @@ int hcga_checkpoint_restore(hg_store *s, hcga_be *be, const st_file *f, const ch
             }
             hg_store_entry tmp = *e;
             tmp.t = *dst[k];
-            if (hg_store_write(s, &tmp, buf, HCGA_F32)) {
+            if (hg_store_write(s, &tmp, buf, HCGA_F64)) {
                 snprintf(err, err_len, "%s: writing '%s' to the backend failed", path, name);
                 free(buf);
                 return -1;

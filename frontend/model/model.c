@@ -487,7 +487,7 @@ int hcga_model_set_loss_scale(hg_exec *ex, hg_graph *g, double scale, char *err,
 }
 
 static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_classes, int dtype,
-                       int backward, char *err, size_t err_len)
+                       int backward, int ranks, int rank_parts, char *err, size_t err_len)
 {
     if (check_config(cfg, mode, batch, num_classes, dtype, err, err_len)) return NULL;
     hcga_amp_cfg amp;
@@ -524,6 +524,17 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
     hg_graph *g = b.g;
     /* mixed precision: hg_conv2d / hg_linear insert the casts (graph.h) */
     if (amp.enabled) hg_graph_set_autocast(g, amp.dtype);
+    /* data-parallel: batch norm over every rank's part when MODEL.SYNC_BN */
+    if (b.train && ranks > 0 && hcga_cfg_bool(cfg, "MODEL.SYNC_BN")) hg_graph_set_sync_bn(g, ranks);
+    /* or one process standing for `parts` ranks (hcga train --as-ranks) */
+    if (b.train && rank_parts > 1) {
+        if (batch % rank_parts) {
+            snprintf(err, err_len, "a batch of %d does not divide into %d ranks' parts", batch, rank_parts);
+            hg_graph_free(g);
+            return NULL;
+        }
+        hg_graph_set_parts(g, rank_parts);
+    }
     char n[160];
 
     /* stem */
@@ -710,14 +721,24 @@ hg_graph *hcga_model_build(const hcga_config *cfg, int mode, int batch, int num_
         snprintf(err, err_len, "no configuration given to the model builder");
         return NULL;
     }
-    return build(cfg, mode, batch, num_classes, dtype, 1, err, err_len);
+    return build(cfg, mode, batch, num_classes, dtype, 1, 0, 1, err, err_len);
+}
+
+hg_graph *hcga_model_build_ranks(const hcga_config *cfg, int mode, int batch, int num_classes, int dtype,
+                                 int ranks, int parts, char *err, size_t err_len)
+{
+    if (!cfg) {
+        snprintf(err, err_len, "no configuration given to the model builder");
+        return NULL;
+    }
+    return build(cfg, mode, batch, num_classes, dtype, 1, ranks, parts, err, err_len);
 }
 
 hcga_model_param *hcga_model_param_list(const hcga_config *cfg, int num_classes, int *n,
                                         char *err, size_t err_len)
 {
     *n = 0;
-    hg_graph *g = build(cfg, HCGA_MODEL_TRAIN, 2, num_classes, HCGA_F32, 0, err, err_len);
+    hg_graph *g = build(cfg, HCGA_MODEL_TRAIN, 2, num_classes, HCGA_F32, 0, 0, 1, err, err_len);
     if (!g) return NULL;
     int np = 0;
     const hcga_model_param *p = hcga_model_params(g, &np);

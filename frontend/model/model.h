@@ -23,6 +23,15 @@ typedef enum hcga_model_mode {
  * config problem. */
 hg_graph *hcga_model_build(const hcga_config *cfg, int mode, int batch, int num_classes,
                            int dtype, char *err, size_t err_len);
+/* The same for one of `ranks` data-parallel processes, batch being this
+ * rank's part: with MODEL.SYNC_BN True a training graph's batch norms take
+ * their statistics over all the ranks' parts (hg_graph_set_sync_bn), also
+ * with ranks 1.  parts > 1 (with ranks 1): one process computing the
+ * training losses and unsynchronised batch norm as `parts` ranks would
+ * (hg_graph_set_parts).  hcga_model_build is ranks 0, parts 1 (SYNC_BN
+ * ignored). */
+hg_graph *hcga_model_build_ranks(const hcga_config *cfg, int mode, int batch, int num_classes, int dtype,
+                                 int ranks, int parts, char *err, size_t err_len);
 
 /* Mixed precision from SOLVER.AMP.* (fast-reid's key names).  When enabled,
  * hcga_model_build turns on the graph's autocast (graph.h) in every mode, so

@@ -4,6 +4,8 @@
  */
 #include "train/coparse.h"
 
+#include "dist/dist.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -639,7 +641,16 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     if (hcga_mkdirs(dir, err, err_len)) goto out;
     const int tty = log && isatty(fileno(log));
     double t0 = hcga_now(), iters_sum = 0;
+    /* data-parallel: rank r does the identities id with id % N == r, and
+     * the other ranks' maps arrive by the sum below (each map is non-zero on
+     * exactly one rank); every identity's result depends only on (seed,
+     * epoch, id), so any N gives the single process's labels */
+    const int nsh = hcga_dist_size(), me = hcga_dist_rank();
+    if (nsh > 1)
+        for (int i = 0; i < ds->train.count; i++)
+            if (ds->train.items[i].label % nsh != me) memset(p->maps + (size_t)i * p->h * p->w, 0, (size_t)p->h * p->w);
     for (int id = 0; id < ds->num_train_ids; id++) {
+        if (id % nsh != me) continue;
         int n = 0;
         for (int i = 0; i < ds->train.count; i++)
             if (ds->train.items[i].label == id) members[n++] = i;
@@ -727,10 +738,13 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
             if (hcga_png_write(path, &m, err, err_len)) goto out;
         }
         if (tty)
-            fprintf(log, "\rco-parsing (%s) epoch %d: identity %d/%d", use_dfc ? "DFC" : "k-means", epoch, id + 1,
-                    ds->num_train_ids),
+            fprintf(log, "\rco-parsing (%s) epoch %d: identity %d/%d%s", use_dfc ? "DFC" : "k-means", epoch, id + 1,
+                    ds->num_train_ids, nsh > 1 ? " (this rank's share)" : ""),
                 fflush(log);
     }
+    if (nsh > 1 && hcga_dist_allreduce_sum(p->maps, (int64_t)p->count * p->h * p->w, HCGA_U8,
+                                           "co-parsing labels of every rank", err, err_len))
+        goto out;
     p->rounds++;
     double secs = hcga_now() - t0;
     if (log) {

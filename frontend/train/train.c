@@ -3,6 +3,13 @@
  * setup, one epoch of PK batches with Adam steps and co-parsing rounds, the
  * periodic checkpoint and evaluation; and the learning-rate schedule.  The
  * command line (options, usage, the order of the calls) is cli/cmd_train.c.
+ *
+ * Data-parallel (mpirun -np N, frontend/dist): SOLVER.IMS_PER_BATCH stays
+ * the global batch; every rank builds the graph for its part (P/N whole
+ * identities x K images, dealt by the sharded loader), train/ddp.c averages
+ * the gradients, and rank 0 alone writes the checkpoint, metrics.jsonl and
+ * the logs.  Evaluation extracts the query and gallery features in N slices
+ * and gathers them on rank 0, which scores them.
  */
 #include "train/train.h"
 
@@ -13,10 +20,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dist/dist.h"
 #include "eval/features.h"
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/model_io.h"
+#include "train/ddp.h"
 #include "util/util.h"
 #include "vis/vis.h"
 
@@ -86,7 +95,61 @@ static void jsonl_eval(FILE *m, int epoch, const char *what, const hcga_eval_res
     fflush(m);
 }
 
-/* Evaluate query vs gallery with ARM and global matching; prints both. */
+/* Gathers one array of every rank's features on rank 0 (rank order, so
+ * the slices join into the whole split).  *arr is replaced on rank 0. */
+static int gather_array(void **arr, size_t row_bytes, int n_local, int n_total, const char *what, char *err,
+                        size_t err_len)
+{
+    const int64_t cap = (int64_t)row_bytes * n_total;
+    void *all = hcga_dist_rank() == 0 ? malloc((size_t)(cap > 0 ? cap : 1)) : NULL;
+    if (hcga_dist_rank() == 0 && !all) {
+        snprintf(err, err_len, "out of memory gathering %s", what);
+        return -1;
+    }
+    int rc = hcga_dist_gather(*arr, (int64_t)row_bytes * n_local, all, cap, 0, NULL, what, err, err_len);
+    if (rc == 0 && hcga_dist_rank() == 0) {
+        free(*arr);
+        *arr = all;
+    } else {
+        free(all);
+    }
+    return rc;
+}
+
+/* Features of a split extracted in N slices (one per rank) and joined on
+ * rank 0; with one rank, simply the split's features. */
+static int sharded_features(hg_exec *ex, hg_graph *g, int batch, const hcga_split *split, const hcga_aug_cfg *aug,
+                            int threads, hcga_features *out, char *err, size_t err_len)
+{
+    const int N = hcga_dist_size(), r = hcga_dist_rank();
+    if (N == 1) return hcga_extract_features(ex, g, batch, split, aug, threads, 0, out, err, err_len);
+    const int lo = (int)((int64_t)split->count * r / N), hi = (int)((int64_t)split->count * (r + 1) / N);
+    hcga_split part = {split->items + lo, hi - lo};
+    if (hcga_extract_features(ex, g, batch, &part, aug, threads, 0, out, err, err_len)) return -1;
+    const int n = out->n;
+    const struct {
+        void **p;
+        size_t row;
+        const char *what;
+    } arrays[] = {
+        {(void **)&out->fore, sizeof(float) * (size_t)out->d, "foreground features"},
+        {(void **)&out->part, sizeof(float) * (size_t)out->nparts * out->d, "part features"},
+        {(void **)&out->global, sizeof(float) * (size_t)out->dg, "global features"},
+        {(void **)&out->vis, sizeof(int64_t) * (size_t)out->nparts, "visible parts"},
+        {(void **)&out->pids, sizeof(int), "identities"},
+        {(void **)&out->cams, sizeof(int), "cameras"},
+    };
+    for (size_t k = 0; k < sizeof arrays / sizeof arrays[0]; k++)
+        if (gather_array(arrays[k].p, arrays[k].row, n, split->count, arrays[k].what, err, err_len)) {
+            hcga_features_free(out);
+            return -1;
+        }
+    out->n = split->count;
+    return 0;
+}
+
+/* Evaluate query vs gallery with ARM and global matching; prints both.  With
+ * several ranks every rank extracts a slice and rank 0 scores. */
 static int train_eval(hg_exec *ex, hg_graph *g, int batch, const hcga_dataset *ds, const hcga_config *cfg,
                       int threads, int epoch, FILE *metrics, hcga_eval_result *arm, hcga_eval_result *glob,
                       char *err, size_t err_len)
@@ -94,10 +157,15 @@ static int train_eval(hg_exec *ex, hg_graph *g, int batch, const hcga_dataset *d
     hcga_aug_cfg aug = hcga_aug_from_config(cfg, 0);
     hcga_features q, gal;
     double t0 = hcga_now();
-    if (hcga_extract_features(ex, g, batch, &ds->query, &aug, threads, 0, &q, err, err_len)) return -1;
-    if (hcga_extract_features(ex, g, batch, &ds->gallery, &aug, threads, 0, &gal, err, err_len)) {
+    if (sharded_features(ex, g, batch, &ds->query, &aug, threads, &q, err, err_len)) return -1;
+    if (sharded_features(ex, g, batch, &ds->gallery, &aug, threads, &gal, err, err_len)) {
         hcga_features_free(&q);
         return -1;
+    }
+    if (hcga_dist_rank() != 0) { /* rank 0 scores */
+        hcga_features_free(&q);
+        hcga_features_free(&gal);
+        return 0;
     }
     int norm = strcmp(hcga_cfg_str(cfg, "TEST.FEAT_NORM"), "yes") == 0;
     int rc = hcga_evaluate_features(&q, &gal, HCGA_MATCH_ARM, norm, 0, arm, err, err_len);
@@ -186,6 +254,22 @@ int hcga_train_setup(hcga_train_run *r, const hcga_train_opts *o)
         return 2;
     }
     r->P = r->batch / r->K;
+    r->nranks = hcga_dist_size();
+    if (o->as_ranks > 1 && r->nranks > 1) {
+        fprintf(stderr, "hcga train: --as-ranks stands one process for several ranks; it is not for an mpirun "
+                        "job (this one has %d ranks)\n", r->nranks);
+        return 2;
+    }
+    const int split = o->as_ranks > 1 ? o->as_ranks : r->nranks;
+    if (r->P % split) {
+        fprintf(stderr,
+                "hcga train: SOLVER.IMS_PER_BATCH %d is %d identities x DATALOADER.NUM_INSTANCE %d, which %d ranks "
+                "cannot share in whole identities (the global batch is divided among the ranks: make the identity "
+                "count a multiple of %d)\n",
+                r->batch, r->P, r->K, split, split);
+        return 2;
+    }
+    r->local_batch = r->batch / r->nranks;
     r->num_classes = r->ds.num_train_ids;
     if (r->num_classes < r->P) {
         fprintf(stderr, "hcga train: %s has %d training identities, fewer than the %d a batch needs\n", root,
@@ -230,7 +314,8 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
     const hcga_config *cfg = r->cfg;
     r->be = be;
     r->store = hg_store_new(be, r->o.dtype);
-    r->gt = hcga_model_build(cfg, HCGA_MODEL_TRAIN, r->batch, r->num_classes, r->o.dtype, err, sizeof err);
+    r->gt = hcga_model_build_ranks(cfg, HCGA_MODEL_TRAIN, r->local_batch, r->num_classes, r->o.dtype, r->nranks,
+                                   r->o.as_ranks, err, sizeof err);
     if (!r->gt) {
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
@@ -259,7 +344,19 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
     }
-    r->metrics = fopen(r->mpath, r->o.resume ? "a" : "w");
+    /* every rank starts from rank 0's weights and buffers, then averages
+     * its gradients with the others' every step */
+    if (hcga_ddp_broadcast_store(r->store, err, sizeof err)) {
+        fprintf(stderr, "hcga train: rank %d: %s\n", hcga_dist_rank(), err);
+        return -1;
+    }
+    r->ddp = hcga_ddp_new(r->ext, r->o.bucket_mb > 0 ? r->o.bucket_mb : 25.0, !r->o.no_overlap, err, sizeof err);
+    if (!r->ddp) {
+        fprintf(stderr, "hcga train: data-parallel setup: %s\n", err);
+        return -1;
+    }
+    /* rank 0 writes metrics.jsonl; the others write nowhere */
+    r->metrics = hcga_dist_rank() == 0 ? fopen(r->mpath, r->o.resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!r->metrics) {
         fprintf(stderr, "hcga train: %s: %s\n", r->mpath, strerror(errno));
         return -1;
@@ -272,7 +369,9 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
     }
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     r->use_coparse = strcmp(al, "band") != 0;
-    if (r->use_coparse && (r->label_lock = hcga_pseudo_lock(cfg, &r->ds, err, sizeof err)) < 0) {
+    /* the job holds the label directory's lock through rank 0 */
+    if (r->use_coparse && hcga_dist_rank() == 0 &&
+        (r->label_lock = hcga_pseudo_lock(cfg, &r->ds, err, sizeof err)) < 0) {
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
     }
@@ -306,6 +405,14 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
         printf("hcga train: precision bf16 mixed: convolutions and GEMMs in bf16 with f32 accumulation, "
                "everything else, master weights and Adam state %s; no loss scaling\n",
                r->o.dtype == HCGA_F64 ? "f64" : "f32");
+    if (r->nranks > 1) {
+        hcga_ddp_stats ds = hcga_ddp_get_stats(r->ddp);
+        printf("hcga train: data-parallel over %d ranks (%s backend on each), %d images per rank per step, "
+               "%d gradient buckets (%.1f MiB in all, %s), batch norm %s\n",
+               r->nranks, be->name, r->local_batch, hcga_ddp_num_buckets(r->ddp), ds.bytes / 1048576.0, ds.transport,
+               hcga_cfg_bool(cfg, "MODEL.SYNC_BN") ? "synchronised over the ranks (MODEL.SYNC_BN)"
+                                                   : "per rank (MODEL.SYNC_BN False)");
+    }
     fflush(stdout);
 
     r->base_lr = hcga_cfg_float(cfg, "SOLVER.BASE_LR");
@@ -343,8 +450,9 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
                 num_classes, r->P, r->K);
         return -1;
     }
-    hcga_loader *ld = hcga_loader_new(&r->ds.train, r->order, count, batch, 1, &r->aug, r->nparts,
-                                      hcga_pseudo_label_fn, &r->pseudo, r->o.seed, epoch, r->o.threads);
+    hcga_loader *ld = hcga_loader_new_shard(&r->ds.train, r->order, count, batch, 1, &r->aug, r->nparts,
+                                            hcga_pseudo_label_fn, &r->pseudo, r->o.seed, epoch, r->o.threads,
+                                            hcga_dist_rank(), r->nranks);
     if (!ld) {
         fprintf(stderr, "hcga train: cannot start the data loader\n");
         return -1;
@@ -362,6 +470,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             hcga_loader_free(ld);
             return -1;
         }
+        hcga_dist_set_step((long long)r->adam_step + r->amp_skipped + 1);
         if (hg_exec_set_input(r->ext, "input.images", b->images, HCGA_F32) ||
             hg_exec_set_input(r->ext, "input.pids", b->labels, HCGA_I64) ||
             hg_exec_set_input(r->ext, "input.parsing", b->parsing, HCGA_I64) || hg_exec_run(r->ext)) {
@@ -369,17 +478,16 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             hcga_loader_free(ld);
             return -1;
         }
-        float loss;
-        if (read_val(r->ext, r->gt, "loss.total", &loss, HCGA_F32, err, sizeof err) ||
-            read_val(r->ext, r->gt, "train.cls_score_global", hostbuf, HCGA_F32, err, sizeof err)) {
-            fprintf(stderr, "hcga train: %s\n", err);
+        if (hcga_ddp_finish(r->ddp, err, sizeof err)) {
+            fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
             hcga_loader_free(ld);
             return -1;
         }
-        if (!isfinite(loss)) {
-            fprintf(stderr, "hcga train: loss is %s at epoch %d iteration %d; stopping without applying "
-                            "this step (the last checkpoint %s is intact)\n",
-                    isnan(loss) ? "NaN" : "Inf", epoch, it, r->ckpath);
+        double loss; /* f64 whatever the graph's dtype: metrics.jsonl shows it to 17 digits */
+        int b_n_all;
+        if (read_val(r->ext, r->gt, "loss.total", &loss, HCGA_F64, err, sizeof err) ||
+            read_val(r->ext, r->gt, "train.cls_score_global", hostbuf, HCGA_F32, err, sizeof err)) {
+            fprintf(stderr, "hcga train: %s\n", err);
             hcga_loader_free(ld);
             return -1;
         }
@@ -390,11 +498,34 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
                 if (hostbuf[(size_t)i * num_classes + c] > hostbuf[(size_t)i * num_classes + best]) best = c;
             correct += best == b->labels[i];
         }
-        double acc = (double)correct / b->n;
         const long long stepno = (long long)r->adam_step + r->amp_skipped + 1;
         float gsum = 0;
         if (fp16 && read_val(r->ext, r->gt, HCGA_AMP_CHECK_OUTPUT, &gsum, HCGA_F32, err, sizeof err)) {
             fprintf(stderr, "hcga train: %s\n", err);
+            hcga_loader_free(ld);
+            return -1;
+        }
+        /* the step's numbers over all ranks: the mean loss, the accuracy of
+         * the whole batch, and an Inf/NaN gradient anywhere skips everywhere */
+        if (r->nranks > 1) {
+            double v[4] = {loss, correct, b->n, gsum};
+            if (hcga_dist_allreduce_sum(v, 4, HCGA_F64, "loss and accuracy", err, sizeof err)) {
+                fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
+                hcga_loader_free(ld);
+                return -1;
+            }
+            loss = v[0] / r->nranks;
+            correct = (int)v[1];
+            gsum = (float)v[3];
+            b_n_all = (int)v[2];
+        } else {
+            b_n_all = b->n;
+        }
+        double acc = (double)correct / b_n_all;
+        if (!isfinite(loss)) {
+            fprintf(stderr, "hcga train: loss is %s at epoch %d iteration %d; stopping without applying "
+                            "this step (the last checkpoint %s is intact)\n",
+                    isnan(loss) ? "NaN" : "Inf", epoch, it, r->ckpath);
             hcga_loader_free(ld);
             return -1;
         }
@@ -404,7 +535,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             fflush(stdout);
             fprintf(r->metrics,
                     "{\"epoch\": %d, \"skipped_step\": %lld, \"reason\": \"gradients have Inf/NaN\", "
-                    "\"loss_scale\": %.17g, \"next_loss_scale\": %.17g, \"loss\": %.9g}\n",
+                    "\"loss_scale\": %.17g, \"next_loss_scale\": %.17g, \"loss\": %.17g}\n",
                     epoch, stepno, r->loss_scale, r->loss_scale * r->amp.backoff_factor, loss);
             r->loss_scale *= r->amp.backoff_factor;
             r->amp_good_steps = 0;
@@ -422,7 +553,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
                 r->loss_scale *= r->amp.growth_factor;
                 r->amp_good_steps = 0;
             }
-            fprintf(r->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.9g, \"acc\": %.6f}\n", epoch,
+            fprintf(r->metrics, "{\"epoch\": %d, \"step\": %lld, \"loss\": %.17g, \"acc\": %.6f}\n", epoch,
                     stepno, loss, acc);
         }
         loss_sum += loss;
@@ -466,6 +597,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
 int hcga_train_checkpoint(hcga_train_run *r, int epoch, int stop)
 {
     char err[ERRLEN];
+    if (hcga_dist_rank() != 0) return 0; /* rank 0 writes it (all ranks hold the same weights) */
     if ((r->ck_period > 0 && epoch % r->ck_period == 0) || epoch == r->max_epochs || stop) {
         char ls[64], gs[32], sk[32];
         snprintf(ls, sizeof ls, "%.17g", r->loss_scale);
@@ -493,6 +625,7 @@ int hcga_train_periodic_eval(hcga_train_run *r, int epoch)
         }
         r->evaluated = 1;
     }
+    if (hcga_dist_rank() != 0) return 0;
     if (hcga_vis_curves(r->cpath, r->mpath, 0, 0, err, sizeof err)) fprintf(stderr, "hcga train: curves: %s\n", err);
     return 0;
 }
@@ -506,6 +639,7 @@ void hcga_train_report(const hcga_train_run *r)
 
 void hcga_train_free(hcga_train_run *r)
 {
+    hcga_ddp_free(r->ddp);
     free(r->hostbuf);
     free(r->order);
     hcga_pseudo_free(&r->pseudo);

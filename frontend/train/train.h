@@ -40,6 +40,9 @@ typedef struct hcga_train_opts {
     int n_over;          /* KEY VALUE overrides */
     char **over;
     int threads;         /* data loading / evaluation threads (>= 1) */
+    double bucket_mb;    /* data-parallel gradient bucket size (0: 25 MiB) */
+    int no_overlap;      /* 1: all-reduce after backward instead of during it */
+    int as_ranks;        /* > 1: one process computing as that many ranks would */
 } hcga_train_opts;
 
 /* One training run; zero it before hcga_train_setup.  Owns everything it
@@ -70,6 +73,8 @@ typedef struct hcga_train_run {
     double loss_scale;
     long long amp_good_steps, amp_skipped;
     int batch, P, K, num_classes, test_batch, nparts, use_coparse;
+    int nranks, local_batch; /* data-parallel ranks; this rank's part of `batch` */
+    struct hcga_ddp *ddp;    /* gradient averaging (train/ddp.h) */
     double base_lr, bias_factor;
     int log_period, ck_period, eval_period;
     hcga_eval_result arm, glob; /* the last evaluation */

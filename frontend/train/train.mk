@@ -1,6 +1,7 @@
 # frontend/train/train.mk: the training run (train.h) and co-parsing (coparse.h)
 TRAIN_SRCS += frontend/train/train.c frontend/train/train.h \
-	frontend/train/coparse.c frontend/train/coparse.h
+	frontend/train/coparse.c frontend/train/coparse.h \
+	frontend/train/ddp.c frontend/train/ddp.h
 TRAIN_TESTS = tests/test_coparse tests/test_train tests/test_train_backends
 check_PROGRAMS += $(TRAIN_TESTS)
 TESTS += $(TRAIN_TESTS)
