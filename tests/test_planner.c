@@ -404,7 +404,7 @@ START_TEST(persistent_never_in_arena)
         uint64_t numel = 1;
         for (int d = 0; d < hg_ndim(g, params[i]); d++) numel *= (uint64_t)sh[d];
         ck_assert_uint_eq(n, numel * 4);
-        expect_persistent += n;
+        expect_persistent += (n + 255) / 256 * 256; /* the gradient buffer keeps each at a 256-byte boundary */
     }
     ck_assert_int_eq(placed(ex, x, NULL, NULL), 0);
     ck_assert_int_eq(placed(ex, lab, NULL, NULL), 0);
@@ -413,6 +413,22 @@ START_TEST(persistent_never_in_arena)
     ck_assert_int_eq(placed(ex, y, NULL, NULL), 1);
     ck_assert_int_eq(placed(ex, logits, NULL, NULL), 1);
     ck_assert_uint_eq(hg_exec_persistent_bytes(ex), expect_persistent);
+    /* the gradients share one buffer, the last parameter's first (lb, fc,
+     * cb2, w2, b1, g1, w1: data-parallel buckets are its ranges); each names
+     * the node that completes it */
+    ck_assert_int_eq(hg_exec_grad_count(ex), 7);
+    uint64_t gbytes = 0, prev_end = 0;
+    ck_assert_ptr_nonnull(hg_exec_grad_buffer(ex, &gbytes));
+    for (int k = 0; k < 7; k++) {
+        uint64_t off, nb;
+        int ready;
+        ck_assert_int_eq(hg_exec_grad_at(ex, k, &off, &nb, &ready), 0);
+        ck_assert_uint_eq(off, prev_end);
+        prev_end = off + nb;
+        ck_assert_int_ge(ready, 0);
+    }
+    ck_assert_uint_eq(prev_end, gbytes);
+    ck_assert_int_eq(hg_exec_grad_at(ex, 7, NULL, NULL, NULL), -1);
     ck_assert_uint_lt(hg_exec_peak_bytes(ex), hg_exec_naive_bytes(ex));
     /* the frozen logit bias' gradient is the upstream gradient itself:
      * d ce / d logits, rows summing to 0 (times the CE weight) */

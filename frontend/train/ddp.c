@@ -250,12 +250,13 @@ int hcga_ddp_finish(hcga_ddp *d, char *err, size_t err_len)
     return rc;
 }
 
-int hcga_ddp_broadcast_store(hg_store *s, char *err, size_t err_len)
+int hcga_ddp_broadcast_store(hg_store *s, int buffers_only, char *err, size_t err_len)
 {
     if (hcga_dist_size() < 2) return 0;
     int n = hg_store_count(s);
     for (int i = 0; i < n; i++) {
         hg_store_entry *e = hg_store_at(s, i);
+        if (buffers_only && !(e->flags & HG_BUFFER)) continue;
         int64_t numel = 1;
         for (int k = 0; k < e->ndim; k++) numel *= e->shape[k];
         double *h = malloc(sizeof(double) * (size_t)(numel > 0 ? numel : 1));

@@ -49,8 +49,11 @@ void hcga_ddp_free(hcga_ddp *d);
 int hcga_ddp_finish(hcga_ddp *d, char *err, size_t err_len);
 
 /* Rank 0's parameters and buffers (BN running statistics) to every rank:
- * after initialisation and after --resume. */
-int hcga_ddp_broadcast_store(hg_store *s, char *err, size_t err_len);
+ * after initialisation and after --resume.  buffers_only: the buffers alone,
+ * which per-rank batch norm (MODEL.SYNC_BN False) lets drift apart: before
+ * whatever uses them (evaluation, co-parsing), so every rank computes with
+ * rank 0's, the ones a checkpoint keeps (torch DDP's broadcast_buffers). */
+int hcga_ddp_broadcast_store(hg_store *s, int buffers_only, char *err, size_t err_len);
 
 hcga_ddp_stats hcga_ddp_get_stats(const hcga_ddp *d);
 int hcga_ddp_num_buckets(const hcga_ddp *d);

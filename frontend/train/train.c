@@ -346,7 +346,7 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
     }
     /* every rank starts from rank 0's weights and buffers, then averages
      * its gradients with the others' every step */
-    if (hcga_ddp_broadcast_store(r->store, err, sizeof err)) {
+    if (hcga_ddp_broadcast_store(r->store, 0, err, sizeof err)) {
         fprintf(stderr, "hcga train: rank %d: %s\n", hcga_dist_rank(), err);
         return -1;
     }
@@ -434,6 +434,10 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
     double lr = r->base_lr * hcga_lr_factor(cfg, epoch);
     if (r->use_coparse && hcga_coparse_due(cfg, epoch)) {
         double t0 = hcga_now();
+        if (hcga_ddp_broadcast_store(r->store, 1, err, sizeof err)) {
+            fprintf(stderr, "hcga train: co-parsing at epoch %d: %s\n", epoch, err);
+            return -1;
+        }
         if (hcga_coparse_round(cfg, r->be, r->store, &r->ds, epoch, r->o.threads, r->o.seed, &r->pseudo, stdout,
                                err, sizeof err)) {
             fprintf(stderr, "hcga train: co-parsing at epoch %d: %s\n", epoch, err);
@@ -618,6 +622,10 @@ int hcga_train_periodic_eval(hcga_train_run *r, int epoch)
 {
     char err[ERRLEN];
     if ((r->eval_period > 0 && epoch % r->eval_period == 0) || epoch == r->max_epochs) {
+        if (hcga_ddp_broadcast_store(r->store, 1, err, sizeof err)) {
+            fprintf(stderr, "hcga train: evaluation at epoch %d: %s\n", epoch, err);
+            return -1;
+        }
         if (train_eval(r->exe, r->ge, r->test_batch, &r->ds, r->cfg, r->o.threads, epoch, r->metrics, &r->arm,
                        &r->glob, err, sizeof err)) {
             fprintf(stderr, "hcga train: evaluation at epoch %d: %s\n", epoch, err);

@@ -8,3 +8,10 @@ TESTS += $(TRAIN_TESTS)
 tests_test_coparse_CFLAGS = $(TEST_CFLAGS)
 tests_test_train_CFLAGS = $(TEST_CFLAGS)
 tests_test_train_backends_CFLAGS = $(TEST_CFLAGS)
+
+# data-parallel training under mpirun (built when configure found MPI)
+if HAVE_MPI
+check_PROGRAMS += tests/test_dist_train
+TESTS += tests/test_dist_train
+tests_test_dist_train_CFLAGS = $(TEST_CFLAGS) -DHCGA_MPIRUN='"$(MPIRUN)"'
+endif
