@@ -125,6 +125,33 @@ static int r_bn(grad_ctx *g)
     return RUN(HCGA_OP_BN_BWD, P(g), in, out);
 }
 
+/* bn_fwd_from_stats with its sums held fixed (as an input, which they are):
+ * dL/dx = gamma*invstd*dy is bn_bwd_from_stats with sum_dy = sum_dy_xhat = 0;
+ * dL/dgamma, dL/dbeta are bn_bwd's dgamma, dbeta (its dx, which accounts for
+ * statistics that depend on x, is not this op's gradient). */
+static int r_bn_from_stats(grad_ctx *g)
+{
+    const hcga_shape_tensor *cs = &g->cc.in[HCGA_BNF_SUM].s;
+    double *zeros = calloc((size_t)(cs->shape[0] > 0 ? cs->shape[0] : 1), sizeof *zeros);
+    if (!zeros) return set_err(g, "out of memory");
+    const hcga_tensor *z = tmp(g, cs, zeros);
+    free(zeros);
+    if (!z) return set_err(g, "%s", g->err[0] ? g->err : "too many temporaries");
+    const hcga_tensor *in1[] = {X(g, 0), DY(g, 0), X(g, 1), Y(g, 1), Y(g, 2), z, z};
+    const hcga_tensor *out1[] = {G(g, 0)};
+    if (RUN(HCGA_OP_BN_BWD_FROM_STATS, P(g), in1, out1)) return -1;
+    if (hcga_tensor_numel(X(g, 0)) == 0) { /* an empty part: bn_bwd refuses it */
+        hcga_op_params zero;
+        memset(&zero, 0, sizeof zero);
+        const hcga_tensor *outg[] = {G(g, 1)}, *outb[] = {G(g, 2)};
+        return run(g, HCGA_OP_FILL, &zero, 0, NULL, 1, outg) ||
+               run(g, HCGA_OP_FILL, &zero, 0, NULL, 1, outb);
+    }
+    const hcga_tensor *in2[] = {X(g, 0), DY(g, 0), X(g, 1), Y(g, 1), Y(g, 2)};
+    const hcga_tensor *out2[] = {tmp(g, &g->cc.in[0].s, NULL), G(g, 1), G(g, 2)};
+    return RUN(HCGA_OP_BN_BWD, P(g), in2, out2);
+}
+
 static int r_act_y(grad_ctx *g, int op) /* backward from y: relu, sigmoid, softmax */
 {
     const hcga_tensor *in[] = {Y(g, 0), DY(g, 0)}, *out[] = {G(g, 0)};
@@ -274,6 +301,7 @@ static int r_gemm(grad_ctx *g)
 static const grad_pair PAIRS[] = {
     {HCGA_OP_CONV2D_FWD, "conv2d_bwd_data+conv2d_bwd_filter", 0x7, 0x1, 1e-5, 0, r_conv},
     {HCGA_OP_BN_FWD_TRAIN, "bn_bwd", 0x7, 0x1, 1e-5, 0, r_bn},
+    {HCGA_OP_BN_FWD_FROM_STATS, "bn_bwd_from_stats+bn_bwd", 0x7, 0x1, 1e-5, 0, r_bn_from_stats},
     {HCGA_OP_RELU_FWD, "relu_bwd", 0x1, 0x1, 1e-4, 1, r_relu},
     {HCGA_OP_SIGMOID_FWD, "sigmoid_bwd", 0x1, 0x1, 1e-5, 0, r_sigmoid},
     {HCGA_OP_THRESH_FWD, "thresh_bwd", 0x1, 0x1, 1e-4, 1, r_thresh},

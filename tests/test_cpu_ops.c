@@ -7,7 +7,8 @@
  * convolution, two-pass batch-norm statistics, the torch Adam/SGD update
  * rules, central finite differences of the op's own (already checked)
  * forward for the backward ops.  Most tests run for f32 and f64 (loop index
- * 0 = f32, 1 = f64).
+ * 0 = f32, 1 = f64).  Batch norm from summed statistics (ABI 1.2) against
+ * the whole batch's BN_FWD_TRAIN / BN_BWD, with one part and with two.
  *
  * Mixed precision (ABI 1.1): CAST against hand-written bit patterns (ties to
  * even, NaN, overflow, f16 subnormals, f64 -> half without double rounding)
@@ -502,6 +503,176 @@ START_TEST(bn_bwd_fd)
     expect_tensor(&tdg, wg, 1e-9, "dgamma");
     expect_tensor(&tdb, wb, 1e-12, "dbeta");
     free(x), free(g), free(b), free(dy), free(dx), free(yv);
+}
+END_TEST
+
+/* ---- batch norm from summed statistics (ABI 1.2) ------------------------
+ * The facts synchronised BN relies on (hcga_plugin.h section 3): BN_STATS
+ * sums a part, the parts' sums add up, and BN_FWD_FROM_STATS /
+ * BN_BWD_FROM_STATS with the totals give on each part exactly what
+ * BN_FWD_TRAIN / BN_BWD give on the whole batch.  F64, 1e-12. */
+
+#define BNS_N 4
+#define BNS_C 3
+#define BNS_H 5
+#define BNS_W 4
+#define BNS_HW (BNS_H * BNS_W)
+#define BNS_TOL 1e-12
+
+/* The whole batch's BN_FWD_TRAIN and BN_BWD (f64): y, save_mean,
+ * save_invstd, running stats after one update from rm0 / rv0; dx, dgamma,
+ * dbeta for dy. */
+typedef struct bns_ref {
+    double y[BNS_N * BNS_C * BNS_HW], dx[BNS_N * BNS_C * BNS_HW];
+    double sm[BNS_C], si[BNS_C], rm[BNS_C], rv[BNS_C], dg[BNS_C], db[BNS_C];
+} bns_ref;
+
+static void bns_whole(const double *x, const double *dy, const double *g, const double *b,
+                      const double *rm0, const double *rv0, const hcga_op_params *p, bns_ref *r)
+{
+    const int dt = HCGA_F64, N = BNS_N, C = BNS_C, H = BNS_H, W = BNS_W;
+    hcga_tensor tx = TEN(dt, x, N, C, H, W), tg = TEN(dt, g, C), tb = TEN(dt, b, C);
+    hcga_tensor ty = TEN(dt, NULL, N, C, H, W), tsm = TEN(dt, NULL, C), tsi = TEN(dt, NULL, C);
+    hcga_tensor trm = TEN(dt, rm0, C), trv = TEN(dt, rv0, C);
+    RUN(HCGA_OP_BN_FWD_TRAIN, p, INS(&tx, &tg, &tb), INS(&ty, &tsm, &tsi, &trm, &trv));
+    hcga_tensor tdy = TEN(dt, dy, N, C, H, W), tdx = TEN(dt, NULL, N, C, H, W);
+    hcga_tensor tdg = TEN(dt, NULL, C), tdb = TEN(dt, NULL, C);
+    RUN(HCGA_OP_BN_BWD, p, INS(&tx, &tdy, &tg, &tsm, &tsi), INS(&tdx, &tdg, &tdb));
+    get(&ty, r->y), get(&tsm, r->sm), get(&tsi, r->si), get(&trm, r->rm), get(&trv, r->rv);
+    get(&tdx, r->dx), get(&tdg, r->dg), get(&tdb, r->db);
+}
+
+/* Batch data with an offset mean (so sumsq/M - mean^2 cancels a little). */
+static void bns_data(double *x, double *dy, double *g, double *b, double *rm0, double *rv0)
+{
+    const int n = BNS_N * BNS_C * BNS_HW;
+    for (int i = 0; i < n; i++) x[i] = 3 + 2 * urand(), dy[i] = urand();
+    for (int c = 0; c < BNS_C; c++)
+        g[c] = 1 + 0.5 * urand(), b[c] = urand(), rm0[c] = urand(), rv0[c] = 1 + fabs(urand());
+}
+
+/* One part: the sums of x alone give BN_FWD_TRAIN's outputs and BN_BWD's dx;
+ * BN_STATS by hand on x[4,1] = 1..4; bn.count 1 refused. */
+START_TEST(bn_from_stats_one_part)
+{
+    const int dt = HCGA_F64, N = BNS_N, C = BNS_C, H = BNS_H, W = BNS_W;
+    static double x[BNS_N * BNS_C * BNS_HW], dy[BNS_N * BNS_C * BNS_HW];
+    double g[BNS_C], b[BNS_C], rm0[BNS_C], rv0[BNS_C];
+    bns_data(x, dy, g, b, rm0, rv0);
+    hcga_op_params p = {.bn = {1e-5, 0.1, N * BNS_HW}};
+    bns_ref r;
+    bns_whole(x, dy, g, b, rm0, rv0, &p, &r);
+
+    hcga_tensor tx = TEN(dt, x, N, C, H, W), tg = TEN(dt, g, C), tb = TEN(dt, b, C);
+    hcga_tensor tsum = TEN(dt, NULL, C), tsq = TEN(dt, NULL, C);
+    RUN(HCGA_OP_BN_STATS, NULL, INS(&tx), INS(&tsum, &tsq));
+    hcga_tensor ty = TEN(dt, NULL, N, C, H, W), tsm = TEN(dt, NULL, C), tsi = TEN(dt, NULL, C);
+    hcga_tensor trm = TEN(dt, rm0, C), trv = TEN(dt, rv0, C);
+    RUN(HCGA_OP_BN_FWD_FROM_STATS, &p, INS(&tx, &tg, &tb, &tsum, &tsq),
+        INS(&ty, &tsm, &tsi, &trm, &trv));
+    expect_tensor(&ty, r.y, BNS_TOL, "y");
+    expect_tensor(&tsm, r.sm, BNS_TOL, "save_mean");
+    expect_tensor(&tsi, r.si, BNS_TOL, "save_invstd");
+    expect_tensor(&trm, r.rm, BNS_TOL, "running_mean");
+    expect_tensor(&trv, r.rv, BNS_TOL, "running_var");
+
+    /* backward: BN_BWD's dbeta / dgamma are sum_dy / sum_dy_xhat */
+    hcga_tensor tdy = TEN(dt, dy, N, C, H, W), tdx = TEN(dt, NULL, N, C, H, W);
+    hcga_tensor tsd = TEN(dt, r.db, C), tsdx = TEN(dt, r.dg, C);
+    RUN(HCGA_OP_BN_BWD_FROM_STATS, &p, INS(&tx, &tdy, &tg, &tsm, &tsi, &tsd, &tsdx), INS(&tdx));
+    expect_tensor(&tdx, r.dx, BNS_TOL, "dx");
+
+    /* BN_STATS by hand: 1+2+3+4 = 10, 1+4+9+16 = 30 */
+    hcga_tensor hx = TEN(dt, ((double[]){1, 2, 3, 4}), 4, 1);
+    hcga_tensor hs = TEN(dt, NULL, 1), hq = TEN(dt, NULL, 1);
+    RUN(HCGA_OP_BN_STATS, NULL, INS(&hx), INS(&hs, &hq));
+    ck_assert_double_eq(get1(&hs), 10.0);
+    ck_assert_double_eq(get1(&hq), 30.0);
+
+    p.bn.count = 1;
+    hcga_status st = runv(HCGA_OP_BN_FWD_FROM_STATS, &p, 5, INS(&tx, &tg, &tb, &tsum, &tsq), 5,
+                          INS(&ty, &tsm, &tsi, &trm, &trv));
+    ck_assert_int_eq(st, HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(hcga_be_error(BE), "bn.count (1) must be >= 2"), "%s", hcga_be_error(BE));
+}
+END_TEST
+
+/* Two parts: x split along N into halves; each half's BN_STATS added, then
+ * each half normalised with the totals (count = the whole batch's) gives the
+ * whole batch's BN_FWD_TRAIN, and with the halves' BN_BWD dbeta / dgamma
+ * added, the whole batch's BN_BWD dx. */
+START_TEST(bn_from_stats_two_parts)
+{
+    const int dt = HCGA_F64, C = BNS_C, H = BNS_H, W = BNS_W, Nh = BNS_N / 2;
+    const int64_t half = (int64_t)Nh * C * BNS_HW;
+    static double x[BNS_N * BNS_C * BNS_HW], dy[BNS_N * BNS_C * BNS_HW];
+    double g[BNS_C], b[BNS_C], rm0[BNS_C], rv0[BNS_C];
+    bns_data(x, dy, g, b, rm0, rv0);
+    hcga_op_params p = {.bn = {1e-5, 0.1, BNS_N * BNS_HW}};
+    bns_ref r;
+    bns_whole(x, dy, g, b, rm0, rv0, &p, &r);
+
+    hcga_tensor tg = TEN(dt, g, C), tb = TEN(dt, b, C), tx[2], tdy[2];
+    double sum[BNS_C] = {0}, sq[BNS_C] = {0}, sdy[BNS_C] = {0}, sdyx[BNS_C] = {0}, v[BNS_C];
+    for (int k = 0; k < 2; k++) {
+        tx[k] = TEN(dt, x + k * half, Nh, C, H, W);
+        tdy[k] = TEN(dt, dy + k * half, Nh, C, H, W);
+        hcga_tensor ts = TEN(dt, NULL, C), tq = TEN(dt, NULL, C);
+        RUN(HCGA_OP_BN_STATS, NULL, INS(&tx[k]), INS(&ts, &tq));
+        get(&ts, v);
+        for (int c = 0; c < C; c++) sum[c] += v[c];
+        get(&tq, v);
+        for (int c = 0; c < C; c++) sq[c] += v[c];
+    }
+    hcga_tensor tsum = TEN(dt, sum, C), tsq = TEN(dt, sq, C), tsm[2], tsi[2];
+    for (int k = 0; k < 2; k++) {
+        hcga_tensor ty = TEN(dt, NULL, Nh, C, H, W), trm = TEN(dt, rm0, C), trv = TEN(dt, rv0, C);
+        tsm[k] = TEN(dt, NULL, C), tsi[k] = TEN(dt, NULL, C);
+        RUN(HCGA_OP_BN_FWD_FROM_STATS, &p, INS(&tx[k], &tg, &tb, &tsum, &tsq),
+            INS(&ty, &tsm[k], &tsi[k], &trm, &trv));
+        expect_tensor(&ty, r.y + k * half, BNS_TOL, k ? "y (second half)" : "y (first half)");
+        expect_tensor(&tsm[k], r.sm, BNS_TOL, "save_mean");
+        expect_tensor(&tsi[k], r.si, BNS_TOL, "save_invstd");
+        expect_tensor(&trm, r.rm, BNS_TOL, "running_mean");
+        expect_tensor(&trv, r.rv, BNS_TOL, "running_var");
+        /* this half's BN_BWD dbeta / dgamma (its dx is not the whole batch's) */
+        hcga_tensor tdx = TEN(dt, NULL, Nh, C, H, W), tdg = TEN(dt, NULL, C), tdb = TEN(dt, NULL, C);
+        RUN(HCGA_OP_BN_BWD, &p, INS(&tx[k], &tdy[k], &tg, &tsm[k], &tsi[k]), INS(&tdx, &tdg, &tdb));
+        get(&tdb, v);
+        for (int c = 0; c < C; c++) sdy[c] += v[c];
+        get(&tdg, v);
+        for (int c = 0; c < C; c++) sdyx[c] += v[c];
+    }
+    hcga_tensor tsd = TEN(dt, sdy, C), tsdx = TEN(dt, sdyx, C);
+    for (int k = 0; k < 2; k++) {
+        hcga_tensor tdx = TEN(dt, NULL, Nh, C, H, W);
+        RUN(HCGA_OP_BN_BWD_FROM_STATS, &p, INS(&tx[k], &tdy[k], &tg, &tsm[k], &tsi[k], &tsd, &tsdx),
+            INS(&tdx));
+        expect_tensor(&tdx, r.dx + k * half, BNS_TOL, k ? "dx (second half)" : "dx (first half)");
+    }
+}
+END_TEST
+
+/* BN_STATS: the same bits on every run, and with 1 or 2 threads (the lanes'
+ * order depends on the shape only). */
+START_TEST(bn_stats_determinism)
+{
+    const int N = 3, C = 5, H = 17, W = 13, n = N * C * H * W;
+    double *x = rvec(n);
+    float out[3][2 * 5];
+    for (int run = 0; run < 3; run++) {
+        close_be();
+        open_be(run == 2 ? "threads=1" : "threads=2");
+        hcga_tensor tx = TEN(HCGA_F32, x, N, C, H, W), st = TEN(HCGA_F32, NULL, 2 * C);
+        hcga_tensor s = st, q = st; /* two halves of one buffer */
+        s.shape[0] = q.shape[0] = C;
+        q.offset = C * sizeof(float);
+        RUN(HCGA_OP_BN_STATS, NULL, INS(&tx), INS(&s, &q));
+        ck_assert_int_eq(hcga_be_read(BE, st.buf, 0, out[run], sizeof out[run]), HCGA_OK);
+    }
+    ck_assert_msg(memcmp(out[0], out[1], sizeof out[0]) == 0, "bn_stats differs between runs");
+    ck_assert_msg(memcmp(out[0], out[2], sizeof out[0]) == 0, "bn_stats differs, 2 vs 1 threads");
+    free(x);
 }
 END_TEST
 
@@ -1804,6 +1975,7 @@ static Suite *cpu_suite(void)
     tcase_add_loop_test(tc, bn_hand, 0, 2);
     tcase_add_loop_test(tc, bn_two_pass, 0, 2);
     tcase_add_test(tc, bn_bwd_fd);
+    HCGA_ADD_TESTS(tc, bn_from_stats_one_part, bn_from_stats_two_parts, bn_stats_determinism);
     tcase_add_loop_test(tc, elementwise_hand, 0, 2);
     tcase_add_loop_test(tc, add_mul_broadcast, 0, 2);
     tcase_add_loop_test(tc, sum_to_cases, 0, 2);
