@@ -70,10 +70,11 @@ check_PROGRAMS += tests/test_loader tests/test_cli
 TESTS += tests/test_loader tests/test_cli
 tests_test_loader_CFLAGS = $(TEST_CFLAGS)
 # the optional ABI 1.2 groups through the loader (fake_caps, fake_v11,
-# fake_partial)
-check_PROGRAMS += tests/test_loader_caps
-TESTS += tests/test_loader_caps
+# fake_partial) and the cpu backend's reference graph capture
+check_PROGRAMS += tests/test_loader_caps tests/test_cpu_capture
+TESTS += tests/test_loader_caps tests/test_cpu_capture
 tests_test_loader_caps_CFLAGS = $(TEST_CFLAGS)
+tests_test_cpu_capture_CFLAGS = $(TEST_CFLAGS)
 tests_test_cli_CFLAGS = $(TEST_CFLAGS)
 tests_test_cli_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
 
