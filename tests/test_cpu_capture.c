@@ -9,8 +9,10 @@
  *     descriptors are deep-copied (the caller's are overwritten after
  *     each call);
  *   - buffer alloc/read/write and synchronize are refused while capturing,
- *     a malformed call fails at once with the contract checker's message,
- *     and a second capture_begin or a capture_end without begin fails.
+ *     a malformed call fails at once with the contract checker's message
+ *     and then capture_end fails (no recording lacks a call), after which
+ *     the backend captures again; a second capture_begin or a capture_end
+ *     without begin fails.
  */
 #include <check.h>
 #include <math.h>
@@ -253,9 +255,18 @@ START_TEST(test_refused_while_capturing)
     a.out[0] = &y;
     ck_assert_int_ne(hcga_be_run(be, &a), HCGA_OK);
     ck_assert_msg(strncmp(hcga_be_error(be), "relu_fwd: ", 10) == 0, "%s", hcga_be_error(be));
-
-    /* a good call records; the capture ends and replays */
+    char bad[512];
+    snprintf(bad, sizeof bad, "%s", hcga_be_error(be));
     a.out[0] = &x;
+    ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK); /* a good call after it changes nothing */
+    ck_assert_int_eq(hcga_be_capture_end(be, &rec), HCGA_ERR_INVALID);
+    ck_assert_ptr_null(rec);
+    char want[1024];
+    snprintf(want, sizeof want, "capture_end: an op failed while capturing, no recording: %s", bad);
+    ck_assert_str_eq(hcga_be_error(be), want);
+
+    /* the backend is usable again: a good call records; the capture ends and replays */
+    ck_assert_int_eq(hcga_be_capture_begin(be), HCGA_OK);
     ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK);
     ck_assert_int_eq(hcga_be_capture_end(be, &rec), HCGA_OK);
     ck_assert_int_eq(hcga_be_write(be, b, 0, (float[4]){-1, 2, -3, 4}, 16), HCGA_OK);

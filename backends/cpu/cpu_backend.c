@@ -4,7 +4,9 @@
  * capture (ABI 1.2): between capture_begin and capture_end op calls are
  * recorded (deep copies of the arguments and tensor descriptors, checked by
  * the contract checker but not run) and capture_replay runs the recording
- * in order, so the frontend's capture path is testable without a GPU.
+ * in order, so the frontend's capture path is testable without a GPU.  A
+ * call that fails while capturing (a malformed call) makes capture_end
+ * fail, as on CUDA, so that no recording lacks a call the caller issued.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -87,6 +89,10 @@ struct hcga_capture {
 typedef struct cpu_instance {
     struct hcga_backend be;
     hcga_capture *rec; /* non-NULL between capture_begin and capture_end */
+    /* the first call that failed while capturing: capture_end then fails
+     * with its message (a recording missing a call must not be replayed) */
+    hcga_status capture_st;
+    char capture_err[400];
 } cpu_instance;
 
 static cpu_instance *cpu_inst(hcga_backend *be)
@@ -408,8 +414,14 @@ static hcga_status record_call(hcga_backend *be, const hcga_op_args *a, int op)
 static hcga_status cpu_call(hcga_backend *be, const hcga_op_args *a, int op)
 {
     if (!be || !a) return HCGA_ERR_INVALID;
-    if (cpu_inst(be)->rec) return record_call(be, a, op);
-    return cpu_op_table[op](be, a);
+    cpu_instance *inst = cpu_inst(be);
+    if (!inst->rec) return cpu_op_table[op](be, a);
+    hcga_status st = record_call(be, a, op);
+    if (st != HCGA_OK && inst->capture_st == HCGA_OK) {
+        inst->capture_st = st;
+        snprintf(inst->capture_err, sizeof inst->capture_err, "%.399s", be->err);
+    }
+    return st;
 }
 
 #define HCGA_OP(id_, ...)                                                         \
@@ -433,6 +445,8 @@ static hcga_status cpu_capture_begin(hcga_backend *be)
     hcga_capture *rec = calloc(1, sizeof *rec);
     if (!rec) return cpu_fail(be, HCGA_ERR_NOMEM, "capture_begin: out of host memory");
     cpu_inst(be)->rec = rec;
+    cpu_inst(be)->capture_st = HCGA_OK;
+    cpu_inst(be)->capture_err[0] = '\0';
     return HCGA_OK;
 }
 
@@ -442,8 +456,15 @@ static hcga_status cpu_capture_end(hcga_backend *be, hcga_capture **out)
     *out = NULL;
     if (!cpu_inst(be)->rec)
         return cpu_fail(be, HCGA_ERR_INVALID, "capture_end: no capture in progress (capture_begin first)");
-    *out = cpu_inst(be)->rec;
-    cpu_inst(be)->rec = NULL;
+    cpu_instance *inst = cpu_inst(be);
+    hcga_capture *rec = inst->rec;
+    inst->rec = NULL;
+    if (inst->capture_st != HCGA_OK) {
+        cpu_capture_free(be, rec);
+        return cpu_fail(be, inst->capture_st, "capture_end: an op failed while capturing, no recording: %s",
+                        inst->capture_err);
+    }
+    *out = rec;
     return HCGA_OK;
 }
 
