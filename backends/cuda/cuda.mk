@@ -70,4 +70,7 @@ check_PROGRAMS += tests/test_cuda_backend
 TESTS += tests/test_cuda_backend
 tests_test_cuda_backend_CPPFLAGS = $(AM_CPPFLAGS) -DHCGA_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
 tests_test_cuda_backend_CFLAGS = $(TEST_CFLAGS)
+if HAVE_NCCL
+tests_test_cuda_backend_CPPFLAGS += -DHCGA_TEST_NCCL
+endif
 endif
