@@ -73,4 +73,9 @@ tests_test_cuda_backend_CFLAGS = $(TEST_CFLAGS)
 if HAVE_NCCL
 tests_test_cuda_backend_CPPFLAGS += -DHCGA_TEST_NCCL
 endif
+
+# Measurements for scripts/gpu-check.sh (steps nccl1, waitcpu, graph): built
+# by make check, never run by it (they need a GPU and print numbers).
+check_PROGRAMS += tests/cuda_caps_bench
+tests_cuda_caps_bench_CFLAGS = $(TEST_CFLAGS)
 endif
