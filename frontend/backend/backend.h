@@ -96,7 +96,8 @@ hcga_status hcga_be_comm_id(hcga_be *be, void *id, uint32_t *len);
  * nranks joined). */
 hcga_status hcga_be_comm_init(hcga_be *be, const void *id, uint32_t len, int rank, int nranks);
 /* In place on t: sum (HCGA_COMM_SUM) or mean (HCGA_COMM_AVG) over the ranks;
- * ordered after earlier work, may overlap later work until hcga_be_comm_wait. */
+ * ordered after earlier work, may overlap later work until hcga_be_comm_wait
+ * (so t's buffer must not be written or freed before hcga_be_comm_wait). */
 hcga_status hcga_be_allreduce(hcga_be *be, const hcga_tensor *t, int comm_op);
 /* In place on t: root's values to every rank; ordered like allreduce. */
 hcga_status hcga_be_broadcast(hcga_be *be, const hcga_tensor *t, int root);
