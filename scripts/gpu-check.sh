@@ -28,6 +28,12 @@
 #   seeds        configs/synth_small.yml, seeds 1-6, F32 and BF16
 #                (SOLVER.AMP.*), 24 epochs, all 12 trainings at once on the
 #                GPU; final ARM mAP / Rank-1 per run, mean per precision
+#  ABI 1.2 (collectives, graph capture, waiting; tests/cuda_caps_bench):
+#   nccl1        one-rank NCCL allreduce of a 100 MB F32 buffer: ms, GB/s
+#   waitcpu      CPU time of synchronize / buffer_read while 200 GEMMs run,
+#                wait=block against wait=spin (block must stay under 20%)
+#   graph        100 small ops per step: direct against a replayed CUDA
+#                graph, us per step, results bitwise equal
 #   summary      one line per step, printed last (always runs)
 #
 # usage: scripts/gpu-check.sh [--golden DIR] [--steps a,b,c] [--out DIR]
@@ -59,7 +65,7 @@ if [[ ! -f "$ROOT/plugins/hcga_plugin.h" ]]; then
     echo "gpu-check.sh: run me at the repository root (no plugins/hcga_plugin.h here)" >&2
     exit 2
 fi
-STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch,halfconf,ampbench,amptorch,seeds"
+STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch,halfconf,ampbench,amptorch,seeds,nccl1,waitcpu,graph"
 STEPS=$STEPS_ALL
 GOLDEN=${HCGA_GOLDEN:-}
 OUTDIR=${OUT:-$ROOT/out/gpu-check}
@@ -99,13 +105,15 @@ if [[ -n "$MAKE_BUNDLE" ]]; then
     cp "$from/hcga" "$b/"
     cp "$from/.libs/hcga_backend_cpu.so" "$from/.libs/hcga_backend_cuda.so" "$b/plugins/"
     [[ -x "$from/tests/test_cuda_backend" ]] && cp "$from/tests/test_cuda_backend" "$b/"
-    # every resolved dependency but glibc's own libraries and CUDA's
-    ldd "$b/hcga" "$b"/plugins/*.so "$b"/test_cuda_backend 2>/dev/null | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
+    [[ -x "$from/tests/cuda_caps_bench" ]] && cp "$from/tests/cuda_caps_bench" "$b/"
+    # every resolved dependency but glibc's own libraries and CUDA's (NCCL
+    # included: 200 MB; the GPU machine's toolkit or pip nvidia.nccl has it)
+    ldd "$b/hcga" "$b"/plugins/*.so "$b"/test_cuda_backend "$b"/cuda_caps_bench 2>/dev/null | awk '/=> \//{print $3}' | sort -u | while read -r lib; do
         case ${lib##*/} in
         libc.so* | libm.so* | libdl.so* | librt.so* | libpthread.so* | ld-linux* | libresolv.so*) ;;
         # the GPU machine's own (newer) C++ runtime: cuDNN may need its symbol versions
         libstdc++.so* | libgcc_s.so*) ;;
-        libcud* | libcublas* | libnv* | libcufft* | libcurand* | libcusolver* | libcusparse*) ;;
+        libcud* | libcublas* | libnv* | libcufft* | libcurand* | libcusolver* | libcusparse* | libnccl*) ;;
         *) cp -L "$lib" "$b/lib/" ;;
         esac
     done
@@ -186,7 +194,7 @@ cuda_with_cudnn() {
         echo "$dir"
         return 0
     fi
-    for p in cudnn cublas; do
+    for p in cudnn cublas nccl; do
         local site
         site=$(python3 -c "import nvidia.$p as m, os; print(list(m.__path__)[0])" 2>/dev/null) || continue
         [[ -d "$site/include" ]] && extra+=("$site")
@@ -221,6 +229,17 @@ if [[ -n "$BUNDLE" ]]; then
         libpath=$BUILD/bundle/lib
         # cuDNN / cuBLAS from PyTorch's pip packages when the toolkit lacks them
         cdir=$(cuda_with_cudnn "$CUDA_DIR") && [[ $cdir != "$CUDA_DIR" ]] && libpath=$libpath:$cdir/lib64
+        # the plugin links libnccl.so.2 (configure found NCCL here): the
+        # toolkit's, the system's, or PyTorch's pip nvidia.nccl
+        if ldd "$BUILD/bundle/plugins/hcga_backend_cuda.so" 2>/dev/null | grep -q 'libnccl.so.2 => not found'; then
+            nccl=$(python3 -c "import nvidia.nccl as m; print(list(m.__path__)[0])" 2>/dev/null)
+            if [[ -n "$nccl" && -e "$nccl/lib/libnccl.so.2" ]]; then
+                libpath=$libpath:$nccl/lib
+                echo "libnccl.so.2 from $nccl/lib"
+            else
+                echo "WARNING: no libnccl.so.2 (toolkit, system or pip nvidia.nccl): the cuda plugin will not load"
+            fi
+        fi
         export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
         # conformance finds its shape files under the source directory the
         # bundle was built from: point that path at this checkout if it is free
@@ -564,6 +583,25 @@ if want seeds && have_hcga seeds; then
         fi
     fi
 fi
+
+# ---- ABI 1.2: collectives, waiting, graphs (tests/cuda_caps_bench) ---------------------------------------
+caps_bench() { # STEP MODE LINE-PREFIX: run one measurement, its summary line from the output
+    local step=$1 mode=$2 prefix=$3 cb
+    if [[ -n "$BUNDLE" ]]; then cb=$BUILD/bundle/cuda_caps_bench; else cb=$BUILD/tests/cuda_caps_bench; fi
+    if [[ ! -x "$cb" ]]; then
+        result "$step" MISSING "no cuda_caps_bench at $cb" "$step"
+        return
+    fi
+    log "cuda_caps_bench $mode"
+    if HCGA_PLUGIN_PATH=${HCGA_PLUGIN_PATH:-$BUILD/.libs} run "$OUTDIR/caps_$mode.log" 300 "$cb" "$mode"; then
+        result "$step" PASS "$(grep -m1 "^$prefix" "$OUTDIR/caps_$mode.log")" "$step"
+    else
+        result "$step" FAIL "$(grep -m1 "^$prefix" "$OUTDIR/caps_$mode.log" || tail -n1 "$OUTDIR/caps_$mode.log")" "$step"
+    fi
+}
+want nccl1 && caps_bench nccl1 nccl1 "nccl1:"
+want waitcpu && caps_bench waitcpu wait "wait: CPU share"
+want graph && caps_bench graph graph "graph:"
 
 # ---- summary -----------------------------------------------------------------------------------------
 log "summary (all runs so far; build-gpu/gpu-check-summary.txt)"

@@ -9,10 +9,21 @@
  *   FAKE_NEWMINOR    ABI minor + 1, more ops than hcga knows, a larger iface
  *   FAKE_PROBEFAIL   valid, but probe() finds no device
  *   FAKE_MISNAMED    descriptor name differs from the file name
+ *   FAKE_CAPS        valid, with both ABI 1.2 groups (collectives, capture):
+ *                    relu_fwd adds 1 to the first i32 of out[0] (or records
+ *                    that while capturing); allreduce SUM multiplies an f32
+ *                    tensor by nranks, AVG leaves it; broadcast fails for a
+ *                    root other than 0; a replay adds the recorded count
+ *   FAKE_V11         valid, built "for ABI 1.1": struct_size ends at
+ *                    supports, though the group members after it are set
+ *                    (to functions that abort: the loader must not read them)
+ *   FAKE_PARTIAL     the collectives complete, the capture group without
+ *                    capture_replay: refused
  *
  * get_iface() of the plugins whose descriptor must be refused calls abort(),
  * so a loader that calls it before checking the descriptor fails the test.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +46,9 @@ struct hcga_buffer {
 struct hcga_backend {
     char err[256];
     int relu_calls;
+    int capturing; /* FAKE_CAPS: between capture_begin and capture_end */
+    int recorded;  /* relu calls recorded since capture_begin */
+    int nranks;    /* from comm_init */
 };
 
 static int fake_probe(char *why, size_t len)
@@ -143,9 +157,29 @@ static hcga_status fake_sync(hcga_backend *be)
     return HCGA_OK;
 }
 
+#ifdef FAKE_CAPS
+/* Adds n to the first i32 of out[0], when the call has an output. */
+static void fake_bump(const hcga_op_args *a, int n)
+{
+    if (a->num_out < 1 || !a->out[0]) return;
+    int32_t v;
+    unsigned char *p = a->out[0]->buf->data + a->out[0]->offset;
+    memcpy(&v, p, sizeof v);
+    v += n;
+    memcpy(p, &v, sizeof v);
+}
+#endif
+
 static hcga_status fake_relu(hcga_backend *be, const hcga_op_args *a)
 {
     (void)a;
+#ifdef FAKE_CAPS
+    if (be->capturing) {
+        be->recorded++;
+        return HCGA_OK;
+    }
+    fake_bump(a, 1);
+#endif
     be->relu_calls++;
     return HCGA_OK;
 }
@@ -172,6 +206,139 @@ static const hcga_op_fn fake_ops[FAKE_NUM_OPS] = {
 #endif
 };
 
+/* ---- ABI 1.2 groups ---- */
+
+#ifdef FAKE_CAPS
+static hcga_status fake_comm_id(hcga_backend *be, void *id, uint32_t *len)
+{
+    (void)be;
+    memcpy(id, "fakeid", 6);
+    *len = 6;
+    return HCGA_OK;
+}
+
+static hcga_status fake_comm_init(hcga_backend *be, const void *id, uint32_t len, int rank, int nranks)
+{
+    (void)rank;
+    if (len != 6 || memcmp(id, "fakeid", 6) != 0) {
+        snprintf(be->err, sizeof be->err, "fake: not a fake communicator id");
+        return HCGA_ERR_INVALID;
+    }
+    be->nranks = nranks;
+    return HCGA_OK;
+}
+
+static hcga_status fake_allreduce(hcga_backend *be, const hcga_tensor *t, int comm_op)
+{
+    if (comm_op != HCGA_COMM_SUM && comm_op != HCGA_COMM_AVG) {
+        snprintf(be->err, sizeof be->err, "fake: unknown comm_op %d", comm_op);
+        return HCGA_ERR_INVALID;
+    }
+    if (comm_op == HCGA_COMM_AVG) return HCGA_OK;
+    unsigned char *p = t->buf->data + t->offset;
+    for (int64_t i = 0; i < hcga_tensor_numel(t); i++) {
+        float v;
+        memcpy(&v, p + 4 * i, 4);
+        v *= (float)be->nranks;
+        memcpy(p + 4 * i, &v, 4);
+    }
+    return HCGA_OK;
+}
+
+static hcga_status fake_broadcast(hcga_backend *be, const hcga_tensor *t, int root)
+{
+    (void)t;
+    if (root == 0) return HCGA_OK;
+    snprintf(be->err, sizeof be->err, "fake: root %d is not rank 0", root);
+    return HCGA_ERR_DEVICE;
+}
+
+static hcga_status fake_comm_wait(hcga_backend *be)
+{
+    (void)be;
+    return HCGA_OK;
+}
+
+struct hcga_capture {
+    int relu_calls;
+};
+
+static hcga_status fake_capture_begin(hcga_backend *be)
+{
+    if (be->capturing) {
+        snprintf(be->err, sizeof be->err, "fake: already capturing");
+        return HCGA_ERR_INVALID;
+    }
+    be->capturing = 1;
+    be->recorded = 0;
+    return HCGA_OK;
+}
+
+static hcga_status fake_capture_end(hcga_backend *be, hcga_capture **out)
+{
+    *out = NULL;
+    if (!be->capturing) {
+        snprintf(be->err, sizeof be->err, "fake: capture_end without capture_begin");
+        return HCGA_ERR_INVALID;
+    }
+    be->capturing = 0;
+    hcga_capture *c = malloc(sizeof *c);
+    if (!c) return HCGA_ERR_NOMEM;
+    c->relu_calls = be->recorded;
+    *out = c;
+    return HCGA_OK;
+}
+
+/* The fake replays into no particular buffer: it only counts. */
+static hcga_status fake_capture_replay(hcga_backend *be, hcga_capture *c)
+{
+    be->relu_calls += c->relu_calls;
+    return HCGA_OK;
+}
+
+static void fake_capture_free(hcga_backend *be, hcga_capture *c)
+{
+    (void)be;
+    free(c);
+}
+#define FAKE_COMM_FNS fake_comm_id, fake_comm_init, fake_allreduce, fake_broadcast, fake_comm_wait
+#define FAKE_CAPTURE_FNS fake_capture_begin, fake_capture_end, fake_capture_replay, fake_capture_free
+#endif
+
+#if defined(FAKE_V11) || defined(FAKE_PARTIAL)
+/* Members the loader must never call (FAKE_V11: beyond struct_size;
+ * FAKE_PARTIAL: the plugin is refused). */
+static void fake_never(void)
+{
+    fputs("fake plugin: an ABI 1.2 member was called though the loader must not read it\n", stderr);
+    abort();
+}
+#define NEVER(type_) ((type_)(void (*)(void))fake_never)
+#define FAKE_COMM_FNS                                                                       \
+    NEVER(hcga_status(*)(hcga_backend *, void *, uint32_t *)),                              \
+        NEVER(hcga_status(*)(hcga_backend *, const void *, uint32_t, int, int)),            \
+        NEVER(hcga_status(*)(hcga_backend *, const hcga_tensor *, int)),                    \
+        NEVER(hcga_status(*)(hcga_backend *, const hcga_tensor *, int)),                    \
+        NEVER(hcga_status(*)(hcga_backend *))
+#ifdef FAKE_V11
+#define FAKE_CAPTURE_FNS                                                                    \
+    NEVER(hcga_status(*)(hcga_backend *)), NEVER(hcga_status(*)(hcga_backend *, hcga_capture **)), \
+        NEVER(hcga_status(*)(hcga_backend *, hcga_capture *)),                              \
+        NEVER(void (*)(hcga_backend *, hcga_capture *))
+#else /* FAKE_PARTIAL: capture_replay missing */
+#define FAKE_CAPTURE_FNS                                                                    \
+    NEVER(hcga_status(*)(hcga_backend *)), NEVER(hcga_status(*)(hcga_backend *, hcga_capture **)), \
+        NULL, NEVER(void (*)(hcga_backend *, hcga_capture *))
+#endif
+#endif
+
+#ifdef FAKE_V11
+/* What a plugin built against the 1.1 header declares as its table size. */
+#define FAKE_IFACE_SIZE offsetof(hcga_backend_iface, comm_id)
+#else
+#define FAKE_IFACE_SIZE sizeof(hcga_backend_iface)
+#endif
+
 #ifdef FAKE_NEWMINOR
 /* A future iface: ours plus one more function at the end. */
 typedef struct fake_iface_next {
@@ -197,7 +364,7 @@ static const struct {
 #ifdef FAKE_NEWMINOR
                 sizeof(fake_iface_next),
 #else
-                sizeof(hcga_backend_iface),
+                FAKE_IFACE_SIZE,
 #endif
             .probe = fake_probe,
             .device_info = fake_device_info,
@@ -212,6 +379,11 @@ static const struct {
             .ops = fake_ops,
             .num_ops = FAKE_NUM_OPS,
             .supports = NULL,
+#ifdef FAKE_COMM_FNS
+            /* the ABI 1.2 members follow supports in this order */
+            FAKE_COMM_FNS,
+            FAKE_CAPTURE_FNS,
+#endif
         },
 };
 
@@ -243,6 +415,12 @@ static const hcga_backend_iface *fake_get_iface(void)
 #define FAKE_NAME "fake_probefail"
 #elif defined(FAKE_MISNAMED)
 #define FAKE_NAME "some_other_name"
+#elif defined(FAKE_CAPS)
+#define FAKE_NAME "fake_caps"
+#elif defined(FAKE_V11)
+#define FAKE_NAME "fake_v11"
+#elif defined(FAKE_PARTIAL)
+#define FAKE_NAME "fake_partial"
 #else
 #error "define one FAKE_* variant"
 #endif
@@ -265,7 +443,7 @@ const hcga_plugin_descriptor FAKE_SYMBOL = {
     .sizeof_backend_iface = sizeof(fake_iface_next),
 #else
     .abi_minor = HCGA_ABI_MINOR,
-    .sizeof_backend_iface = sizeof(hcga_backend_iface),
+    .sizeof_backend_iface = FAKE_IFACE_SIZE,
 #endif
 #ifdef FAKE_SIZE
     .sizeof_tensor = sizeof(hcga_tensor) + 8,

@@ -14,6 +14,14 @@
  * crash.  With a GPU, a few ops are run on both the CPU and the CUDA backend
  * on the same random inputs and compared, plus determinism, the
  * device-side label check and the contract checker's messages.
+ *
+ * ABI 1.2 groups: without a GPU, the iface must carry the capture group and,
+ * when the plugin was built with NCCL (HCGA_TEST_NCCL), the collectives, and
+ * the wait= option is parsed.  With a GPU: NCCL with one rank (allreduce SUM
+ * and AVG leave every dtype's values unchanged, broadcast from root 0,
+ * ordering against the compute stream), and a captured conv+bn+relu graph
+ * replayed on new inputs equals direct execution bit for bit; a capture that
+ * would grow the kernel scratch fails cleanly and the stream goes on.
  */
 #include <check.h>
 #include <dlfcn.h>
@@ -191,6 +199,40 @@ START_TEST(test_direct_calls_do_not_crash)
 }
 END_TEST
 
+/* ---- ABI 1.2 groups without a GPU: the table and the options --------------------- */
+
+START_TEST(test_groups_and_wait_option)
+{
+    oracle o;
+    cuda_oracle(&o);
+    const hcga_backend_iface *f = direct_iface();
+    ck_assert_uint_eq(f->struct_size, sizeof(hcga_backend_iface));
+    ck_assert(f->capture_begin && f->capture_end && f->capture_replay && f->capture_free);
+#ifdef HCGA_TEST_NCCL
+    ck_assert(f->comm_id && f->comm_init && f->allreduce && f->broadcast && f->comm_wait);
+#else
+    ck_assert(!f->comm_id && !f->comm_init && !f->allreduce && !f->broadcast && !f->comm_wait);
+#endif
+    hcga_backend *inst = NULL;
+    char err[512] = "";
+    ck_assert_int_eq(f->create(0, "wait=fast", &inst, err, sizeof err), HCGA_ERR_INVALID);
+    ck_assert_ptr_null(inst);
+    ck_assert_msg(strstr(err, "'wait=fast': value must be block or spin") != NULL, "got '%s'", err);
+    for (int k = 0; k < 2; k++) {
+        hcga_status st = f->create(0, k ? "wait=spin" : "wait=block", &inst, err, sizeof err);
+        if (o.devices < 1) {
+            /* a valid option: create gets as far as the device */
+            ck_assert_int_ne(st, HCGA_ERR_INVALID);
+            ck_assert_msg(strstr(err, o.why) != NULL, "create error '%s' lacks '%s'", err, o.why);
+        } else {
+            ck_assert_msg(st == HCGA_OK, "%s", err);
+            f->destroy(inst);
+        }
+        inst = NULL;
+    }
+}
+END_TEST
+
 /* ---- with a GPU: ops against the CPU backend ------------------------------------ */
 
 typedef struct spec {
@@ -340,7 +382,7 @@ START_TEST(test_gpu_bn_vs_cpu)
     if (!gpu_present()) return;
     hcga_op_params p;
     memset(&p, 0, sizeof p);
-    p.bn = (hcga_bn_params){1e-5, 0.1};
+    p.bn = (hcga_bn_params){1e-5, 0.1, 0};
     const int64_t N = 3, C = 5, H = 7, W = 6;
     float *x = frand(N * C * H * W, -2, 3), *g = frand(C, 0.5, 1.5), *b = frand(C, -1, 1);
     float *rm = frand(C, -0.1, 0.1), *rv = frand(C, 0.9, 1.1), *dy = frand(N * C * H * W, -1, 1);
@@ -809,19 +851,249 @@ START_TEST(test_gpu_algo_cache)
 }
 END_TEST
 
+/* ---- with a GPU: the ABI 1.2 groups ------------------------------------------------ */
+
+static hcga_be *open_cuda(const char *opts)
+{
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("cuda", 0, opts, &be, err, sizeof err) == 0, "%s", err);
+    return be;
+}
+
+/* n elements of dtype dt, finite, from the test's generator. */
+static void *comm_values(int dt, int64_t n)
+{
+    void *p = malloc((size_t)n * hcga_dtype_size(dt));
+    ck_assert(p != NULL);
+    for (int64_t i = 0; i < n; i++) {
+        double v = -3.0 + 6.0 * urand();
+        switch (dt) {
+        case HCGA_F32: ((float *)p)[i] = (float)v; break;
+        case HCGA_F64: ((double *)p)[i] = v; break;
+        case HCGA_BF16: ((uint16_t *)p)[i] = hcga_f64_to_bf16(v); break;
+        default: ((uint16_t *)p)[i] = hcga_f64_to_f16(v); break;
+        }
+    }
+    return p;
+}
+
+/* With one rank, allreduce SUM and AVG and broadcast from 0 leave t as it is. */
+static void one_rank_unchanged(hcga_be *be, int dt)
+{
+    const int64_t n = 1000;
+    size_t nb = (size_t)n * hcga_dtype_size(dt);
+    void *v = comm_values(dt, n), *got = malloc(nb);
+    hcga_buffer *b = NULL;
+    ck_assert_int_eq(hcga_be_alloc(be, nb, &b), HCGA_OK);
+    ck_assert_int_eq(hcga_be_write(be, b, 0, v, nb), HCGA_OK);
+    hcga_tensor t = hcga_tensor_make(b, 0, dt, 1, &n);
+    ck_assert_msg(hcga_be_allreduce(be, &t, HCGA_COMM_SUM) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_msg(hcga_be_allreduce(be, &t, HCGA_COMM_AVG) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_msg(hcga_be_broadcast(be, &t, 0) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_int_eq(hcga_be_comm_wait(be), HCGA_OK);
+    ck_assert_int_eq(hcga_be_read(be, b, 0, got, nb), HCGA_OK);
+    ck_assert_msg(memcmp(v, got, nb) == 0, "%s: one-rank collectives changed the values", hcga_dtype_name(dt));
+    hcga_be_free(be, b);
+    free(v);
+    free(got);
+}
+
+START_TEST(test_gpu_nccl_one_rank)
+{
+    if (!gpu_present()) return;
+    hcga_be *be = open_cuda(NULL);
+#ifndef HCGA_TEST_NCCL
+    ck_assert_int_eq(hcga_be_has_comm(be), 0);
+    fprintf(stderr, "test_cuda_backend: the plugin was built without NCCL: collectives skipped\n");
+    hcga_be_close(be);
+    return;
+#endif
+    ck_assert_int_eq(hcga_be_has_comm(be), 1);
+    const int64_t one = 1;
+    hcga_buffer *s = NULL;
+    ck_assert_int_eq(hcga_be_alloc(be, 8, &s), HCGA_OK);
+    hcga_tensor ts = hcga_tensor_make(s, 0, HCGA_F32, 1, &one);
+    ck_assert_int_eq(hcga_be_allreduce(be, &ts, HCGA_COMM_SUM), HCGA_ERR_INVALID);
+    ck_assert_str_eq(hcga_be_error(be), "allreduce: no communicator (comm_init first)");
+
+    unsigned char id[HCGA_COMM_ID_BYTES];
+    uint32_t len = 0;
+    ck_assert_msg(hcga_be_comm_id(be, id, &len) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_uint_eq(len, 128); /* sizeof(ncclUniqueId) */
+    ck_assert_msg(hcga_be_comm_init(be, id, len, 0, 1) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_int_eq(hcga_be_comm_init(be, id, len, 0, 1), HCGA_ERR_INVALID); /* joined already */
+
+    const int dts[4] = {HCGA_F32, HCGA_F64, HCGA_BF16, HCGA_F16};
+    for (int k = 0; k < 4; k++) one_rank_unchanged(be, dts[k]);
+
+    /* ordering: FILL on the compute stream, allreduce, comm_wait, then ADD
+     * on the compute stream reads the reduced values */
+    const int64_t n = 4096;
+    hcga_buffer *bx = NULL, *by = NULL;
+    ck_assert_int_eq(hcga_be_alloc(be, n * 4, &bx), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, n * 4, &by), HCGA_OK);
+    hcga_tensor x = hcga_tensor_make(bx, 0, HCGA_F32, 1, &n), y = hcga_tensor_make(by, 0, HCGA_F32, 1, &n);
+    hcga_op_args a = {.op = HCGA_OP_FILL, .num_out = 1, .out = {&x}, .p.scalar = {3.0, 0.0}};
+    ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK);
+    ck_assert_int_eq(hcga_be_allreduce(be, &x, HCGA_COMM_SUM), HCGA_OK);
+    ck_assert_int_eq(hcga_be_comm_wait(be), HCGA_OK);
+    a = (hcga_op_args){.op = HCGA_OP_ADD, .num_in = 2, .num_out = 1, .in = {&x, &x}, .out = {&y},
+                       .p.scalar = {1.0, 1.0}};
+    ck_assert_int_eq(hcga_be_run(be, &a), HCGA_OK);
+    float *got = malloc(n * 4);
+    ck_assert_int_eq(hcga_be_read(be, by, 0, got, n * 4), HCGA_OK);
+    for (int64_t i = 0; i < n; i++) ck_assert_msg(got[i] == 6.0f, "y[%lld] = %g", (long long)i, got[i]);
+    free(got);
+
+    /* refusals */
+    ck_assert_int_eq(hcga_be_allreduce(be, &x, 9), HCGA_ERR_INVALID);
+    ck_assert_int_eq(hcga_be_broadcast(be, &x, 1), HCGA_ERR_INVALID);
+    ck_assert_str_eq(hcga_be_error(be), "broadcast: root 1 is not a rank (0..0)");
+    hcga_tensor xi = hcga_tensor_make(bx, 0, HCGA_I64, 1, &one);
+    ck_assert_int_eq(hcga_be_allreduce(be, &xi, HCGA_COMM_SUM), HCGA_ERR_INVALID);
+    ck_assert_str_eq(hcga_be_error(be), "allreduce: dtype i64 (f32, f64, bf16 or f16 only)");
+    ck_assert_int_eq(hcga_be_capture_begin(be), HCGA_OK);
+    ck_assert_int_eq(hcga_be_allreduce(be, &x, HCGA_COMM_SUM), HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(hcga_be_error(be), "not allowed while capturing") != NULL, "%s", hcga_be_error(be));
+    hcga_capture *rec = NULL;
+    if (hcga_be_capture_end(be, &rec) == HCGA_OK) hcga_be_capture_free(be, rec);
+    ck_assert_int_eq(hcga_be_sync(be), HCGA_OK);
+
+    hcga_be_free(be, s);
+    hcga_be_free(be, bx);
+    hcga_be_free(be, by);
+    hcga_be_close(be);
+}
+END_TEST
+
+/* triplet_fwd on N = 1024 needs 4 MiB of kernel scratch (the distance
+ * matrix): more than the 1 MiB an instance starts with.  bufs: x, labels,
+ * loss, hard, allocated and written by triplet_bufs (outside a capture). */
+enum { TRI_N = 1024, TRI_D = 8 };
+
+static void triplet_bufs(hcga_be *be, hcga_buffer **bufs)
+{
+    ck_assert_int_eq(hcga_be_alloc(be, TRI_N * TRI_D * 4, &bufs[0]), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, TRI_N * 8, &bufs[1]), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, 4, &bufs[2]), HCGA_OK);
+    ck_assert_int_eq(hcga_be_alloc(be, TRI_N * 16, &bufs[3]), HCGA_OK);
+    float *x = frand(TRI_N * TRI_D, -1, 1);
+    int64_t *lab = malloc(TRI_N * 8);
+    ck_assert(lab != NULL);
+    for (int64_t i = 0; i < TRI_N; i++) lab[i] = i % 16;
+    ck_assert_int_eq(hcga_be_write(be, bufs[0], 0, x, TRI_N * TRI_D * 4), HCGA_OK);
+    ck_assert_int_eq(hcga_be_write(be, bufs[1], 0, lab, TRI_N * 8), HCGA_OK);
+    free(x);
+    free(lab);
+}
+
+static hcga_status triplet_run(hcga_be *be, hcga_buffer *const *bufs)
+{
+    const int64_t xs[2] = {TRI_N, TRI_D}, ls[1] = {TRI_N}, one[1] = {1}, hs[2] = {TRI_N, 2};
+    hcga_tensor x = hcga_tensor_make(bufs[0], 0, HCGA_F32, 2, xs);
+    hcga_tensor l = hcga_tensor_make(bufs[1], 0, HCGA_I64, 1, ls);
+    hcga_tensor loss = hcga_tensor_make(bufs[2], 0, HCGA_F32, 1, one);
+    hcga_tensor h = hcga_tensor_make(bufs[3], 0, HCGA_I64, 2, hs);
+    hcga_op_args a = {.op = HCGA_OP_TRIPLET_FWD, .num_in = 2, .num_out = 2, .in = {&x, &l}, .out = {&loss, &h}};
+    a.p.loss.margin = 0.3;
+    return hcga_be_run(be, &a);
+}
+
+START_TEST(test_gpu_capture_conv_bn_relu)
+{
+    if (!gpu_present()) return;
+    hcga_be *be = open_cuda(NULL);
+    ck_assert_int_eq(hcga_be_has_capture(be), 1);
+    hcga_test_cbr q;
+    hcga_test_cbr_alloc(be, &q);
+    float *x1 = frand(HCGA_CBR_XN, -1, 1), *x2 = frand(HCGA_CBR_XN, -1, 1);
+    static hcga_test_cbr_out ref1, ref2, got;
+
+    /* direct runs (also the warm-up: algorithm choice, workspace) */
+    hcga_test_cbr_input(be, &q, x1);
+    hcga_test_cbr_issue(be, &q);
+    hcga_test_cbr_read(be, &q, &ref1);
+    hcga_test_cbr_input(be, &q, x2);
+    hcga_test_cbr_issue(be, &q);
+    hcga_test_cbr_read(be, &q, &ref2);
+    ck_assert(memcmp(&ref1, &ref2, sizeof ref1) != 0);
+
+    /* capture: host calls refused, nothing runs */
+    hcga_test_cbr_input(be, &q, x1);
+    ck_assert_msg(hcga_be_capture_begin(be) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_int_eq(hcga_be_write(be, q.x, 0, x2, 4), HCGA_ERR_INVALID);
+    ck_assert_str_eq(hcga_be_error(be),
+                     "buffer_write: not allowed while capturing a graph (between capture_begin and capture_end)");
+    ck_assert_int_eq(hcga_be_sync(be), HCGA_ERR_INVALID);
+    hcga_buffer *nb = NULL;
+    ck_assert_int_eq(hcga_be_alloc(be, 64, &nb), HCGA_ERR_INVALID);
+    hcga_test_cbr_issue(be, &q);
+    hcga_capture *rec = NULL;
+    ck_assert_msg(hcga_be_capture_end(be, &rec) == HCGA_OK, "%s", hcga_be_error(be));
+    float z0 = 0;
+    ck_assert_int_eq(hcga_be_read(be, q.z, 0, &z0, 4), HCGA_OK);
+    ck_assert_msg(z0 == -12345.0f, "z[0] = %g after capture: the capture ran the ops", z0);
+
+    /* replays on new inputs: the direct results, bit for bit */
+    for (int k = 0; k < 2; k++) {
+        hcga_test_cbr_input(be, &q, k ? x2 : x1);
+        ck_assert_msg(hcga_be_capture_replay(be, rec) == HCGA_OK, "%s", hcga_be_error(be));
+        hcga_test_cbr_read(be, &q, &got);
+        ck_assert_msg(memcmp(&got, k ? &ref2 : &ref1, sizeof got) == 0, "replay %d differs from the direct run", k + 1);
+    }
+    hcga_be_capture_free(be, rec);
+
+    /* a capture that would grow the scratch fails cleanly; the stream goes on */
+    hcga_buffer *tb[4];
+    triplet_bufs(be, tb);
+    ck_assert_int_eq(hcga_be_capture_begin(be), HCGA_OK);
+    ck_assert_int_eq(triplet_run(be, tb), HCGA_ERR_INVALID);
+    ck_assert_msg(strstr(hcga_be_error(be), "triplet_fwd: the kernel scratch would grow from ") != NULL, "%s",
+                  hcga_be_error(be));
+    rec = (hcga_capture *)0x1;
+    ck_assert_int_eq(hcga_be_capture_end(be, &rec), HCGA_ERR_INVALID);
+    ck_assert_ptr_null(rec);
+    ck_assert_msg(strstr(hcga_be_error(be), "capture_end: an op failed while capturing, no graph: triplet_fwd:") ==
+                      hcga_be_error(be),
+                  "%s", hcga_be_error(be));
+    ck_assert_msg(triplet_run(be, tb) == HCGA_OK, "%s", hcga_be_error(be));
+    ck_assert_msg(hcga_be_sync(be) == HCGA_OK, "%s", hcga_be_error(be));
+    hcga_test_cbr_input(be, &q, x1);
+    hcga_test_cbr_issue(be, &q);
+    hcga_test_cbr_read(be, &q, &got);
+    ck_assert_msg(memcmp(&got, &ref1, sizeof got) == 0, "direct run after a failed capture differs");
+    for (int k = 0; k < 4; k++) hcga_be_free(be, tb[k]);
+    hcga_test_cbr_free(be, &q);
+    hcga_be_close(be);
+
+    /* wait=spin computes the same (only the host's waiting differs) */
+    be = open_cuda("wait=spin");
+    hcga_test_cbr_alloc(be, &q);
+    hcga_test_cbr_input(be, &q, x1);
+    hcga_test_cbr_issue(be, &q);
+    hcga_test_cbr_read(be, &q, &got);
+    ck_assert_msg(memcmp(&got, &ref1, sizeof got) == 0, "wait=spin differs from wait=block");
+    hcga_test_cbr_free(be, &q);
+    hcga_be_close(be);
+    free(x1);
+    free(x2);
+}
+END_TEST
+
 static Suite *cuda_suite(void)
 {
     Suite *s = suite_create("cuda_backend");
     TCase *t = hcga_test_tcase(s, "loader");
     tcase_set_timeout(t, 120);
     HCGA_ADD_TESTS(t, test_scan_reports_cuda, test_open_without_gpu_fails_cleanly,
-                   test_direct_calls_do_not_crash);
+                   test_direct_calls_do_not_crash, test_groups_and_wait_option);
     TCase *g = hcga_test_tcase(s, "gpu_vs_cpu");
     tcase_set_timeout(g, 300);
     HCGA_ADD_TESTS(g, test_gpu_conv_vs_cpu, test_gpu_bn_vs_cpu, test_gpu_kernels_vs_cpu,
                    test_gpu_losses_vs_cpu, test_gpu_deterministic, test_gpu_bad_label_reported,
                    test_gpu_contract_messages, test_gpu_cast_bits, test_gpu_half_conv_gemm,
-                   test_gpu_algo_cache);
+                   test_gpu_algo_cache, test_gpu_nccl_one_rank, test_gpu_capture_conv_bn_relu);
     return s;
 }
 

@@ -5,7 +5,9 @@ FAKE_PLUGIN_LDFLAGS = -module -avoid-version -no-undefined -rpath /nowhere
 check_LTLIBRARIES += tests/hcga_backend_fake_good.la tests/hcga_backend_fake_major.la \
 	tests/hcga_backend_fake_size.la tests/hcga_backend_fake_nosym.la \
 	tests/hcga_backend_fake_missinglib.la tests/hcga_backend_fake_newminor.la \
-	tests/hcga_backend_fake_probefail.la tests/hcga_backend_fake_misnamed.la
+	tests/hcga_backend_fake_probefail.la tests/hcga_backend_fake_misnamed.la \
+	tests/hcga_backend_fake_caps.la tests/hcga_backend_fake_v11.la \
+	tests/hcga_backend_fake_partial.la
 tests_hcga_backend_fake_good_la_SOURCES = tests/fake_plugin.c
 tests_hcga_backend_fake_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_GOOD
 tests_hcga_backend_fake_good_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
@@ -27,6 +29,15 @@ tests_hcga_backend_fake_probefail_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
 tests_hcga_backend_fake_misnamed_la_SOURCES = tests/fake_plugin.c
 tests_hcga_backend_fake_misnamed_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_MISNAMED
 tests_hcga_backend_fake_misnamed_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_caps_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_caps_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_CAPS
+tests_hcga_backend_fake_caps_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_v11_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_v11_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_V11
+tests_hcga_backend_fake_v11_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
+tests_hcga_backend_fake_partial_la_SOURCES = tests/fake_plugin.c
+tests_hcga_backend_fake_partial_la_CPPFLAGS = $(AM_CPPFLAGS) -DFAKE_PARTIAL
+tests_hcga_backend_fake_partial_la_LDFLAGS = $(FAKE_PLUGIN_LDFLAGS)
 
 # fake_missinglib needs a library whose soname (libhcga_does_not_exist.so)
 # names no file: build the dependency by hand with that soname and link the
@@ -58,6 +69,12 @@ LDADD = tests/libhcgatest.la libhcga.la $(CHECK_LIBS) -lm
 check_PROGRAMS += tests/test_loader tests/test_cli
 TESTS += tests/test_loader tests/test_cli
 tests_test_loader_CFLAGS = $(TEST_CFLAGS)
+# the optional ABI 1.2 groups through the loader (fake_caps, fake_v11,
+# fake_partial) and the cpu backend's reference graph capture
+check_PROGRAMS += tests/test_loader_caps tests/test_cpu_capture
+TESTS += tests/test_loader_caps tests/test_cpu_capture
+tests_test_loader_caps_CFLAGS = $(TEST_CFLAGS)
+tests_test_cpu_capture_CFLAGS = $(TEST_CFLAGS)
 tests_test_cli_CFLAGS = $(TEST_CFLAGS)
 tests_test_cli_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
 

@@ -62,6 +62,27 @@ double hcga_test_urand_pm1(uint64_t *state);
 struct hcga_be;
 struct hcga_be *hcga_test_open_cpu(void);
 
+/* A conv2d_fwd (3x3, pad 1) + bn_fwd_train + relu_fwd sequence on
+ * x[2,3,6,6] -> y -> n -> z[2,4,6,6] (no call in place), for the graph capture tests (cpu and cuda): the
+ * buffers (weights and bn parameters filled from fixed seeds), the calls
+ * (descriptors on the callee's stack, scribbled over after each call, so a
+ * recording must have copied them) and its outputs.  In testutil_be.c. */
+enum { HCGA_CBR_XN = 2 * 3 * 6 * 6, HCGA_CBR_ZN = 2 * 4 * 6 * 6, HCGA_CBR_K = 4 };
+typedef struct hcga_test_cbr {
+    struct hcga_buffer *x, *w, *y, *n, *gamma, *beta, *mean, *invstd, *rmean, *rvar, *z;
+} hcga_test_cbr;
+typedef struct hcga_test_cbr_out {
+    float z[HCGA_CBR_ZN], mean[HCGA_CBR_K], invstd[HCGA_CBR_K], rmean[HCGA_CBR_K], rvar[HCGA_CBR_K];
+} hcga_test_cbr_out;
+void hcga_test_cbr_alloc(struct hcga_be *be, hcga_test_cbr *q);
+void hcga_test_cbr_free(struct hcga_be *be, hcga_test_cbr *q);
+/* Write x (HCGA_CBR_XN floats), reset the running statistics (0 and 1) and
+ * fill z with -12345. */
+void hcga_test_cbr_input(struct hcga_be *be, const hcga_test_cbr *q, const float *x);
+/* Issue the three calls (each must return HCGA_OK). */
+void hcga_test_cbr_issue(struct hcga_be *be, const hcga_test_cbr *q);
+void hcga_test_cbr_read(struct hcga_be *be, const hcga_test_cbr *q, hcga_test_cbr_out *o);
+
 /* Copy the last lines lines of <dir>/log to stderr (after a failed command). */
 void hcga_test_tail_log(const char *dir, int lines);
 

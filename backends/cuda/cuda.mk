@@ -45,6 +45,7 @@ CLEANFILES += backends/cuda/*.lo backends/cuda/.libs/k_*.o
 pkglib_LTLIBRARIES += hcga_backend_cuda.la
 hcga_backend_cuda_la_SOURCES = backends/cuda/cuda_backend.c backends/cuda/cuda_core.c \
 	backends/cuda/cuda_dnn.c backends/cuda/cuda_ops.c backends/cuda/cuda_algo_db.c \
+	backends/cuda/cuda_capture.c backends/cuda/cuda_comm.c \
 	backends/cuda/cuda_algo_db.h backends/cuda/cuda_internal.h \
 	backends/cuda/cuda_impl.h backends/cuda/cuda_kernels.h
 hcga_backend_cuda_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(CUDA_HOME)/include
@@ -56,6 +57,12 @@ hcga_backend_cuda_la_LDFLAGS += -Wl,--no-undefined
 endif
 # nvcc's host stubs use thread-safe statics (__cxa_guard_*): libstdc++.
 hcga_backend_cuda_la_LIBADD = libhcga_contract.la libhcga_cuda_kernels.la -lcudnn -lcublas -lcudart -lstdc++ -lm
+# NCCL (configure: found beside the toolkit or on the system paths): the
+# collectives group of the plugin; without it the plugin has none.
+if HAVE_NCCL
+hcga_backend_cuda_la_CPPFLAGS += -DHCGA_HAVE_NCCL
+hcga_backend_cuda_la_LIBADD += -lnccl
+endif
 
 # Loads the plugin through the frontend loader: without a usable GPU it must
 # report CUDA's own error text and never crash; with one it also compares a
@@ -64,4 +71,12 @@ check_PROGRAMS += tests/test_cuda_backend
 TESTS += tests/test_cuda_backend
 tests_test_cuda_backend_CPPFLAGS = $(AM_CPPFLAGS) -DHCGA_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"'
 tests_test_cuda_backend_CFLAGS = $(TEST_CFLAGS)
+if HAVE_NCCL
+tests_test_cuda_backend_CPPFLAGS += -DHCGA_TEST_NCCL
+endif
+
+# Measurements for scripts/gpu-check.sh (steps nccl1, waitcpu, graph): built
+# by make check, never run by it (they need a GPU and print numbers).
+check_PROGRAMS += tests/cuda_caps_bench
+tests_cuda_caps_bench_CFLAGS = $(TEST_CFLAGS)
 endif

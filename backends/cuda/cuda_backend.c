@@ -4,8 +4,10 @@
  *
  * One instance owns one non-blocking stream; every op, copy and allocation
  * of the instance is enqueued there, so ops never synchronise.  Only
- * buffer_read and synchronize wait, and that is where device-side input
- * errors (bad labels, bad indices) found by kernels are reported.
+ * buffer_read and synchronize wait (with the host thread asleep unless
+ * wait=spin: cuda_core.c), and that is where device-side input errors (bad
+ * labels, bad indices) found by kernels are reported.  The optional ABI 1.2
+ * groups are in cuda_capture.c (CUDA Graphs) and cuda_comm.c (NCCL).
  *
  * Without a usable driver (no GPU on the machine) nothing here crashes:
  * probe() returns -1 with CUDA's own error text and create() fails with it.
@@ -138,6 +140,7 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
     be->algo_find = 0;
     be->algo_cache = 0;
     be->sync_each = 0;
+    be->wait_spin = 0;
     be->ws_cap = (size_t)CU_DEFAULT_WORKSPACE_MB << 20;
     if (!opts) return 0;
     const char *p = opts;
@@ -172,6 +175,15 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
                              "cuda backend option '%.*s': value must be heuristic, find or cache", (int)len, p);
                     return -1;
                 }
+            } else if (key_is(p, klen, "wait")) {
+                /* "sync" already names the per-op wait (sync=0|1), so the
+                 * way of waiting is its own key */
+                if (vlen == 5 && memcmp(v, "block", 5) == 0) be->wait_spin = 0;
+                else if (vlen == 4 && memcmp(v, "spin", 4) == 0) be->wait_spin = 1;
+                else {
+                    snprintf(err, err_len, "cuda backend option '%.*s': value must be block or spin", (int)len, p);
+                    return -1;
+                }
             } else if (key_is(p, klen, "workspace_mb")) {
                 if (parse_long(v, vlen, 0, 1L << 20, &num) != 0) {
                     snprintf(err, err_len, "cuda backend option '%.*s': value must be 0..1048576 (MiB)",
@@ -189,7 +201,7 @@ static int parse_options(hcga_backend *be, const char *opts, char *err, size_t e
                 }
             } else {
                 snprintf(err, err_len,
-                         "unknown cuda backend option '%.*s' (known: tf32, deterministic, algo, workspace_mb, sync, threads)",
+                         "unknown cuda backend option '%.*s' (known: tf32, deterministic, algo, workspace_mb, sync, wait, threads)",
                          (int)klen, p);
                 return -1;
             }
@@ -207,13 +219,16 @@ static void cuda_destroy(hcga_backend *be)
     if (!be) return;
     if (be->stream) {
         cudaSetDevice(be->device);
+        cu_capture_abandon(be);
         cudaStreamSynchronize(be->stream);
     }
+    cu_comm_release(be);
     if (be->ws) cu_dev_free(be, be->ws);
     if (be->scratch) cu_dev_free(be, be->scratch);
     if (be->stream) cudaStreamSynchronize(be->stream);
     if (be->dflag) cudaFree(be->dflag);
     if (be->hflag) cudaFreeHost(be->hflag);
+    if (be->wait_ev) cudaEventDestroy(be->wait_ev);
     if (be->xd) cudnnDestroyTensorDescriptor(be->xd);
     if (be->yd) cudnnDestroyTensorDescriptor(be->yd);
     if (be->bd) cudnnDestroyTensorDescriptor(be->bd);
@@ -327,6 +342,9 @@ static hcga_status cuda_create(int device, const char *options, hcga_backend **o
     int pools = 0;
     CREATE_CUDA("cudaDeviceGetAttribute", cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device));
     CREATE_CUDA("cudaStreamCreateWithFlags", cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking));
+    /* wait=block: the host sleeps in cudaEventSynchronize (cuda_core.c) */
+    CREATE_CUDA("cudaEventCreateWithFlags",
+                cudaEventCreateWithFlags(&be->wait_ev, cudaEventBlockingSync | cudaEventDisableTiming));
     if (pools) {
         /* Keep freed memory in the pool instead of returning it at every
          * synchronisation: steady-state training then allocates nothing. */
@@ -385,6 +403,7 @@ static hcga_status cuda_buffer_alloc(hcga_backend *be, uint64_t bytes, hcga_buff
 {
     *out = NULL;
     const char *op = "buffer_alloc";
+    CU_TRY(cu_not_capturing(be, op));
     hcga_buffer *b = calloc(1, sizeof *b);
     if (!b) return cu_err(be, HCGA_ERR_NOMEM, "buffer_alloc: out of host memory");
     if (bytes > SIZE_MAX - 512) {
@@ -414,6 +433,10 @@ static hcga_status cuda_buffer_alloc(hcga_backend *be, uint64_t bytes, hcga_buff
 static void cuda_buffer_free(hcga_backend *be, hcga_buffer *buf)
 {
     if (!buf) return;
+    if (be && cu_capture_defer_free(be, buf->base)) {
+        free(buf);
+        return;
+    }
     if (be) {
         cudaSetDevice(be->device);
         cudaError_t e = cu_dev_free(be, buf->base);
@@ -437,6 +460,7 @@ static hcga_status cuda_buffer_write(hcga_backend *be, hcga_buffer *buf, uint64_
                                      const void *src, uint64_t bytes)
 {
     const char *op = "buffer_write";
+    CU_TRY(cu_not_capturing(be, op));
     hcga_status st = check_range(be, op, buf, offset, bytes);
     if (st != HCGA_OK || bytes == 0) return st;
     CU_CUDA(be, op, "cudaSetDevice", cudaSetDevice(be->device));
@@ -451,9 +475,18 @@ static hcga_status cuda_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t
                                     uint64_t bytes)
 {
     const char *op = "buffer_read";
+    CU_TRY(cu_not_capturing(be, op));
     hcga_status st = check_range(be, op, buf, offset, bytes);
     if (st != HCGA_OK) return st;
     CU_CUDA(be, op, "cudaSetDevice", cudaSetDevice(be->device));
+    if (bytes > 0 && !be->wait_spin) {
+        /* A copy to pageable memory returns only when done, and waits for
+         * the work before it the context's way (spinning, by default):
+         * wait for that work here first, asleep. */
+        const char *call = "";
+        cudaError_t e = cu_stream_wait(be, &call);
+        if (e != cudaSuccess) return cu_fail_cuda(be, op, call, e);
+    }
     if (bytes > 0)
         CU_CUDA(be, op, "cudaMemcpyAsync",
                 cudaMemcpyAsync(dst, (char *)buf->ptr + offset, bytes, cudaMemcpyDeviceToHost, be->stream));
@@ -462,7 +495,9 @@ static hcga_status cuda_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t
 
 static hcga_status cuda_synchronize(hcga_backend *be)
 {
+    CU_TRY(cu_not_capturing(be, "synchronize"));
     CU_CUDA(be, "synchronize", "cudaSetDevice", cudaSetDevice(be->device));
+    CU_TRY(cu_comm_join(be, "synchronize")); /* all enqueued work: collectives too */
     return cu_wait_and_check(be, "synchronize");
 }
 
@@ -486,7 +521,9 @@ static uint64_t cu_buffer_size(const hcga_buffer *buf)
  * its message "<op>: <problem>" is last_error as it is), the instance's
  * device made current, the implementation, and with sync=1 a wait after it,
  * so that a device fault or a device-side input error (bad label) is
- * reported by the op that caused it rather than by the next read.
+ * reported by the op that caused it rather than by the next read.  While a
+ * graph is being captured that wait is skipped (it would end the capture),
+ * and a failure is also kept for capture_end (cuda_capture.c).
  */
 static hcga_status cu_dispatch(hcga_backend *be, const hcga_op_args *a, int op)
 {
@@ -494,11 +531,19 @@ static hcga_status cu_dispatch(hcga_backend *be, const hcga_op_args *a, int op)
     hcga_checked ck;
     char msg[HCGA_CONTRACT_MSG_LEN];
     hcga_status st = hcga_contract_check(op, a, cu_buffer_size, &ck, msg, sizeof msg);
-    if (st != HCGA_OK) return cu_err(be, st, "%s", msg);
+    if (st != HCGA_OK) {
+        cu_err(be, st, "%s", msg);
+        cu_capture_note_failure(be, st);
+        return st;
+    }
     const char *name = hcga_op_name(op);
-    CU_CUDA(be, name, "cudaSetDevice", cudaSetDevice(be->device));
-    st = cu_impl[op](be, a, &ck);
-    if (st != HCGA_OK || !be->sync_each) return st;
+    cudaError_t e = cudaSetDevice(be->device);
+    st = e == cudaSuccess ? cu_impl[op](be, a, &ck) : cu_fail_cuda(be, name, "cudaSetDevice", e);
+    if (st != HCGA_OK) {
+        cu_capture_note_failure(be, st);
+        return st;
+    }
+    if (!be->sync_each || be->capturing) return st;
     return cu_wait_and_check(be, name);
 }
 
@@ -549,6 +594,23 @@ static const hcga_backend_iface cuda_iface = {
     cu_op_table,
     HCGA_OP_COUNT,
     cuda_supports,
+#ifdef HCGA_HAVE_NCCL
+    cu_comm_id,
+    cu_comm_init,
+    cu_allreduce,
+    cu_broadcast,
+    cu_comm_wait,
+#else /* built without NCCL: no collectives group */
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+#endif
+    cu_capture_begin,
+    cu_capture_end,
+    cu_capture_replay,
+    cu_capture_free,
 };
 
 static const hcga_backend_iface *cuda_get_iface(void)

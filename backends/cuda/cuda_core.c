@@ -3,6 +3,20 @@
  * messages, device memory (buffers, the cuDNN workspace, kernel scratch) and
  * waiting for the stream with the device-side error flag.  It depends on no
  * other file of the backend (see the layering in cuda_internal.h).
+ *
+ * Waiting (option wait=block|spin).  cudaStreamSynchronize waits the way the
+ * context's scheduling flag says, and the default flag (auto) spins a core
+ * at 100% while the GPU works when there are fewer contexts than cores: the
+ * whole training run on the H100 kept one core busy.  The alternative,
+ * cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync), changes the
+ * process-wide primary context and only takes effect before that context
+ * exists, which a plugin cannot promise (another instance, or another
+ * library in the process, may have made it already).  So the default,
+ * wait=block, records an event created with cudaEventBlockingSync at the end
+ * of the stream and waits with cudaEventSynchronize, which puts the thread
+ * to sleep until the event completes; it affects this instance only.  Spin
+ * waiting can return a few microseconds sooner, which matters only for
+ * many tiny waits, so wait=spin keeps cudaStreamSynchronize.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,9 +82,40 @@ cudaError_t cu_dev_free(hcga_backend *be, void *p)
     return cudaFree(p);
 }
 
+cudaError_t cu_stream_wait(hcga_backend *be, const char **call)
+{
+    if (be->wait_spin || !be->wait_ev) {
+        *call = "cudaStreamSynchronize";
+        return cudaStreamSynchronize(be->stream);
+    }
+    *call = "cudaEventRecord";
+    cudaError_t e = cudaEventRecord(be->wait_ev, be->stream);
+    if (e != cudaSuccess) return e;
+    *call = "cudaEventSynchronize";
+    return cudaEventSynchronize(be->wait_ev);
+}
+
+/*
+ * Growth while capturing is refused rather than captured: a captured
+ * cudaFreeAsync/cudaMallocAsync pair would free the old workspace and
+ * allocate a new one at every replay, and cudaMalloc is not allowed in a
+ * capture at all.  The frontend captures only a sequence it has already run
+ * once outside capture, so every workspace and scratch size it needs is
+ * reached before capture_begin and growth never happens in a good capture.
+ */
+static hcga_status refuse_growth(hcga_backend *be, const char *op, const char *what, size_t have,
+                                 size_t want)
+{
+    return cu_err(be, HCGA_ERR_INVALID,
+                  "%s: the %s would grow from %zu to %zu bytes while capturing a graph (capture only "
+                  "a sequence that has run once outside capture)",
+                  op, what, have, want);
+}
+
 hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes)
 {
     if (bytes <= be->ws_size) return HCGA_OK;
+    if (be->capturing) return refuse_growth(be, op, "cuDNN workspace", be->ws_size, bytes);
     CU_CUDA(be, op, "cudaFreeAsync", cu_dev_free(be, be->ws));
     be->ws = NULL;
     be->ws_size = 0;
@@ -90,6 +135,7 @@ hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes)
 hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes)
 {
     if (bytes <= be->scratch_size) return HCGA_OK;
+    if (be->capturing) return refuse_growth(be, op, "kernel scratch", be->scratch_size, bytes);
     CU_CUDA(be, op, "cudaFreeAsync", cu_dev_free(be, be->scratch));
     be->scratch = NULL;
     be->scratch_size = 0;
@@ -105,7 +151,9 @@ hcga_status cu_wait_and_check(hcga_backend *be, const char *op)
 {
     CU_CUDA(be, op, "cudaMemcpyAsync",
             cudaMemcpyAsync(be->hflag, be->dflag, sizeof(int), cudaMemcpyDeviceToHost, be->stream));
-    CU_CUDA(be, op, "cudaStreamSynchronize", cudaStreamSynchronize(be->stream));
+    const char *call = "";
+    cudaError_t e = cu_stream_wait(be, &call);
+    if (e != cudaSuccess) return cu_fail_cuda(be, op, call, e);
     int code = *be->hflag;
     if (code == 0) return HCGA_OK;
     *be->hflag = 0;

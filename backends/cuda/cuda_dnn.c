@@ -364,6 +364,12 @@ static hcga_status conv_algo(const cu_call *c, int kind, const hcga_conv_dims *d
                     be->adb_path, r->algo, r->math, dbk);
     }
     CU_DNN(be, c->op, "cudnnSetConvolutionMathType", cudnnSetConvolutionMathType(be->cd, query_math));
+    if (be->algo_find && be->capturing)
+        /* cudnnFind* synchronises and runs candidates: not in a graph
+         * capture, which records only sequences that ran once already */
+        return cu_err(be, HCGA_ERR_INVALID,
+                      "%s: the convolution algorithm would be searched (algo=find/cache) while capturing a graph "
+                      "(capture only a sequence that has run once outside capture)", c->op);
     if (be->algo_find) {
         /* cudnnFind* runs the candidates (synchronously, on cuDNN's stream). */
         CU_CUDA(be, c->op, "cudaStreamSynchronize", cudaStreamSynchronize(be->stream));

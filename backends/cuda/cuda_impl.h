@@ -31,4 +31,34 @@ typedef hcga_status (*cu_impl_fn)(hcga_backend *be, const hcga_op_args *a, const
 
 void cu_dnn_release(hcga_backend *be); /* cuda_dnn.c: frees the algorithm cache */
 
+/* ---- ABI 1.2 optional groups -------------------------------------------- */
+
+/* Graph capture (cuda_capture.c); the iface functions, and what the rest of
+ * the plugin asks while a capture is in progress. */
+hcga_status cu_capture_begin(hcga_backend *be);
+hcga_status cu_capture_end(hcga_backend *be, hcga_capture **out);
+hcga_status cu_capture_replay(hcga_backend *be, hcga_capture *rec);
+void cu_capture_free(hcga_backend *be, hcga_capture *rec);
+/* HCGA_ERR_INVALID "<what>: not allowed while capturing ..." during a capture. */
+hcga_status cu_not_capturing(hcga_backend *be, const char *what);
+/* An op failed while capturing: capture_end will fail with its message. */
+void cu_capture_note_failure(hcga_backend *be, hcga_status st);
+/* While capturing: keep base to free after capture_end and return 1; else 0. */
+int cu_capture_defer_free(hcga_backend *be, void *base);
+/* destroy(): end a capture that was never ended. */
+void cu_capture_abandon(hcga_backend *be);
+
+/* Collectives (cuda_comm.c).  The iface functions exist only with NCCL. */
+#ifdef HCGA_HAVE_NCCL
+hcga_status cu_comm_id(hcga_backend *be, void *id, uint32_t *len);
+hcga_status cu_comm_init(hcga_backend *be, const void *id, uint32_t len, int rank, int nranks);
+hcga_status cu_allreduce(hcga_backend *be, const hcga_tensor *t, int comm_op);
+hcga_status cu_broadcast(hcga_backend *be, const hcga_tensor *t, int root);
+hcga_status cu_comm_wait(hcga_backend *be);
+#endif
+/* synchronize(): the compute stream waits for the collectives started so far. */
+hcga_status cu_comm_join(hcga_backend *be, const char *op);
+/* destroy(): wait for the comm stream, destroy the communicator, stream, events. */
+void cu_comm_release(hcga_backend *be);
+
 #endif

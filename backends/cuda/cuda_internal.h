@@ -35,6 +35,9 @@ struct hcga_buffer {
 
 /* One cached convolution algorithm choice; defined and used in cuda_dnn.c. */
 struct cu_conv_entry;
+/* NCCL's communicator (ncclComm_t is a pointer to it); only cuda_comm.c
+ * includes nccl.h. */
+struct ncclComm;
 
 struct hcga_backend {
     int device;
@@ -49,6 +52,11 @@ struct hcga_backend {
     int algo_cache;    /* algo=cache: cudnnFind* results persisted (cuda_algo_db.h) */
     size_t ws_cap;     /* workspace_mb: largest cuDNN workspace considered */
     int sync_each;     /* sync=1: wait after every op so faults name their op */
+    int wait_spin;     /* wait=spin: cudaStreamSynchronize; default wait=block (cu_stream_wait) */
+
+    /* recorded at the end of the stream and waited on with the host thread
+     * asleep (cudaEventBlockingSync); see cu_stream_wait */
+    cudaEvent_t wait_ev;
 
     int use_pool; /* stream-ordered allocation (cudaMallocAsync) available */
 
@@ -78,6 +86,23 @@ struct hcga_backend {
     struct cu_algo_db *adb;
     char adb_device[256];
     char adb_path[4096];
+
+    /* graph capture (cuda_capture.c): between capture_begin and capture_end
+     * the stream is capturing; the first op failure meanwhile is kept and
+     * reported by capture_end; buffers freed meanwhile are freed after it */
+    int capturing;
+    hcga_status capture_st;
+    char capture_err[512];
+    void **deferred;
+    size_t n_deferred, cap_deferred;
+
+    /* collectives (cuda_comm.c, built with NCCL): the communicator, the
+     * communication stream, an event of the compute stream it waits on and
+     * the event of its last collective */
+    struct ncclComm *comm;
+    cudaStream_t comm_stream;
+    cudaEvent_t comm_ready, comm_done;
+    int comm_pending; /* a collective was enqueued since the last synchronize */
 
     char err[1024];
 };
@@ -124,6 +149,13 @@ cudaError_t cu_dev_free(hcga_backend *be, void *p);                  /* NULL is 
 /* Wait for the stream; report a device-side input error (error flag) or a
  * failure of the enqueued work as a failure of `op`. */
 hcga_status cu_wait_and_check(hcga_backend *be, const char *op);
+/* Block the host until the stream's work is done: wait=block records
+ * wait_ev and sleeps in cudaEventSynchronize; wait=spin calls
+ * cudaStreamSynchronize.  *call names the CUDA call for messages. */
+cudaError_t cu_stream_wait(hcga_backend *be, const char **call);
+/* Grow the cuDNN workspace / kernel scratch to at least bytes.  While the
+ * stream is capturing a graph, growing is refused (HCGA_ERR_INVALID): see
+ * cuda_capture.c. */
 hcga_status cu_ensure_workspace(hcga_backend *be, const char *op, size_t bytes);
 hcga_status cu_ensure_scratch(hcga_backend *be, const char *op, size_t bytes);
 

@@ -11,6 +11,7 @@
 #define HCGA_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "hcga_plugin.h"
 
 typedef struct hcga_be {
@@ -69,6 +70,53 @@ void hcga_be_free(hcga_be *be, hcga_buffer *buf);
 hcga_status hcga_be_write(hcga_be *be, hcga_buffer *buf, uint64_t off, const void *src, uint64_t n);
 hcga_status hcga_be_read(hcga_be *be, hcga_buffer *buf, uint64_t off, void *dst, uint64_t n);
 hcga_status hcga_be_sync(hcga_be *be);
+
+/* ---- optional capabilities (ABI 1.2) -----------------------------------
+ * A plugin provides a group (collectives: comm_id, comm_init, allreduce,
+ * broadcast, comm_wait; graph capture: capture_begin, capture_end,
+ * capture_replay, capture_free) completely or not at all; the loader
+ * refuses a plugin with a partial group, naming the missing function.  A
+ * plugin built for ABI 1.1 (its iface ends at supports) has neither.
+ *
+ * Every wrapper below returns HCGA_ERR_UNSUPPORTED with hcga_be_error()
+ * "<backend>: no collectives" / "<backend>: no graph capture" when the group
+ * is absent, and otherwise the plugin's status, with hcga_be_error() set to
+ * "<function>: <plugin's last_error()>" on failure.  Semantics are those of
+ * hcga_plugin.h section 4. */
+
+/* 1 when the backend provides the collectives group, else 0. */
+int hcga_be_has_comm(const hcga_be *be);
+/* 1 when the backend provides the graph capture group, else 0. */
+int hcga_be_has_capture(const hcga_be *be);
+
+/* Rank 0: writes the opaque communicator id to id (which must hold
+ * HCGA_COMM_ID_BYTES bytes) and its length to *len. */
+hcga_status hcga_be_comm_id(hcga_be *be, void *id, uint32_t *len);
+/* Every rank, with rank 0's id: joins the communicator (blocks until all
+ * nranks joined). */
+hcga_status hcga_be_comm_init(hcga_be *be, const void *id, uint32_t len, int rank, int nranks);
+/* In place on t: sum (HCGA_COMM_SUM) or mean (HCGA_COMM_AVG) over the ranks;
+ * ordered after earlier work, may overlap later work until hcga_be_comm_wait
+ * (so t's buffer must not be written or freed before hcga_be_comm_wait). */
+hcga_status hcga_be_allreduce(hcga_be *be, const hcga_tensor *t, int comm_op);
+/* In place on t: root's values to every rank; ordered like allreduce. */
+hcga_status hcga_be_broadcast(hcga_be *be, const hcga_tensor *t, int root);
+/* Work enqueued after this waits for every collective started before it
+ * (the host does not block). */
+hcga_status hcga_be_comm_wait(hcga_be *be);
+
+/* Start recording op calls instead of running them.  Capture only a
+ * sequence that has already run once outside capture (the backend's
+ * workspaces and algorithm choices are then settled); buffer
+ * alloc/read/write/sync are refused until hcga_be_capture_end. */
+hcga_status hcga_be_capture_begin(hcga_be *be);
+/* Stop recording; *out is the recording, or NULL on failure (an op that
+ * could not be captured: the backend stays usable). */
+hcga_status hcga_be_capture_end(hcga_be *be, hcga_capture **out);
+/* Enqueue the recorded work again (same buffers, offsets, parameters). */
+hcga_status hcga_be_capture_replay(hcga_be *be, hcga_capture *rec);
+/* Release a recording (NULL is a no-op). */
+void hcga_be_capture_free(hcga_be *be, hcga_capture *rec);
 
 /* Make a dense C-contiguous tensor descriptor. */
 hcga_tensor hcga_tensor_make(hcga_buffer *buf, uint64_t offset, int dtype, int ndim,

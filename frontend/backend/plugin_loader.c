@@ -10,7 +10,8 @@
  *
  * A plugin is checked in this order, and nothing of it is called before the
  * descriptor passed: dlopen(RTLD_NOW|RTLD_LOCAL), dlsym(HCGA_PLUGIN_SYMBOL),
- * magic, ABI major, struct sizes, name, then get_iface(), then the iface.
+ * magic, ABI major, struct sizes, name, then get_iface(), then the iface
+ * (the required functions, then each optional ABI 1.2 group: all or none).
  *
  * Libraries whose code has run (get_iface was called) are never dlclose'd:
  * GPU runtimes and OpenCL ICDs start threads and register exit handlers that
@@ -36,9 +37,61 @@
 #define PLUGIN_PREFIX "hcga_backend_"
 #define PLUGIN_SUFFIX ".so"
 
-/* The iface fields this frontend (ABI 1.0) uses: everything up to supports. */
+/* The iface fields every plugin must have (ABI 1.0): everything up to
+ * supports.  The ABI 1.2 groups after it are optional and read only where
+ * struct_size covers them (see "optional groups" below). */
 #define IFACE_USED_SIZE \
     (offsetof(hcga_backend_iface, supports) + sizeof(((hcga_backend_iface *)0)->supports))
+
+/* ---- optional groups of the iface (ABI 1.2) ----------------------------- */
+
+/* One iface member of an optional group: its name and where it lies. */
+typedef struct iface_member {
+    const char *name;
+    size_t offset, size;
+} iface_member;
+
+#define IFACE_MEMBER(m_) \
+    {#m_, offsetof(hcga_backend_iface, m_), sizeof(((hcga_backend_iface *)0)->m_)}
+
+static const iface_member comm_group[] = {
+    IFACE_MEMBER(comm_id), IFACE_MEMBER(comm_init), IFACE_MEMBER(allreduce),
+    IFACE_MEMBER(broadcast), IFACE_MEMBER(comm_wait),
+};
+static const iface_member capture_group[] = {
+    IFACE_MEMBER(capture_begin), IFACE_MEMBER(capture_end), IFACE_MEMBER(capture_replay),
+    IFACE_MEMBER(capture_free),
+};
+#define GROUP_LEN(g_) (sizeof(g_) / sizeof((g_)[0]))
+
+/* 1 when member m lies inside the plugin's iface and is not NULL.  A member
+ * beyond struct_size is never read (a 1.1 plugin's table ends earlier). */
+static int member_set(const hcga_backend_iface *f, const iface_member *m)
+{
+    if (m->offset + m->size > f->struct_size) return 0;
+    const void *p;
+    memcpy(&p, (const char *)f + m->offset, sizeof p);
+    return p != NULL;
+}
+
+/* Number of members of the group the plugin provides. */
+static size_t group_count(const hcga_backend_iface *f, const iface_member *g, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += (size_t)member_set(f, &g[i]);
+    return k;
+}
+
+/* All-or-none: NULL when the group is complete or absent, else the name of
+ * the first member that is missing. */
+static const char *group_missing(const hcga_backend_iface *f, const iface_member *g, size_t n)
+{
+    size_t k = group_count(f, g, n);
+    if (k == 0 || k == n) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!member_set(f, &g[i])) return g[i].name;
+    return NULL;
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -311,6 +364,18 @@ static int load_plugin(const char *path, const char *want_name, loaded_plugin *l
         set_err(err, err_len, "incomplete plugin: iface function %s is NULL", missing);
         return -1;
     }
+    if ((missing = group_missing(f, comm_group, GROUP_LEN(comm_group))) != NULL) {
+        set_err(err, err_len,
+                "incomplete plugin: the collectives group (comm_*) lacks %s (a group is all or none)",
+                missing);
+        return -1;
+    }
+    if ((missing = group_missing(f, capture_group, GROUP_LEN(capture_group))) != NULL) {
+        set_err(err, err_len,
+                "incomplete plugin: the graph capture group (capture_*) lacks %s (a group is all or none)",
+                missing);
+        return -1;
+    }
     lp->dl = dl;
     lp->desc = d;
     lp->iface = f;
@@ -580,6 +645,122 @@ hcga_status hcga_be_read(hcga_be *be, hcga_buffer *buf, uint64_t off, void *dst,
 hcga_status hcga_be_sync(hcga_be *be)
 {
     return capture(be, be->iface->synchronize(be->inst), "synchronize");
+}
+
+/* ---- optional capabilities (ABI 1.2) ------------------------------------ */
+
+int hcga_be_has_comm(const hcga_be *be)
+{
+    return be && group_count(be->iface, comm_group, GROUP_LEN(comm_group)) == GROUP_LEN(comm_group);
+}
+
+int hcga_be_has_capture(const hcga_be *be)
+{
+    return be &&
+           group_count(be->iface, capture_group, GROUP_LEN(capture_group)) == GROUP_LEN(capture_group);
+}
+
+/* HCGA_ERR_UNSUPPORTED with be->err set when the group is absent. */
+static hcga_status need_comm(hcga_be *be)
+{
+    if (hcga_be_has_comm(be)) return HCGA_OK;
+    set_err(be->err, sizeof be->err, "%s: no collectives (the plugin has no comm_* functions)",
+            be->name);
+    return HCGA_ERR_UNSUPPORTED;
+}
+
+static hcga_status need_capture(hcga_be *be)
+{
+    if (hcga_be_has_capture(be)) return HCGA_OK;
+    set_err(be->err, sizeof be->err,
+            "%s: no graph capture (the plugin has no capture_* functions)", be->name);
+    return HCGA_ERR_UNSUPPORTED;
+}
+
+hcga_status hcga_be_comm_id(hcga_be *be, void *id, uint32_t *len)
+{
+    hcga_status st = need_comm(be);
+    if (st != HCGA_OK) return st;
+    *len = 0;
+    st = capture(be, be->iface->comm_id(be->inst, id, len), "comm_id");
+    if (st == HCGA_OK && (*len == 0 || *len > HCGA_COMM_ID_BYTES)) {
+        set_err(be->err, sizeof be->err, "comm_id: the plugin returned an id of %u bytes (1..%d allowed)",
+                (unsigned)*len, HCGA_COMM_ID_BYTES);
+        return HCGA_ERR_DEVICE;
+    }
+    return st;
+}
+
+hcga_status hcga_be_comm_init(hcga_be *be, const void *id, uint32_t len, int rank, int nranks)
+{
+    hcga_status st = need_comm(be);
+    if (st != HCGA_OK) return st;
+    if (nranks < 1 || rank < 0 || rank >= nranks) {
+        set_err(be->err, sizeof be->err, "comm_init: rank %d of %d is out of range", rank, nranks);
+        return HCGA_ERR_INVALID;
+    }
+    return capture(be, be->iface->comm_init(be->inst, id, len, rank, nranks), "comm_init");
+}
+
+hcga_status hcga_be_allreduce(hcga_be *be, const hcga_tensor *t, int comm_op)
+{
+    hcga_status st = need_comm(be);
+    if (st != HCGA_OK) return st;
+    return capture(be, be->iface->allreduce(be->inst, t, comm_op), "allreduce");
+}
+
+hcga_status hcga_be_broadcast(hcga_be *be, const hcga_tensor *t, int root)
+{
+    hcga_status st = need_comm(be);
+    if (st != HCGA_OK) return st;
+    return capture(be, be->iface->broadcast(be->inst, t, root), "broadcast");
+}
+
+hcga_status hcga_be_comm_wait(hcga_be *be)
+{
+    hcga_status st = need_comm(be);
+    if (st != HCGA_OK) return st;
+    return capture(be, be->iface->comm_wait(be->inst), "comm_wait");
+}
+
+hcga_status hcga_be_capture_begin(hcga_be *be)
+{
+    hcga_status st = need_capture(be);
+    if (st != HCGA_OK) return st;
+    return capture(be, be->iface->capture_begin(be->inst), "capture_begin");
+}
+
+hcga_status hcga_be_capture_end(hcga_be *be, hcga_capture **out)
+{
+    *out = NULL;
+    hcga_status st = need_capture(be);
+    if (st != HCGA_OK) return st;
+    st = be->iface->capture_end(be->inst, out);
+    if (st != HCGA_OK) {
+        *out = NULL; /* a failed capture_end returns no recording */
+        return capture(be, st, "capture_end");
+    }
+    if (!*out) {
+        set_err(be->err, sizeof be->err, "capture_end: the plugin returned no recording");
+        return HCGA_ERR_DEVICE;
+    }
+    return st;
+}
+
+hcga_status hcga_be_capture_replay(hcga_be *be, hcga_capture *rec)
+{
+    hcga_status st = need_capture(be);
+    if (st != HCGA_OK) return st;
+    if (!rec) {
+        set_err(be->err, sizeof be->err, "capture_replay: no recording");
+        return HCGA_ERR_INVALID;
+    }
+    return capture(be, be->iface->capture_replay(be->inst, rec), "capture_replay");
+}
+
+void hcga_be_capture_free(hcga_be *be, hcga_capture *rec)
+{
+    if (be && rec && hcga_be_has_capture(be)) be->iface->capture_free(be->inst, rec);
 }
 
 hcga_tensor hcga_tensor_make(hcga_buffer *buf, uint64_t offset, int dtype, int ndim,
