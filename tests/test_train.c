@@ -114,6 +114,31 @@ START_TEST(test_nan_stops)
 }
 END_TEST
 
+/* --capture (the cpu backend's reference capture: the step recorded on its
+ * second run and replayed) trains to the same bits as op-by-op execution */
+START_TEST(test_capture_same_bits)
+{
+    int rc = run("./hcga --threads 2 train " TRAIN_ARGS " --output %s/direct CLUSTERING.AL band --max-steps 4", srcdir,
+                 tmpdir, tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    rc = run("./hcga --threads 2 train " TRAIN_ARGS " --output %s/captured CLUSTERING.AL band --max-steps 4 --capture",
+             srcdir, tmpdir, tmpdir);
+    if (rc) dump_log();
+    ck_assert_int_eq(rc, 0);
+    st_file *a = load("direct"), *b = load("captured");
+    ck_assert_str_eq(st_meta(b, "adam_step"), "4");
+    ck_assert_int_eq(a->count, b->count);
+    for (int i = 0; i < a->count; i++) {
+        const st_tensor *x = &a->tensors[i], *y = st_find(b, x->name);
+        ck_assert_msg(y != NULL && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0,
+                      "%s differs with --capture", x->name);
+    }
+    st_free(a);
+    st_free(b);
+}
+END_TEST
+
 int main(void)
 {
     TCase *tc;
@@ -122,5 +147,6 @@ int main(void)
     tcase_set_timeout(tc, 1200);
     tcase_add_test(tc, test_resume_exact);
     tcase_add_test(tc, test_nan_stops);
+    tcase_add_test(tc, test_capture_same_bits);
     return hcga_test_run(s);
 }

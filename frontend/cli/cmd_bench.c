@@ -13,6 +13,8 @@
 #include "graph/graph.h"
 #include "model/model.h"
 #include "model/model_io.h"
+#include "dist/dist.h"
+#include "train/ddp.h"
 #include "util/util.h"
 
 static void usage(FILE *f)
@@ -20,7 +22,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hcga [--backend NAME] [--threads N] bench --config FILE [--batch N]\n"
             "            [--mode train|eval] [--iters K] [--warmup W] [--classes C] [--seed S]\n"
-            "            [--amp fp32|bf16|fp16] [KEY VALUE ...]\n"
+            "            [--amp fp32|bf16|fp16] [--capture] [--bucket-mb M] [KEY VALUE ...]\n"
             "\n"
             "Time K iterations (after W warm-up ones) of a full training step (train-mode\n"
             "forward, backward, Adam update) or of an eval forward, for the model of the\n"
@@ -31,6 +33,10 @@ static void usage(FILE *f)
             "The precision is the config's (SOLVER.AMP.ENABLED, SOLVER.AMP.DTYPE) unless --amp\n"
             "sets it: fp32, or bf16 / fp16 mixed precision (convolutions and GEMMs in 16 bits\n"
             "with f32 accumulation; fp16 with the config's loss scaling).\n"
+            "--capture replays the step as a captured graph (CUDA Graphs) from its second run.\n"
+            "Under mpirun -np N (train mode): N ranks of --batch images each, gradients\n"
+            "averaged in --bucket-mb buckets (default 25) while backward runs; the step is\n"
+            "timed with and without that overlap, and the time the all-reduce adds is shown.\n"
             "Defaults: --batch 8 --mode train --iters 3 --warmup 1 --classes 702 --seed 1.\n");
 }
 
@@ -54,6 +60,8 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
         return 0;
     }
     const char *config = NULL, *amp_opt = NULL;
+    int capture = 0;
+    double bucket_mb = 25.0;
     long long batch = 8, iters = 3, warmup = 1, classes = 702, seed = 1;
     int train = 1, n_over = 0;
     char **over = calloc((size_t)argc + 5, sizeof *over); /* + --amp's 2 overrides */
@@ -80,6 +88,15 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
                 return 2;
             }
             config = argv[++i];
+        } else if (!strcmp(a, "--capture")) {
+            capture = 1;
+        } else if (!strcmp(a, "--bucket-mb")) {
+            if (i + 1 >= argc || hcga_parse_double(argv[i + 1], &bucket_mb) || !(bucket_mb > 0)) {
+                fprintf(stderr, "hcga bench: --bucket-mb needs a positive number of MiB\n");
+                free(over);
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--amp")) {
             amp_opt = i + 1 < argc ? argv[++i] : "";
             if (strcmp(amp_opt, "fp32") && strcmp(amp_opt, "bf16") && strcmp(amp_opt, "fp16")) {
@@ -132,6 +149,7 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     hg_store *s = NULL;
     hg_graph *g = NULL;
     hg_exec *ex = NULL;
+    hcga_ddp *ddp = NULL;
     float *img = NULL, *probe_buf = NULL;
     int64_t *lab = NULL;
     hcga_config *cfg = hcga_config_load(config, n_over, over, err, sizeof err);
@@ -158,6 +176,9 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     ex = hg_exec_new(g, s, err, sizeof err);
     if (!ex) goto fail;
     double t_plan = hcga_now() - t0;
+    if (capture && hg_exec_set_capture(ex, 1)) goto exec_fail;
+    const int nranks = hcga_dist_size();
+    if (hcga_ddp_broadcast_store(s, 0, err, sizeof err)) goto fail;
 
     /* random inputs: N(0,1) images, PK identities (4 images each), random part labels */
     uint64_t st = (uint64_t)seed * 7919u + 17u;
@@ -204,12 +225,21 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
         goto fail;
     }
     float loss = 0;
-    double t_run = 0, t_cpu = 0;
+    double t_run = 0, t_cpu = 0, t_serial = 0;
+    hcga_ddp_stats dst = {0}, dst_serial = {0};
     hg_val check = fp16 && train ? hg_find(g, HCGA_AMP_CHECK_OUTPUT) : -1;
+    /* data-parallel: phase 0 overlaps the all-reduce with backward, phase 1
+     * (the comparison) starts it after backward */
+    const int phases = train && nranks > 1 ? 2 : 1;
+    long long steps_done = 0;
+    for (int phase = 0; phase < phases; phase++) {
+    if (train && nranks > 1 && !(ddp = hcga_ddp_new(ex, bucket_mb, phase == 0, err, sizeof err))) goto fail;
+    double t_phase = 0;
     for (long long it = 0; it < warmup + iters; it++) {
         double t = hcga_now(), tc = hcga_cpu_now();
         if (fp16 && hcga_model_set_loss_scale(ex, g, scale, err, sizeof err)) goto fail;
         if (hg_exec_run(ex)) goto exec_fail;
+        if (ddp && hcga_ddp_finish(ddp, err, sizeof err)) goto fail;
         float gsum = 0;
         if (check >= 0 && hg_exec_read(ex, check, &gsum, HCGA_F32)) goto exec_fail;
         if (check >= 0 && !isfinite(gsum)) { /* as hcga train: skip the step, back off */
@@ -217,7 +247,7 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
             good = 0;
             skipped++;
         } else if (train) {
-            oc.step = it + 1 - skipped;
+            oc.step = ++steps_done;
             if (hg_adam_step(ex, &oc)) goto exec_fail;
             if (fp16 && ++good >= amp.growth_interval) {
                 scale *= amp.growth_factor;
@@ -227,13 +257,26 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
         if (hg_exec_read(ex, probe, probe_buf, HCGA_F32)) goto exec_fail;
         loss = probe_buf[0];
         if (it >= warmup) {
-            t_run += hcga_now() - t;
-            t_cpu += hcga_cpu_now() - tc;
+            t_phase += hcga_now() - t;
+            if (phase == 0) t_cpu += hcga_cpu_now() - tc;
+        }
+        if (it == warmup - 1 && ddp) { /* the warm-up's timings do not count */
+            hcga_ddp_free(ddp);
+            if (!(ddp = hcga_ddp_new(ex, bucket_mb, phase == 0, err, sizeof err))) goto fail;
         }
         if (train && !isfinite(loss)) {
             snprintf(err, sizeof err, "loss became %g at iteration %lld", (double)loss, it + 1);
             goto fail;
         }
+    }
+    if (ddp) {
+        if (phase == 0) dst = hcga_ddp_get_stats(ddp);
+        else dst_serial = hcga_ddp_get_stats(ddp);
+        hcga_ddp_free(ddp);
+        ddp = NULL;
+    }
+    if (phase == 0) t_run = t_phase;
+    else t_serial = t_phase;
     }
     uint64_t params = hg_exec_param_bytes(ex), optstate = hg_exec_optim_bytes(ex);
     uint64_t arena = hg_exec_peak_bytes(ex), pers = hg_exec_persistent_bytes(ex);
@@ -269,6 +312,19 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
     printf("memory: arena %s (no reuse: %s), persistent %s, parameters %s, optimizer state %s, "
            "total %s\n",
            a, f, b, c, d, e2);
+    if (capture) printf("graph capture: on (the step is replayed from its second run)\n");
+    if (phases == 2) {
+        const double per = 1000.0 / (double)iters, exposed = dst.exposed_s * per,
+                     serial = dst_serial.exposed_s * per;
+        printf("data-parallel: %d ranks x batch %lld (global %lld), %lld gradient buckets, %.1f MiB all-reduced per "
+               "step over %s\n",
+               nranks, batch, batch * nranks, dst.buckets, dst.bytes / 1048576.0, dst.transport);
+        printf("data-parallel: step %.1f ms with the all-reduce overlapping backward (%.1f ms of it exposed after "
+               "backward, %.1f ms in the hook during it, %.1f ms summing BN statistics); %.1f ms with the "
+               "all-reduce after backward (%.1f ms); overlap hides %.0f%% of it; %.2f images/s in all\n",
+               t_run * per, exposed, dst.hook_s * per, dst.sync_bn_s * per, t_serial * per, serial,
+               serial > 0 ? 100.0 * (1.0 - exposed / serial) : 0.0, (double)(batch * nranks * iters) / t_run);
+    }
     printf("summary: precision %s, %.2f images/s, peak device memory %s\n", hcga_amp_precision(&amp, HCGA_F32),
            (double)(batch * iters) / t_run, e2);
     rc = 0;
@@ -281,6 +337,7 @@ done:
     free(img);
     free(lab);
     free(probe_buf);
+    hcga_ddp_free(ddp);
     if (ex) hg_exec_free(ex);
     if (g) hcga_model_free(g);
     if (s) hg_store_free(s);

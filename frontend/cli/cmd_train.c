@@ -41,6 +41,9 @@ static void train_usage(FILE *f)
             "  --no-overlap       all-reduce after backward instead of during it (to measure)\n"
             "  --dist-timeout S   stop every rank when a collective waits longer than S seconds\n"
             "                     (a dead or hung rank; default 600, or $HCGA_DIST_TIMEOUT)\n"
+            "  --capture          replay the training step's graph (forward + backward) as one\n"
+            "                     captured sequence from its second run (CUDA Graphs on cuda;\n"
+            "                     the cpu backend's reference capture elsewhere)\n"
             "  --as-ranks N       one process training exactly as N ranks would (triplet mining\n"
             "                     and, without SYNC_BN, batch norm per rank's part): the\n"
             "                     reference an N-rank run is checked against\n"
@@ -111,6 +114,8 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             }
             o.as_ranks = (int)v;
             i++;
+        } else if (!strcmp(a, "--capture")) {
+            o.capture = 1;
         } else if (!strcmp(a, "--no-overlap")) {
             o.no_overlap = 1;
         } else if (!strcmp(a, "--bucket-mb") || !strcmp(a, "--dist-timeout")) {

@@ -195,6 +195,11 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len);
 void hg_exec_free(hg_exec *ex);
 int hg_exec_set_input(hg_exec *ex, const char *name, const void *host, int host_dtype);
 int hg_exec_run(hg_exec *ex); /* non-zero on backend error; hg_exec_error says why */
+/* Graph capture (plugin ABI 1.2; CUDA Graphs): from the second run on,
+ * hg_exec_run records the node sequence once and then replays it, saving
+ * the per-op launch cost.  Refused (non-zero, hg_exec_error says why) when
+ * the backend has no capture or a node hook is set. */
+int hg_exec_set_capture(hg_exec *ex, int on);
 int hg_exec_read(hg_exec *ex, hg_val v, void *host, int host_dtype);
 const char *hg_exec_error(const hg_exec *ex);
 uint64_t hg_exec_peak_bytes(const hg_exec *ex);   /* arena (transient) bytes */

@@ -53,6 +53,9 @@ struct hg_exec {
     hg_val *grads; /* the values in gradbuf, in buffer order */
     hg_node_hook hook;
     void *hook_ctx;
+    int capture;          /* hg_exec_set_capture: 1 asked for */
+    long long runs;       /* hg_exec_run calls so far */
+    hcga_capture *rec;    /* the recorded node sequence (second run on) */
     hg_store_entry **entry;
     hcga_buffer *arena;
     uint64_t peak, persistent, naive;
@@ -387,6 +390,7 @@ void hg_exec_free(hg_exec *ex)
     if (ex->own)
         for (int v = 0; v < ex->nvals; v++)
             if (ex->own[v] && ex->own[v] != ex->gradbuf) hcga_be_free(ex->be, ex->own[v]);
+    if (ex->rec) hcga_be_capture_free(ex->be, ex->rec);
     if (ex->gradbuf) hcga_be_free(ex->be, ex->gradbuf);
     if (ex->arena) hcga_be_free(ex->be, ex->arena);
     free(ex->own_off);
@@ -594,8 +598,49 @@ int hg_exec_set_input(hg_exec *ex, const char *name, const void *host, int host_
     return st;
 }
 
+/* Graph capture (hg_exec_set_capture): the first run goes op by op (the
+ * backend sizes its workspaces and picks its algorithms), the second records
+ * the node sequence and replays it, every later run replays.  The node
+ * arguments never change between runs, and inputs are written before. */
+static int run_captured(hg_exec *ex)
+{
+    hcga_status st = HCGA_OK;
+    if (!ex->rec) {
+        st = hcga_be_capture_begin(ex->be);
+        for (int i = 0; st == HCGA_OK && i < ex->nnodes; i++) st = hcga_be_run(ex->be, &ex->args[i]);
+        hcga_capture *rec = NULL;
+        hcga_status end = hcga_be_capture_end(ex->be, &rec);
+        if (st == HCGA_OK) st = end;
+        if (st != HCGA_OK) {
+            snprintf(ex->err, sizeof ex->err, "capturing the graph's %d nodes: %s", ex->nnodes, hcga_be_error(ex->be));
+            return st;
+        }
+        ex->rec = rec;
+    }
+    st = hcga_be_capture_replay(ex->be, ex->rec);
+    if (st == HCGA_OK) st = hcga_be_sync(ex->be);
+    if (st != HCGA_OK) snprintf(ex->err, sizeof ex->err, "replaying the captured graph: %s", hcga_be_error(ex->be));
+    return st;
+}
+
+int hg_exec_set_capture(hg_exec *ex, int on)
+{
+    if (on && !hcga_be_has_capture(ex->be)) {
+        snprintf(ex->err, sizeof ex->err, "backend '%s' has no graph capture", ex->be->name);
+        return HCGA_ERR_UNSUPPORTED;
+    }
+    if (on && ex->hook) {
+        snprintf(ex->err, sizeof ex->err, "graph capture cannot record a run with a node hook (data-parallel "
+                                          "training on a backend without its own collectives)");
+        return HCGA_ERR_INVALID;
+    }
+    ex->capture = on;
+    return HCGA_OK;
+}
+
 int hg_exec_run(hg_exec *ex)
 {
+    if (ex->capture && ex->runs++ > 0) return run_captured(ex);
     for (int i = 0; i < ex->nnodes; i++) {
         hcga_status st = hcga_be_run(ex->be, &ex->args[i]);
         const hg_node *n = ex->g->nodes[i];

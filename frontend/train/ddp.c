@@ -17,23 +17,6 @@
 #include "dist/dist.h"
 #include "util/util.h"
 
-/* backend collectives (plugin ABI 1.2): wired to the loader's wrappers */
-static int be_has_comm(hcga_be *be)
-{
-    (void)be;
-    return 0;
-}
-static hcga_status be_allreduce(hcga_be *be, const hcga_tensor *t, int op)
-{
-    (void)be, (void)t, (void)op;
-    return HCGA_ERR_UNSUPPORTED;
-}
-static hcga_status be_comm_wait(hcga_be *be)
-{
-    (void)be;
-    return HCGA_ERR_UNSUPPORTED;
-}
-
 typedef struct bucket {
     uint64_t off, bytes; /* range of the gradient buffer */
     int ready_node;      /* the node that completes its last gradient (-1: none) */
@@ -60,7 +43,7 @@ static int start_bucket(hcga_ddp *d, int k, char *err, size_t err_len)
     snprintf(what, sizeof what, "gradient bucket %d of %d", k + 1, d->nb);
     if (d->backend_comm) {
         hcga_tensor t = hcga_tensor_make(d->grads, q->off, d->dtype, 1, (int64_t[]){(int64_t)(q->bytes / d->esize)});
-        if (be_allreduce(d->be, &t, HCGA_COMM_AVG) != HCGA_OK) {
+        if (hcga_be_allreduce(d->be, &t, HCGA_COMM_AVG) != HCGA_OK) {
             snprintf(err, err_len, "%s: %s", what, hcga_be_error(d->be));
             return -1;
         }
@@ -86,7 +69,7 @@ static int reduce_outputs(hcga_ddp *d, int node, unsigned mask, char *err, size_
         const hcga_tensor *t = outs[k];
         int64_t n = hcga_tensor_numel(t);
         if (d->backend_comm) {
-            if (be_allreduce(d->be, t, HCGA_COMM_SUM) != HCGA_OK || be_comm_wait(d->be) != HCGA_OK) {
+            if (hcga_be_allreduce(d->be, t, HCGA_COMM_SUM) != HCGA_OK || hcga_be_comm_wait(d->be) != HCGA_OK) {
                 snprintf(err, err_len, "batch-norm sums: %s", hcga_be_error(d->be));
                 return -1;
             }
@@ -136,6 +119,31 @@ static int after_node(void *ctx, int node, char *err, size_t err_len)
     return 0;
 }
 
+/* The backend's communicator (NCCL): rank 0 makes its id, MPI carries it
+ * to every rank, all join. */
+static int join_backend_comm(hcga_be *be, char *err, size_t err_len)
+{
+    unsigned char id[HCGA_COMM_ID_BYTES];
+    uint32_t len = 0;
+    memset(id, 0, sizeof id);
+    if (hcga_dist_rank() == 0 && hcga_be_comm_id(be, id, &len) != HCGA_OK) {
+        snprintf(err, err_len, "%s", hcga_be_error(be));
+        len = 0; /* tells the others to stop too */
+    }
+    if (hcga_dist_bcast(&len, sizeof len, 0, "the backend communicator's size", err, err_len) ||
+        hcga_dist_bcast(id, sizeof id, 0, "the backend communicator's id", err, err_len))
+        return -1;
+    if (len == 0) {
+        if (hcga_dist_rank() != 0) snprintf(err, err_len, "rank 0 could not create the backend communicator");
+        return -1;
+    }
+    if (hcga_be_comm_init(be, id, len, hcga_dist_rank(), hcga_dist_size()) != HCGA_OK) {
+        snprintf(err, err_len, "%s", hcga_be_error(be));
+        return -1;
+    }
+    return 0;
+}
+
 hcga_ddp *hcga_ddp_new(hg_exec *ex, double bucket_mb, int overlap, char *err, size_t err_len)
 {
     hcga_ddp *d = calloc(1, sizeof *d);
@@ -158,7 +166,11 @@ hcga_ddp *hcga_ddp_new(hg_exec *ex, double bucket_mb, int overlap, char *err, si
     }
     d->st.transport = "none";
     if (d->nranks < 2 || !d->grads) return d; /* nothing to do; no hook */
-    d->backend_comm = be_has_comm(d->be);
+    d->backend_comm = hcga_be_has_comm(d->be);
+    if (d->backend_comm && join_backend_comm(d->be, err, err_len)) {
+        hcga_ddp_free(d);
+        return NULL;
+    }
     d->st.transport = d->backend_comm ? "backend collectives" : "mpi (host staging)";
     /* the gradients' dtype is the graph's (master gradients stay f32/f64) */
     d->dtype = hg_exec_dtype(ex);
@@ -217,7 +229,7 @@ int hcga_ddp_finish(hcga_ddp *d, char *err, size_t err_len)
      * graph completes them) start now, still in index order */
     for (; d->next < d->nb && rc == 0; d->next++) rc = start_bucket(d, d->next, err, err_len);
     if (d->backend_comm) {
-        if (rc == 0 && be_comm_wait(d->be) != HCGA_OK) {
+        if (rc == 0 && hcga_be_comm_wait(d->be) != HCGA_OK) {
             snprintf(err, err_len, "waiting for the gradient all-reduce: %s", hcga_be_error(d->be));
             rc = -1;
         }

@@ -355,6 +355,10 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
         fprintf(stderr, "hcga train: data-parallel setup: %s\n", err);
         return -1;
     }
+    if (r->o.capture && hg_exec_set_capture(r->ext, 1)) {
+        fprintf(stderr, "hcga train: --capture: %s\n", hg_exec_error(r->ext));
+        return -1;
+    }
     /* rank 0 writes metrics.jsonl; the others write nowhere */
     r->metrics = hcga_dist_rank() == 0 ? fopen(r->mpath, r->o.resume ? "a" : "w") : fopen("/dev/null", "w");
     if (!r->metrics) {

@@ -43,6 +43,7 @@ typedef struct hcga_train_opts {
     double bucket_mb;    /* data-parallel gradient bucket size (0: 25 MiB) */
     int no_overlap;      /* 1: all-reduce after backward instead of during it */
     int as_ranks;        /* > 1: one process computing as that many ranks would */
+    int capture;         /* replay the training step as a captured graph */
 } hcga_train_opts;
 
 /* One training run; zero it before hcga_train_setup.  Owns everything it
