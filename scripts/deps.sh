@@ -19,6 +19,7 @@ HCGA_DEPS=(
   pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo   # OpenCL backend on the CPU (PoCL)
   libclblast-dev                    # OpenCL backend: GEMM
   clang libclang-rt-14-dev          # libFuzzer targets
+  openmpi-bin libopenmpi-dev        # data-parallel training: mpirun, MPI (tests/test_dist_train)
 )
 # CUDA + cuDNN are not Debian packages: the CUDA backend is built when
 # configure finds /usr/local/cuda (or --with-cuda=DIR), skipped otherwise.

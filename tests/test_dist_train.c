@@ -53,6 +53,18 @@ static void setup(void)
     setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
     setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
     snprintf(srcdir, sizeof srcdir, "%s", hcga_test_srcdir());
+    /* sanitizer builds: Open MPI's own allocations live until exit; full
+     * stacks (no fast unwinding: Open MPI has no frame pointers) let the
+     * suppressions name its libraries */
+    setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
+    char opt[1400];
+    snprintf(opt, sizeof opt, "suppressions=%s/tests/mpi-lsan.supp", srcdir);
+    setenv("LSAN_OPTIONS", opt, 1);
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (!asan || !strstr(asan, "fast_unwind_on_malloc")) {
+        snprintf(opt, sizeof opt, "%s%sfast_unwind_on_malloc=0", asan ? asan : "", asan && *asan ? ":" : "");
+        setenv("ASAN_OPTIONS", opt, 1);
+    }
     hcga_test_mkdtemp(tmpdir, sizeof tmpdir, "hcga_test_dist_");
     ck_assert_int_eq(run("./hcga synth --out %s/data --ids 12 --cams 2 --per-cam 3 --distractors 2 --seed 3",
                          tmpdir),

@@ -52,7 +52,7 @@ tests/libhcga_fake_dep.so: tests/fake_dep.c
 	@$(MKDIR_P) tests
 	$(AM_V_CCLD)$(CC) -shared -fPIC -Wl,-soname,libhcga_does_not_exist.so -o $@ $(srcdir)/tests/fake_dep.c
 CLEANFILES += tests/libhcga_fake_dep.so
-EXTRA_DIST += tests/fake_dep.c
+EXTRA_DIST += tests/fake_dep.c tests/mpi-lsan.supp
 
 # ---- the support library and the defaults of the Check tests ----
 # tests/testutil.c: the runner, temporary directories and logged shell commands
