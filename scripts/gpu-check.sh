@@ -22,7 +22,8 @@
 #  Mixed precision (ABI 1.1; the precision run, docs/cuda-runs.md "owed"):
 #   halfconf     conformance --dtype bf16 and f16 on cuda, --quick then full
 #   ampbench     hcga bench W32 256x128: FP32, TF32, BF16, FP16 train at batch
-#                64 (FP32 and BF16 also eval, and train at batch 128)
+#                64 (FP32 and BF16 also eval, and train at batch 128; BF16 and
+#                FP32 train also with --capture, the step as a CUDA graph)
 #   amptorch     torch_bench.py: FP32, TF32, AMP BF16 channels-last eager at
 #                batch 64 (train+eval) and 128 (train), and compiled (batch 64)
 #   seeds        configs/synth_small.yml, seeds 1-6, F32 and BF16
@@ -491,7 +492,8 @@ if want ampbench && have_hcga ampbench; then
             local name=$1 mode=$2 batch=$3 amp=$4
             shift 4
             if run "$OUTDIR/ampbench_$name.log" 240 "$HCGA" --backend cuda "$@" bench \
-                --config "$ROOT/configs/hrnet32.yml" --batch "$batch" --mode "$mode" --iters 10 --warmup 3 --amp "$amp"; then
+                --config "$ROOT/configs/hrnet32.yml" --batch "$batch" --mode "$mode" --iters 10 --warmup 3 --amp "$amp" \
+                ${BENCH_EXTRA:-}; then
                 result ampbench PASS "$name: $(grep -m1 -i 'images/s' "$OUTDIR/ampbench_$name.log")" "ampbench:$name"
             else
                 result ampbench FAIL "$name: $(tail -n 1 "$OUTDIR/ampbench_$name.log")" "ampbench:$name"
@@ -505,6 +507,9 @@ if want ampbench && have_hcga ampbench; then
         ampb bf16-eval-64 eval 64 bf16
         ampb fp32-train-128 train 128 fp32
         ampb bf16-train-128 train 128 bf16
+        # CUDA Graphs: the training step captured on its second run and replayed (hcga bench --capture)
+        BENCH_EXTRA=--capture ampb bf16-train-64-capture train 64 bf16
+        BENCH_EXTRA=--capture ampb fp32-train-64-capture train 64 fp32
         # the persisted cudnnFind cache (algo=cache), BF16: first run fills it, second reuses it
         export HCGA_CACHE_DIR=$BUILD/hcga-cache
         rm -rf "$HCGA_CACHE_DIR"
