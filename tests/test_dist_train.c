@@ -187,6 +187,24 @@ static int wait_for(double limit, const char *fmt, const char *arg)
     return -1;
 }
 
+/* Starts `mpirun -np 2 hcga train ARGS --output TMP/OUT` in the background
+ * (pid in TMP/mpirun.pid, output in TMP/OUT.log), waits until its
+ * metrics.jsonl has a line with `mark`, and returns the ranks' two pids.
+ * ARGS holds BASE_ARGS's two %s (the source tree, the test directory). */
+static void start_in_background(const char *args, const char *out, const char *mark, int *pids)
+{
+    char fmt[2048], path[600], grep[256];
+    snprintf(fmt, sizeof fmt,
+             "(" MPIRUN " ./hcga --threads 1 train %s --output %%s/%s > %%s/%s.log 2>&1 & echo $! > %%s/mpirun.pid)",
+             args, out, out);
+    expect_ok(run(fmt, srcdir, tmpdir, tmpdir, tmpdir, tmpdir));
+    snprintf(path, sizeof path, "%s/%s/metrics.jsonl", tmpdir, out);
+    snprintf(grep, sizeof grep, "grep -q '%s' %%s 2>/dev/null", mark);
+    ck_assert_msg(wait_for(300, grep, path) == 0, "%s: no '%s' in its metrics within 300 s", out, mark);
+    snprintf(path, sizeof path, "%s/mpirun.pid", tmpdir);
+    ck_assert_int_eq(rank_pids(path, pids, 2), 2);
+}
+
 /* f32, k-means co-parsing at epochs 1 and 3 (shared out across the ranks),
  * three epochs: kill -9 of rank 1 during epoch 2, then --resume on 2 ranks,
  * equals the uninterrupted run bit for bit; the labels of the first round
@@ -208,15 +226,10 @@ START_TEST(test_kill_and_resume)
     expect_ok(run("diff -r %s/data/labels_one %s/data/labels_two", tmpdir, tmpdir));
 
     /* the interrupted run, in the background */
-    expect_ok(run("(" MPIRUN " ./hcga --threads 1 train " KILL_ARGS " DATASETS.PSEUDO_LABEL_SUBDIR labels_part "
-                  "--output %s/part > %s/part.log 2>&1 & echo $! > %s/mpirun.pid)",
-                  srcdir, tmpdir, tmpdir, tmpdir, tmpdir));
     char path[600];
-    snprintf(path, sizeof path, "%s/part/metrics.jsonl", tmpdir);
-    ck_assert_msg(wait_for(300, "grep -q '\"epoch\": 2, \"step\"' %s 2>/dev/null", path) == 0, "epoch 2 never started");
-    snprintf(path, sizeof path, "%s/mpirun.pid", tmpdir);
-    int pids[8], n = rank_pids(path, pids, 8);
-    ck_assert_int_eq(n, 2);
+    int pids[2];
+    start_in_background(KILL_ARGS " DATASETS.PSEUDO_LABEL_SUBDIR labels_part", "part", "\"epoch\": 2, \"step\"",
+                        pids);
     ck_assert_int_eq(kill(pids[1], SIGKILL), 0);
     snprintf(path, sizeof path, "%s/mpirun.pid", tmpdir);
     ck_assert_msg(wait_for(60, "! kill -0 \"$(cat %s)\" 2>/dev/null", path) == 0, "mpirun did not stop");
@@ -242,15 +255,11 @@ END_TEST
  * job within the deadline (--dist-timeout 5). */
 START_TEST(test_hung_rank_is_named)
 {
-    expect_ok(run("(" MPIRUN " ./hcga --threads 1 train " BASE_ARGS " CLUSTERING.AL band SOLVER.MAX_EPOCHS 50 "
-                  "--dist-timeout 5 --output %s/hang > %s/hang.log 2>&1 & echo $! > %s/mpirun.pid)",
-                  srcdir, tmpdir, tmpdir, tmpdir, tmpdir));
     char path[600];
-    snprintf(path, sizeof path, "%s/hang/metrics.jsonl", tmpdir);
-    ck_assert_msg(wait_for(300, "grep -q '\"step\": 2,' %s 2>/dev/null", path) == 0, "training never reached step 2");
+    int pids[2];
+    start_in_background(BASE_ARGS " CLUSTERING.AL band SOLVER.MAX_EPOCHS 50 --dist-timeout 5", "hang",
+                        "\"step\": 2,", pids);
     snprintf(path, sizeof path, "%s/mpirun.pid", tmpdir);
-    int pids[8], n = rank_pids(path, pids, 8);
-    ck_assert_int_eq(n, 2);
     time_t t0 = time(NULL);
     ck_assert_int_eq(kill(pids[1], SIGSTOP), 0);
     int stopped = wait_for(60, "! kill -0 \"$(cat %s)\" 2>/dev/null", path) == 0;

@@ -97,6 +97,19 @@ static int timeout_from_env(char *err, size_t err_len)
     return 0;
 }
 
+/* a gather with one rank: a copy */
+static int gather_one(const void *send, int64_t bytes, void *recv, int64_t recv_cap, int64_t *total,
+                      const char *what, char *err, size_t err_len)
+{
+    if (bytes > recv_cap) {
+        set_err(err, err_len, "%s: %lld bytes do not fit %lld", what, (long long)bytes, (long long)recv_cap);
+        return -1;
+    }
+    if (bytes > 0 && recv != send) memmove(recv, send, (size_t)bytes);
+    if (total) *total = bytes;
+    return 0;
+}
+
 #ifndef HCGA_HAVE_MPI
 
 int hcga_dist_init(int *argc, char ***argv, char *err, size_t err_len)
@@ -144,13 +157,7 @@ int hcga_dist_gather(const void *send, int64_t bytes, void *recv, int64_t recv_c
                      const char *what, char *err, size_t err_len)
 {
     (void)root;
-    if (bytes > recv_cap) {
-        set_err(err, err_len, "%s: %lld bytes do not fit %lld", what, (long long)bytes, (long long)recv_cap);
-        return -1;
-    }
-    if (bytes > 0 && recv != send) memmove(recv, send, (size_t)bytes);
-    if (total) *total = bytes;
-    return 0;
+    return gather_one(send, bytes, recv, recv_cap, total, what, err, err_len);
 }
 
 int hcga_dist_allgather_i64(int64_t value, int64_t *values, const char *what, char *err, size_t err_len)
@@ -469,15 +476,7 @@ int hcga_dist_allgather_i64(int64_t value, int64_t *values, const char *what, ch
 int hcga_dist_gather(const void *send, int64_t bytes, void *recv, int64_t recv_cap, int root, int64_t *total,
                      const char *what, char *err, size_t err_len)
 {
-    if (D.size < 2) {
-        if (bytes > recv_cap) {
-            set_err(err, err_len, "%s: %lld bytes do not fit %lld", what, (long long)bytes, (long long)recv_cap);
-            return -1;
-        }
-        if (bytes > 0 && recv != send) memmove(recv, send, (size_t)bytes);
-        if (total) *total = bytes;
-        return 0;
-    }
+    if (D.size < 2) return gather_one(send, bytes, recv, recv_cap, total, what, err, err_len);
     int64_t *sizes = malloc(sizeof *sizes * (size_t)D.size);
     int *counts = malloc(sizeof *counts * (size_t)D.size), *displs = malloc(sizeof *displs * (size_t)D.size);
     int rc = -1;

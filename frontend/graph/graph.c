@@ -1048,6 +1048,23 @@ static hg_val simple(hg_graph *g, int op, const hcga_op_params *p, int nin, cons
     return new_out_like(g, n, 0, like);
 }
 
+/* BN_BWD of the training-mode batch norm n (BN_FWD_TRAIN or
+ * BN_FWD_FROM_STATS: same inputs and saved statistics): out[HCGA_BNB_DX,
+ * DGAMMA, DBETA] */
+static void bn_bwd(hg_graph *g, const hg_node *n, hg_val dy, hg_val *out)
+{
+    hg_node *m = node_new(g, HCGA_OP_BN_BWD);
+    m->p = n->p;
+    set_in(g, m, HCGA_BNB_X, n->in[HCGA_BN_X]);
+    set_in(g, m, HCGA_BNB_DY, dy);
+    set_in(g, m, HCGA_BNB_GAMMA, n->in[HCGA_BN_GAMMA]);
+    set_in(g, m, HCGA_BNB_MEAN, n->out[HCGA_BN_SAVE_MEAN]);
+    set_in(g, m, HCGA_BNB_INVSTD, n->out[HCGA_BN_SAVE_INVSTD]);
+    out[HCGA_BNB_DX] = new_out_like(g, m, HCGA_BNB_DX, n->in[HCGA_BN_X]);
+    out[HCGA_BNB_DGAMMA] = new_out_like(g, m, HCGA_BNB_DGAMMA, n->in[HCGA_BN_GAMMA]);
+    out[HCGA_BNB_DBETA] = new_out_like(g, m, HCGA_BNB_DBETA, n->in[HCGA_BN_BETA]);
+}
+
 /* coef * dy summed to v's shape */
 static hg_val scaled_sum_to(hg_graph *g, hg_val dy, hg_val v, double coef)
 {
@@ -1100,20 +1117,11 @@ static void backward_node(bw_ctx *c, const hg_node *n)
         break;
     }
     case HCGA_OP_BN_FWD_TRAIN: {
-        hg_val x = in[HCGA_BN_X], gm = in[HCGA_BN_GAMMA], bt = in[HCGA_BN_BETA];
-        hg_node *m = node_new(g, HCGA_OP_BN_BWD);
-        m->p = n->p;
-        set_in(g, m, HCGA_BNB_X, x);
-        set_in(g, m, HCGA_BNB_DY, dy);
-        set_in(g, m, HCGA_BNB_GAMMA, gm);
-        set_in(g, m, HCGA_BNB_MEAN, n->out[HCGA_BN_SAVE_MEAN]);
-        set_in(g, m, HCGA_BNB_INVSTD, n->out[HCGA_BN_SAVE_INVSTD]);
-        hg_val dx = new_out_like(g, m, HCGA_BNB_DX, x);
-        hg_val dg = new_out_like(g, m, HCGA_BNB_DGAMMA, gm);
-        hg_val db = new_out_like(g, m, HCGA_BNB_DBETA, bt);
-        acc(c, x, dx);
-        acc(c, gm, dg);
-        acc(c, bt, db);
+        hg_val bw[3];
+        bn_bwd(g, n, dy, bw);
+        acc(c, in[HCGA_BN_X], bw[HCGA_BNB_DX]);
+        acc(c, in[HCGA_BN_GAMMA], bw[HCGA_BNB_DGAMMA]);
+        acc(c, in[HCGA_BN_BETA], bw[HCGA_BNB_DBETA]);
         break;
     }
     case HCGA_OP_BN_FWD_FROM_STATS: {
@@ -1123,16 +1131,9 @@ static void backward_node(bw_ctx *c, const hg_node *n)
          * of them are added over the ranks now (reduce_out) for dx, which
          * depends on every rank's part through the batch statistics */
         hg_val x = in[HCGA_BN_X], gm = in[HCGA_BN_GAMMA], bt = in[HCGA_BN_BETA];
-        hg_node *m = node_new(g, HCGA_OP_BN_BWD);
-        m->p = n->p;
-        set_in(g, m, HCGA_BNB_X, x);
-        set_in(g, m, HCGA_BNB_DY, dy);
-        set_in(g, m, HCGA_BNB_GAMMA, gm);
-        set_in(g, m, HCGA_BNB_MEAN, n->out[HCGA_BN_SAVE_MEAN]);
-        set_in(g, m, HCGA_BNB_INVSTD, n->out[HCGA_BN_SAVE_INVSTD]);
-        new_out_like(g, m, HCGA_BNB_DX, x); /* this part's dx alone: unused */
-        hg_val dg = new_out_like(g, m, HCGA_BNB_DGAMMA, gm);
-        hg_val db = new_out_like(g, m, HCGA_BNB_DBETA, bt);
+        hg_val bw[3]; /* bw[HCGA_BNB_DX], this part's dx alone, is unused */
+        bn_bwd(g, n, dy, bw);
+        hg_val dg = bw[HCGA_BNB_DGAMMA], db = bw[HCGA_BNB_DBETA];
         acc(c, gm, dg);
         acc(c, bt, db);
         if (REQ(x)) {
