@@ -22,7 +22,6 @@ typedef struct bucket {
     int ready_node;      /* the node that completes its last gradient (-1: none) */
     void *host;          /* staging copy (host transport) */
     hcga_dist_req *req;  /* in flight (host transport) */
-    int started;
 } bucket;
 
 struct hcga_ddp {
@@ -55,7 +54,6 @@ static int start_bucket(hcga_ddp *d, int k, char *err, size_t err_len)
         q->req = hcga_dist_iallreduce_sum(q->host, (int64_t)(q->bytes / d->esize), d->dtype, what, err, err_len);
         if (!q->req) return -1;
     }
-    q->started = 1;
     return 0;
 }
 
@@ -255,7 +253,6 @@ int hcga_ddp_finish(hcga_ddp *d, char *err, size_t err_len)
             }
         }
     }
-    for (int k = 0; k < d->nb; k++) d->b[k].started = 0;
     d->next = 0;
     d->st.steps++;
     d->st.exposed_s += hcga_now() - t0;
