@@ -283,6 +283,7 @@ int main(int argc, char **argv)
 
     /* An explicitly chosen backend must be usable whatever the command does
      * with it, so a typo or a broken plugin is reported at once. */
+    rc = 0;
     if (g.backend_explicit && !(cargc > 1 && hcga_cli_is_help(cargv[1]))) {
         hcga_plugin_entry e;
         if (hcga_plugin_find(g.backend, &e) != 0) {
@@ -291,14 +292,17 @@ int main(int argc, char **argv)
                         e.reason);
             else
                 fprintf(stderr, "hcga: backend '%s': %s\n", g.backend, e.reason);
-            return 2;
-        }
-        if (g.device >= e.num_devices) {
+            rc = 2;
+        } else if (g.device >= e.num_devices) {
             fprintf(stderr, "hcga: backend '%s': device %d does not exist (devices: 0..%d)\n",
                     g.backend, g.device,
                     e.num_devices - 1);
-            return 2;
+            rc = 2;
         }
+    }
+    if (rc) { /* every rank finds the same: leave the job together */
+        hcga_dist_finalize();
+        return rc;
     }
     optind = 0; /* commands parse their own options from cargv */
     rc = cmd->fn(cargc, cargv, &g);
