@@ -897,6 +897,25 @@ OCL_OP_IMPL(SHIFT_L1_BWD)
 /* Batch normalisation                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* y = gamma*(x-mean)*invstd + beta with the saved per-channel statistics:
+ * the second half of BN_FWD_TRAIN and of BN_FWD_FROM_STATS */
+static hcga_status bn_apply(hcga_backend *be, int dt, const hcga_tensor *x, const hcga_tensor *y,
+                            const hcga_tensor *gamma, const hcga_tensor *beta, const hcga_tensor *sm,
+                            const hcga_tensor *si, int64_t nb, int64_t c, int64_t hw)
+{
+    ocl_launch l;
+    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
+    ocl_arg_tensor(&l, x);
+    ocl_arg_tensor(&l, y);
+    ocl_arg_long(&l, c);
+    ocl_arg_long(&l, hw);
+    ocl_arg_tensor(&l, gamma);
+    ocl_arg_tensor(&l, beta);
+    ocl_arg_tensor(&l, sm);
+    ocl_arg_tensor(&l, si);
+    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
+}
+
 OCL_OP_IMPL(BN_FWD_TRAIN)
 {
     const hcga_tensor *x = a->in[HCGA_BN_X], *gamma = a->in[HCGA_BN_GAMMA],
@@ -922,16 +941,7 @@ OCL_OP_IMPL(BN_FWD_TRAIN)
     ocl_arg_acc(&l, a->p.bn.eps);
     ocl_arg_acc(&l, a->p.bn.momentum);
     TRY(item ? ocl_run(&l, (size_t)c, 0) : ocl_run(&l, (size_t)c * OCL_RLWS, OCL_RLWS));
-    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
-    ocl_arg_tensor(&l, x);
-    ocl_arg_tensor(&l, y);
-    ocl_arg_long(&l, c);
-    ocl_arg_long(&l, hw);
-    ocl_arg_tensor(&l, gamma);
-    ocl_arg_tensor(&l, beta);
-    ocl_arg_tensor(&l, sm);
-    ocl_arg_tensor(&l, si);
-    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
+    return bn_apply(be, dt, x, y, gamma, beta, sm, si, nb, c, hw);
 }
 
 OCL_OP_IMPL(BN_FWD_INFER)
@@ -1040,16 +1050,7 @@ OCL_OP_IMPL(BN_FWD_FROM_STATS)
     ocl_arg_acc(&l, a->p.bn.eps);
     ocl_arg_acc(&l, a->p.bn.momentum);
     TRY(ocl_run(&l, (size_t)c, 0));
-    ocl_begin(&l, be, ocl_kt(be, dt, KT_bn_apply), "bn_apply", dt);
-    ocl_arg_tensor(&l, x);
-    ocl_arg_tensor(&l, y);
-    ocl_arg_long(&l, c);
-    ocl_arg_long(&l, hw);
-    ocl_arg_tensor(&l, gamma);
-    ocl_arg_tensor(&l, beta);
-    ocl_arg_tensor(&l, sm);
-    ocl_arg_tensor(&l, si);
-    return ocl_run_nd(&l, 3, (size_t)hw, (size_t)c, (size_t)nb);
+    return bn_apply(be, dt, x, y, gamma, beta, sm, si, nb, c, hw);
 }
 
 /* dx from the summed sum_dy / sum_dy_xhat: BN_BWD's dx kernel with those in

@@ -46,8 +46,8 @@ static void train_usage(FILE *f)
             "                     captured sequence from its second run (CUDA Graphs on cuda;\n"
             "                     the cpu backend's reference capture elsewhere)\n"
             "  --as-ranks N       one process training exactly as N ranks would (triplet mining\n"
-            "                     and, without SYNC_BN, batch norm per rank's part): the\n"
-            "                     reference an N-rank run is checked against\n"
+            "                     and, without SYNC_BN, batch norm per rank's part), N <= 8:\n"
+            "                     the reference an N-rank run is checked against\n"
             "KEY VALUE pairs override the config, e.g. SOLVER.MAX_EPOCHS 10 SOLVER.IMS_PER_BATCH 16.\n"
             "Mixed precision: SOLVER.AMP.ENABLED True (SOLVER.AMP.DTYPE bf16 | fp16) runs the\n"
             "convolutions and GEMMs in 16 bits with f32 accumulation; fp16 scales the loss\n"
@@ -108,8 +108,8 @@ int cmd_train(int argc, char **argv, const hcga_global_opts *gopt)
             o.resume = 1;
         } else if (!strcmp(a, "--as-ranks")) {
             long long v;
-            if (i + 1 >= argc || hcga_parse_int(argv[i + 1], 1, 4096, &v)) {
-                fprintf(stderr, "hcga train: --as-ranks needs a number of ranks (1..4096)\n");
+            if (i + 1 >= argc || hcga_parse_int(argv[i + 1], 1, HCGA_MAX_OP_OUT, &v)) {
+                fprintf(stderr, "hcga train: --as-ranks needs a number of ranks (1..%d)\n", HCGA_MAX_OP_OUT);
                 free(o.over);
                 return 2;
             }

@@ -300,7 +300,12 @@ void hg_graph_free(hg_graph *g)
 int hg_graph_dtype(const hg_graph *g) { return g->dtype; }
 
 void hg_graph_set_sync_bn(hg_graph *g, int ranks) { g->sync_bn_ranks = ranks > 0 ? ranks : 0; }
-void hg_graph_set_parts(hg_graph *g, int parts) { g->parts = parts > 1 ? parts : 1; }
+void hg_graph_set_parts(hg_graph *g, int parts)
+{
+    if (parts > HCGA_MAX_OP_OUT) /* a SPLIT has at most that many outputs */
+        die(g, "hg_graph_set_parts", "%d parts: at most %d", parts, HCGA_MAX_OP_OUT);
+    g->parts = parts > 1 ? parts : 1;
+}
 
 static hg_val binary(hg_graph *g, const char *who, int op, hg_val a, hg_val b, double alpha, double beta);
 
@@ -872,6 +877,27 @@ hg_val hg_reduce(hg_graph *g, hg_val x, int kind)
 
 /* -- losses -- */
 
+/* A loss op (PIXEL_CE_FWD, TRIPLET_FWD: in x, labels; out loss[1], and
+ * TRIPLET's hard[N,2]) on the whole batch, or under hg_graph_set_parts on
+ * each part (labels viewed by rows) with the mean of the parts' losses. */
+static hg_val loss_per_part(hg_graph *g, const char *who, int op, const hcga_op_params *p, hg_val x, hg_val labels)
+{
+    const int P = g->parts > 1 && g->backward_done == HG_BUILDING ? g->parts : 1;
+    hg_val xs[HCGA_MAX_OP_OUT] = {x}, l[HCGA_MAX_OP_OUT];
+    if (P > 1) split_rows(g, who, x, xs);
+    for (int k = 0; k < P; k++) {
+        hg_node *n = node_new(g, op);
+        n->p = *p;
+        set_in(g, n, 0, xs[k]);
+        if (P > 1) set_in_rows(g, n, 1, labels, k);
+        else set_in(g, n, 1, labels);
+        int64_t one = 1, hs[2] = {V(g, xs[k])->shape[0], 2};
+        l[k] = new_out(g, n, 0, g->dtype, 1, &one);
+        if (op == HCGA_OP_TRIPLET_FWD) new_out(g, n, 1, HCGA_I64, 2, hs);
+    }
+    return P > 1 ? mean_of_parts(g, l) : l[0];
+}
+
 hg_val hg_ce_ls(hg_graph *g, hg_val logits, hg_val labels, double eps)
 {
     const char *who = "hg_ce_ls";
@@ -901,19 +927,8 @@ hg_val hg_pixel_ce(hg_graph *g, hg_val logits, hg_val labels, int64_t ignore_lab
     if (bs[0] != ls[0] || bs[1] != ls[2] || bs[2] != ls[3])
         die(g, who, "labels %s do not match logits %s", vdesc(g, labels), vdesc(g, logits));
     /* as `parts` ranks: the mean over each part's non-ignored pixels */
-    const int P = g->parts > 1 && g->backward_done == HG_BUILDING ? g->parts : 1;
-    hg_val xs[HCGA_MAX_OP_OUT] = {logits}, l[HCGA_MAX_OP_OUT];
-    if (P > 1) split_rows(g, who, logits, xs);
-    for (int k = 0; k < P; k++) {
-        hg_node *n = node_new(g, HCGA_OP_PIXEL_CE_FWD);
-        n->p.loss.ignore_label = ignore_label;
-        set_in(g, n, 0, xs[k]);
-        if (P > 1) set_in_rows(g, n, 1, labels, k);
-        else set_in(g, n, 1, labels);
-        int64_t one = 1;
-        l[k] = new_out(g, n, 0, g->dtype, 1, &one);
-    }
-    return P > 1 ? mean_of_parts(g, l) : l[0];
+    hcga_op_params p = {.loss.ignore_label = ignore_label};
+    return loss_per_part(g, who, HCGA_OP_PIXEL_CE_FWD, &p, logits, labels);
 }
 
 hg_val hg_triplet(hg_graph *g, hg_val x, hg_val labels, double margin)
@@ -926,20 +941,8 @@ hg_val hg_triplet(hg_graph *g, hg_val x, hg_val labels, double margin)
     if (V(g, labels)->shape[0] != V(g, x)->shape[0])
         die(g, who, "labels %s do not match x %s", vdesc(g, labels), vdesc(g, x));
     /* as `parts` ranks: hardest examples mined within each part */
-    const int P = g->parts > 1 && g->backward_done == HG_BUILDING ? g->parts : 1;
-    hg_val xs[HCGA_MAX_OP_OUT] = {x}, l[HCGA_MAX_OP_OUT];
-    if (P > 1) split_rows(g, who, x, xs);
-    for (int k = 0; k < P; k++) {
-        hg_node *n = node_new(g, HCGA_OP_TRIPLET_FWD);
-        n->p.loss.margin = margin;
-        set_in(g, n, 0, xs[k]);
-        if (P > 1) set_in_rows(g, n, 1, labels, k);
-        else set_in(g, n, 1, labels);
-        int64_t one = 1, hs[2] = {V(g, xs[k])->shape[0], 2};
-        l[k] = new_out(g, n, 0, g->dtype, 1, &one);
-        new_out(g, n, 1, HCGA_I64, 2, hs);
-    }
-    return P > 1 ? mean_of_parts(g, l) : l[0];
+    hcga_op_params p = {.loss.margin = margin};
+    return loss_per_part(g, who, HCGA_OP_TRIPLET_FWD, &p, x, labels);
 }
 
 hg_val hg_shift_l1(hg_graph *g, hg_val x, int dn, int dh, int dw)
