@@ -6,8 +6,10 @@
  * dead or hung rank turns into a message and MPI_Abort instead of a hang.
  * To name the ranks that did not arrive, every rank but 0 also sends rank 0
  * the sequence number of each collective it enters ("arrivals"); rank 0
- * reads them while it waits and lists the missing ranks when its deadline
- * passes.  The other ranks wait a little longer than rank 0, so the named
+ * reads them while it waits.  When its deadline passes it also pings every
+ * rank (a rank waiting in a collective answers from its poll loop; a
+ * stopped or hung one does not) and names the ranks that never arrived or
+ * did not answer.  The other ranks wait longer than rank 0, so the named
  * message normally comes first.
  */
 #include "hcga_autoconf.h"
@@ -195,7 +197,7 @@ int hcga_dist_wait(hcga_dist_req *r, char *err, size_t err_len)
 
 #else /* HCGA_HAVE_MPI */
 
-enum { TAG_ARRIVE = 7101, ARRIVE_RING = 64 };
+enum { TAG_ARRIVE = 7101, TAG_PING = 7102, TAG_PONG = 7103, ARRIVE_RING = 64 };
 
 /* rank != 0: sends of arrival numbers still in flight */
 static MPI_Request arrive_req[ARRIVE_RING];
@@ -311,28 +313,73 @@ static double now_s(void)
 }
 
 /* Stops the job: what did not complete in time, and (rank 0) who is missing. */
+/* rank 0, past its deadline: which ranks still answer?  A rank waiting in a
+ * collective answers a ping from its poll loop (answer_ping); a dead,
+ * stopped or hung one does not.  alive[r] = 1 for those that answered
+ * within 3 s. */
+static void ping_ranks(int *alive)
+{
+    static long long ping;
+    MPI_Request *req = calloc((size_t)D.size, sizeof *req);
+    for (int r = 1; r < D.size; r++)
+        if (req) MPI_Isend(&ping, 1, MPI_LONG_LONG, r, TAG_PING, MPI_COMM_WORLD, &req[r]);
+    const double until = now_s() + 3.0;
+    while (now_s() < until) {
+        int flag = 0;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_PONG, MPI_COMM_WORLD, &flag, &st);
+        if (flag) {
+            long long v;
+            MPI_Recv(&v, 1, MPI_LONG_LONG, st.MPI_SOURCE, TAG_PONG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            alive[st.MPI_SOURCE] = 1;
+        } else {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(req); /* the job is aborted next: unanswered pings are dropped with it */
+}
+
+/* rank != 0, while waiting: answer rank 0's ping */
+static void answer_ping(void)
+{
+    int flag = 0;
+    MPI_Iprobe(0, TAG_PING, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+    if (!flag) return;
+    long long v;
+    MPI_Recv(&v, 1, MPI_LONG_LONG, 0, TAG_PING, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    MPI_Send(&v, 1, MPI_LONG_LONG, 0, TAG_PONG, MPI_COMM_WORLD);
+}
+
 static void timed_out(const char *what, long long seq)
 {
     char msg[1024];
     int n = snprintf(msg, sizeof msg, "%s (collective %lld, training step %lld) did not complete within %g s; ",
                      what, seq, D.step, D.timeout);
     if (D.rank == 0) {
+        /* a rank that never entered the collective, or entered it and then
+         * stopped answering (stopped, hung inside it) */
+        int *alive = calloc((size_t)D.size, sizeof *alive);
+        if (alive) ping_ranks(alive);
         read_arrivals();
-        n += snprintf(msg + n, sizeof msg - (size_t)n, "rank(s) that never reached it:");
+        n += snprintf(msg + n, sizeof msg - (size_t)n, "rank(s) that never reached it or stopped answering:");
         int any = 0;
         for (int r = 1; r < D.size && n < (int)sizeof msg - 16; r++)
-            if (D.arrived[r] < seq) n += snprintf(msg + n, sizeof msg - (size_t)n, " %d", r), any = 1;
-        if (!any) snprintf(msg + n, sizeof msg - (size_t)n, " none (a rank hangs inside it)");
+            if (D.arrived[r] < seq || (alive && !alive[r]))
+                n += snprintf(msg + n, sizeof msg - (size_t)n, " %d", r), any = 1;
+        if (!any) snprintf(msg + n, sizeof msg - (size_t)n, " none (every rank answers: a collective mismatch?)");
+        free(alive);
     } else {
         snprintf(msg + n, sizeof msg - (size_t)n, "another rank is dead or hung (rank 0 names it)");
     }
     hcga_dist_abort(3, msg);
 }
 
-/* Polls r until done or the deadline (rank 0 first, the others 5 s later). */
+/* Polls r until done or the deadline (rank 0 first, the others 10 s later:
+ * rank 0 spends 3 s asking which ranks still answer). */
 static int wait_req(MPI_Request *r, const char *what, long long seq, char *err, size_t err_len)
 {
-    const double deadline = now_s() + D.timeout + (D.rank == 0 ? 0.0 : 5.0);
+    const double deadline = now_s() + D.timeout + (D.rank == 0 ? 0.0 : 10.0);
     long pause_ns = 2000;
     for (;;) {
         int done = 0;
@@ -345,6 +392,7 @@ static int wait_req(MPI_Request *r, const char *what, long long seq, char *err, 
         }
         if (done) return 0;
         read_arrivals();
+        if (D.rank != 0) answer_ping();
         if (now_s() > deadline) timed_out(what, seq);
         struct timespec ts = {0, pause_ns};
         nanosleep(&ts, NULL);
