@@ -113,7 +113,7 @@ static int collect(const hcga_config *cfg, int mode, int batch, int classes, int
     if (!rc && mode == HCGA_MODEL_TRAIN) {
         /* the optimizer's calls: one ADAM_STEP per trainable parameter */
         int np = 0;
-        const hcga_model_param *p = hcga_model_params(g, &np);
+        const hcga_model_param *p = hcga_model_graph_params(g, &np);
         for (int i = 0; i < np && !rc; i++) {
             if (!(p[i].flags & HG_TRAINABLE) || (p[i].flags & HG_FROZEN)) continue;
             hcga_tensor t = hcga_tensor_make(NULL, 0, dtype, p[i].ndim, p[i].shape);
@@ -131,7 +131,7 @@ static int collect(const hcga_config *cfg, int mode, int batch, int classes, int
         }
     }
     if (rc) snprintf(err, err_len, "out of memory collecting op calls");
-    hcga_model_free(g);
+    hcga_model_graph_free(g);
     return rc;
 }
 

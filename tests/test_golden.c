@@ -368,7 +368,7 @@ START_TEST(test_gradient_matches_finite_differences)
     }
     ck_assert_msg(bad == 0, "%d parameter tensors have a gradient unlike the central difference", bad);
     hg_exec_free(ex);
-    hcga_model_free(g);
+    hcga_model_graph_free(g);
     st_free(in);
     hcga_config_free(c);
     hg_store_free(s);

@@ -339,7 +339,7 @@ done:
     free(probe_buf);
     hcga_ddp_free(ddp);
     if (ex) hg_exec_free(ex);
-    if (g) hcga_model_free(g);
+    if (g) hcga_model_graph_free(g);
     if (s) hg_store_free(s);
     if (be) hcga_be_close(be);
     if (cfg) hcga_config_free(cfg);

@@ -258,7 +258,7 @@ out:
     free(am);
     free(vis);
     if (ex) hg_exec_free(ex);
-    hcga_model_free(g);
+    hcga_model_graph_free(g);
     return rc;
 }
 
@@ -306,7 +306,7 @@ static int run_train(const hcga_config *cfg, hg_store *s, const st_file *in, con
         if (hcga_write_value(ex, g, v, outs[i], w, err, err_len)) goto out;
     }
     int np = 0;
-    const hcga_model_param *p = hcga_model_params(g, &np);
+    const hcga_model_param *p = hcga_model_graph_params(g, &np);
     if (o->grads) {
         for (int i = 0; i < np; i++) {
             if (!(p[i].flags & HG_TRAINABLE) || (p[i].flags & HG_FROZEN)) continue;
@@ -381,7 +381,7 @@ static int run_train(const hcga_config *cfg, hg_store *s, const st_file *in, con
 out:
     free(buf);
     if (ex) hg_exec_free(ex);
-    hcga_model_free(g);
+    hcga_model_graph_free(g);
     return rc;
 }
 

@@ -616,7 +616,7 @@ out:
     free(ids);
     hcga_dfc_free(dfc);
     hg_exec_free(ex);
-    if (gf) hcga_model_free(gf);
+    if (gf) hcga_model_graph_free(gf);
     hg_store_free(store);
     if (be) hcga_be_close(be);
     hcga_dataset_free(&ds);

@@ -218,7 +218,7 @@ out:
     hcga_features_free(&q);
     hcga_features_free(&g);
     hg_exec_free(ex);
-    if (ge) hcga_model_free(ge);
+    if (ge) hcga_model_graph_free(ge);
     hg_store_free(store);
     if (be) hcga_be_close(be);
     hcga_dataset_free(&ds);

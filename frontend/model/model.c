@@ -64,7 +64,7 @@ static int reg_put(const hg_graph *g, hcga_model_param *p, int n)
     return 0;
 }
 
-const hcga_model_param *hcga_model_params(const hg_graph *g, int *n)
+const hcga_model_param *hcga_model_graph_params(const hg_graph *g, int *n)
 {
     const hcga_model_param *p = NULL;
     *n = 0;
@@ -80,7 +80,7 @@ const hcga_model_param *hcga_model_params(const hg_graph *g, int *n)
     return p;
 }
 
-void hcga_model_free(hg_graph *g)
+void hcga_model_graph_free(hg_graph *g)
 {
     if (!g) return;
     pthread_mutex_lock(&reg_lock);
@@ -741,7 +741,7 @@ hcga_model_param *hcga_model_param_list(const hcga_config *cfg, int num_classes,
     hg_graph *g = build(cfg, HCGA_MODEL_TRAIN, 2, num_classes, HCGA_F32, 0, 0, 1, err, err_len);
     if (!g) return NULL;
     int np = 0;
-    const hcga_model_param *p = hcga_model_params(g, &np);
+    const hcga_model_param *p = hcga_model_graph_params(g, &np);
     hcga_model_param *copy = malloc((size_t)(np > 0 ? np : 1) * sizeof *copy);
     if (!copy) {
         snprintf(err, err_len, "out of memory listing the model's parameters");
@@ -749,7 +749,7 @@ hcga_model_param *hcga_model_param_list(const hcga_config *cfg, int num_classes,
         memcpy(copy, p, (size_t)np * sizeof *copy);
         *n = np;
     }
-    hcga_model_free(g);
+    hcga_model_graph_free(g);
     return copy;
 }
 
@@ -802,7 +802,7 @@ static int ends_with(const char *s, const char *suf)
 int hcga_model_init(hg_graph *g, hg_store *s, uint64_t seed, char *err, size_t err_len)
 {
     int np = 0;
-    const hcga_model_param *p = hcga_model_params(g, &np);
+    const hcga_model_param *p = hcga_model_graph_params(g, &np);
     if (!p) {
         snprintf(err, err_len, "hcga_model_init: the graph was not built by hcga_model_build");
         return -1;

@@ -225,7 +225,7 @@ int hcga_model_save_file(hg_graph *g, hg_store *s, const char *path, int n_meta,
                          const char *const *meta, char *err, size_t err_len)
 {
     int np = 0;
-    const hcga_model_param *p = hcga_model_params(g, &np);
+    const hcga_model_param *p = hcga_model_graph_params(g, &np);
     if (!p) {
         snprintf(err, err_len, "%s: the graph was not built by hcga_model_build", path);
         return -1;

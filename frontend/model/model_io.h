@@ -38,7 +38,7 @@ typedef struct hcga_model_param {
 
 /* The parameters of a graph built by hcga_model_build, in creation order.
  * Returns NULL (and *n = 0) for a graph that the builder did not make. */
-const hcga_model_param *hcga_model_params(const hg_graph *g, int *n);
+const hcga_model_param *hcga_model_graph_params(const hg_graph *g, int *n);
 
 /* Every parameter and buffer of the full model (the train graph's) for cfg
  * and num_classes, as a malloc'd array of *n entries; NULL with err on a
@@ -47,7 +47,7 @@ hcga_model_param *hcga_model_param_list(const hcga_config *cfg, int num_classes,
                                         char *err, size_t err_len);
 
 /* Free a graph from hcga_model_build (also forgets its parameter list). */
-void hcga_model_free(hg_graph *g);
+void hcga_model_graph_free(hg_graph *g);
 
 /* Spatial size of the feature map / part logits for the config and mode
  * (INPUT.SIZE_TRAIN for train, INPUT.SIZE_TEST otherwise) divided by 4. */

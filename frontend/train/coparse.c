@@ -616,7 +616,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     hg_val vF = hg_find(gf, "eval.feature_map");
     if (!ex || vF < 0) {
         if (ex && vF < 0) snprintf(err, err_len, "the features graph has no eval.feature_map");
-        hcga_model_free(gf);
+        hcga_model_graph_free(gf);
         hg_exec_free(ex);
         return -1;
     }
@@ -775,6 +775,6 @@ out:
     free(lab);
     hcga_dfc_free(dfc);
     hg_exec_free(ex);
-    hcga_model_free(gf);
+    hcga_model_graph_free(gf);
     return rc;
 }

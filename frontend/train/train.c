@@ -659,8 +659,8 @@ void hcga_train_free(hcga_train_run *r)
     if (r->metrics) fclose(r->metrics);
     hg_exec_free(r->ext);
     hg_exec_free(r->exe);
-    if (r->gt) hcga_model_free(r->gt);
-    if (r->ge) hcga_model_free(r->ge);
+    if (r->gt) hcga_model_graph_free(r->gt);
+    if (r->ge) hcga_model_graph_free(r->ge);
     hg_store_free(r->store);
     if (r->be) hcga_be_close(r->be);
     hcga_dataset_free(&r->ds);
