@@ -62,8 +62,8 @@ EXTRA_DIST += tests/fake_dep.c tests/mpi-lsan.supp
 check_LTLIBRARIES += tests/libhcgatest.la
 tests_libhcgatest_la_SOURCES = tests/testutil.c tests/testutil_be.c tests/testutil.h
 tests_libhcgatest_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
-TEST_CFLAGS = $(libhcga_la_CFLAGS) $(CHECK_CFLAGS)
-LDADD = tests/libhcgatest.la libhcga.la $(CHECK_LIBS) -lm
+TEST_CFLAGS = $(libhcga_core_la_CFLAGS) $(CHECK_CFLAGS)
+LDADD = tests/libhcgatest.la libhcga_core.la $(CHECK_LIBS) -lm
 
 # ---- tests ----
 check_PROGRAMS += tests/test_loader tests/test_cli

@@ -54,6 +54,8 @@ enum { HCGA_CMD_ONE = 1, HCGA_CMD_RANKS = 2 };
     X(train, RANKS, "train HCGA on a Market-1501-layout dataset, with co-parsing and evaluation") \
     X(test, ONE, "evaluate a checkpoint or stored features: Rank-1/5/10, mAP, mINP (ARM or global)") \
     X(parse, ONE, "co-parse chosen identities with a model and draw the part labels (PNG strips)") \
+    X(index, ONE, "index a directory of images into a gallery file (features + names) for search") \
+    X(search, ONE, "rank a gallery file for query images: top-k names as text or JSON, pictures") \
     /* end of the command list */
 
 #define HCGA_DECLARE_COMMAND(name_, ranks_, summary_) \

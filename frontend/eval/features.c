@@ -23,22 +23,113 @@ void hcga_features_free(hcga_features *f)
     memset(f, 0, sizeof *f);
 }
 
+int hcga_eval_runner_init(hcga_eval_runner *r, hg_exec *ex, hg_graph *g, int batch, int height, int width,
+                          char *err, size_t err_len)
+{
+    memset(r, 0, sizeof *r);
+    r->vf = hg_find(g, "eval.feat_fore");
+    r->vp = hg_find(g, "eval.feat_part");
+    r->vg = hg_find(g, "eval.feat_global");
+    r->va = hg_find(g, "eval.part_argmax");
+    if (r->vf < 0 || r->vp < 0 || r->vg < 0 || r->va < 0) {
+        snprintf(err, err_len, "the eval graph lacks eval.feat_fore/feat_part/feat_global/part_argmax");
+        return -1;
+    }
+    r->ex = ex;
+    r->g = g;
+    r->batch = batch;
+    r->height = height;
+    r->width = width;
+    r->d = (int)hg_shape(g, r->vf)[1];
+    r->nparts = (int)hg_shape(g, r->vp)[1];
+    r->dg = (int)hg_shape(g, r->vg)[1];
+    r->ah = hg_shape(g, r->va)[1];
+    r->aw = hg_shape(g, r->va)[2];
+    const size_t b = (size_t)batch, img = (size_t)3 * height * width;
+    r->in = malloc(sizeof(float) * img * b);
+    r->bf = malloc(sizeof(float) * b * r->d);
+    r->bp = malloc(sizeof(float) * b * r->nparts * r->d);
+    r->bg = malloc(sizeof(float) * b * r->dg);
+    r->am = malloc(sizeof(int64_t) * b * r->ah * r->aw);
+    r->bvis = malloc(sizeof(int64_t) * b * r->nparts);
+    r->fore = malloc(sizeof(float) * b * r->d);
+    r->part = malloc(sizeof(float) * b * r->nparts * r->d);
+    r->global = malloc(sizeof(float) * b * r->dg);
+    r->vis = malloc(sizeof(int64_t) * b * r->nparts);
+    if (!r->in || !r->bf || !r->bp || !r->bg || !r->am || !r->bvis || !r->fore || !r->part || !r->global ||
+        !r->vis) {
+        hcga_eval_runner_free(r);
+        snprintf(err, err_len, "out of memory for a batch of %d images", batch);
+        return -1;
+    }
+    return 0;
+}
+
+void hcga_eval_runner_free(hcga_eval_runner *r)
+{
+    free(r->in);
+    free(r->bf);
+    free(r->bp);
+    free(r->bg);
+    free(r->am);
+    free(r->bvis);
+    free(r->fore);
+    free(r->part);
+    free(r->global);
+    free(r->vis);
+    memset(r, 0, sizeof *r);
+}
+
+int hcga_eval_runner_run(hcga_eval_runner *r, const float *images, int n, int flip, char *err, size_t err_len)
+{
+    const int d = r->d, nparts = r->nparts, dg = r->dg, H = r->height, W = r->width;
+    const size_t img = (size_t)3 * H * W;
+    memset(r->fore, 0, sizeof(float) * (size_t)n * d);
+    memset(r->part, 0, sizeof(float) * (size_t)n * nparts * d);
+    memset(r->global, 0, sizeof(float) * (size_t)n * dg);
+    memset(r->vis, 0, sizeof(int64_t) * (size_t)n * nparts);
+    for (int pass = 0; pass < (flip ? 2 : 1); pass++) {
+        /* pad a short batch with copies of its last image */
+        for (int i = 0; i < r->batch; i++) {
+            const float *src = images + img * (size_t)(i < n ? i : n - 1);
+            float *dst = r->in + img * (size_t)i;
+            if (!pass) {
+                memcpy(dst, src, sizeof(float) * img);
+                continue;
+            }
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++)
+                        dst[((size_t)c * H + y) * W + x] = src[((size_t)c * H + y) * W + (W - 1 - x)];
+        }
+        if (hg_exec_set_input(r->ex, "input.images", r->in, HCGA_F32) || hg_exec_run(r->ex)) {
+            snprintf(err, err_len, "eval forward: %s", hg_exec_error(r->ex));
+            return -1;
+        }
+        if (hg_exec_read(r->ex, r->vf, r->bf, HCGA_F32) || hg_exec_read(r->ex, r->vp, r->bp, HCGA_F32) ||
+            hg_exec_read(r->ex, r->vg, r->bg, HCGA_F32) || hg_exec_read(r->ex, r->va, r->am, HCGA_I64)) {
+            snprintf(err, err_len, "eval outputs: %s", hg_exec_error(r->ex));
+            return -1;
+        }
+        hcga_model_visible_parts(r->am, r->batch, r->ah, r->aw, nparts + 1, r->bvis);
+        const float scale = flip ? 0.5f : 1.0f;
+        for (size_t k = 0; k < (size_t)n * d; k++) r->fore[k] += scale * r->bf[k];
+        for (size_t k = 0; k < (size_t)n * nparts * d; k++) r->part[k] += scale * r->bp[k];
+        for (size_t k = 0; k < (size_t)n * dg; k++) r->global[k] += scale * r->bg[k];
+        for (size_t k = 0; k < (size_t)n * nparts; k++) r->vis[k] |= r->bvis[k];
+    }
+    return 0;
+}
+
 int hcga_extract_features(hg_exec *ex, hg_graph *g, int batch, const hcga_split *split,
                           const hcga_aug_cfg *aug, int threads, int flip, hcga_features *out,
                           char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     const int n = split->count;
-    hg_val vf = hg_find(g, "eval.feat_fore"), vp = hg_find(g, "eval.feat_part");
-    hg_val vg = hg_find(g, "eval.feat_global"), va = hg_find(g, "eval.part_argmax");
-    if (vf < 0 || vp < 0 || vg < 0 || va < 0) {
-        snprintf(err, err_len, "the eval graph lacks eval.feat_fore/feat_part/feat_global/part_argmax");
-        return -1;
-    }
-    const int d = (int)hg_shape(g, vf)[1];
-    const int nparts = (int)hg_shape(g, vp)[1];
-    const int dg = (int)hg_shape(g, vg)[1];
-    const int64_t ah = hg_shape(g, va)[1], aw = hg_shape(g, va)[2];
+    hcga_eval_runner r;
+    if (hcga_eval_runner_init(&r, ex, g, batch, aug->height, aug->width, err, err_len)) return -1;
+    const int d = r.d, nparts = r.nparts, dg = r.dg;
     out->n = n;
     out->d = d;
     out->nparts = nparts;
@@ -49,57 +140,20 @@ int hcga_extract_features(hg_exec *ex, hg_graph *g, int batch, const hcga_split 
     out->vis = calloc((size_t)n * nparts, sizeof(int64_t));
     out->pids = malloc(sizeof(int) * (size_t)n);
     out->cams = malloc(sizeof(int) * (size_t)n);
-    const size_t img = (size_t)3 * aug->height * aug->width;
-    float *in = malloc(sizeof(float) * img * (size_t)batch);
-    float *bf = malloc(sizeof(float) * (size_t)batch * d), *bp = malloc(sizeof(float) * (size_t)batch * nparts * d);
-    float *bg = malloc(sizeof(float) * (size_t)batch * dg);
-    int64_t *am = malloc(sizeof(int64_t) * (size_t)batch * ah * aw);
-    int64_t *vis = malloc(sizeof(int64_t) * (size_t)batch * nparts);
     hcga_loader *l = hcga_loader_new(split, NULL, n, batch, 0, aug, nparts + 1, NULL, NULL, 0, 0, threads);
     int rc = -1;
-    if (!out->fore || !out->part || !out->global || !out->vis || !out->pids || !out->cams || !in || !bf ||
-        !bp || !bg || !am || !vis || !l) {
+    if (!out->fore || !out->part || !out->global || !out->vis || !out->pids || !out->cams || !l) {
         snprintf(err, err_len, "out of memory extracting features of %d images", n);
         goto done;
     }
     int done_n = 0;
     const hcga_batch *b;
     while ((b = hcga_loader_next(l))) {
-        for (int pass = 0; pass < (flip ? 2 : 1); pass++) {
-            /* pad a short last batch with copies of its last image */
-            for (int i = 0; i < batch; i++) {
-                const float *src = b->images + img * (size_t)(i < b->n ? i : b->n - 1);
-                float *dst = in + img * (size_t)i;
-                if (!pass) {
-                    memcpy(dst, src, sizeof(float) * img);
-                } else {
-                    for (int c = 0; c < 3; c++)
-                        for (int y = 0; y < aug->height; y++)
-                            for (int x = 0; x < aug->width; x++)
-                                dst[((size_t)c * aug->height + y) * aug->width + x] =
-                                    src[((size_t)c * aug->height + y) * aug->width + (aug->width - 1 - x)];
-                }
-            }
-            if (hg_exec_set_input(ex, "input.images", in, HCGA_F32) || hg_exec_run(ex)) {
-                snprintf(err, err_len, "eval forward: %s", hg_exec_error(ex));
-                goto done;
-            }
-            if (hg_exec_read(ex, vf, bf, HCGA_F32) || hg_exec_read(ex, vp, bp, HCGA_F32) ||
-                hg_exec_read(ex, vg, bg, HCGA_F32) || hg_exec_read(ex, va, am, HCGA_I64)) {
-                snprintf(err, err_len, "eval outputs: %s", hg_exec_error(ex));
-                goto done;
-            }
-            hcga_model_visible_parts(am, batch, ah, aw, nparts + 1, vis);
-            float scale = flip ? 0.5f : 1.0f;
-            for (int i = 0; i < b->n; i++) {
-                int r = done_n + i;
-                for (int k = 0; k < d; k++) out->fore[(size_t)r * d + k] += scale * bf[(size_t)i * d + k];
-                for (int k = 0; k < nparts * d; k++)
-                    out->part[(size_t)r * nparts * d + k] += scale * bp[(size_t)i * nparts * d + k];
-                for (int k = 0; k < dg; k++) out->global[(size_t)r * dg + k] += scale * bg[(size_t)i * dg + k];
-                for (int k = 0; k < nparts; k++) out->vis[(size_t)r * nparts + k] |= vis[(size_t)i * nparts + k];
-            }
-        }
+        if (hcga_eval_runner_run(&r, b->images, b->n, flip, err, err_len)) goto done;
+        memcpy(out->fore + (size_t)done_n * d, r.fore, sizeof(float) * (size_t)b->n * d);
+        memcpy(out->part + (size_t)done_n * nparts * d, r.part, sizeof(float) * (size_t)b->n * nparts * d);
+        memcpy(out->global + (size_t)done_n * dg, r.global, sizeof(float) * (size_t)b->n * dg);
+        memcpy(out->vis + (size_t)done_n * nparts, r.vis, sizeof(int64_t) * (size_t)b->n * nparts);
         for (int i = 0; i < b->n; i++) {
             out->pids[done_n + i] = (int)b->labels[i];
             out->cams[done_n + i] = b->cams[i];
@@ -113,12 +167,7 @@ int hcga_extract_features(hg_exec *ex, hg_graph *g, int batch, const hcga_split 
     rc = 0;
 done:
     hcga_loader_free(l);
-    free(in);
-    free(bf);
-    free(bp);
-    free(bg);
-    free(am);
-    free(vis);
+    hcga_eval_runner_free(&r);
     if (rc) hcga_features_free(out);
     return rc;
 }

@@ -50,47 +50,54 @@ static int match_dist(const hcga_features *a, const hcga_features *b, hcga_match
     return 0;
 }
 
-int hcga_evaluate_features(const hcga_features *q, const hcga_features *g, hcga_match mode,
-                           int feat_norm, int rerank, hcga_eval_result *res, char *err,
-                           size_t err_len)
+int hcga_match_distances(const hcga_features *q, const hcga_features *g, hcga_match mode, int feat_norm,
+                         int rerank, int k1, int k2, double lambda, float *qg, char *err, size_t err_len)
 {
     if (q->d != g->d || q->nparts != g->nparts || q->dg != g->dg) {
         snprintf(err, err_len, "query and gallery features differ in size (%dx%d+%d vs %dx%d+%d)",
                  q->nparts, q->d, q->dg, g->nparts, g->d, g->dg);
         return -1;
     }
+    if (match_dist(q, g, mode, feat_norm, qg)) {
+        snprintf(err, err_len, "out of memory for concatenated features of %d+%d images", q->n, g->n);
+        return -1;
+    }
+    if (!rerank) return 0;
+    float *qq = malloc(sizeof(float) * (size_t)q->n * q->n);
+    float *gg = malloc(sizeof(float) * (size_t)g->n * g->n);
+    float *rr = malloc(sizeof(float) * (size_t)q->n * g->n);
+    int bad = !qq || !gg || !rr || match_dist(q, q, mode, feat_norm, qq) || match_dist(g, g, mode, feat_norm, gg);
+    if (!bad && mode == HCGA_MATCH_ARM) {
+        /* ARM gives -similarity; re-ranking needs non-negative distances */
+        float mx = 0;
+        for (size_t i = 0; i < (size_t)q->n * g->n; i++) mx = fmaxf(mx, -qg[i]);
+        for (size_t i = 0; i < (size_t)q->n * q->n; i++) mx = fmaxf(mx, -qq[i]);
+        for (size_t i = 0; i < (size_t)g->n * g->n; i++) mx = fmaxf(mx, -gg[i]);
+        for (size_t i = 0; i < (size_t)q->n * g->n; i++) qg[i] += mx;
+        for (size_t i = 0; i < (size_t)q->n * q->n; i++) qq[i] += mx;
+        for (size_t i = 0; i < (size_t)g->n * g->n; i++) gg[i] += mx;
+    }
+    if (!bad) bad = hcga_rerank(qg, qq, gg, q->n, g->n, k1, k2, lambda, rr) != 0;
+    if (!bad) memcpy(qg, rr, sizeof(float) * (size_t)q->n * g->n);
+    free(qq);
+    free(gg);
+    free(rr);
+    if (bad) snprintf(err, err_len, "out of memory for re-ranking %d+%d images", q->n, g->n);
+    return bad ? -1 : 0;
+}
+
+int hcga_evaluate_features(const hcga_features *q, const hcga_features *g, hcga_match mode,
+                           int feat_norm, int rerank, hcga_eval_result *res, char *err,
+                           size_t err_len)
+{
     float *qg = malloc(sizeof(float) * (size_t)q->n * g->n);
-    if (!qg || match_dist(q, g, mode, feat_norm, qg)) {
-        free(qg);
+    if (!qg) {
         snprintf(err, err_len, "out of memory for a %dx%d distance matrix", q->n, g->n);
         return -1;
     }
-    if (rerank) {
-        float *qq = malloc(sizeof(float) * (size_t)q->n * q->n);
-        float *gg = malloc(sizeof(float) * (size_t)g->n * g->n);
-        float *rr = malloc(sizeof(float) * (size_t)q->n * g->n);
-        int bad = !qq || !gg || !rr || match_dist(q, q, mode, feat_norm, qq) ||
-                  match_dist(g, g, mode, feat_norm, gg);
-        if (!bad && mode == HCGA_MATCH_ARM) {
-            /* ARM gives -similarity; re-ranking needs non-negative distances */
-            float mx = 0;
-            for (size_t i = 0; i < (size_t)q->n * g->n; i++) mx = fmaxf(mx, -qg[i]);
-            for (size_t i = 0; i < (size_t)q->n * q->n; i++) mx = fmaxf(mx, -qq[i]);
-            for (size_t i = 0; i < (size_t)g->n * g->n; i++) mx = fmaxf(mx, -gg[i]);
-            for (size_t i = 0; i < (size_t)q->n * g->n; i++) qg[i] += mx;
-            for (size_t i = 0; i < (size_t)q->n * q->n; i++) qq[i] += mx;
-            for (size_t i = 0; i < (size_t)g->n * g->n; i++) gg[i] += mx;
-        }
-        if (!bad) bad = hcga_rerank(qg, qq, gg, q->n, g->n, 20, 6, 0.3, rr) != 0;
-        if (!bad) memcpy(qg, rr, sizeof(float) * (size_t)q->n * g->n);
-        free(qq);
-        free(gg);
-        free(rr);
-        if (bad) {
-            free(qg);
-            snprintf(err, err_len, "out of memory for re-ranking %d+%d images", q->n, g->n);
-            return -1;
-        }
+    if (hcga_match_distances(q, g, mode, feat_norm, rerank, 20, 6, 0.3, qg, err, err_len)) {
+        free(qg);
+        return -1;
     }
     int rc = hcga_eval_market(qg, q->n, g->n, q->pids, q->cams, g->pids, g->cams, res);
     free(qg);
