@@ -1,5 +1,5 @@
 # conformance/conformance.mk: the backend conformance suite (`hcga conformance`).
-# Its sources go into libhcga_core.la; see conformance/README.md.
+# Its sources go into libhcga_cli.la (the program's commands); see conformance/README.md.
 AM_CPPFLAGS += -DHCGA_PKGDATADIR='"$(pkgdatadir)"'
 CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 	conformance/conformance.h conformance/conf_internal.h conformance/conformance.c \
@@ -8,7 +8,7 @@ CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 	conformance/cmd_conformance.c
 # `hcga shapes` writes shape files from the model's graphs: it needs the whole
 # library, so it is not in CONF_SRCS (which test_conformance links on its own).
-libhcga_core_la_SOURCES += conformance/cmd_shapes.c
+CLI_SRCS += conformance/cmd_shapes.c
 
 # Shape files, installed under $(pkgdatadir)/shapes.
 conformance_shapesdir = $(pkgdatadir)/shapes

@@ -63,7 +63,7 @@ check_LTLIBRARIES += tests/libhcgatest.la
 tests_libhcgatest_la_SOURCES = tests/testutil.c tests/testutil_be.c tests/testutil.h
 tests_libhcgatest_la_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_CFLAGS = $(libhcga_core_la_CFLAGS) $(CHECK_CFLAGS)
-LDADD = tests/libhcgatest.la libhcga_core.la $(CHECK_LIBS) -lm
+LDADD = tests/libhcgatest.la libhcga_cli.la libhcga_core.la $(CHECK_LIBS) -lm
 
 # ---- tests ----
 check_PROGRAMS += tests/test_loader tests/test_cli
@@ -83,3 +83,13 @@ check_PROGRAMS += tests/test_amp_graph tests/test_amp_train
 TESTS += tests/test_amp_graph tests/test_amp_train
 tests_test_amp_graph_CFLAGS = $(TEST_CFLAGS)
 tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)
+
+# ---- the public C API (libhcga.so, include/hcga/hcga.h) ----
+# test_api links the installed-to-be library and, for its checks only,
+# libhcga_core (JPEG decoding, the features file of hcga test);
+# check_exports.sh compares libhcga.so's dynamic symbols with the header.
+check_PROGRAMS += tests/test_api
+TESTS += tests/test_api tests/check_exports.sh
+tests_test_api_CFLAGS = $(TEST_CFLAGS)
+tests_test_api_LDADD = tests/libhcgatest.la libhcga_core.la libhcga.la $(CHECK_LIBS) -lm
+EXTRA_DIST += tests/check_exports.sh

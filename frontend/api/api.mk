@@ -11,7 +11,7 @@ libhcga_la_SOURCES = frontend/api/api_internal.h frontend/api/api_model.c fronte
 	frontend/api/api_gallery.c
 libhcga_la_CFLAGS = $(libhcga_core_la_CFLAGS)
 libhcga_la_LIBADD = libhcga_core.la
-libhcga_la_LDFLAGS = -version-info 0:0:0 -no-undefined -export-symbols frontend/api/hcga.sym
+libhcga_la_LDFLAGS = -version-info 0:0:0 -no-undefined -Wl,-z,defs -export-symbols frontend/api/hcga.sym
 libhcga_la_DEPENDENCIES = libhcga_core.la frontend/api/hcga.sym
 hcgaincludedir = $(includedir)/hcga
 hcgainclude_HEADERS = include/hcga/hcga.h
