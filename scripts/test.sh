@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test.sh - install missing packages, then `make check` twice:
+# scripts/test.sh - install missing packages, then `make check` twice (and,
+# after the first, `make install installcheck` into a temporary DESTDIR):
 # a normal build in _build and an -fsanitize=address,undefined build in
 # _build-asan (./configure --enable-sanitizers).  Prints the logs of failed
 # tests.
@@ -28,6 +29,14 @@ start=$SECONDS
 hcga_setup
 hcga_build "$HCGA_SRC/_build"
 check_dir "$HCGA_SRC/_build"
+
+# The installed files as a user gets them: a program built with
+# `cc $(pkg-config --cflags --libs hcga)` ranks a gallery; man pages open.
+inst=$(mktemp -d /tmp/hcga-install.XXXXXX)
+hcga_log "make install + installcheck (DESTDIR=$inst)"
+make -C "$HCGA_SRC/_build" -s install DESTDIR="$inst" >/dev/null
+make -C "$HCGA_SRC/_build" -s installcheck DESTDIR="$inst"
+rm -rf "$inst"
 
 # Sanitizers: UBSan aborts on the first report (-fno-sanitize-recover);
 # ASan also checks leaks at exit.

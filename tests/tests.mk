@@ -87,9 +87,10 @@ tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)
 # ---- the public C API (libhcga.so, include/hcga/hcga.h) ----
 # test_api links the installed-to-be library and, for its checks only,
 # libhcga_core (JPEG decoding, the features file of hcga test);
-# check_exports.sh compares libhcga.so's dynamic symbols with the header.
+# check_exports.sh compares libhcga.so's dynamic symbols with the header,
+# check_man3.sh the header with man/hcga.3.
 check_PROGRAMS += tests/test_api
-TESTS += tests/test_api tests/check_exports.sh
+TESTS += tests/test_api tests/check_exports.sh tests/check_man3.sh
 tests_test_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_api_LDADD = tests/libhcgatest.la libhcga_core.la libhcga.la $(CHECK_LIBS) -lm
-EXTRA_DIST += tests/check_exports.sh
+EXTRA_DIST += tests/check_exports.sh tests/check_man3.sh
