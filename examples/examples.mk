@@ -32,3 +32,9 @@ installcheck-local:
 	$(IC_ENV) man -P cat 3 hcga 2>/dev/null | grep -q 'hcga_model_load'
 	@echo "installcheck: rank_gallery built with pkg-config ranked the gallery; man hcga and man 3 hcga open"
 	rm -rf $(IC_DIR)
+
+# extract_bench: hcga_extract's latency and throughput (scripts/api_latency.sh)
+noinst_PROGRAMS = examples/extract_bench
+examples_extract_bench_SOURCES = examples/extract_bench.c
+examples_extract_bench_CFLAGS = $(AM_CFLAGS)
+examples_extract_bench_LDADD = libhcga.la
