@@ -34,7 +34,10 @@ installcheck-local:
 	rm -rf $(IC_DIR)
 
 # extract_bench: hcga_extract's latency and throughput (scripts/api_latency.sh)
-noinst_PROGRAMS = examples/extract_bench
+noinst_PROGRAMS = examples/extract_bench examples/search_bench
 examples_extract_bench_SOURCES = examples/extract_bench.c
 examples_extract_bench_CFLAGS = $(AM_CFLAGS)
 examples_extract_bench_LDADD = libhcga.la
+examples_search_bench_SOURCES = examples/search_bench.c
+examples_search_bench_CFLAGS = $(AM_CFLAGS)
+examples_search_bench_LDADD = libhcga.la

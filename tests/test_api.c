@@ -253,6 +253,17 @@ START_TEST(test_gallery_roundtrip_and_foreign)
     ck_assert_mem_eq(ge->visible, e.visible, (size_t)nq * e.num_parts);
     ck_assert_str_eq(hcga_gallery_name(gal, nq - 1), qpaths[nq - 1]);
     ck_assert_ptr_null(hcga_gallery_name(gal, nq));
+    /* the gallery's kept rows rank as hcga_search does, for both metrics and after switching */
+    int32_t i1[3 * 64], i2[3 * 64];
+    float d1[3 * 64], d2[3 * 64];
+    for (int rep = 0; rep < 3; rep++) {
+        hcga_match_params p = hcga_match_default_params();
+        p.metric = rep == 1 ? HCGA_METRIC_GLOBAL : HCGA_METRIC_ARM;
+        ck_assert_int_eq(hcga_search(m, &e, &e, &p, 3, i1, d1), HCGA_SUCCESS);
+        ck_assert_msg(hcga_gallery_search(gal, &e, &p, 3, i2, d2) == HCGA_SUCCESS, "%s", hcga_context_error(ctx));
+        ck_assert_mem_eq(i1, i2, sizeof(int32_t) * 3 * nq);
+        ck_assert_mem_eq(d1, d2, sizeof(float) * 3 * nq);
+    }
     hcga_gallery_free(gal);
 
     /* another model (another config: another fingerprint) */

@@ -26,6 +26,7 @@ struct hcga_gallery {
     hcga_embeddings e;
     char *names;    /* n NUL-terminated names back to back */
     char **row;     /* row[i] points into names */
+    hcga_api_prepared prep; /* its GEMM rows on the backend, made by the first search */
 };
 
 hcga_result hcga_gallery_save(hcga_model *m, const char *path, const hcga_embeddings *e, const char *const *names)
@@ -188,9 +189,18 @@ const char *hcga_gallery_name(const hcga_gallery *g, int row)
     return g && row >= 0 && row < g->e.n ? g->row[row] : NULL;
 }
 
+hcga_result hcga_gallery_search(hcga_gallery *g, const hcga_embeddings *query, const hcga_match_params *params, int k,
+                                int32_t *index, float *dist)
+{
+    if (!g) return HCGA_ERROR_ARGUMENT;
+    hcga_api_begin(g->ctx);
+    return hcga_api_gallery_search(g->ctx, &g->e, &g->prep, query, params, k, index, dist);
+}
+
 void hcga_gallery_free(hcga_gallery *g)
 {
     if (!g) return;
+    hcga_api_prepared_free(g->ctx, &g->prep);
     hcga_embeddings_free(&g->e);
     free(g->names);
     free(g->row);

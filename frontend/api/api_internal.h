@@ -35,6 +35,20 @@ struct hcga_model {
     hcga_model_info info;
 };
 
+/* A gallery's GEMM rows for one metric, kept on the backend by
+ * hcga_gallery_search (api_match.c). */
+typedef struct hcga_api_prepared {
+    hcga_buffer *buf; /* n rows of the metric's width; NULL: not prepared */
+    double *sq;       /* global metric: the rows' squared norms */
+    int metric, feat_norm;
+} hcga_api_prepared;
+
+void hcga_api_prepared_free(hcga_context *ctx, hcga_api_prepared *pg);
+/* hcga_search over a gallery whose rows stay prepared in pg between calls. */
+hcga_result hcga_api_gallery_search(hcga_context *ctx, const hcga_embeddings *gallery, hcga_api_prepared *pg,
+                                    const hcga_embeddings *query, const hcga_match_params *params, int k,
+                                    int32_t *index, float *dist);
+
 /* Record "fmt..." as ctx's message and return code (ctx may be NULL). */
 hcga_result hcga_api_fail(hcga_context *ctx, hcga_result code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

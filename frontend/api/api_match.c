@@ -226,9 +226,10 @@ static void topk_insert(float *td, int32_t *ti, int k, float d, int32_t j)
 }
 
 typedef struct search_bufs {
-    hcga_buffer *q, *g, *y;
+    hcga_buffer *q, *g, *y; /* g: a streamed gallery block (hcga_search only) */
     float *hq, *hg, *hy;
     double *sq, *sg;
+    int qb, gb, D;
 } search_bufs;
 
 static void bufs_free(hcga_be *be, search_bufs *b)
@@ -241,6 +242,106 @@ static void bufs_free(hcga_be *be, search_bufs *b)
     free(b->hy);
     free(b->sq);
     free(b->sg);
+    memset(b, 0, sizeof *b);
+}
+
+/* Buffers for query blocks of qb rows against gallery blocks of gb rows;
+ * with_gallery: also host and backend room for one streamed gallery block. */
+static hcga_result bufs_alloc(hcga_context *ctx, search_bufs *b, int qb, int gb, int D, int with_gallery)
+{
+    hcga_be *be = ctx->be;
+    memset(b, 0, sizeof *b);
+    b->qb = qb;
+    b->gb = gb;
+    b->D = D;
+    b->hq = malloc(sizeof(float) * (size_t)qb * D);
+    b->hy = malloc(sizeof(float) * (size_t)qb * gb);
+    b->sq = malloc(sizeof(double) * (size_t)qb);
+    if (with_gallery) {
+        b->hg = malloc(sizeof(float) * (size_t)gb * D);
+        b->sg = malloc(sizeof(double) * (size_t)gb);
+    }
+    if (!b->hq || !b->hy || !b->sq || (with_gallery && (!b->hg || !b->sg)))
+        return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "search: out of memory for %dx%d blocks", qb, gb);
+    if (hcga_be_alloc(be, sizeof(float) * (uint64_t)qb * D, &b->q) != HCGA_OK ||
+        hcga_be_alloc(be, sizeof(float) * (uint64_t)qb * gb, &b->y) != HCGA_OK ||
+        (with_gallery && hcga_be_alloc(be, sizeof(float) * (uint64_t)gb * D, &b->g) != HCGA_OK))
+        return hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "search: %s", hcga_be_error(be));
+    return HCGA_SUCCESS;
+}
+
+/* Query rows q0.. (nqb of them) as the GEMM's left side, on the backend. */
+static hcga_result upload_queries(hcga_context *ctx, search_bufs *b, const hcga_embeddings *q, int q0, int nqb,
+                                  const hcga_match_params *p)
+{
+    gemm_rows(q, q0, nqb, p->metric, p->feat_norm, 1, b->hq, b->sq);
+    if (hcga_be_write(ctx->be, b->q, 0, b->hq, sizeof(float) * (uint64_t)nqb * b->D) != HCGA_OK)
+        return hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "search: %s", hcga_be_error(ctx->be));
+    return HCGA_SUCCESS;
+}
+
+/* Score the uploaded query block (rows q0.., nqb) against ngb gallery rows
+ * g0.. held at byte offset goff of gbuf (their squared norms in sg for the
+ * global metric) with one GEMM, and merge them into the queries' top-k. */
+static hcga_result score_block(hcga_context *ctx, search_bufs *b, int q0, int nqb, hcga_buffer *gbuf, uint64_t goff,
+                               int g0, int ngb, const double *sg, hcga_metric metric, int k, float *td,
+                               int32_t *index)
+{
+    hcga_be *be = ctx->be;
+    const int D = b->D;
+    hcga_tensor ta = hcga_tensor_make(b->q, 0, HCGA_F32, 2, (int64_t[]){nqb, D});
+    hcga_tensor tb = hcga_tensor_make(gbuf, goff, HCGA_F32, 2, (int64_t[]){ngb, D});
+    hcga_tensor ty = hcga_tensor_make(b->y, 0, HCGA_F32, 2, (int64_t[]){nqb, ngb});
+    hcga_op_args a;
+    memset(&a, 0, sizeof a);
+    a.op = HCGA_OP_GEMM;
+    a.num_in = 2;
+    a.num_out = 1;
+    a.in[0] = &ta;
+    a.in[1] = &tb;
+    a.out[0] = &ty;
+    a.p.gemm.trans_b = 1;
+    a.p.gemm.alpha = 1.0;
+    if (hcga_be_run(be, &a) != HCGA_OK ||
+        hcga_be_read(be, b->y, 0, b->hy, sizeof(float) * (uint64_t)nqb * ngb) != HCGA_OK)
+        return hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "search: %s", hcga_be_error(be));
+    for (int i = 0; i < nqb; i++) {
+        float *rd = td + (size_t)(q0 + i) * k;
+        int32_t *ri = index + (size_t)(q0 + i) * k;
+        const float *y = b->hy + (size_t)i * ngb;
+        for (int j = 0; j < ngb; j++) {
+            float d;
+            if (metric == HCGA_METRIC_ARM) d = -y[j];
+            else {
+                double v = b->sq[i] + sg[j] - 2.0 * y[j];
+                d = (float)(v < 0 ? 0 : v);
+            }
+            topk_insert(rd, ri, k, d, g0 + j);
+        }
+    }
+    return HCGA_SUCCESS;
+}
+
+/* Checks shared by both searches; *td gets the nq*k distance lists (INFINITY). */
+static hcga_result search_begin(hcga_context *ctx, const char *fn, const hcga_embeddings *query,
+                                const hcga_embeddings *gallery, const hcga_match_params *params, int k,
+                                int32_t *index, hcga_match_params *p, float **td)
+{
+    hcga_result r = get_params(ctx, fn, params, p);
+    if (r == HCGA_SUCCESS) r = check_pair(ctx, fn, query, gallery, p->metric);
+    if (r != HCGA_SUCCESS) return r;
+    if (p->rerank)
+        return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "%s: re-ranking needs the whole matrix: use hcga_distances",
+                             fn);
+    if (k < 1 || !index) return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "%s: %s", fn, k < 1 ? "k < 1" : "index is NULL");
+    const int nq = query->n;
+    *td = malloc(sizeof(float) * (size_t)(nq > 0 ? nq : 1) * k);
+    if (!*td) return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "%s: out of memory", fn);
+    for (size_t i = 0; i < (size_t)nq * k; i++) {
+        (*td)[i] = INFINITY;
+        index[i] = -1;
+    }
+    return HCGA_SUCCESS;
 }
 
 hcga_result hcga_search(hcga_model *m, const hcga_embeddings *query, const hcga_embeddings *gallery,
@@ -250,93 +351,106 @@ hcga_result hcga_search(hcga_model *m, const hcga_embeddings *query, const hcga_
     hcga_context *ctx = m->ctx;
     hcga_api_begin(ctx);
     hcga_match_params p;
-    hcga_result r = get_params(ctx, "hcga_search", params, &p);
-    if (r == HCGA_SUCCESS) r = check_pair(ctx, "hcga_search", query, gallery, p.metric);
+    float *td = NULL;
+    hcga_result r = search_begin(ctx, "hcga_search", query, gallery, params, k, index, &p, &td);
     if (r != HCGA_SUCCESS) return r;
-    if (p.rerank)
-        return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT,
-                             "hcga_search: re-ranking needs the whole matrix: use hcga_distances");
-    if (k < 1 || !index) return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "hcga_search: %s", k < 1 ? "k < 1" : "index is NULL");
     const int nq = query->n, ng = gallery->n, D = row_width(query, p.metric);
-    float *td = malloc(sizeof(float) * (size_t)(nq > 0 ? nq : 1) * k);
-    if (!td) return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "hcga_search: out of memory");
-    for (size_t i = 0; i < (size_t)nq * k; i++) {
-        td[i] = INFINITY;
-        index[i] = -1;
-    }
     const int qb = nq < QUERY_BLOCK ? (nq > 0 ? nq : 1) : QUERY_BLOCK;
     const int gb = ng < GALLERY_BLOCK ? (ng > 0 ? ng : 1) : GALLERY_BLOCK;
-    hcga_be *be = ctx->be;
-    search_bufs b = {0};
-    b.hq = malloc(sizeof(float) * (size_t)qb * D);
-    b.hg = malloc(sizeof(float) * (size_t)gb * D);
-    b.hy = malloc(sizeof(float) * (size_t)qb * gb);
-    b.sq = malloc(sizeof(double) * (size_t)qb);
-    b.sg = malloc(sizeof(double) * (size_t)gb);
-    if (!b.hq || !b.hg || !b.hy || !b.sq || !b.sg) {
-        r = hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "hcga_search: out of memory for %dx%d blocks", qb, gb);
-        goto out;
-    }
-    if (hcga_be_alloc(be, sizeof(float) * (uint64_t)qb * D, &b.q) != HCGA_OK ||
-        hcga_be_alloc(be, sizeof(float) * (uint64_t)gb * D, &b.g) != HCGA_OK ||
-        hcga_be_alloc(be, sizeof(float) * (uint64_t)qb * gb, &b.y) != HCGA_OK) {
-        r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_search: %s", hcga_be_error(be));
-        goto out;
-    }
+    search_bufs b;
+    r = bufs_alloc(ctx, &b, qb, gb, D, 1);
+    /* gallery blocks outside, so each is prepared once; the query block is
+     * prepared once when the queries fit in one */
     for (int g0 = 0; g0 < ng && r == HCGA_SUCCESS; g0 += gb) {
         const int ngb = ng - g0 < gb ? ng - g0 : gb;
         gemm_rows(gallery, g0, ngb, p.metric, p.feat_norm, 0, b.hg, b.sg);
-        if (hcga_be_write(be, b.g, 0, b.hg, sizeof(float) * (uint64_t)ngb * D) != HCGA_OK) {
-            r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_search: %s", hcga_be_error(be));
-            break;
-        }
-        for (int q0 = 0; q0 < nq; q0 += qb) {
+        if (hcga_be_write(ctx->be, b.g, 0, b.hg, sizeof(float) * (uint64_t)ngb * D) != HCGA_OK)
+            r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_search: %s", hcga_be_error(ctx->be));
+        for (int q0 = 0; q0 < nq && r == HCGA_SUCCESS; q0 += qb) {
             const int nqb = nq - q0 < qb ? nq - q0 : qb;
-            /* the query block is rebuilt per gallery block only when the queries need several */
-            if (g0 == 0 || nq > qb) {
-                gemm_rows(query, q0, nqb, p.metric, p.feat_norm, 1, b.hq, b.sq);
-                if (hcga_be_write(be, b.q, 0, b.hq, sizeof(float) * (uint64_t)nqb * D) != HCGA_OK) {
-                    r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_search: %s", hcga_be_error(be));
-                    break;
-                }
-            }
-            hcga_tensor ta = hcga_tensor_make(b.q, 0, HCGA_F32, 2, (int64_t[]){nqb, D});
-            hcga_tensor tb = hcga_tensor_make(b.g, 0, HCGA_F32, 2, (int64_t[]){ngb, D});
-            hcga_tensor ty = hcga_tensor_make(b.y, 0, HCGA_F32, 2, (int64_t[]){nqb, ngb});
-            hcga_op_args a;
-            memset(&a, 0, sizeof a);
-            a.op = HCGA_OP_GEMM;
-            a.num_in = 2;
-            a.num_out = 1;
-            a.in[0] = &ta;
-            a.in[1] = &tb;
-            a.out[0] = &ty;
-            a.p.gemm.trans_b = 1;
-            a.p.gemm.alpha = 1.0;
-            if (hcga_be_run(be, &a) != HCGA_OK ||
-                hcga_be_read(be, b.y, 0, b.hy, sizeof(float) * (uint64_t)nqb * ngb) != HCGA_OK) {
-                r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_search: %s", hcga_be_error(be));
-                break;
-            }
-            for (int i = 0; i < nqb; i++) {
-                float *rd = td + (size_t)(q0 + i) * k;
-                int32_t *ri = index + (size_t)(q0 + i) * k;
-                const float *y = b.hy + (size_t)i * ngb;
-                for (int j = 0; j < ngb; j++) {
-                    float d;
-                    if (p.metric == HCGA_METRIC_ARM) d = -y[j];
-                    else {
-                        double v = b.sq[i] + b.sg[j] - 2.0 * y[j];
-                        d = (float)(v < 0 ? 0 : v);
-                    }
-                    topk_insert(rd, ri, k, d, g0 + j);
-                }
-            }
+            if (g0 == 0 || nq > qb) r = upload_queries(ctx, &b, query, q0, nqb, &p);
+            if (r == HCGA_SUCCESS)
+                r = score_block(ctx, &b, q0, nqb, b.g, 0, g0, ngb, b.sg, p.metric, k, td, index);
         }
     }
     if (r == HCGA_SUCCESS && dist) memcpy(dist, td, sizeof(float) * (size_t)nq * k);
-out:
-    bufs_free(be, &b);
+    bufs_free(ctx->be, &b);
+    free(td);
+    return r;
+}
+
+/* ---- gallery search: the gallery's GEMM rows kept on the backend ---------- */
+
+void hcga_api_prepared_free(hcga_context *ctx, hcga_api_prepared *pg)
+{
+    if (pg->buf && ctx && ctx->be) hcga_be_free(ctx->be, pg->buf);
+    free(pg->sq);
+    memset(pg, 0, sizeof *pg);
+}
+
+/* Make pg hold the GEMM rows of g for the metric (rebuilt when the metric
+ * or feat_norm changed): all n rows in one backend buffer. */
+static hcga_result prepare(hcga_context *ctx, const hcga_embeddings *g, const hcga_match_params *p,
+                           hcga_api_prepared *pg)
+{
+    if (pg->buf && pg->metric == (int)p->metric && pg->feat_norm == p->feat_norm) return HCGA_SUCCESS;
+    hcga_api_prepared_free(ctx, pg);
+    const int n = g->n, D = row_width(g, p->metric), blk = GALLERY_BLOCK;
+    float *host = malloc(sizeof(float) * (size_t)blk * D);
+    pg->sq = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    if (!host || !pg->sq) {
+        free(host);
+        hcga_api_prepared_free(ctx, pg);
+        return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "hcga_gallery_search: out of memory");
+    }
+    hcga_result r = HCGA_SUCCESS;
+    if (hcga_be_alloc(ctx->be, sizeof(float) * (uint64_t)(n > 0 ? n : 1) * D, &pg->buf) != HCGA_OK) {
+        pg->buf = NULL;
+        r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_gallery_search: %d gallery rows: %s", n,
+                          hcga_be_error(ctx->be));
+    }
+    for (int g0 = 0; g0 < n && r == HCGA_SUCCESS; g0 += blk) {
+        const int nb = n - g0 < blk ? n - g0 : blk;
+        gemm_rows(g, g0, nb, p->metric, p->feat_norm, 0, host, pg->sq + g0);
+        if (hcga_be_write(ctx->be, pg->buf, sizeof(float) * (uint64_t)g0 * D, host, sizeof(float) * (uint64_t)nb * D) !=
+            HCGA_OK)
+            r = hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "hcga_gallery_search: %s", hcga_be_error(ctx->be));
+    }
+    free(host);
+    if (r != HCGA_SUCCESS) {
+        hcga_api_prepared_free(ctx, pg);
+        return r;
+    }
+    pg->metric = (int)p->metric;
+    pg->feat_norm = p->feat_norm;
+    return HCGA_SUCCESS;
+}
+
+hcga_result hcga_api_gallery_search(hcga_context *ctx, const hcga_embeddings *gallery, hcga_api_prepared *pg,
+                                    const hcga_embeddings *query, const hcga_match_params *params, int k,
+                                    int32_t *index, float *dist)
+{
+    hcga_match_params p;
+    float *td = NULL;
+    hcga_result r = search_begin(ctx, "hcga_gallery_search", query, gallery, params, k, index, &p, &td);
+    if (r != HCGA_SUCCESS) return r;
+    r = prepare(ctx, gallery, &p, pg);
+    const int nq = query->n, ng = gallery->n, D = row_width(query, p.metric);
+    const int qb = nq < QUERY_BLOCK ? (nq > 0 ? nq : 1) : QUERY_BLOCK;
+    const int gb = ng < GALLERY_BLOCK ? (ng > 0 ? ng : 1) : GALLERY_BLOCK;
+    search_bufs b = {0};
+    if (r == HCGA_SUCCESS) r = bufs_alloc(ctx, &b, qb, gb, D, 0);
+    for (int q0 = 0; q0 < nq && r == HCGA_SUCCESS; q0 += qb) {
+        const int nqb = nq - q0 < qb ? nq - q0 : qb;
+        r = upload_queries(ctx, &b, query, q0, nqb, &p);
+        for (int g0 = 0; g0 < ng && r == HCGA_SUCCESS; g0 += gb) {
+            const int ngb = ng - g0 < gb ? ng - g0 : gb;
+            r = score_block(ctx, &b, q0, nqb, pg->buf, sizeof(float) * (uint64_t)g0 * D, g0, ngb, pg->sq + g0,
+                            p.metric, k, td, index);
+        }
+    }
+    if (r == HCGA_SUCCESS && dist) memcpy(dist, td, sizeof(float) * (size_t)nq * k);
+    bufs_free(ctx->be, &b);
     free(td);
     return r;
 }

@@ -2,8 +2,8 @@
  * cmd_search.c - `hcga search`: rank a gallery file of `hcga index` for
  * query images: the top-k names and distances as text or JSON, and
  * optionally ranked-list pictures.  Features and ranking go through the
- * public API alone (hcga_extract_files, hcga_gallery_load, hcga_search, the
- * blocked GEMM search); only the pictures use the frontend's drawing code
+ * public API alone (hcga_extract_files, hcga_gallery_load, hcga_gallery_search:
+ * the blocked GEMM search); only the pictures use the frontend's drawing code
  * (vis/vis.h, as `hcga test --visrank` draws them).
  */
 #include <stdio.h>
@@ -217,7 +217,7 @@ int cmd_search(int argc, char **argv, const hcga_global_opts *g)
         goto close;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (hcga_search(m, &q, hcga_gallery_embeddings(gal), &mp, top, idx, dist) != HCGA_SUCCESS) {
+    if (hcga_gallery_search(gal, &q, &mp, top, idx, dist) != HCGA_SUCCESS) {
         fprintf(stderr, "hcga search: %s\n", hcga_context_error(ctx));
         goto close;
     }

@@ -241,6 +241,14 @@ HCGA_API hcga_result hcga_gallery_load(hcga_model *m, const char *path, hcga_gal
 /* Its features (owned by the gallery) and names.  Pure. */
 HCGA_API const hcga_embeddings *hcga_gallery_embeddings(const hcga_gallery *g);
 HCGA_API const char *hcga_gallery_name(const hcga_gallery *g, int row);
+/* hcga_search over the gallery, for repeated searches: the first call (and
+ * the first after a change of metric or feat_norm) keeps the gallery's
+ * matrix rows on the backend (about 4 * n * ((num_parts+1)*dim + num_parts+1)
+ * bytes for ARM), so later calls only multiply.  Same results as
+ * hcga_search. */
+HCGA_API hcga_result hcga_gallery_search(hcga_gallery *g, const hcga_embeddings *query,
+                                         const hcga_match_params *params, int k, int32_t *index,
+                                         float *dist);
 /* NULL is accepted. */
 HCGA_API void hcga_gallery_free(hcga_gallery *g);
 
