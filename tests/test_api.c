@@ -10,6 +10,7 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,12 +398,50 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* two contexts used from two threads at once compute what one computes alone */
+typedef struct worker {
+    hcga_embeddings e;
+    hcga_result r;
+} worker;
+
+static void *extract_worker(void *arg)
+{
+    worker *w = arg;
+    hcga_context_params p = hcga_context_default_params();
+    p.threads = 1;
+    hcga_context *ctx = NULL;
+    hcga_model *m = NULL;
+    w->r = hcga_context_new(&p, &ctx);
+    if (w->r == HCGA_SUCCESS) w->r = hcga_model_load(ctx, ckpt, NULL, &m);
+    if (w->r == HCGA_SUCCESS) w->r = hcga_embeddings_alloc(m, nq, &w->e);
+    if (w->r == HCGA_SUCCESS) w->r = hcga_extract_files(m, query_list(), nq, &w->e, 0);
+    hcga_model_free(m);
+    hcga_context_free(ctx);
+    return NULL;
+}
+
+START_TEST(test_two_threads)
+{
+    worker w[2];
+    pthread_t t[2];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, extract_worker, &w[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    ck_assert_int_eq(w[0].r, HCGA_SUCCESS);
+    ck_assert_int_eq(w[1].r, HCGA_SUCCESS);
+    ck_assert_mem_eq(w[0].e.parts, w[1].e.parts, sizeof(float) * nq * w[0].e.num_parts * w[0].e.dim);
+    ck_assert_mem_eq(w[0].e.global, w[1].e.global, sizeof(float) * nq * w[0].e.global_dim);
+    hcga_embeddings_free(&w[0].e);
+    hcga_embeddings_free(&w[1].e);
+}
+END_TEST
+
 int main(void)
 {
     TCase *tc;
     Suite *s = hcga_test_suite("api", &tc);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     HCGA_ADD_TESTS(tc, test_version, test_files_match_hcga_test, test_views_equal_files, test_search_matches_distances,
-                   test_gallery_roundtrip_and_foreign, test_bad_checkpoints, test_bad_arguments);
+                   test_gallery_roundtrip_and_foreign, test_bad_checkpoints, test_bad_arguments, test_two_threads);
     return hcga_test_run(s);
 }
