@@ -55,6 +55,17 @@ int hcga_cli_model_arg(hcga_cli_model_args *a, const char *cmd, int argc, char *
     return 2;
 }
 
+int hcga_cli_take_arg(hcga_cli_model_args *a, hcga_cli_paths *p, const char *cmd, int argc, char **argv, int i)
+{
+    int used = hcga_cli_model_arg(a, cmd, argc, argv, i);
+    if (used) return used < 0 ? -2 : used;
+    if (argv[i][0] == '-' && argv[i][1] == '-') {
+        fprintf(stderr, "hcga %s: unknown option '%s' (see hcga %s --help)\n", cmd, argv[i], cmd);
+        return -2;
+    }
+    return hcga_cli_paths_add_images(p, argv[i], cmd) ? -1 : 1;
+}
+
 int hcga_cli_open_model(const hcga_global_opts *g, const hcga_cli_model_args *a, const char *cmd,
                         hcga_context **ctx, hcga_model **m)
 {

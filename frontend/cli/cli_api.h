@@ -22,6 +22,14 @@ void hcga_cli_model_args_init(hcga_cli_model_args *a);
  * the number of arguments used (1 or 2), 0 when argv[i] is not one, -1
  * after printing "hcga CMD: ..." for a bad value. */
 int hcga_cli_model_arg(hcga_cli_model_args *a, const char *cmd, int argc, char **argv, int i);
+/* The arguments index and search share: a model option, an unknown
+ * --option (an error), or an image file/directory added to p.  Returns the
+ * number of arguments used (1 or 2), or the exit status after printing the
+ * problem: -2 (usage) or -1 (a path that cannot be read). */
+struct hcga_cli_paths;
+int hcga_cli_take_arg(hcga_cli_model_args *a, struct hcga_cli_paths *p, const char *cmd, int argc, char **argv,
+                      int i);
+
 /* Open a context with the global options and load the model; prints
  * "hcga CMD: <message>" and returns -1 on failure (*ctx may then be set:
  * free it). */

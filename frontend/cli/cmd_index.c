@@ -57,15 +57,11 @@ int cmd_index(int argc, char **argv, const hcga_global_opts *g)
                 goto done;
             }
             out = argv[++i];
-        } else if ((used = hcga_cli_model_arg(&ma, "index", argc, argv, i)) != 0) {
-            if (used < 0) goto done;
+        } else if ((used = hcga_cli_take_arg(&ma, &inputs, "index", argc, argv, i)) < 0) {
+            rc = used == -2 ? 2 : 1;
+            goto done;
+        } else {
             i += used - 1;
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "hcga index: unknown option '%s' (see hcga index --help)\n", a);
-            goto done;
-        } else if (hcga_cli_paths_add_images(&inputs, a, "index")) {
-            rc = 1;
-            goto done;
         }
     }
     if (!ma.weights || !out || inputs.n == 0) {

@@ -171,15 +171,11 @@ int cmd_search(int argc, char **argv, const hcga_global_opts *g)
         } else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--arm")) metric = HCGA_METRIC_ARM;
         else if (!strcmp(a, "--global")) metric = HCGA_METRIC_GLOBAL;
-        else if ((used = hcga_cli_model_arg(&ma, "search", argc, argv, i)) != 0) {
-            if (used < 0) goto done;
+        else if ((used = hcga_cli_take_arg(&ma, &qs, "search", argc, argv, i)) < 0) {
+            rc = used == -2 ? 2 : 1;
+            goto done;
+        } else {
             i += used - 1;
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "hcga search: unknown option '%s' (see hcga search --help)\n", a);
-            goto done;
-        } else if (hcga_cli_paths_add_images(&qs, a, "search")) {
-            rc = 1;
-            goto done;
         }
     }
     if (!ma.weights || !gallery || qs.n == 0) {
