@@ -20,6 +20,7 @@ HCGA_DEPS=(
   libclblast-dev                    # OpenCL backend: GEMM
   clang libclang-rt-14-dev          # libFuzzer targets
   openmpi-bin libopenmpi-dev        # data-parallel training: mpirun, MPI (tests/test_dist_train)
+  python3-numpy python3-pytest      # the Python binding's tests (tests/check_python.sh skips without them)
   man-db groff-base                 # man hcga / man 3 hcga in installcheck; groff checks the man pages
 )
 # CUDA + cuDNN are not Debian packages: the CUDA backend is built when

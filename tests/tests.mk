@@ -94,3 +94,10 @@ TESTS += tests/test_api tests/check_exports.sh tests/check_man3.sh
 tests_test_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_api_LDADD = tests/libhcgatest.la libhcga_core.la libhcga.la $(CHECK_LIBS) -lm
 EXTRA_DIST += tests/check_exports.sh tests/check_man3.sh
+
+# ---- the Python binding (python/: ctypes over libhcga.so.0) ----
+# check_python.sh runs python/tests with pytest on this tree's library and
+# ./hcga; it skips (77) only without python3 + numpy + pytest.
+TESTS += tests/check_python.sh
+EXTRA_DIST += tests/check_python.sh python/pyproject.toml python/README.md python/.gitignore \
+	python/hcga/__init__.py python/tests/test_hcga.py
