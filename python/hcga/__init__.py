@@ -435,7 +435,7 @@ class Context:
 
     @property
     def backend(self):
-        """(backend name, device name), e.g. ("cpu", "OpenBLAS, 2 threads")."""
+        """(backend name, device name), e.g. ("cpu", "CPU x2 (OpenBLAS 0.3.21)")."""
         name, device = ctypes.c_char_p(), ctypes.c_char_p()
         self._call(self._lib.hcga_context_backend, self._handle, ctypes.byref(name), ctypes.byref(device))
         return _text(name.value), _text(device.value)
@@ -536,6 +536,10 @@ class Model:
         self.context._children.add(self)
         info = ModelInfo()
         self._call(lib.hcga_model_get_info, h, ctypes.byref(info))
+        if info.struct_size != ctypes.sizeof(ModelInfo):
+            self.close()
+            raise OSError("hcga: libhcga's hcga_model_info is %d bytes, this binding's %d"
+                          % (info.struct_size, ctypes.sizeof(ModelInfo)))
         self.info = Info(
             info.input_height,
             info.input_width,
