@@ -38,10 +38,12 @@ def hcga_bin():
 
 
 def run(*args):
-    """Run the hcga program; fail the test with its output if it fails."""
+    """Run the hcga program and return its stdout; fail the test with its
+    output if it fails."""
     cmd = [hcga_bin(), "--threads", str(THREADS), *map(str, args)]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert p.returncode == 0, "%s failed (%d):\n%s" % (" ".join(cmd), p.returncode, p.stdout[-4000:])
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.returncode == 0, "%s failed (%d):\n%s%s" % (" ".join(cmd), p.returncode, p.stdout[-3000:],
+                                                          p.stderr[-3000:])
     return p.stdout
 
 
@@ -346,3 +348,28 @@ def test_gallery_round_trip(model, query, gallery, tmp_path):
     sub = g.features[[3, 1, 2]]
     np.testing.assert_array_equal(sub.fore, g.features.fore[[3, 1, 2]])
     assert len(g.features[-1]) == 1
+
+
+def test_galleries_shared_with_the_hcga_program(model, query, gallery, bench, tmp_path):
+    """A gallery of `hcga index` loads here; one saved here is ranked by
+    `hcga search` as Model.search ranks it."""
+    folder = os.path.dirname(bench["gallery"][0])
+    indexed = tmp_path / "indexed.safetensors"
+    run("index", "--weights", bench["checkpoint"], "--out", indexed, folder)
+    g = hcga.Gallery.load(model, indexed)
+    try:
+        assert g.names == bench["gallery"]  # the paths, in path order
+        for name in ("fore", "parts", "global", "visible"):
+            np.testing.assert_allclose(g.features[name], gallery.features[name], rtol=0, atol=TOL, err_msg=name)
+    finally:
+        g.close()
+    saved = tmp_path / "saved.safetensors"
+    gallery.save(model, saved)
+    out = run("search", "--weights", bench["checkpoint"], "--gallery", saved, "--top", 5, "--json",
+              *bench["query"][:3])
+    ranked = json.loads(out)["queries"]
+    index, dist = model.search(query[:3], gallery, k=5)
+    assert [q["query"] for q in ranked] == bench["query"][:3]
+    for q, i, d in zip(ranked, index, dist):
+        assert [r["name"] for r in q["results"]] == [gallery.names[j] for j in i]
+        np.testing.assert_allclose([r["distance"] for r in q["results"]], d, rtol=1e-5, atol=1e-6)
