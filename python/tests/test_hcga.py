@@ -144,7 +144,8 @@ def test_library_and_info(context, model, bench):
     info = model.info
     assert (info.input_height, info.input_width) == (128, 64)
     assert info.num_parts >= 1 and info.dim > 0 and info.global_dim > 0 and info.batch == 8
-    assert info.fingerprint != hcga.Model(bench["other"], context).info.fingerprint
+    with hcga.Model(bench["other"], context) as other:
+        assert other.info.fingerprint != info.fingerprint
 
 
 # ---- features ---------------------------------------------------------------
