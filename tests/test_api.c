@@ -267,17 +267,34 @@ START_TEST(test_gallery_roundtrip_and_foreign)
     }
     hcga_gallery_free(gal);
 
-    /* another model (another config: another fingerprint) */
-    const char *over[] = {"TEST.FEAT_NORM", "no"};
+    /* a run-only key leaves the fingerprint; a key that changes the features does not */
+    const char *same[] = {"TEST.IMS_PER_BATCH", "4", "OUTPUT_DIR", "/elsewhere", "TEST.FEAT_NORM", "no"};
     hcga_model_params mp = hcga_model_default_params();
-    mp.overrides = over;
-    mp.n_overrides = 1;
+    mp.overrides = same;
+    mp.n_overrides = 3;
     hcga_model *m2 = load(ctx, &mp);
+    ck_assert_int_eq(hcga_gallery_load(m2, gpath, &gal), HCGA_SUCCESS);
+    hcga_gallery_free(gal);
+    hcga_model_free(m2);
+    const char *other[] = {"INPUT.PIXEL_STD", "[0.2, 0.2, 0.2]"};
+    mp.overrides = other;
+    mp.n_overrides = 1;
+    m2 = load(ctx, &mp);
     gal = NULL;
     ck_assert_int_eq(hcga_gallery_load(m2, gpath, &gal), HCGA_ERROR_MISMATCH);
     ck_assert_ptr_null(gal);
     ck_assert_ptr_nonnull(strstr(hcga_context_error(ctx), "indexed with another model"));
     hcga_model_free(m2);
+
+    /* a gallery made in memory searches as the one read from the file */
+    ck_assert_int_eq(hcga_gallery_new(m, &e, query_list(), &gal), HCGA_SUCCESS);
+    ck_assert_str_eq(hcga_gallery_name(gal, 1), qpaths[1]);
+    int32_t j1[64], j2[64];
+    ck_assert_int_eq(hcga_gallery_search(gal, &e, NULL, 1, j1, NULL), HCGA_SUCCESS);
+    ck_assert_int_eq(hcga_search(m, &e, &e, NULL, 1, j2, NULL), HCGA_SUCCESS);
+    ck_assert_mem_eq(j1, j2, sizeof(int32_t) * nq);
+    hcga_gallery_free(gal);
+    ck_assert_int_eq(hcga_gallery_new(m, &e, NULL, &gal), HCGA_ERROR_ARGUMENT);
 
     /* truncated gallery, a checkpoint given as a gallery */
     snprintf(bad, sizeof bad, "%s/g_cut.safetensors", tmpdir);

@@ -189,6 +189,47 @@ const char *hcga_gallery_name(const hcga_gallery *g, int row)
     return g && row >= 0 && row < g->e.n ? g->row[row] : NULL;
 }
 
+hcga_result hcga_gallery_new(hcga_model *m, const hcga_embeddings *e, const char *const *names, hcga_gallery **out)
+{
+    if (!m) return HCGA_ERROR_ARGUMENT;
+    hcga_context *ctx = m->ctx;
+    hcga_api_begin(ctx);
+    if (!out) return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "hcga_gallery_new: out is NULL");
+    *out = NULL;
+    const hcga_model_info *in = &m->info;
+    hcga_result r = hcga_api_check_embeddings(ctx, e, "hcga_gallery_new: e", in->num_parts, in->dim, in->global_dim);
+    if (r != HCGA_SUCCESS) return r;
+    if (!e->fore || !e->parts || !e->global || !e->visible || (e->n > 0 && !names))
+        return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "hcga_gallery_new: e needs all four arrays and names");
+    size_t bytes = 0;
+    for (int i = 0; i < e->n; i++) {
+        if (!names[i]) return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "hcga_gallery_new: names[%d] is NULL", i);
+        bytes += strlen(names[i]) + 1;
+    }
+    hcga_gallery *gal = calloc(1, sizeof *gal);
+    if (!gal) return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "hcga_gallery_new: out of memory");
+    gal->ctx = ctx;
+    const size_t rows = (size_t)(e->n > 0 ? e->n : 1);
+    if (hcga_embeddings_alloc(m, e->n, &gal->e) != HCGA_SUCCESS || !(gal->names = malloc(bytes + 1)) ||
+        !(gal->row = malloc(sizeof(char *) * rows))) {
+        hcga_gallery_free(gal);
+        return hcga_api_fail(ctx, HCGA_ERROR_MEMORY, "hcga_gallery_new: out of memory for %d rows", e->n);
+    }
+    memcpy(gal->e.fore, e->fore, sizeof(float) * (size_t)e->n * e->dim);
+    memcpy(gal->e.parts, e->parts, sizeof(float) * (size_t)e->n * e->num_parts * e->dim);
+    memcpy(gal->e.global, e->global, sizeof(float) * (size_t)e->n * e->global_dim);
+    for (size_t i = 0; i < (size_t)e->n * e->num_parts; i++) gal->e.visible[i] = e->visible[i] != 0;
+    size_t at = 0;
+    for (int i = 0; i < e->n; i++) {
+        size_t l = strlen(names[i]) + 1;
+        gal->row[i] = gal->names + at;
+        memcpy(gal->names + at, names[i], l);
+        at += l;
+    }
+    *out = gal;
+    return HCGA_SUCCESS;
+}
+
 hcga_result hcga_gallery_search(hcga_gallery *g, const hcga_embeddings *query, const hcga_match_params *params, int k,
                                 int32_t *index, float *dist)
 {

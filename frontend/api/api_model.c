@@ -160,14 +160,64 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-/* The weights as the model computes with them (F32) and the config: two
- * loads of the same checkpoint agree, any changed weight or key differs. */
+/* The config keys that decide what features the eval graph computes from
+ * an image: the architecture, the test transform, the part count, the neck
+ * feature and the precision.  Run-only keys (paths, batch sizes, devices,
+ * training schedule, matching options) are left out, so that they do not
+ * make a gallery "of another model". */
+static const char *const feature_keys[] = {
+    "MODEL.NAME", "MODEL.T", "MODEL.SEG_F", "MODEL.LAST_STRIDE", "MODEL.NECK", "MODEL.IF_BIGG", "MODEL.EXTRA",
+    "INPUT.SIZE_TEST", "INPUT.PIXEL_MEAN", "INPUT.PIXEL_STD", "CLUSTERING.PART_NUM", "TEST.NECK_FEAT",
+    "SOLVER.AMP.ENABLED", "SOLVER.AMP.DTYPE",
+};
+
+static int is_feature_key(const char *path)
+{
+    for (size_t i = 0; i < sizeof feature_keys / sizeof feature_keys[0]; i++) {
+        size_t n = strlen(feature_keys[i]);
+        if (!strncmp(path, feature_keys[i], n) && (path[n] == 0 || path[n] == '.')) return 1;
+    }
+    return 0;
+}
+
+/* Hash the lines of the config dump (block-style YAML, two spaces an
+ * indentation level) whose key path is one of feature_keys. */
+static uint64_t hash_feature_config(uint64_t h, const char *yaml)
+{
+    char path[8][64];
+    for (const char *line = yaml; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        size_t ind = 0;
+        while (ind < len && line[ind] == ' ') ind++;
+        const char *colon = memchr(line + ind, ':', len - ind);
+        int depth = (int)(ind / 2);
+        if (colon && depth < 8) {
+            snprintf(path[depth], sizeof path[depth], "%.*s", (int)(colon - line - ind), line + ind);
+            char full[600] = "";
+            for (int d = 0; d <= depth; d++) {
+                strcat(full, path[d]);
+                if (d < depth) strcat(full, ".");
+            }
+            if (is_feature_key(full)) {
+                h = fnv1a(h, full, strlen(full));
+                h = fnv1a(h, colon, len - (size_t)(colon - line));
+            }
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return h;
+}
+
+/* The weights as the model computes with them (F32, with their names and
+ * shapes) and the feature-deciding config: two loads of the same checkpoint
+ * agree, any changed weight or feature key differs. */
 static int model_fingerprint(hcga_model *m, uint64_t *out)
 {
     uint64_t h = 14695981039346656037ull;
     char *yaml = hcga_config_dump_string(m->cfg);
     if (!yaml) return -1;
-    h = fnv1a(h, yaml, strlen(yaml));
+    h = hash_feature_config(h, yaml);
     free(yaml);
     for (int i = 0; i < hg_store_count(m->store); i++) {
         hg_store_entry *e = hg_store_at(m->store, i);
@@ -180,6 +230,7 @@ static int model_fingerprint(hcga_model *m, uint64_t *out)
             return -1;
         }
         h = fnv1a(h, e->name, strlen(e->name));
+        h = fnv1a(h, e->shape, sizeof(int64_t) * (size_t)e->ndim);
         h = fnv1a(h, buf, sizeof(float) * (size_t)n);
         free(buf);
     }

@@ -143,9 +143,13 @@ typedef struct hcga_model_info {
     int batch;             /* images per forward pass */
     int arm;               /* TEST.WITH_ARM: ARM is the model's default matching */
     int feat_norm;         /* TEST.FEAT_NORM: global features are L2-normalised for matching */
-    uint64_t fingerprint;  /* identifies the weights and the config: galleries carry it */
+    uint64_t fingerprint;  /* identifies the weights and the config keys that decide the
+                              features (architecture, test size and normalisation, parts,
+                              precision; not paths or batch sizes): galleries carry it */
 } hcga_model_info;
 
+/* Writes the whole struct (the library's size, set in info->struct_size):
+ * like the params structs it changes only with the SONAME. */
 HCGA_API hcga_result hcga_model_get_info(hcga_model *m, hcga_model_info *info);
 
 /* ---- features ------------------------------------------------------------ */
@@ -183,7 +187,10 @@ HCGA_API void hcga_embeddings_free(hcga_embeddings *e);
 
 /* Features of n images into rows first_row .. first_row+n-1 of out (whose
  * sizes must be m's; out->n >= first_row + n).  Runs the eval graph in
- * batches of the model's batch size. */
+ * batches of the model's batch size.  An image's features are bit-identical
+ * to `hcga test`'s when it sits at the same position of a batch of the same
+ * size; elsewhere they differ by rounding (about 1e-6 relative on the cpu
+ * backend: the GEMMs block differently). */
 HCGA_API hcga_result hcga_extract(hcga_model *m, const hcga_image_view *images, int n,
                                   hcga_embeddings *out, int first_row);
 /* The same for image files (JPEG or PNG, decoded as the dataset reader
@@ -238,6 +245,10 @@ HCGA_API hcga_result hcga_gallery_save(hcga_model *m, const char *path, const hc
 /* Read a gallery file written for m (another model's gallery is
  * HCGA_ERROR_MISMATCH). */
 HCGA_API hcga_result hcga_gallery_load(hcga_model *m, const char *path, hcga_gallery **out);
+/* A gallery from rows in memory (copied, with the names), as
+ * hcga_gallery_load would read them back from a file. */
+HCGA_API hcga_result hcga_gallery_new(hcga_model *m, const hcga_embeddings *e,
+                                      const char *const *names, hcga_gallery **out);
 /* Its features (owned by the gallery) and names.  Pure. */
 HCGA_API const hcga_embeddings *hcga_gallery_embeddings(const hcga_gallery *g);
 HCGA_API const char *hcga_gallery_name(const hcga_gallery *g, int row);
