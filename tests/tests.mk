@@ -83,3 +83,12 @@ check_PROGRAMS += tests/test_amp_graph tests/test_amp_train
 TESTS += tests/test_amp_graph tests/test_amp_train
 tests_test_amp_graph_CFLAGS = $(TEST_CFLAGS)
 tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)
+
+# ---- the terminal progress line ----
+# test_progress: the formatting of frontend/util/progress.c, compiled in (it
+# needs nothing else).
+check_PROGRAMS += tests/test_progress
+TESTS += tests/test_progress
+tests_test_progress_SOURCES = tests/test_progress.c frontend/util/progress.c frontend/util/progress.h
+tests_test_progress_CFLAGS = $(TEST_CFLAGS)
+tests_test_progress_LDADD = tests/libhcgatest.la $(CHECK_LIBS) -lm
