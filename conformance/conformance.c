@@ -331,7 +331,8 @@ int hcga_conformance_run(const conf_opts *o)
          * a terminal too: its line per case is the progress then */
         hcga_progress pg;
         char pglabel[64];
-        snprintf(pglabel, sizeof pglabel, "conformance %s %s", modes[o->mode], hcga_dtype_name(dtype));
+        snprintf(pglabel, sizeof pglabel, "conformance %s %s", modes[o->mode],
+                 hcga_dtype_name(grad_on_cpu ? HCGA_F64 : dtype));
         hcga_progress_start(&pg, pglabel, ncases);
         if (isatty(fileno(out))) hcga_progress_off(&pg);
         for (int i = 0; i < ncases; i++) {
