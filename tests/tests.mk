@@ -92,3 +92,13 @@ TESTS += tests/test_progress
 tests_test_progress_SOURCES = tests/test_progress.c frontend/util/progress.c frontend/util/progress.h
 tests_test_progress_CFLAGS = $(TEST_CFLAGS)
 tests_test_progress_LDADD = tests/libhcgatest.la $(CHECK_LIBS) -lm
+
+# ---- the manual page ----
+# test_man: man/hcga.1 against the command table (frontend/cli/commands.h) and
+# each command's --help (it runs the built ./hcga); man/check_man.sh (in
+# man/man.mk) renders the page with groff -ww.
+check_PROGRAMS += tests/test_man
+TESTS += tests/test_man
+tests_test_man_CFLAGS = $(TEST_CFLAGS)
+tests_test_man_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
+EXTRA_tests_test_man_DEPENDENCIES = hcga$(EXEEXT)
