@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/progress.h"
 
 #ifndef HCGA_SRCDIR
 #error "HCGA_SRCDIR must be defined by the build (Makefile.am)"
@@ -324,9 +327,18 @@ int hcga_conformance_run(const conf_opts *o)
                 if (conf_case_applies(&cases[i].c, dtype)) count(&r, cases[i].c.op, -1);
             continue;
         }
+        /* cases done / all on a terminal's stderr; not when the report goes to
+         * a terminal too: its line per case is the progress then */
+        hcga_progress pg;
+        char pglabel[64];
+        snprintf(pglabel, sizeof pglabel, "conformance %s %s", modes[o->mode],
+                 hcga_dtype_name(grad_on_cpu ? HCGA_F64 : dtype));
+        hcga_progress_start(&pg, pglabel, ncases);
+        if (isatty(fileno(out))) hcga_progress_off(&pg);
         for (int i = 0; i < ncases; i++) {
             const conf_loaded_case *lc = &cases[i];
             int res;
+            hcga_progress_update(&pg, i, hcga_op_name(lc->c.op));
             if (!grad_on_cpu && !conf_case_applies(&lc->c, dtype)) continue;
             if (o->verbose > 0) {
                 /* a backend that crashes leaves this line as the last one */
@@ -355,6 +367,7 @@ int hcga_conformance_run(const conf_opts *o)
             count(&r, lc->c.op, res);
             fflush(out);
         }
+        hcga_progress_finish(&pg);
     }
     print_summary(&r, conf_now_ms() - t0);
     int rc = r.failed ? CONF_EXIT_FAIL : CONF_EXIT_PASS;

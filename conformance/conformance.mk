@@ -33,7 +33,7 @@ conformance_hcga_backend_broken_la_LIBADD = -lm
 check_PROGRAMS += conformance/test_conformance
 TESTS += conformance/test_conformance
 conformance_test_conformance_SOURCES = conformance/test_conformance.c $(CONF_SRCS) \
-	frontend/backend/plugin_loader.c
+	frontend/backend/plugin_loader.c frontend/util/progress.c
 conformance_test_conformance_CFLAGS = $(TEST_CFLAGS)
 conformance_test_conformance_LDADD = tests/libhcgatest.la $(CHECK_LIBS) $(LIBS)
 

@@ -101,3 +101,22 @@ EXTRA_DIST += tests/check_exports.sh tests/check_man3.sh
 TESTS += tests/check_python.sh
 EXTRA_DIST += tests/check_python.sh python/pyproject.toml python/README.md python/.gitignore \
 	python/hcga/__init__.py python/tests/test_hcga.py
+
+# ---- the terminal progress line ----
+# test_progress: the formatting of frontend/util/progress.c, compiled in (it
+# needs nothing else).
+check_PROGRAMS += tests/test_progress
+TESTS += tests/test_progress
+tests_test_progress_SOURCES = tests/test_progress.c frontend/util/progress.c frontend/util/progress.h
+tests_test_progress_CFLAGS = $(TEST_CFLAGS)
+tests_test_progress_LDADD = tests/libhcgatest.la $(CHECK_LIBS) -lm
+
+# ---- the manual page ----
+# test_man: man/hcga.1 against the command table (frontend/cli/commands.h) and
+# each command's --help (it runs the built ./hcga); man/check_man.sh (in
+# man/man.mk) renders the page with groff -ww.
+check_PROGRAMS += tests/test_man
+TESTS += tests/test_man
+tests_test_man_CFLAGS = $(TEST_CFLAGS)
+tests_test_man_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
+EXTRA_tests_test_man_DEPENDENCIES = hcga$(EXEEXT)

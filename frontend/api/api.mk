@@ -24,4 +24,3 @@ frontend/api/hcga.sym: $(top_srcdir)/include/hcga/hcga.h
 
 pkgconfigdir = $(libdir)/pkgconfig
 pkgconfig_DATA = frontend/api/hcga.pc
-dist_man3_MANS = man/hcga.3

@@ -3,8 +3,9 @@
  * directories (or of the image files named) into a gallery file for
  * `hcga search`.  Written on the public API alone (include/hcga/hcga.h,
  * libhcga.so): it is what a deployment would write, and the CLI's proof that
- * the API is enough for it.  The file walk and argument parsing are shared
- * with cmd_search.c through cli_api.h.
+ * the API is enough for it (the progress line on a terminal is the CLI's
+ * util/progress).  The file walk and argument parsing are shared with
+ * cmd_search.c through cli_api.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +14,9 @@
 #include "cli/cli_api.h"
 #include "cli/commands.h"
 #include "hcga/hcga.h"
+#include "util/progress.h"
 
-#define CHUNK 256 /* images per hcga_extract_files call (progress granularity) */
+#define CHUNK 64 /* images per hcga_extract_files call (progress granularity) */
 
 static void usage(FILE *f)
 {
@@ -80,11 +82,15 @@ int cmd_index(int argc, char **argv, const hcga_global_opts *g)
         fprintf(stderr, "hcga index: %s\n", hcga_context_error(ctx));
         goto close;
     }
+    hcga_progress pg;
+    hcga_progress_start(&pg, "index", inputs.n);
     int failed = 0;
     for (int i = 0; i < inputs.n && !failed; i += CHUNK) {
         int n = inputs.n - i < CHUNK ? inputs.n - i : CHUNK;
         if (hcga_extract_files(m, (const char *const *)inputs.path + i, n, &e, i) != HCGA_SUCCESS) failed = 1;
+        else hcga_progress_update(&pg, i + n, "images");
     }
+    hcga_progress_finish(&pg);
     if (failed) {
         fprintf(stderr, "hcga index: %s\n", hcga_context_error(ctx));
         goto close;

@@ -18,6 +18,7 @@
 #include "data/rng.h"
 #include "model/model.h"
 #include "model/model_io.h"
+#include "util/progress.h"
 #include "util/util.h"
 
 /* ---- pseudo label storage ----------------------------------------------- */
@@ -631,6 +632,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     uint8_t *lab = NULL;
     hcga_dfc *dfc = NULL;
     hcga_split sub = {0};
+    hcga_progress pg = {.on = 0}; /* started below; `out:` erases its line */
     if (!members || !feats || !fb) {
         snprintf(err, err_len, "out of memory for co-parsing");
         goto out;
@@ -639,7 +641,6 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     char dir[4096];
     pseudo_dir(cfg, ds, dir, sizeof dir);
     if (hcga_mkdirs(dir, err, err_len)) goto out;
-    const int tty = log && isatty(fileno(log));
     double t0 = hcga_now(), iters_sum = 0;
     /* data-parallel: rank r does the identities id with id % N == r, and
      * the other ranks' maps arrive by the sum below (each map is non-zero on
@@ -649,6 +650,14 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     if (nsh > 1)
         for (int i = 0; i < ds->train.count; i++)
             if (ds->train.items[i].label % nsh != me) memset(p->maps + (size_t)i * p->h * p->w, 0, (size_t)p->h * p->w);
+    /* the identities done on a terminal: this rank's share; rank 0 draws it */
+    char pglabel[64];
+    long long share = (ds->num_train_ids - me + nsh - 1) / nsh, ndone = 0;
+    snprintf(pglabel, sizeof pglabel, "co-parsing (%s) epoch %d%s", use_dfc ? "DFC" : "k-means", epoch,
+             nsh > 1 ? ", rank 0's share" : "");
+    hcga_progress_start(&pg, pglabel, share);
+    if (me != 0) hcga_progress_off(&pg);
+    hcga_progress_update(&pg, 0, NULL);
     for (int id = 0; id < ds->num_train_ids; id++) {
         if (id % nsh != me) continue;
         int n = 0;
@@ -737,18 +746,15 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
             snprintf(path, sizeof path, "%s/%s.png", dir, ds->train.items[members[j]].name);
             if (hcga_png_write(path, &m, err, err_len)) goto out;
         }
-        if (tty)
-            fprintf(log, "\rco-parsing (%s) epoch %d: identity %d/%d%s", use_dfc ? "DFC" : "k-means", epoch, id + 1,
-                    ds->num_train_ids, nsh > 1 ? " (this rank's share)" : ""),
-                fflush(log);
+        hcga_progress_update(&pg, ++ndone, NULL);
     }
+    hcga_progress_finish(&pg);
     if (nsh > 1 && hcga_dist_allreduce_sum(p->maps, (int64_t)p->count * p->h * p->w, HCGA_U8,
                                            "co-parsing labels of every rank", err, err_len))
         goto out;
     p->rounds++;
     double secs = hcga_now() - t0;
     if (log) {
-        if (tty) fprintf(log, "\r\033[K");
         fprintf(log, "co-parsing round %d (%s, epoch %d): %d identities in %.1f s (%.3f s per identity)", p->rounds,
                 use_dfc ? "DFC" : "k-means", epoch, ds->num_train_ids, secs, secs / ds->num_train_ids);
         if (use_dfc) fprintf(log, ", %.1f DFC iterations on average", iters_sum / ds->num_train_ids);
@@ -768,6 +774,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     }
     rc = 0;
 out:
+    hcga_progress_finish(&pg); /* the caller prints err on stderr */
     free(members);
     free(feats);
     free(fb);

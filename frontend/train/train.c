@@ -26,6 +26,7 @@
 #include "model/model.h"
 #include "model/model_io.h"
 #include "train/ddp.h"
+#include "util/progress.h"
 #include "util/util.h"
 #include "vis/vis.h"
 
@@ -72,11 +73,6 @@ double hcga_lr_factor(const hcga_config *cfg, int epoch)
 }
 
 /* ---- the run -------------------------------------------------------------------- */
-
-static int is_tty_stderr(void)
-{
-    return isatty(fileno(stderr));
-}
 
 static void eval_print(FILE *f, const char *what, const hcga_eval_result *r)
 {
@@ -468,12 +464,19 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
     const int niter = count / batch;
     double t0 = hcga_now(), loss_sum = 0, acc_sum = 0;
     int it = 0;
+    /* the step line on a terminal (rank 0 only): epoch, step, rate, ETA, loss */
+    hcga_progress pg;
+    char pglabel[64], pgextra[48];
+    snprintf(pglabel, sizeof pglabel, "epoch %d/%d", epoch, r->max_epochs);
+    hcga_progress_start(&pg, pglabel, niter);
+    if (hcga_dist_rank() != 0) hcga_progress_off(&pg);
     const hcga_batch *b;
     float *hostbuf = r->hostbuf;
     const int fp16 = r->amp.enabled && r->amp.dtype == HCGA_F16;
     while ((b = hcga_loader_next(ld))) {
         it++;
         if (fp16 && hcga_model_set_loss_scale(r->ext, r->gt, r->loss_scale, err, sizeof err)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
             hcga_loader_free(ld);
             return -1;
@@ -482,11 +485,13 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         if (hg_exec_set_input(r->ext, "input.images", b->images, HCGA_F32) ||
             hg_exec_set_input(r->ext, "input.pids", b->labels, HCGA_I64) ||
             hg_exec_set_input(r->ext, "input.parsing", b->parsing, HCGA_I64) || hg_exec_run(r->ext)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
             hcga_loader_free(ld);
             return -1;
         }
         if (hcga_ddp_finish(r->ddp, err, sizeof err)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
             hcga_loader_free(ld);
             return -1;
@@ -495,6 +500,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         int b_n_all;
         if (read_val(r->ext, r->gt, "loss.total", &loss, HCGA_F64, err, sizeof err) ||
             read_val(r->ext, r->gt, "train.cls_score_global", hostbuf, HCGA_F32, err, sizeof err)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: %s\n", err);
             hcga_loader_free(ld);
             return -1;
@@ -509,6 +515,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         const long long stepno = (long long)r->adam_step + r->amp_skipped + 1;
         float gsum = 0;
         if (fp16 && read_val(r->ext, r->gt, HCGA_AMP_CHECK_OUTPUT, &gsum, HCGA_F32, err, sizeof err)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: %s\n", err);
             hcga_loader_free(ld);
             return -1;
@@ -518,6 +525,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         if (r->nranks > 1) {
             double v[4] = {loss, correct, b->n, gsum};
             if (hcga_dist_allreduce_sum(v, 4, HCGA_F64, "loss and accuracy", err, sizeof err)) {
+                hcga_progress_finish(&pg);
                 fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, err);
                 hcga_loader_free(ld);
                 return -1;
@@ -531,6 +539,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         }
         double acc = (double)correct / b_n_all;
         if (!isfinite(loss)) {
+            hcga_progress_finish(&pg);
             fprintf(stderr, "hcga train: loss is %s at epoch %d iteration %d; stopping without applying "
                             "this step (the last checkpoint %s is intact)\n",
                     isnan(loss) ? "NaN" : "Inf", epoch, it, r->ckpath);
@@ -539,6 +548,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
         }
         if (fp16 && !isfinite(gsum)) {
             /* never applied: the optimizer does not run (nor count the step) */
+            hcga_progress_clear(&pg);
             printf("step %lld skipped: gradients have Inf/NaN at loss scale %g\n", stepno, r->loss_scale);
             fflush(stdout);
             fprintf(r->metrics,
@@ -553,6 +563,7 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
                                hcga_cfg_float(cfg, "SOLVER.WEIGHT_DECAY_BIAS"), 0.9, 0.999, 1e-8, 0.0,
                                ++r->adam_step};
             if (hg_adam_step(r->ext, &oc)) {
+                hcga_progress_finish(&pg);
                 fprintf(stderr, "hcga train: epoch %d iteration %d: %s\n", epoch, it, hg_exec_error(r->ext));
                 hcga_loader_free(ld);
                 return -1;
@@ -571,19 +582,15 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             break;
         }
         if (r->log_period > 0 && it % r->log_period == 0) {
-            if (is_tty_stderr()) fprintf(stderr, "\r\033[K");
+            hcga_progress_clear(&pg);
             printf("Epoch[%d] Iteration[%d/%d] Loss: %.3f, Acc: %.3f, Base Lr: %.2e\n", epoch, it, niter,
                    loss_sum / it, acc_sum / it, lr);
             fflush(stdout);
         }
-        if (is_tty_stderr()) {
-            int w = 30, done = niter ? it * w / niter : w;
-            fprintf(stderr, "\r[%.*s%*s] %d/%d loss %.3f", done, "##############################", w - done, "",
-                    it, niter, loss_sum / it);
-            fflush(stderr);
-        }
+        snprintf(pgextra, sizeof pgextra, "loss %.3f", loss_sum / it);
+        hcga_progress_update(&pg, it, pgextra);
     }
-    if (is_tty_stderr()) fprintf(stderr, "\r\033[K");
+    hcga_progress_finish(&pg);
     if (hcga_loader_error(ld)) {
         fprintf(stderr, "hcga train: %s\n", hcga_loader_error(ld));
         hcga_loader_free(ld);
