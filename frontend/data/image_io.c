@@ -352,6 +352,37 @@ static void png_mem_read(png_structp png, png_bytep out, size_t n)
     s->left -= n;
 }
 
+/* libpng trusts a chunk's length field: for tEXt, zTXt, iTXt, iCCP, sPLT,
+ * pCAL, sCAL and eXIf it allocates the whole declared length (up to 2 GiB)
+ * before reading a byte of it, so a 100-byte file can cost gigabytes.  With
+ * the whole file in memory, walk the chunks first and refuse one whose length
+ * runs past the end of the data: libpng would fail on it anyway ("Read
+ * Error"), only after the allocation.  Chunks after IEND are never read. */
+static int png_chunks_fit(const unsigned char *p, size_t len, const char *name, char *err,
+                          size_t err_len)
+{
+    size_t off = 8;
+    while (len - off >= 8) {
+        uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                     (uint32_t)p[off + 2] << 8 | p[off + 3];
+        const unsigned char *t = p + off + 4;
+        if ((uint64_t)n + 12 > len - off) {
+            char type[5];
+            for (int i = 0; i < 4; i++)
+                type[i] = (t[i] >= 'A' && t[i] <= 'Z') || (t[i] >= 'a' && t[i] <= 'z') ? (char)t[i]
+                                                                                     : '?';
+            type[4] = '\0';
+            snprintf(err, err_len,
+                     "%s: not a valid PNG: chunk %s of %lu bytes runs past the end of the file",
+                     name, type, (unsigned long)n);
+            return -1;
+        }
+        off += (size_t)n + 12;
+        if (memcmp(t, "IEND", 4) == 0) break;
+    }
+    return 0;
+}
+
 int hcga_png_read(const char *path, hcga_image *img, char *err, size_t err_len)
 {
     memset(img, 0, sizeof *img);
@@ -371,6 +402,7 @@ int hcga_png_read_mem(const void *buf, size_t len, const char *name, hcga_image 
         snprintf(err, err_len, "%s: not a PNG file (bad signature)", name);
         return -1;
     }
+    if (png_chunks_fit(buf, len, name, err, err_len)) return -1;
     struct png_src src = {(const unsigned char *)buf + 8, len - 8};
     struct png_ctx ctx = {err, err_len, name};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_err_fn, png_warn_fn);
