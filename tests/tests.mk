@@ -83,3 +83,8 @@ check_PROGRAMS += tests/test_amp_graph tests/test_amp_train
 TESTS += tests/test_amp_graph tests/test_amp_train
 tests_test_amp_graph_CFLAGS = $(TEST_CFLAGS)
 tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)
+
+# ---- image readers on damaged files (frontend/data/image_io.c) ----
+check_PROGRAMS += tests/test_image_io
+TESTS += tests/test_image_io
+tests_test_image_io_CFLAGS = $(TEST_CFLAGS)
