@@ -6,12 +6,16 @@
  * chunk whose length runs past the end - must return -1 with one line naming
  * the file and leave no image, never crash or exit.  The in-memory decoders
  * the fuzz target drives (fuzz/fuzz_image.c) must agree with the path readers.
+ * A progressive JPEG over HCGA_JPEG_MAX_SCANS scans is refused, one under is
+ * read.
  */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jpeglib.h>
 
 #include "data/image_io.h"
 #include "testutil.h"
@@ -253,12 +257,72 @@ START_TEST(test_mem_matches_path)
 }
 END_TEST
 
+/* A valid progressive 16x16 RGB JPEG whose script sends every AC coefficient
+ * of every component in its own scans, successive approximation starting at
+ * bit al_first: 1 + 3 * 63 * (al_first + 1) scans. */
+static void write_many_scans(const char *path, int al_first, int *scans)
+{
+    static jpeg_scan_info sc[1 + 3 * 63 * 4];
+    int n = 0;
+    sc[n] = (jpeg_scan_info){3, {0, 1, 2, 0}, 0, 0, 0, 0};
+    n++;
+    for (int c = 0; c < 3; c++)
+        for (int k = 1; k < 64; k++)
+            for (int al = al_first; al >= 0; al--) {
+                sc[n] = (jpeg_scan_info){1, {c, 0, 0, 0}, k, k, al == al_first ? 0 : al + 1, al};
+                n++;
+            }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr je;
+    ci.err = jpeg_std_error(&je);
+    jpeg_create_compress(&ci);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = ci.image_height = 16;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    ci.scan_info = sc;
+    ci.num_scans = n;
+    jpeg_start_compress(&ci, TRUE);
+    unsigned char row[48];
+    JSAMPROW r = row;
+    while (ci.next_scanline < 16) {
+        for (int i = 0; i < 48; i++) row[i] = (unsigned char)(i * 5 + ci.next_scanline * 13);
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    ck_assert_int_eq(fclose(f), 0);
+    *scans = n;
+}
+
+START_TEST(test_jpeg_scan_limit)
+{
+    char path[512];
+    path_in_tmp(path, sizeof path, "scans.jpg");
+    int n;
+    write_many_scans(path, 1, &n);
+    ck_assert_int_le(n, HCGA_JPEG_MAX_SCANS);
+    hcga_image img;
+    char err[1024];
+    ck_assert_msg(hcga_jpeg_read(path, &img, err, sizeof err) == 0, "%d scans: %s", n, err);
+    ck_assert_int_eq(img.width, 16);
+    hcga_image_free(&img);
+    write_many_scans(path, 2, &n);
+    ck_assert_int_gt(n, HCGA_JPEG_MAX_SCANS);
+    expect_error(hcga_jpeg_read, path, "more than 500 scans");
+}
+END_TEST
+
 int main(void)
 {
     TCase *tc;
     Suite *s = hcga_test_suite("image_io", &tc);
     tcase_add_checked_fixture(tc, setup_tmp, teardown_tmp);
     tcase_set_timeout(tc, 60);
-    HCGA_ADD_TESTS(tc, test_every_prefix_fails, test_corrupt_files, test_mem_matches_path);
+    HCGA_ADD_TESTS(tc, test_every_prefix_fails, test_corrupt_files, test_mem_matches_path,
+                   test_jpeg_scan_limit);
     return hcga_test_run(s);
 }

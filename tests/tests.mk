@@ -88,3 +88,4 @@ tests_test_amp_train_CFLAGS = $(TEST_CFLAGS)
 check_PROGRAMS += tests/test_image_io
 TESTS += tests/test_image_io
 tests_test_image_io_CFLAGS = $(TEST_CFLAGS)
+tests_test_image_io_LDADD = $(LDADD) $(JPEG_LIBS)
