@@ -8,6 +8,14 @@
 # in fuzz/corpus-* of the build tree; a crash, leak or timeout fails the target
 # and leaves the reproducer as fuzz/crash-* / fuzz/leak-* / fuzz/timeout-*.
 # Inputs that once failed are kept in fuzz/regress-* and replayed as seeds.
+#
+# fuzz_image, 2026-12-03 (issue 15): `make fuzz-image FUZZ_RUNS=1000000`, one
+# nice'd process on a shared 2-core machine, system libjpeg-turbo 2.1.5 and
+# libpng 1.6.39.  Found and fixed: a 307-byte PNG whose tEXt chunk declares
+# 1.1 GB made libpng allocate that much (timeout under ASan; kept as
+# regress-img/png-text-chunk-length-2g).  Then no crash, leak or timeout in
+# 525,669 execs by 19:57 UTC (cov 71 ft 169, 287 exec/s, rss 381 MB); the run
+# to 10^6 was still going at the 20:30 deadline.
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer \
