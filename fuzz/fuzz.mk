@@ -13,9 +13,11 @@
 # nice'd process on a shared 2-core machine, system libjpeg-turbo 2.1.5 and
 # libpng 1.6.39.  Found and fixed: a 307-byte PNG whose tEXt chunk declares
 # 1.1 GB made libpng allocate that much (timeout under ASan; kept as
-# regress-img/png-text-chunk-length-2g).  Then no crash, leak or timeout in
-# 525,669 execs by 19:57 UTC (cov 71 ft 169, 287 exec/s, rss 381 MB); the run
-# to 10^6 was still going at the 20:30 deadline.
+# regress-img/png-text-chunk-length-2g).  Then, with that fix, no crash,
+# leak or timeout: "#1000000 DONE cov: 71 ft: 170 corp: 64/7837b lim: 9962
+# exec/s: 315 rss: 433Mb" (number_of_executed_units 1000000, new_units_added
+# 150, slowest_unit_time_sec 0, peak_rss_mb 433).  cov counts only image_io.c
+# and the harness: the system libraries are not instrumented (FUZZ_IMG_LIBS).
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 FUZZ_FLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer \
