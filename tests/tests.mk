@@ -120,3 +120,9 @@ TESTS += tests/test_man
 tests_test_man_CFLAGS = $(TEST_CFLAGS)
 tests_test_man_LDADD = tests/libhcgatest.la $(CHECK_LIBS)
 EXTRA_tests_test_man_DEPENDENCIES = hcga$(EXEEXT)
+
+# ---- image readers on damaged files (frontend/data/image_io.c) ----
+check_PROGRAMS += tests/test_image_io
+TESTS += tests/test_image_io
+tests_test_image_io_CFLAGS = $(TEST_CFLAGS)
+tests_test_image_io_LDADD = $(LDADD) $(JPEG_LIBS)
