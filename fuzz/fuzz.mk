@@ -8,6 +8,7 @@
 # in fuzz/corpus-* of the build tree; a crash, leak or timeout fails the target
 # and leaves the reproducer as fuzz/crash-* / fuzz/leak-* / fuzz/timeout-*.
 # Inputs that once failed are kept in fuzz/regress-* and replayed as seeds.
+# The public API's targets (load and extract paths) are in fuzz/fuzz_api.mk.
 #
 # fuzz_image, 2026-12-03 (issue 15): `make fuzz-image FUZZ_RUNS=1000000`, one
 # nice'd process on a shared 2-core machine, system libjpeg-turbo 2.1.5 and
