@@ -9,7 +9,7 @@
 # the checkpoint, a gallery of hcga index.
 FUZZ_API_C = $(filter %.c,$(libhcga_core_la_SOURCES) $(libhcga_la_SOURCES))
 FUZZ_API_DIR = fuzz/api-work
-EXTRA_DIST += fuzz/fuzz_api.c fuzz/regress-api
+EXTRA_DIST += fuzz/fuzz_api.c fuzz/api_seed.py fuzz/regress-api
 CLEANFILES += fuzz/fuzz_api_load fuzz/fuzz_api_extract
 
 fuzz/fuzz_api_load fuzz/fuzz_api_extract: $(top_srcdir)/fuzz/fuzz_api.c $(FUZZ_API_C) \
@@ -40,6 +40,7 @@ fuzz-api: fuzz/fuzz_api_load fuzz/fuzz_api_extract hcga$(EXEEXT)
 	for f in $$(ls $(FUZZ_API_DIR)/data/query/*.jpg | head -n 3); do \
 	  { printf '\001'; cat $$f; } > fuzz/seeds-api/jpeg-$$(basename $$f); done
 	{ printf '\002'; head -c 30000 $(FUZZ_API_DIR)/run/checkpoint.safetensors; } > fuzz/seeds-api/ckpt-head
+	python3 $(top_srcdir)/fuzz/api_seed.py $(FUZZ_API_DIR)/run/checkpoint.safetensors fuzz/seeds-api/ckpt-small
 	{ printf '\003'; cat $(FUZZ_API_DIR)/g.safetensors; } > fuzz/seeds-api/gallery
 	$(MKDIR_P) fuzz/corpus-api-load fuzz/corpus-api-extract
 	cd fuzz && HCGA_FUZZ_WEIGHTS=api-work/run/checkpoint.safetensors ./fuzz_api_load $(FUZZ_RUN) \
