@@ -221,7 +221,7 @@ START_TEST(test_relu_bn)
 {
     const int64_t N = 3, C = 11, H = 7, W = 5, n = N * C * H * W;
     float *x = frand(n), *dy = frand(n);
-    x[3] = NAN; /* max(NaN, 0) is NaN on both paths */
+    x[3] = NAN; /* max(NaN, 0) is NaN (oneDNN's own ReLU would give 0) */
     tdesc in[1] = {{4, {N, C, H, W}, x}}, out[1] = {{4, {N, C, H, W}, NULL}};
     float *r[1];
     run(fast, HCGA_OP_RELU_FWD, NULL, 1, in, 1, out, r, -1);

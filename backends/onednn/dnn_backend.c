@@ -6,8 +6,9 @@
  *
  * Routing (the same every call, decided by op and dtype only, so nothing
  * falls back silently):
- *   - f32 CONV2D_FWD / BWD_DATA / BWD_FILTER, GEMM, RELU_FWD / RELU_BWD and
- *     BN_FWD_INFER run on oneDNN primitives (dnn_prims.c);
+ *   - f32 CONV2D_FWD / BWD_DATA / BWD_FILTER, GEMM, RELU_BWD and
+ *     BN_FWD_INFER run on oneDNN primitives (dnn_prims.c); RELU_FWD does
+ *     not: oneDNN's ReLU maps NaN to 0 where the header keeps it;
  *   - bf16 / f16 forms of the convolutions and GEMM are widened to f32, run
  *     as the f32 op above and rounded once (what the ABI specifies; oneDNN
  *     2.6 has bf16 convolutions only on AVX-512 machines, and the result must
@@ -268,7 +269,8 @@ static dnn_impl_fn onednn_impl(int op)
     case HCGA_OP_CONV2D_BWD_DATA: return dnn_conv_bwd_data;
     case HCGA_OP_CONV2D_BWD_FILTER: return dnn_conv_bwd_filter;
     case HCGA_OP_GEMM: return dnn_gemm;
-    case HCGA_OP_RELU_FWD: return dnn_relu_fwd;
+    /* RELU_FWD stays plain C: oneDNN's ReLU turns NaN into 0, the header's
+     * max(x, 0) keeps it (tests/test_onednn_ops checks this) */
     case HCGA_OP_RELU_BWD: return dnn_relu_bwd;
     case HCGA_OP_BN_FWD_INFER: return dnn_bn_fwd_infer;
     default: return NULL;

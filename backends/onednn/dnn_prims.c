@@ -432,9 +432,10 @@ static hcga_status relu(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     return entry_run(be, op, e, p);
 }
 
-/* ReLU forward keeps NaN (max(NaN, 0) is NaN in the header's reference);
- * oneDNN's jit ReLU does too (it computes x > 0 ? x : alpha * x with a
- * blend on the comparison, and 0 * NaN is NaN). */
+/* ReLU forward on oneDNN maps NaN to 0 (measured with oneDNN 2.6.3 on
+ * AVX2), where the header's max(x, 0) keeps NaN: dnn_backend.c therefore
+ * routes RELU_FWD to the plain-C path; this stays for plain=0 experiments
+ * and for the unit test's record.  ReLU backward agrees (NaN > 0 is false). */
 hcga_status dnn_relu_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
     return relu(be, a, ck, 0);
