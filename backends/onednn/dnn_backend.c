@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dnn_internal.h"
@@ -154,9 +155,32 @@ static hcga_status dnn_device_info(int device, hcga_device_info *info)
     return HCGA_OK;
 }
 
+static double now_s(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* $HCGA_ONEDNN_PROFILE: where the time went, per op and path (stderr). */
+static void print_profile(const hcga_backend *be)
+{
+    double tw = 0, tc = 0;
+    for (int op = 0; op < HCGA_OP_COUNT; op++)
+        for (int k = 0; k < 2; k++) tw += be->prof_wall[op][k], tc += be->prof_cpu[op][k];
+    fprintf(stderr, "onednn profile (threads %d): %.3f s wall, %.3f s cpu in ops\n", be->threads, tw, tc);
+    fprintf(stderr, "  %-22s %-6s %8s %10s %10s\n", "op", "path", "calls", "wall s", "cpu s");
+    for (int op = 0; op < HCGA_OP_COUNT; op++)
+        for (int k = 0; k < 2; k++)
+            if (be->prof_calls[op][k])
+                fprintf(stderr, "  %-22s %-6s %8lld %10.3f %10.3f\n", hcga_op_name(op), k ? "onednn" : "plain",
+                        (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k]);
+}
+
 static void dnn_destroy(hcga_backend *be)
 {
     if (!be) return;
+    if (be->profile) print_profile(be);
     dnn_prims_fini(be);
     for (int i = 0; i < DNN_WS_SLOTS; i++) free(be->ws[i]);
     free(be);
@@ -181,6 +205,8 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
     be->device = device;
     be->threads = threads;
     be->plain = plain;
+    const char *prof = getenv("HCGA_ONEDNN_PROFILE");
+    be->profile = prof && *prof && strcmp(prof, "0") != 0;
     dnn_threads(be);
     hcga_status st = dnn_prims_init(be, err, err_len);
     if (st != HCGA_OK) {
@@ -345,9 +371,18 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     dnn_threads(be);
     dnn_impl_fn fast = be->plain ? NULL : onednn_impl(op);
     dnn_impl_fn f32 = fast ? fast : plain;
-    if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) return half_via_f32(be, a, &ck, f32);
-    if (ck.dtype == HCGA_F32) return f32(be, a, &ck);
-    return plain(be, a, &ck);
+    dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;
+    const int path = impl != plain;
+    double w0 = 0, c0 = 0;
+    if (be->profile) w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) st = half_via_f32(be, a, &ck, f32);
+    else st = impl(be, a, &ck);
+    if (be->profile) {
+        be->prof_wall[op][path] += now_s(CLOCK_MONOTONIC) - w0;
+        be->prof_cpu[op][path] += now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        be->prof_calls[op][path]++;
+    }
+    return st;
 }
 
 #define HCGA_OP(id_, ...)                                                                          \
