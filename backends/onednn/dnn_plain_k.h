@@ -56,6 +56,19 @@ static void K(binary)(int mul, const T *A, const T *B, T *Y, const int64_t *shap
     const int64_t ia = nd ? sa[nd - 1] : 0, ib = nd ? sb[nd - 1] : 0;
     int64_t rows = 1;
     for (int d = 0; d < nd - 1; d++) rows *= shape[d];
+    int same = 1; /* a and b dense with y's shape: one flat, vectorisable loop */
+    for (int d = 0; d < nd; d++) same &= sa[d] != 0 && sb[d] != 0 && sa[d] == sb[d];
+    if (same || nd == 0) {
+        const int64_t n = rows * L;
+        if (mul) {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * ((double)A[i] * (double)B[i]));
+        } else {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * (double)A[i] + bt * (double)B[i]);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t oa = 0, ob = 0, rem = r;
@@ -272,36 +285,53 @@ static double K(sum)(const T *x, int64_t n, int absval, double *part)
 
 /* ---- batch norm (x [N, C, HW]) ------------------------------------------- */
 
-/* Per channel: sum and sum of squares (BN_STATS) or mean and biased
+/* Sums over a channel's planes in DNN_LANES double lanes (lane u takes the
+ * elements j with j % DNN_LANES == u, then the lanes are added in order): a
+ * fixed order that the compiler can vectorise. */
+#ifndef DNN_LANES
+#define DNN_LANES 8
+#endif
+static inline double K(lanes)(const double *acc)
+{
+    double s = 0;
+    for (int u = 0; u < DNN_LANES; u++) s += acc[u];
+    return s;
+}
+
+/* kind 0: sum x; 1: sum (x-m)^2; 2: sum x^2 */
+static void K(plane_sum)(const T *p, int64_t n, double m, int kind, double *acc)
+{
+    const int64_t nv = n / DNN_LANES * DNN_LANES;
+    for (int64_t j = 0; j < nv; j += DNN_LANES)
+        for (int u = 0; u < DNN_LANES; u++) {
+            const double v = (double)p[j + u] - (kind == 1 ? m : 0.0);
+            acc[u] += kind ? v * v : v;
+        }
+    for (int64_t j = nv; j < n; j++) {
+        const double v = (double)p[j] - (kind == 1 ? m : 0.0);
+        acc[j - nv] += kind ? v * v : v;
+    }
+}
+
+/* Per channel: sum and sum of squares (BN_STATS, raw) or mean and biased
  * variance (two passes). */
 static void K(bn_moments)(const T *X, int64_t N, int64_t C, int64_t HW, double *o1, double *o2,
                           int raw)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C; ch++) {
-        double s = 0, q = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const T *p = X + (n * C + ch) * HW;
-            for (int64_t j = 0; j < HW; j++) s += (double)p[j];
-        }
+        double a1[DNN_LANES] = {0}, a2[DNN_LANES] = {0};
+        for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, 0.0, 0, a1);
+        const double s = K(lanes)(a1);
         if (raw) {
-            for (int64_t n = 0; n < N; n++) {
-                const T *p = X + (n * C + ch) * HW;
-                for (int64_t j = 0; j < HW; j++) q += (double)p[j] * (double)p[j];
-            }
+            for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, 0.0, 2, a2);
             o1[ch] = s;
-            o2[ch] = q;
+            o2[ch] = K(lanes)(a2);
         } else {
             const double mean = s / (double)(N * HW);
-            for (int64_t n = 0; n < N; n++) {
-                const T *p = X + (n * C + ch) * HW;
-                for (int64_t j = 0; j < HW; j++) {
-                    double d = (double)p[j] - mean;
-                    q += d * d;
-                }
-            }
+            for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, mean, 1, a2);
             o1[ch] = mean;
-            o2[ch] = q / (double)(N * HW);
+            o2[ch] = K(lanes)(a2) / (double)(N * HW);
         }
     }
 }
@@ -320,23 +350,29 @@ static void K(bn_apply)(const T *X, const T *G, const T *B, const double *mean, 
     }
 }
 
-/* BN backward sums: sdy = sum dy, sdx = sum dy*xhat per channel. */
+/* BN backward sums: sdy = sum dy, sdx = sum dy*xhat per channel (lanes). */
 static void K(bn_bsums)(const T *X, const T *DY, const T *SM, const T *SI, int64_t N, int64_t C,
                         int64_t HW, double *sdy, double *sdx)
 {
+    const int64_t nv = HW / DNN_LANES * DNN_LANES;
 #pragma omp parallel for schedule(static)
     for (int64_t ch = 0; ch < C; ch++) {
         const double m = SM[ch], k = SI[ch];
-        double a = 0, b = 0;
+        double a[DNN_LANES] = {0}, b[DNN_LANES] = {0};
         for (int64_t n = 0; n < N; n++) {
             const T *p = X + (n * C + ch) * HW, *d = DY + (n * C + ch) * HW;
-            for (int64_t j = 0; j < HW; j++) {
-                a += (double)d[j];
-                b += (double)d[j] * ((double)p[j] - m) * k;
+            for (int64_t j = 0; j < nv; j += DNN_LANES)
+                for (int u = 0; u < DNN_LANES; u++) {
+                    a[u] += (double)d[j + u];
+                    b[u] += (double)d[j + u] * (((double)p[j + u] - m) * k);
+                }
+            for (int64_t j = nv; j < HW; j++) {
+                a[j - nv] += (double)d[j];
+                b[j - nv] += (double)d[j] * (((double)p[j] - m) * k);
             }
         }
-        sdy[ch] = a;
-        sdx[ch] = b;
+        sdy[ch] = K(lanes)(a);
+        sdx[ch] = K(lanes)(b);
     }
 }
 
