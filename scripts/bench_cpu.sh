@@ -12,7 +12,10 @@
 # Every timing runs under `flock /tmp/hcga-heavy.lock` (one benchmark at a
 # time on a shared machine).  Prints one line per run (images/s, wall ms per
 # step, and the process CPU time per step where hcga reports it), then the
-# ratios.  PyTorch is needed for the torch rows only (apt-get install
+# ratios.  torch-pw is PyTorch with OMP_WAIT_POLICY=passive, the policy the
+# onednn plugin sets for itself (backends/onednn/dnn_shim.c): on a loaded
+# machine GNU OpenMP's default spinning costs PyTorch as much as it cost the
+# plugin.  PyTorch is needed for the torch rows only (apt-get install
 # python3-torch; it is not in scripts/deps.sh: a benchmark-only dependency).
 set -u
 build=${1:-_build}
@@ -28,7 +31,10 @@ declare -A ips
 
 run_hcga() { # backend config mode batch
     local be=$1 cfg=$2 mode=$3 batch=$4 f="$out/$1-$(basename "$2" .yml)-$3.txt"
-    flock "$lock" "$hcga" --backend "$be" --threads "$threads" bench --config "$cfg" --batch "$batch" \
+    # --threads reaches only the cpu backend (frontend/cli/main.c): onednn gets its own option
+    local bo=()
+    [[ $be == cpu ]] || bo=(--backend-options "threads=$threads")
+    flock "$lock" "$hcga" --backend "$be" --threads "$threads" "${bo[@]}" bench --config "$cfg" --batch "$batch" \
         --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
     local v cpu
     v=$(sed -n 's/^time: .*, \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)
@@ -38,14 +44,15 @@ run_hcga() { # backend config mode batch
         "$mode" "$batch" "${v:-FAILED}" "${cpu:-?}" "$(grep -m1 '^time:' "$f")"
 }
 
-run_torch() { # mode batch
-    local mode=$1 batch=$2 f="$out/torch-$1.txt"
-    flock "$lock" env OMP_NUM_THREADS="$threads" "$py" "$src/scripts/torch_bench.py" --device cpu \
+run_torch() { # mode batch [name wait-policy]
+    local mode=$1 batch=$2 name=${3:-torch} f="$out/${3:-torch}-$1.txt" envp=()
+    [[ -n ${4:-} ]] && envp=(OMP_WAIT_POLICY="$4")
+    flock "$lock" env OMP_NUM_THREADS="$threads" "${envp[@]}" "$py" "$src/scripts/torch_bench.py" --device cpu \
         --threads "$threads" --batch "$batch" --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
     local v
     v=$(sed -n 's/.*: \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)
-    ips["torch hrnet32 $mode"]=${v:-NA}
-    printf '%-8s %-12s %-5s batch %-3s %10s images/s  %s\n' torch hrnet32 "$mode" "$batch" "${v:-FAILED}" \
+    ips["$name hrnet32 $mode"]=${v:-NA}
+    printf '%-8s %-12s %-5s batch %-3s %10s images/s  %s\n' "$name" hrnet32 "$mode" "$batch" "${v:-FAILED}" \
         "$(tail -1 "$f")"
 }
 
@@ -56,6 +63,8 @@ for mode in train eval; do
     run_hcga onednn "$src/configs/hrnet32.yml" "$mode" 8
     run_hcga cpu "$src/configs/hrnet32.yml" "$mode" 8
     run_torch "$mode" 8
+    # the same with OpenMP's passive wait policy (what the onednn plugin sets for itself)
+    run_torch "$mode" 8 torch-pw passive
 done
 for mode in train eval; do
     run_hcga onednn "$src/configs/synth_small.yml" "$mode" 16
@@ -63,7 +72,7 @@ for mode in train eval; do
 done
 echo "ratios (images/s):"
 for mode in train eval; do
-    echo "  hrnet32 $mode: onednn/torch $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), cpu/torch $(ratio "${ips[cpu hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/cpu $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[cpu hrnet32 $mode]}")"
+    echo "  hrnet32 $mode: onednn/torch $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/torch-passive $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch-pw hrnet32 $mode]}"), cpu/torch $(ratio "${ips[cpu hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/cpu $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[cpu hrnet32 $mode]}")"
     echo "  synth_small $mode: onednn/cpu $(ratio "${ips[onednn synth_small $mode]}" "${ips[cpu synth_small $mode]}")"
 done
 echo "logs: $out"

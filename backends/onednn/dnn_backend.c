@@ -35,7 +35,6 @@
 #include "dnn_internal.h"
 #include "hcga_half.h"
 
-#define DNN_PLUGIN_VERSION "1.0"
 
 hcga_status dnn_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
 {
@@ -306,14 +305,14 @@ static dnn_impl_fn onednn_impl(int op)
 static void widen(const void *x, int dt, float *y, int64_t n)
 {
     const uint16_t *h = x;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= 32768)
     for (int64_t i = 0; i < n; i++) y[i] = hcga_half_to_f32(dt, h[i]);
 }
 
 static void narrow(const float *x, int dt, void *y, int64_t n)
 {
     uint16_t *h = y;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= 32768)
     for (int64_t i = 0; i < n; i++) h[i] = hcga_half_from_f32(dt, x[i]);
 }
 
@@ -438,7 +437,11 @@ static const hcga_backend_iface *dnn_get_iface(void)
     return &dnn_iface;
 }
 
-__attribute__((visibility("default")))
-const hcga_plugin_descriptor hcga_plugin_descriptor_v1 = HCGA_PLUGIN_DESCRIPTOR_INIT(
-    "onednn", "oneDNN CPU backend: oneDNN convolutions, GEMM, ReLU, BN; plain C for the rest; f32, f64, bf16/f16 via f32",
-    DNN_PLUGIN_VERSION, dnn_get_iface);
+/* The implementation's entry point, looked up by the loader shim
+ * (dnn_shim.c, the file hcga loads as hcga_backend_onednn.so) after it has
+ * set OpenMP's wait policy; see there. */
+__attribute__((visibility("default"))) const hcga_backend_iface *hcga_onednn_impl_iface(void);
+const hcga_backend_iface *hcga_onednn_impl_iface(void)
+{
+    return dnn_get_iface();
+}

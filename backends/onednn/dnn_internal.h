@@ -18,6 +18,7 @@
 #include "hcga_contract.h"
 #include "hcga_plugin.h"
 
+#define DNN_PLUGIN_VERSION "1.0"
 #define DNN_ALIGN 256
 #define DNN_MAX_THREADS 1024
 #define DNN_WS_SLOTS 24 /* workspace slots: see DNN_WS_* */

@@ -18,6 +18,11 @@
 #include "hcga_half.h"
 
 #define DNN_CHUNK 4096
+/* Loops over fewer elements run on the calling thread alone: an OpenMP
+ * region costs a wake-up of the other threads, more than a small op (the
+ * cpu backend's pool uses grains of the same size).  Results do not depend
+ * on it: every element is computed the same way either way. */
+#define DNN_PAR_MIN 32768
 
 enum { UN_RELU_F, UN_RELU_B, UN_SIG_F, UN_SIG_B, UN_THR_F, UN_THR_B, UN_SIGN, UN_SET };
 
@@ -315,7 +320,7 @@ IMPL(COPY)
     const char *px = dnn_ptr(x);
     char *py = dnn_ptr(y);
     const int nd = x->ndim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         int64_t ox = 0, oy = 0, rem = i;
         for (int d = nd - 1; d >= 0; d--) {
@@ -743,7 +748,7 @@ IMPL(CAST)
     const char *px = dnn_ptr(x);
     char *py = dnn_ptr(y);
     (void)be;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         /* read: exact in double (every half and f32 value is a double) */
         double v;

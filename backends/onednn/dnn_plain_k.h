@@ -30,7 +30,7 @@ static inline T K(thr)(double s)
 static void K(unary)(int kind, const T *x, const T *dy, T *y, int64_t n, double s)
 {
     const T t = K(thr)(s);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         T v = x[i];
         switch (kind) {
@@ -61,15 +61,15 @@ static void K(binary)(int mul, const T *A, const T *B, T *Y, const int64_t *shap
     if (same || nd == 0) {
         const int64_t n = rows * L;
         if (mul) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
             for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * ((double)A[i] * (double)B[i]));
         } else {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
             for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * (double)A[i] + bt * (double)B[i]);
         }
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * L >= DNN_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t oa = 0, ob = 0, rem = r;
         for (int d = nd - 2; d >= 0; d--) {
@@ -101,7 +101,7 @@ static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int
         if (ys_shape[d] == xshape[d]) ny *= xshape[d];
         else nr *= xshape[d];
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (ny * nr >= DNN_PAR_MIN)
     for (int64_t j = 0; j < ny; j++) {
         /* offset of y element j in x (kept dims) */
         int64_t base = 0, rem = j;
@@ -167,7 +167,7 @@ static void K(argmax)(const T *X, int64_t *I, int64_t N, int64_t C, int64_t S)
 static void K(upsample)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t f, int bwd)
 {
     const int64_t OH = H * f, OW = W * f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * H * W * f * f >= DNN_PAR_MIN)
     for (int64_t p = 0; p < planes; p++) {
         if (!bwd) { /* X: [H, W] -> Y: [OH, OW] */
             const T *x = X + p * H * W;
@@ -250,7 +250,7 @@ static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, in
 
 static void K(gap)(const T *X, T *Y, int64_t planes, int64_t HW, int bwd)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * HW >= DNN_PAR_MIN)
     for (int64_t p = 0; p < planes; p++) {
         if (!bwd) {
             double acc = 0;
@@ -318,7 +318,7 @@ static void K(plane_sum)(const T *p, int64_t n, double m, int kind, double *acc)
 static void K(bn_moments)(const T *X, int64_t N, int64_t C, int64_t HW, double *o1, double *o2,
                           int raw)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
     for (int64_t ch = 0; ch < C; ch++) {
         double a1[DNN_LANES] = {0}, a2[DNN_LANES] = {0};
         for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, 0.0, 0, a1);
@@ -340,7 +340,7 @@ static void K(bn_moments)(const T *X, int64_t N, int64_t C, int64_t HW, double *
 static void K(bn_apply)(const T *X, const T *G, const T *B, const double *mean, const double *inv,
                         T *Y, int64_t N, int64_t C, int64_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
     for (int64_t t = 0; t < N * C; t++) {
         const int64_t ch = t % C;
         const double m = mean[ch], k = inv[ch] * (double)G[ch], b = (double)B[ch];
@@ -355,7 +355,7 @@ static void K(bn_bsums)(const T *X, const T *DY, const T *SM, const T *SI, int64
                         int64_t HW, double *sdy, double *sdx)
 {
     const int64_t nv = HW / DNN_LANES * DNN_LANES;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
     for (int64_t ch = 0; ch < C; ch++) {
         const double m = SM[ch], k = SI[ch];
         double a[DNN_LANES] = {0}, b[DNN_LANES] = {0};
@@ -380,7 +380,7 @@ static void K(bn_bsums)(const T *X, const T *DY, const T *SM, const T *SI, int64
 static void K(bn_dx)(const T *X, const T *DY, const T *G, const T *SM, const T *SI, const double *sdy,
                      const double *sdx, double M, T *DX, int64_t N, int64_t C, int64_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
     for (int64_t t = 0; t < N * C; t++) {
         const int64_t ch = t % C;
         const double m = SM[ch], k = SI[ch], g = (double)G[ch] * k;
@@ -667,7 +667,7 @@ static void K(adam)(const T *G, T *P, T *M, T *V, int64_t n, const hcga_optim_pa
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step);
     const double bc2s = sqrt(1.0 - pow(o->beta2, (double)o->step));
     const double step = o->lr / bc1;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const double p = P[i], g = (double)G[i] + o->weight_decay * p;
         const T m = (T)(o->beta1 * (double)M[i] + (1.0 - o->beta1) * g);
@@ -680,7 +680,7 @@ static void K(adam)(const T *G, T *P, T *M, T *V, int64_t n, const hcga_optim_pa
 
 static void K(sgd)(const T *G, T *P, T *B, int64_t n, const hcga_optim_params *o)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const double p = P[i], g = (double)G[i] + o->weight_decay * p;
         const T b = (T)(o->step == 1 ? g : o->momentum * (double)B[i] + g);
