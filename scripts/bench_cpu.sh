@@ -50,7 +50,9 @@ run_torch() { # mode batch [name wait-policy]
     flock "$lock" env OMP_NUM_THREADS="$threads" "${envp[@]}" "$py" "$src/scripts/torch_bench.py" --device cpu \
         --threads "$threads" --batch "$batch" --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
     local v
-    v=$(sed -n 's/.*: \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)
+    # images/s from ms/step: torch_bench.py prints images/s with one decimal only
+    v=$(sed -n 's/.* images\/s (\([0-9.]*\) ms\/step).*/\1/p' "$f" | tail -1)
+    [[ -n $v ]] && v=$(awk -v b="$batch" -v ms="$v" 'BEGIN { printf "%.3f", b * 1000 / ms }')
     ips["$name hrnet32 $mode"]=${v:-NA}
     printf '%-8s %-12s %-5s batch %-3s %10s images/s  %s\n' "$name" hrnet32 "$mode" "$batch" "${v:-FAILED}" \
         "$(tail -1 "$f")"
