@@ -121,7 +121,13 @@ static const hcga_backend_iface *shim_get_iface(void)
     /* libgomp reads the policy once, when loaded: only worth setting before */
     void *gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
     if (gomp) dlclose(gomp);
-    else setenv("OMP_WAIT_POLICY", "passive", 0);
+    else {
+        /* the failed RTLD_NOLOAD left an error state that glibc frees only
+         * when dlerror() is called again after returning it */
+        (void)dlerror();
+        (void)dlerror();
+        setenv("OMP_WAIT_POLICY", "passive", 0);
+    }
 
     Dl_info di;
     char path[PATH_MAX];
