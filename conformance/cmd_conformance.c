@@ -40,6 +40,11 @@ static void usage(FILE *f)
             "                         the ops with half support (conv, gemm, cast) only\n"
             "  --reference NAME       reference backend (default cpu)\n"
             "  --skip-unavailable     exit 77 (skip) when the backend is not usable here\n"
+            "  --report FILE          certification report: test and grad modes in f32, f64,\n"
+            "                         bf16 and f16, perf against the cpu backend; Markdown to\n"
+            "                         FILE and JSON to FILE.json (FILE.md -> FILE.json); with\n"
+            "                         --quick / --shapes / --op / --seed; --mode and --dtype\n"
+            "                         do not apply\n"
             "  -h, --help             this text\n"
             "\n"
             "exit status: 0 all cases passed, 1 a case failed, 2 usage error or backend\n"
@@ -66,7 +71,7 @@ int cmd_conformance(int argc, char **argv, const hcga_global_opts *g)
     o.threads = g->threads;
     o.verbose = g->verbosity;
 
-    enum { O_MODE = 256, O_OP, O_SHAPES, O_QUICK, O_CASE, O_SEED, O_DTYPE, O_REF, O_SKIP };
+    enum { O_MODE = 256, O_OP, O_SHAPES, O_QUICK, O_CASE, O_SEED, O_DTYPE, O_REF, O_SKIP, O_REPORT };
     static const struct option lopts[] = {
         {"mode", required_argument, NULL, O_MODE},
         {"op", required_argument, NULL, O_OP},
@@ -77,6 +82,7 @@ int cmd_conformance(int argc, char **argv, const hcga_global_opts *g)
         {"dtype", required_argument, NULL, O_DTYPE},
         {"reference", required_argument, NULL, O_REF},
         {"skip-unavailable", no_argument, NULL, O_SKIP},
+        {"report", required_argument, NULL, O_REPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     optind = 0;
@@ -138,12 +144,21 @@ int cmd_conformance(int argc, char **argv, const hcga_global_opts *g)
             break;
         case O_REF: o.reference = optarg; break;
         case O_SKIP: o.skip_unavailable = 1; break;
+        case O_REPORT: o.report = optarg; break;
         default: usage(stderr); return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "hcga conformance: unexpected argument '%s'\n", argv[optind]);
         return 2;
+    }
+    if (o.report) {
+        if (o.mode == CONF_MODE_BADARGS) {
+            fprintf(stderr, "hcga conformance: --report runs test, grad and perf modes itself: "
+                    "drop --mode\n");
+            return 2;
+        }
+        return hcga_conformance_report(&o);
     }
     return hcga_conformance_run(&o);
 }

@@ -370,6 +370,7 @@ int hcga_conformance_run(const conf_opts *o)
         hcga_progress_finish(&pg);
     }
     print_summary(&r, conf_now_ms() - t0);
+    if (o->stats_out) memcpy(o->stats_out, r.stats, sizeof r.stats);
     int rc = r.failed ? CONF_EXIT_FAIL : CONF_EXIT_PASS;
     if (r.cases == 0) {
         fprintf(out, "no case selected\n");

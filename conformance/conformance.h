@@ -56,12 +56,26 @@ typedef struct conf_opts {
     int skip_unavailable;  /* backend not usable -> CONF_EXIT_SKIP instead of failure */
     int verbose;
     FILE *out;             /* report stream (stdout when NULL) */
+    /* Used by the certification report (report.c): */
+    void *stats_out;       /* NULL, or conf_op_stats[HCGA_OP_COUNT] (conf_internal.h)
+                            * that receives the run's per-op statistics */
+    int perf_fast;         /* perf mode: 2 warm-ups and 3 timed runs per case */
+    const char *report;    /* --report FILE: see hcga_conformance_report */
 } conf_opts;
 
 void hcga_conformance_default_opts(conf_opts *o);
 
 /* Runs the suite; returns one of the CONF_EXIT_* codes. */
 int hcga_conformance_run(const conf_opts *o);
+
+/* The certification report (`hcga conformance --report FILE`): test and grad
+ * modes in f32, f64, bf16 and f16, perf mode on the backend and on the CPU
+ * backend, every op x dtype x mode with its worst error against the f64
+ * reference, the tolerance, pass/fail, time against the CPU backend, device
+ * and library versions and the repro line of every failure; written as
+ * Markdown to o->report and as JSON next to it (FILE.md -> FILE.json, else
+ * FILE.json).  Returns CONF_EXIT_PASS when every test and grad case passed. */
+int hcga_conformance_report(const conf_opts *o);
 
 /* Resolve a shape file name: an existing path as is, else NAME looked up in
  * HCGA_SRCDIR/conformance/shapes and then the installed pkgdatadir/shapes.

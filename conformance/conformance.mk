@@ -4,7 +4,7 @@ AM_CPPFLAGS += -DHCGA_PKGDATADIR='"$(pkgdatadir)"'
 CONF_SRCS += conformance/shapefile.c conformance/shapefile.h \
 	conformance/conformance.h conformance/conf_internal.h conformance/conformance.c \
 	conformance/harness.c conformance/test_mode.c conformance/grad.c conformance/perf.c \
-	conformance/badargs.c conformance/repro.c \
+	conformance/badargs.c conformance/repro.c conformance/report.c \
 	conformance/cmd_conformance.c
 # `hcga shapes` writes shape files from the model's graphs: it needs the whole
 # library, so it is not in CONF_SRCS (which test_conformance links on its own).

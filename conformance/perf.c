@@ -95,7 +95,7 @@ int conf_perf_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     /* repeats: up to 25 (5 with --quick), stopping after ~1 s of runs */
     int max_reps = r->o->quick ? 5 : 25;
     double budget = r->o->quick ? 200.0 : 1000.0, spent = 0;
-    if (first > budget) max_reps = 3;
+    if (first > budget || r->o->perf_fast) max_reps = 3;
     for (reps = 0; reps < max_reps && (reps < 3 || spent < budget); reps++) {
         double t0 = conf_now_ms();
         if (conf_dev_run(&d) != HCGA_OK) {

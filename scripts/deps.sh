@@ -18,6 +18,7 @@ HCGA_DEPS=(
   libcairo2-dev libfontconfig-dev   # pictures (hcga parse, ranked lists, curves): text, anti-aliasing
   pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo   # OpenCL backend on the CPU (PoCL)
   libclblast-dev                    # OpenCL backend: GEMM
+  libdnnl-dev                       # oneDNN backend (backends/onednn): oneDNN 2.6 convolutions, GEMM, BN on the CPU
   clang libclang-rt-14-dev          # libFuzzer targets
   openmpi-bin libopenmpi-dev        # data-parallel training: mpirun, MPI (tests/test_dist_train)
   python3-numpy python3-pytest      # the Python binding's tests (tests/check_python.sh skips without them)

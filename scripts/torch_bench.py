@@ -12,9 +12,12 @@ usage: python3 scripts/torch_bench.py [--batch 64] [--mode train|eval|both]
            [--iters 20] [--warmup 5] [--width 32] [--classes 702]
            [--height 256 --img-width 128] [--tf32] [--no-cudnn-benchmark]
            [--amp bf16|fp16] [--channels-last] [--compile]
-           [--device cuda] [--json FILE]
+           [--device cuda|cpu] [--threads N] [--json FILE]
 
 Prints one line per mode: images/s, ms per step, peak GPU memory.
+--device cpu times the same step on the CPU (PyTorch's CPU convolutions run
+on oneDNN) with --threads N intra-op threads (torch.set_num_threads; default
+PyTorch's own); peak memory is then the process's max RSS.
 Defaults: FP32 with TF32 disabled (like hcga's default), cudnn.benchmark on.
 --amp: torch.autocast to bfloat16 / float16 (FP32 master weights; fp16 with
 GradScaler), PyTorch's standard mixed precision.  --channels-last: model and
@@ -238,6 +241,24 @@ def hcga_loss(out, pids, parsing, eps=0.1, margin=0.3, pix_w=0.1):
     return ce(c_global) + ce(c_fore) + ce(c_part) + pix_w * pix + triplet_batch_hard(y_global, pids, margin)
 
 
+def sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def peak_mib(dev):
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2 ** 20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def device_name(dev):
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return "cpu, %d threads" % torch.get_num_threads()
+
+
 def bench(args, mode):
     dev = torch.device(args.device)
     torch.manual_seed(1)
@@ -248,7 +269,7 @@ def bench(args, mode):
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
-    scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" and mode == "train" else None
+    scaler = torch.cuda.amp.GradScaler() if args.amp == "fp16" and mode == "train" else None
     model, compiled, compile_error = net, False, None
     if args.compile:
         try:
@@ -265,14 +286,14 @@ def bench(args, mode):
     def forward():
         if amp_dtype is None:
             return model(x)
-        with torch.autocast(device_type="cuda", dtype=amp_dtype):
+        with torch.autocast(device_type=dev.type, dtype=amp_dtype):
             return model(x)
 
     def step():
         if mode == "train":
             opt.zero_grad(set_to_none=True)
             out = forward()
-            with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+            with torch.autocast(device_type=dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = hcga_loss(out, pids, parsing)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -296,24 +317,25 @@ def bench(args, mode):
             compile_error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
             model, compiled = net, False
             step()
-    torch.cuda.synchronize(dev)
+    sync(dev)
     warm_s = time.perf_counter() - t_warm
-    torch.cuda.synchronize(dev)
-    torch.cuda.reset_peak_memory_stats(dev)
+    sync(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
     for _ in range(args.iters):
         step()
-    torch.cuda.synchronize(dev)
+    sync(dev)
     dt = (time.perf_counter() - t0) / args.iters
     res = {
         "mode": mode, "batch": n, "width": args.width, "size": [args.height, args.img_width],
         "images_per_s": n / dt, "ms_per_step": dt * 1e3,
-        "peak_mem_mib": torch.cuda.max_memory_allocated(dev) / 2 ** 20,
+        "peak_mem_mib": peak_mib(dev),
         "tf32": bool(args.tf32), "cudnn_benchmark": not args.no_cudnn_benchmark,
         "amp": args.amp or "fp32", "channels_last": bool(args.channels_last),
         "compile_requested": bool(args.compile), "compiled": compiled, "compile_error": compile_error,
         "warmup_s": warm_s,
-        "torch": torch.__version__, "gpu": torch.cuda.get_device_name(dev),
+        "torch": torch.__version__, "gpu": device_name(dev),
     }
     print("torch %s W%d %dx%d batch %d: %.1f images/s (%.1f ms/step), peak %.0f MiB, precision %s, "
           "channels_last %s, %s, tf32 %s, cudnn.benchmark %s, %s, torch %s"
@@ -323,7 +345,8 @@ def bench(args, mode):
              "on" if args.tf32 else "off",
              "on" if res["cudnn_benchmark"] else "off", res["gpu"], res["torch"]))
     del net, model, opt
-    torch.cuda.empty_cache()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
     return res
 
 
@@ -342,10 +365,13 @@ def main():
     ap.add_argument("--amp", choices=["bf16", "fp16"], help="torch.autocast mixed precision")
     ap.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (eager if it fails)")
-    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--device", default="cuda", help="cuda or cpu")
+    ap.add_argument("--threads", type=int, help="CPU intra-op threads (torch.set_num_threads)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         print("torch_bench.py: torch.cuda.is_available() is False (torch %s)" % torch.__version__, file=sys.stderr)
         return 3
     torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)

@@ -1,0 +1,447 @@
+/*
+ * dnn_backend.c - the oneDNN backend plugin (hcga_backend_onednn.so): the
+ * descriptor, probe / device_info / create, host buffers, the op table and
+ * the routing of each call.  Started as a copy of plugins/template/ and
+ * written against plugins/hcga_plugin.h only, as an outside vendor would.
+ *
+ * Routing (the same every call, decided by op and dtype only, so nothing
+ * falls back silently):
+ *   - f32 CONV2D_FWD / BWD_DATA / BWD_FILTER, GEMM, RELU_BWD and
+ *     BN_FWD_INFER run on oneDNN primitives (dnn_prims.c); RELU_FWD does
+ *     not: oneDNN's ReLU maps NaN to 0 where the header keeps it;
+ *   - bf16 / f16 forms of the convolutions and GEMM are widened to f32, run
+ *     as the f32 op above and rounded once (what the ABI specifies; oneDNN
+ *     2.6 has bf16 convolutions only on AVX-512 machines, and the result must
+ *     not depend on the machine);
+ *   - every op at f64 (oneDNN 2.6 has no f64 on the CPU) and the ops oneDNN
+ *     has no primitive for run on the plain-C path (dnn_plain.c);
+ *   - the create option plain=1 sends every op to the plain-C path.
+ * A oneDNN failure is an error naming the op and the oneDNN call, never a
+ * retry on the other path.
+ *
+ * Threads: one count per instance (option threads=N, else $HCGA_THREADS,
+ * else the online CPUs), set with omp_set_num_threads before each op; oneDNN
+ * (OpenMP runtime) and the plain-C loops both use it.  With a fixed count,
+ * oneDNN's CPU primitives and the plain-C loops (static schedules, sums in
+ * orders fixed by the sizes) give the same bits on every run.
+ */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dnn_internal.h"
+#include "hcga_half.h"
+
+
+hcga_status dnn_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(be->err, sizeof be->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void *dnn_ws(hcga_backend *be, int slot, size_t bytes)
+{
+    if (bytes == 0) bytes = 1;
+    if (be->ws_size[slot] >= bytes) return be->ws[slot];
+    void *p = NULL;
+    if (posix_memalign(&p, DNN_ALIGN, bytes) != 0) return NULL;
+    free(be->ws[slot]);
+    be->ws[slot] = p;
+    be->ws_size[slot] = bytes;
+    return p;
+}
+
+void dnn_threads(hcga_backend *be)
+{
+    if (omp_get_max_threads() != be->threads) omp_set_num_threads(be->threads);
+}
+
+/* ---- options ---- */
+
+static int parse_uint(const char *s, size_t len, int lo, int hi, int *out)
+{
+    if (len == 0 || len > 9) return -1;
+    long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int default_threads(int *out, char *err, size_t err_len)
+{
+    const char *env = getenv("HCGA_THREADS");
+    if (env && *env) {
+        if (parse_uint(env, strlen(env), 1, DNN_MAX_THREADS, out) != 0) {
+            snprintf(err, err_len, "onednn: HCGA_THREADS='%.64s' is not an integer in 1..%d", env,
+                     DNN_MAX_THREADS);
+            return -1;
+        }
+        return 0;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    *out = n < 1 ? 1 : n > DNN_MAX_THREADS ? DNN_MAX_THREADS : (int)n;
+    return 0;
+}
+
+/* "threads=N,plain=0|1" */
+static int parse_options(const char *opts, int *threads, int *plain, char *err, size_t err_len)
+{
+    const char *p = opts;
+    while (p && *p) {
+        size_t len = strcspn(p, ",");
+        const char *eq = memchr(p, '=', len);
+        if (!eq) {
+            snprintf(err, err_len, "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1)",
+                     (int)len, p);
+            return -1;
+        }
+        size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
+        const char *val = eq + 1;
+        if (klen == 7 && memcmp(p, "threads", 7) == 0) {
+            if (parse_uint(val, vlen, 1, DNN_MAX_THREADS, threads) != 0) {
+                snprintf(err, err_len, "onednn: option threads='%.*s' is not an integer in 1..%d",
+                         (int)vlen, val, DNN_MAX_THREADS);
+                return -1;
+            }
+        } else if (klen == 5 && memcmp(p, "plain", 5) == 0) {
+            if (parse_uint(val, vlen, 0, 1, plain) != 0) {
+                snprintf(err, err_len, "onednn: option plain='%.*s' is not 0 or 1", (int)vlen, val);
+                return -1;
+            }
+        } else {
+            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain)", (int)klen, p);
+            return -1;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+/* ---- probe, device, instances ---- */
+
+static int dnn_probe(char *why, size_t why_len)
+{
+    if (why_len) why[0] = '\0';
+    return 1;
+}
+
+static hcga_status dnn_device_info(int device, hcga_device_info *info)
+{
+    if (device != 0) return HCGA_ERR_INVALID;
+    memset(info, 0, sizeof *info);
+    int threads = 1;
+    char err[128];
+    if (default_threads(&threads, err, sizeof err) != 0) threads = 1;
+    snprintf(info->name, sizeof info->name, "CPU x%d (oneDNN)", threads);
+    char lib[96];
+    dnn_library_version(lib, sizeof lib);
+    snprintf(info->version, sizeof info->version, "%s; plugin %s, ABI %d.%d", lib, DNN_PLUGIN_VERSION,
+             HCGA_ABI_MAJOR, HCGA_ABI_MINOR);
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && ps > 0) info->memory_total = (uint64_t)pages * (uint64_t)ps;
+    if (avail > 0 && ps > 0) info->memory_free = (uint64_t)avail * (uint64_t)ps;
+    return HCGA_OK;
+}
+
+static double now_s(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* $HCGA_ONEDNN_PROFILE: where the time went, per op and path (stderr). */
+static void print_profile(const hcga_backend *be)
+{
+    double tw = 0, tc = 0;
+    for (int op = 0; op < HCGA_OP_COUNT; op++)
+        for (int k = 0; k < 2; k++) tw += be->prof_wall[op][k], tc += be->prof_cpu[op][k];
+    fprintf(stderr, "onednn profile (threads %d): %.3f s wall, %.3f s cpu in ops\n", be->threads, tw, tc);
+    fprintf(stderr, "  %-22s %-6s %8s %10s %10s\n", "op", "path", "calls", "wall s", "cpu s");
+    for (int op = 0; op < HCGA_OP_COUNT; op++)
+        for (int k = 0; k < 2; k++)
+            if (be->prof_calls[op][k])
+                fprintf(stderr, "  %-22s %-6s %8lld %10.3f %10.3f\n", hcga_op_name(op), k ? "onednn" : "plain",
+                        (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k]);
+}
+
+static void dnn_destroy(hcga_backend *be)
+{
+    if (!be) return;
+    if (be->profile) print_profile(be);
+    dnn_prims_fini(be);
+    for (int i = 0; i < DNN_WS_SLOTS; i++) free(be->ws[i]);
+    free(be);
+}
+
+static hcga_status dnn_create(int device, const char *options, hcga_backend **out, char *err,
+                              size_t err_len)
+{
+    *out = NULL;
+    if (device != 0) {
+        snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
+        return HCGA_ERR_INVALID;
+    }
+    int threads = 1, plain = 0;
+    if (default_threads(&threads, err, err_len) != 0) return HCGA_ERR_INVALID;
+    if (parse_options(options, &threads, &plain, err, err_len) != 0) return HCGA_ERR_INVALID;
+    hcga_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        snprintf(err, err_len, "onednn: out of memory creating the backend");
+        return HCGA_ERR_NOMEM;
+    }
+    be->device = device;
+    be->threads = threads;
+    be->plain = plain;
+    const char *prof = getenv("HCGA_ONEDNN_PROFILE");
+    be->profile = prof && *prof && strcmp(prof, "0") != 0;
+    dnn_threads(be);
+    hcga_status st = dnn_prims_init(be, err, err_len);
+    if (st != HCGA_OK) {
+        dnn_destroy(be);
+        return st;
+    }
+    *out = be;
+    return HCGA_OK;
+}
+
+static const char *dnn_last_error(hcga_backend *be)
+{
+    return be->err;
+}
+
+/* ---- buffers (host memory) ---- */
+
+static hcga_status dnn_buffer_alloc(hcga_backend *be, uint64_t bytes, hcga_buffer **out)
+{
+    *out = NULL;
+    hcga_buffer *b = calloc(1, sizeof *b);
+    uint64_t rounded = (bytes + DNN_ALIGN - 1) / DNN_ALIGN * DNN_ALIGN;
+    if (rounded == 0) rounded = DNN_ALIGN;
+    if (b && rounded >= bytes && rounded <= SIZE_MAX) b->data = aligned_alloc(DNN_ALIGN, (size_t)rounded);
+    if (!b || !b->data) {
+        free(b);
+        return dnn_fail(be, HCGA_ERR_NOMEM, "out of memory in buffer_alloc (%llu bytes)",
+                        (unsigned long long)bytes);
+    }
+    b->size = bytes;
+    *out = b;
+    return HCGA_OK;
+}
+
+static void dnn_buffer_free(hcga_backend *be, hcga_buffer *buf)
+{
+    (void)be;
+    if (!buf) return;
+    free(buf->data);
+    free(buf);
+}
+
+static int range_ok(const hcga_buffer *buf, uint64_t offset, uint64_t bytes)
+{
+    return buf && offset <= buf->size && bytes <= buf->size - offset;
+}
+
+static hcga_status dnn_buffer_write(hcga_backend *be, hcga_buffer *buf, uint64_t offset,
+                                    const void *src, uint64_t bytes)
+{
+    if (!range_ok(buf, offset, bytes))
+        return dnn_fail(be, HCGA_ERR_INVALID, "buffer_write: %llu bytes at offset %llu outside the buffer",
+                        (unsigned long long)bytes, (unsigned long long)offset);
+    if (bytes) memcpy((char *)buf->data + offset, src, (size_t)bytes);
+    return HCGA_OK;
+}
+
+static hcga_status dnn_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t offset, void *dst,
+                                   uint64_t bytes)
+{
+    if (!range_ok(buf, offset, bytes))
+        return dnn_fail(be, HCGA_ERR_INVALID, "buffer_read: %llu bytes at offset %llu outside the buffer",
+                        (unsigned long long)bytes, (unsigned long long)offset);
+    if (bytes) memcpy(dst, (const char *)buf->data + offset, (size_t)bytes);
+    return HCGA_OK;
+}
+
+static hcga_status dnn_synchronize(hcga_backend *be)
+{
+    (void)be; /* every op waits for its oneDNN stream before returning */
+    return HCGA_OK;
+}
+
+/* ---- dispatch ---- */
+
+static uint64_t dnn_buffer_size(const hcga_buffer *buf)
+{
+    return buf->size;
+}
+
+/* The oneDNN implementation of an op at f32, or NULL (plain-C path). */
+static dnn_impl_fn onednn_impl(int op)
+{
+    switch (op) {
+    case HCGA_OP_CONV2D_FWD: return dnn_conv_fwd;
+    case HCGA_OP_CONV2D_BWD_DATA: return dnn_conv_bwd_data;
+    case HCGA_OP_CONV2D_BWD_FILTER: return dnn_conv_bwd_filter;
+    case HCGA_OP_GEMM: return dnn_gemm;
+    /* RELU_FWD stays plain C: oneDNN's ReLU turns NaN into 0, the header's
+     * max(x, 0) keeps it (tests/test_onednn_ops checks this) */
+    case HCGA_OP_RELU_BWD: return dnn_relu_bwd;
+    case HCGA_OP_BN_FWD_INFER: return dnn_bn_fwd_infer;
+    default: return NULL;
+    }
+}
+
+static void widen(const void *x, int dt, float *y, int64_t n)
+{
+    const uint16_t *h = x;
+#pragma omp parallel for schedule(static) if (n >= 32768)
+    for (int64_t i = 0; i < n; i++) y[i] = hcga_half_to_f32(dt, h[i]);
+}
+
+static void narrow(const float *x, int dt, void *y, int64_t n)
+{
+    uint16_t *h = y;
+#pragma omp parallel for schedule(static) if (n >= 32768)
+    for (int64_t i = 0; i < n; i++) h[i] = hcga_half_from_f32(dt, x[i]);
+}
+
+/* A bf16 / f16 call of CONV2D_* or GEMM run as the f32 op: every input
+ * widened (exactly) into an f32 workspace copy, the f32 implementation,
+ * every output rounded once into the caller's tensor. */
+static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck,
+                                dnn_impl_fn impl)
+{
+    const int hdt = ck->dtype;
+    hcga_op_args a32 = *a;
+    hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
+    struct hcga_buffer bin[HCGA_MAX_OP_IN], bout[HCGA_MAX_OP_OUT];
+    for (int io = 0; io < 2; io++) {
+        const int count = io ? a->num_out : a->num_in;
+        for (int i = 0; i < count && i < 8; i++) {
+            const hcga_tensor *t = io ? a->out[i] : a->in[i];
+            if (!t) continue;
+            const int64_t n = hcga_tensor_numel(t);
+            void *p = dnn_ws(be, DNN_WS_HALF + (io ? 8 : 0) + i, (size_t)n * sizeof(float));
+            if (!p)
+                return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the f32 copy of %s[%d]",
+                                hcga_op_name(ck->op), io ? "out" : "in", i);
+            struct hcga_buffer *b = io ? &bout[i] : &bin[i];
+            hcga_tensor *c = io ? &tout[i] : &tin[i];
+            b->data = p;
+            b->size = (uint64_t)n * sizeof(float);
+            *c = *t;
+            c->buf = b;
+            c->offset = 0;
+            c->dtype = HCGA_F32;
+            if (io) a32.out[i] = c;
+            else {
+                a32.in[i] = c;
+                widen(dnn_ptr(t), hdt, p, n);
+            }
+        }
+    }
+    hcga_checked ck32 = *ck;
+    ck32.dtype = ck32.in_dtype = ck32.out_dtype = HCGA_F32;
+    hcga_status st = impl(be, &a32, &ck32);
+    if (st != HCGA_OK) return st;
+    for (int i = 0; i < a->num_out; i++)
+        if (a->out[i]) narrow(bout[i].data, hdt, dnn_ptr(a->out[i]), hcga_tensor_numel(a->out[i]));
+    return HCGA_OK;
+}
+
+static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op, dnn_impl_fn plain)
+{
+    if (!be) return HCGA_ERR_INVALID;
+    hcga_checked ck;
+    char msg[HCGA_CONTRACT_MSG_LEN];
+    hcga_status st = hcga_contract_check(op, a, dnn_buffer_size, &ck, msg, sizeof msg);
+    if (st != HCGA_OK) return dnn_fail(be, st, "%s", msg);
+    dnn_threads(be);
+    dnn_impl_fn fast = be->plain ? NULL : onednn_impl(op);
+    dnn_impl_fn f32 = fast ? fast : plain;
+    dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;
+    const int path = impl != plain;
+    double w0 = 0, c0 = 0;
+    if (be->profile) w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) st = half_via_f32(be, a, &ck, f32);
+    else st = impl(be, a, &ck);
+    if (be->profile) {
+        be->prof_wall[op][path] += now_s(CLOCK_MONOTONIC) - w0;
+        be->prof_cpu[op][path] += now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        be->prof_calls[op][path]++;
+    }
+    return st;
+}
+
+#define HCGA_OP(id_, ...)                                                                          \
+    static hcga_status entry_##id_(hcga_backend *be, const hcga_op_args *a)                        \
+    {                                                                                              \
+        return dnn_dispatch(be, a, HCGA_OP_##id_, dnn_plain_##id_);                                \
+    }
+#include "hcga_ops.def"
+#undef HCGA_OP
+
+static const hcga_op_fn dnn_ops[HCGA_OP_COUNT] = {
+#define HCGA_OP(id_, ...) [HCGA_OP_##id_] = entry_##id_,
+#include "hcga_ops.def"
+#undef HCGA_OP
+};
+
+static int dnn_supports(hcga_backend *be, int op, int dtype)
+{
+    (void)be;
+    if (op < 0 || op >= HCGA_OP_COUNT) return 0;
+    if (dtype == HCGA_F32 || dtype == HCGA_F64) return 1;
+    if (hcga_dtype_is_half(dtype)) return hcga_op_get_info(op)->half;
+    switch (op) {
+    case HCGA_OP_FILL: return dtype == HCGA_I32 || dtype == HCGA_I64 || dtype == HCGA_U8;
+    case HCGA_OP_COPY:
+    case HCGA_OP_CONCAT:
+    case HCGA_OP_SPLIT: return dtype >= 0 && dtype < HCGA_DTYPE_COUNT;
+    default: return 0;
+    }
+}
+
+/* ---- the descriptor ---- */
+
+static const hcga_backend_iface dnn_iface = {
+    .struct_size = sizeof(hcga_backend_iface),
+    .probe = dnn_probe,
+    .device_info = dnn_device_info,
+    .create = dnn_create,
+    .destroy = dnn_destroy,
+    .last_error = dnn_last_error,
+    .buffer_alloc = dnn_buffer_alloc,
+    .buffer_free = dnn_buffer_free,
+    .buffer_write = dnn_buffer_write,
+    .buffer_read = dnn_buffer_read,
+    .synchronize = dnn_synchronize,
+    .ops = dnn_ops,
+    .num_ops = HCGA_OP_COUNT,
+    .supports = dnn_supports,
+};
+
+static const hcga_backend_iface *dnn_get_iface(void)
+{
+    return &dnn_iface;
+}
+
+/* The implementation's entry point, looked up by the loader shim
+ * (dnn_shim.c, the file hcga loads as hcga_backend_onednn.so) after it has
+ * set OpenMP's wait policy; see there. */
+__attribute__((visibility("default"))) const hcga_backend_iface *hcga_onednn_impl_iface(void);
+const hcga_backend_iface *hcga_onednn_impl_iface(void)
+{
+    return dnn_get_iface();
+}

@@ -1,0 +1,87 @@
+/*
+ * dnn_internal.h - shared declarations of the oneDNN backend plugin
+ * (backends/onednn).  The plugin is written against plugins/hcga_plugin.h and
+ * the template only, as an outside vendor would: dnn_backend.c holds the
+ * descriptor, instances, host buffers and the op table; dnn_prims.c the ops
+ * that run on oneDNN primitives (convolutions, GEMM) with their primitive
+ * cache; dnn_plain.c the plain-C ops (every op at F64, where oneDNN 2.6 has
+ * no f64 on the CPU, and the ops oneDNN has no primitive for), threaded with
+ * OpenMP, the runtime the Debian oneDNN build uses.
+ */
+#ifndef HCGA_DNN_INTERNAL_H
+#define HCGA_DNN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hcga_contract.h"
+#include "hcga_plugin.h"
+
+#define DNN_PLUGIN_VERSION "1.0"
+#define DNN_ALIGN 256
+#define DNN_MAX_THREADS 1024
+#define DNN_WS_SLOTS 24 /* workspace slots: see DNN_WS_* */
+#define DNN_WS_TMP 0    /* 0..3: scratch of one op */
+#define DNN_WS_HALF 4   /* 4..19: f32 copies of half tensors (in 0..7, out 8..15) */
+
+struct hcga_buffer {
+    void *data;
+    uint64_t size;
+};
+
+typedef struct dnn_cache dnn_cache; /* the primitive cache (dnn_prims.c) */
+
+struct hcga_backend {
+    int device;
+    int threads;   /* OpenMP threads for oneDNN and the plain-C ops */
+    int plain;     /* option plain=1: every op on the plain-C path (debugging) */
+    int profile;   /* $HCGA_ONEDNN_PROFILE set: per-op times printed at destroy */
+    double prof_wall[HCGA_OP_COUNT][2], prof_cpu[HCGA_OP_COUNT][2]; /* [op][0 plain, 1 oneDNN], s */
+    int64_t prof_calls[HCGA_OP_COUNT][2];
+    void *engine;  /* dnnl_engine_t */
+    void *stream;  /* dnnl_stream_t */
+    dnn_cache *cache;
+    void *ws[DNN_WS_SLOTS];
+    size_t ws_size[DNN_WS_SLOTS];
+    char err[512];
+};
+
+hcga_status dnn_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Workspace slot (grows, kept until destroy); NULL when out of memory. */
+void *dnn_ws(hcga_backend *be, int slot, size_t bytes);
+
+static inline void *dnn_ptr(const hcga_tensor *t)
+{
+    return (char *)t->buf->data + t->offset;
+}
+
+/* Sets OpenMP's thread count to the instance's (it is per calling thread). */
+void dnn_threads(hcga_backend *be);
+
+typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
+                                   const hcga_checked *ck);
+
+/* Plain-C implementations (dnn_plain.c): one per catalogue row. */
+#define HCGA_OP(id_, ...) hcga_status dnn_plain_##id_(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+#include "hcga_ops.def"
+#undef HCGA_OP
+
+/* oneDNN implementations (dnn_prims.c); f32 only.  Each returns
+ * HCGA_ERR_UNSUPPORTED with a reason when oneDNN cannot take the call. */
+hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_gemm(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_relu_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_relu_bwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+
+hcga_status dnn_prims_init(hcga_backend *be, char *err, size_t err_len);
+void dnn_prims_fini(hcga_backend *be);
+/* "oneDNN 2.6.3 (cpu runtime OpenMP, isa avx2)" */
+void dnn_library_version(char *buf, size_t len);
+
+#endif

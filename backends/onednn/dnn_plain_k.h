@@ -1,0 +1,694 @@
+/*
+ * dnn_plain_k.h - the plain-C kernels of the oneDNN backend, written once for
+ * a floating type T and included twice by dnn_plain.c (T = float, SFX = f32;
+ * T = double, SFX = f64).  They serve every op oneDNN 2.6 has no primitive
+ * for on the CPU, and every op at f64 (oneDNN has no f64 there).  Loops are
+ * OpenMP worksharing loops with a static schedule over independent outputs;
+ * every sum is accumulated in double in an order fixed by the problem size
+ * (chunks of DNN_CHUNK, added in order), never by the thread count, so a
+ * result is the same bits for any number of threads.  No include guard.
+ */
+#ifndef T
+#error "dnn_plain_k.h needs T and SFX"
+#endif
+
+#define DNN_CAT2(a, b) a##_##b
+#define DNN_CAT(a, b) DNN_CAT2(a, b)
+#define K(name) DNN_CAT(name, SFX)
+
+/* Smallest T t with (x < t) <=> ((double)x < s) for every T x. */
+static inline T K(thr)(double s)
+{
+    T t = (T)s;
+    if ((double)t < s) t = (T)nextafter((double)t, INFINITY);
+    if (sizeof(T) == 4 && (double)t < s) t = (T)nextafterf((float)t, INFINITY);
+    return t;
+}
+
+/* ---- elementwise --------------------------------------------------------- */
+
+static void K(unary)(int kind, const T *x, const T *dy, T *y, int64_t n, double s)
+{
+    const T t = K(thr)(s);
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        T v = x[i];
+        switch (kind) {
+        case UN_RELU_F: y[i] = (v > 0 || v != v) ? v : (T)0; break;
+        case UN_RELU_B: y[i] = v > 0 ? dy[i] : (T)0; break;
+        case UN_SIG_F: y[i] = (T)(1.0 / (1.0 + exp(-(double)v))); break;
+        case UN_SIG_B: y[i] = (T)((double)dy[i] * (double)v * (1.0 - (double)v)); break;
+        case UN_THR_F: y[i] = v < t ? (T)0 : v; break;
+        case UN_THR_B: y[i] = v < t ? (T)0 : dy[i]; break;
+        case UN_SIGN: y[i] = v > 0 ? (T)s : v < 0 ? (T)(-s) : v == 0 ? (T)0 : v; break;
+        case UN_SET: y[i] = (T)s; break;
+        default: break;
+        }
+    }
+}
+
+/* ADD / MUL with numpy broadcasting: strides sa/sb of a and b over y's
+ * shape (0 in a broadcast dim), y dense. */
+static void K(binary)(int mul, const T *A, const T *B, T *Y, const int64_t *shape, int nd,
+                      const int64_t *sa, const int64_t *sb, double al, double bt)
+{
+    const int64_t L = nd ? shape[nd - 1] : 1;
+    const int64_t ia = nd ? sa[nd - 1] : 0, ib = nd ? sb[nd - 1] : 0;
+    int64_t rows = 1;
+    for (int d = 0; d < nd - 1; d++) rows *= shape[d];
+    int same = 1; /* a and b dense with y's shape: one flat, vectorisable loop */
+    for (int d = 0; d < nd; d++) same &= sa[d] != 0 && sb[d] != 0 && sa[d] == sb[d];
+    if (same || nd == 0) {
+        const int64_t n = rows * L;
+        if (mul) {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+            for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * ((double)A[i] * (double)B[i]));
+        } else {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+            for (int64_t i = 0; i < n; i++) Y[i] = (T)(al * (double)A[i] + bt * (double)B[i]);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (rows * L >= DNN_PAR_MIN)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t oa = 0, ob = 0, rem = r;
+        for (int d = nd - 2; d >= 0; d--) {
+            int64_t idx = rem % shape[d];
+            rem /= shape[d];
+            oa += idx * sa[d];
+            ob += idx * sb[d];
+        }
+        const T *pa = A + oa, *pb = B + ob;
+        T *py = Y + r * L;
+        if (mul)
+            for (int64_t j = 0; j < L; j++) py[j] = (T)(al * ((double)pa[j * ia] * (double)pb[j * ib]));
+        else
+            for (int64_t j = 0; j < L; j++) py[j] = (T)(al * (double)pa[j * ia] + bt * (double)pb[j * ib]);
+    }
+}
+
+/* SUM_TO: y[j] = sum of x over the dims where y has 1 (xs: x's dense
+ * strides, red[d]: dim d is reduced). */
+static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int64_t *ys_shape)
+{
+    int64_t xs[HCGA_MAX_DIMS], ny = 1, nr = 1;
+    int64_t st = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        xs[d] = st;
+        st *= xshape[d];
+    }
+    for (int d = 0; d < nd; d++) {
+        if (ys_shape[d] == xshape[d]) ny *= xshape[d];
+        else nr *= xshape[d];
+    }
+#pragma omp parallel for schedule(static) if (ny * nr >= DNN_PAR_MIN)
+    for (int64_t j = 0; j < ny; j++) {
+        /* offset of y element j in x (kept dims) */
+        int64_t base = 0, rem = j;
+        for (int d = nd - 1; d >= 0; d--) {
+            if (ys_shape[d] != xshape[d]) continue;
+            base += (rem % xshape[d]) * xs[d];
+            rem /= xshape[d];
+        }
+        double acc = 0;
+        for (int64_t r = 0; r < nr; r++) {
+            int64_t off = base, rr = r;
+            for (int d = nd - 1; d >= 0; d--) {
+                if (ys_shape[d] == xshape[d]) continue;
+                off += (rr % xshape[d]) * xs[d];
+                rr /= xshape[d];
+            }
+            acc += (double)X[off];
+        }
+        Y[j] = (T)acc;
+    }
+}
+
+/* ---- channel ops (dim 1 of [N, C, S]) ------------------------------------ */
+
+static void K(softmax)(const T *X, const T *DY, T *Y, int64_t N, int64_t C, int64_t S)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * S; t++) {
+        const int64_t n = t / S, j = t % S;
+        const T *p = X + n * C * S + j;
+        T *q = Y + n * C * S + j;
+        if (!DY) {
+            double mx = -INFINITY, se = 0;
+            for (int64_t k = 0; k < C; k++)
+                if (p[k * S] > mx || p[k * S] != p[k * S]) mx = p[k * S];
+            for (int64_t k = 0; k < C; k++) se += exp((double)p[k * S] - mx);
+            for (int64_t k = 0; k < C; k++) q[k * S] = (T)(exp((double)p[k * S] - mx) / se);
+        } else {
+            const T *d = DY + n * C * S + j;
+            double dot = 0;
+            for (int64_t k = 0; k < C; k++) dot += (double)p[k * S] * (double)d[k * S];
+            for (int64_t k = 0; k < C; k++) q[k * S] = (T)((double)p[k * S] * ((double)d[k * S] - dot));
+        }
+    }
+}
+
+static void K(argmax)(const T *X, int64_t *I, int64_t N, int64_t C, int64_t S)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * S; t++) {
+        const int64_t n = t / S, j = t % S;
+        const T *p = X + n * C * S + j;
+        T best = p[0];
+        int64_t bi = 0;
+        for (int64_t k = 1; k < C && best == best; k++)
+            if (p[k * S] > best || p[k * S] != p[k * S]) best = p[k * S], bi = k;
+        I[t] = bi;
+    }
+}
+
+/* ---- spatial ------------------------------------------------------------- */
+
+static void K(upsample)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t f, int bwd)
+{
+    const int64_t OH = H * f, OW = W * f;
+#pragma omp parallel for schedule(static) if (planes * H * W * f * f >= DNN_PAR_MIN)
+    for (int64_t p = 0; p < planes; p++) {
+        if (!bwd) { /* X: [H, W] -> Y: [OH, OW] */
+            const T *x = X + p * H * W;
+            T *y = Y + p * OH * OW;
+            for (int64_t h = 0; h < OH; h++)
+                for (int64_t w = 0; w < OW; w++) y[h * OW + w] = x[(h / f) * W + w / f];
+        } else { /* X = dy: [OH, OW] -> Y = dx: [H, W] */
+            const T *dy = X + p * OH * OW;
+            T *dx = Y + p * H * W;
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++) {
+                    double acc = 0;
+                    for (int64_t i = 0; i < f; i++)
+                        for (int64_t j = 0; j < f; j++) acc += (double)dy[(h * f + i) * OW + w * f + j];
+                    dx[h * W + w] = (T)acc;
+                }
+        }
+    }
+}
+
+/* Source coordinate of output index d for a resize of n to on. */
+static inline void K(src)(int64_t d, int64_t n, int64_t on, int ac, int64_t *i0, int64_t *i1, double *l)
+{
+    double s;
+    if (ac) s = on > 1 ? (double)d * (double)(n - 1) / (double)(on - 1) : 0.0;
+    else {
+        s = ((double)d + 0.5) * (double)n / (double)on - 0.5;
+        if (s < 0) s = 0;
+    }
+    int64_t a = (int64_t)floor(s);
+    if (a > n - 1) a = n - 1;
+    *i0 = a;
+    *i1 = a + 1 < n ? a + 1 : n - 1;
+    *l = s - (double)a;
+}
+
+static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                      int ac, int bwd)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        if (!bwd) {
+            const T *x = X + p * H * W;
+            T *y = Y + p * OH * OW;
+            for (int64_t oh = 0; oh < OH; oh++) {
+                int64_t h0, h1;
+                double lh;
+                K(src)(oh, H, OH, ac, &h0, &h1, &lh);
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t w0, w1;
+                    double lw;
+                    K(src)(ow, W, OW, ac, &w0, &w1, &lw);
+                    double v = (1 - lh) * ((1 - lw) * (double)x[h0 * W + w0] + lw * (double)x[h0 * W + w1]) +
+                               lh * ((1 - lw) * (double)x[h1 * W + w0] + lw * (double)x[h1 * W + w1]);
+                    y[oh * OW + ow] = (T)v;
+                }
+            }
+        } else { /* X = dy [OH, OW], Y = dx [H, W]: scattered in output order */
+            const T *dy = X + p * OH * OW;
+            T *dx = Y + p * H * W;
+            for (int64_t i = 0; i < H * W; i++) dx[i] = 0;
+            for (int64_t oh = 0; oh < OH; oh++) {
+                int64_t h0, h1;
+                double lh;
+                K(src)(oh, H, OH, ac, &h0, &h1, &lh);
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    int64_t w0, w1;
+                    double lw;
+                    K(src)(ow, W, OW, ac, &w0, &w1, &lw);
+                    double g = dy[oh * OW + ow];
+                    dx[h0 * W + w0] = (T)((double)dx[h0 * W + w0] + (1 - lh) * (1 - lw) * g);
+                    dx[h0 * W + w1] = (T)((double)dx[h0 * W + w1] + (1 - lh) * lw * g);
+                    dx[h1 * W + w0] = (T)((double)dx[h1 * W + w0] + lh * (1 - lw) * g);
+                    dx[h1 * W + w1] = (T)((double)dx[h1 * W + w1] + lh * lw * g);
+                }
+            }
+        }
+    }
+}
+
+static void K(gap)(const T *X, T *Y, int64_t planes, int64_t HW, int bwd)
+{
+#pragma omp parallel for schedule(static) if (planes * HW >= DNN_PAR_MIN)
+    for (int64_t p = 0; p < planes; p++) {
+        if (!bwd) {
+            double acc = 0;
+            for (int64_t j = 0; j < HW; j++) acc += (double)X[p * HW + j];
+            Y[p] = (T)(acc / (double)HW);
+        } else {
+            T v = (T)((double)X[p] / (double)HW);
+            for (int64_t j = 0; j < HW; j++) Y[p * HW + j] = v;
+        }
+    }
+}
+
+/* ---- reductions ---------------------------------------------------------- */
+
+static double K(sum)(const T *x, int64_t n, int absval, double *part)
+{
+    const int64_t nch = (n + DNN_CHUNK - 1) / DNN_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nch; c++) {
+        const int64_t b = c * DNN_CHUNK, e = b + DNN_CHUNK < n ? b + DNN_CHUNK : n;
+        double acc = 0;
+        if (absval)
+            for (int64_t i = b; i < e; i++) acc += fabs((double)x[i]);
+        else
+            for (int64_t i = b; i < e; i++) acc += (double)x[i];
+        part[c] = acc;
+    }
+    double s = 0;
+    for (int64_t c = 0; c < nch; c++) s += part[c];
+    return s;
+}
+
+/* ---- batch norm (x [N, C, HW]) ------------------------------------------- */
+
+/* Sums over a channel's planes in DNN_LANES double lanes (lane u takes the
+ * elements j with j % DNN_LANES == u, then the lanes are added in order): a
+ * fixed order that the compiler can vectorise. */
+#ifndef DNN_LANES
+#define DNN_LANES 8
+#endif
+static inline double K(lanes)(const double *acc)
+{
+    double s = 0;
+    for (int u = 0; u < DNN_LANES; u++) s += acc[u];
+    return s;
+}
+
+/* kind 0: sum x; 1: sum (x-m)^2; 2: sum x^2 */
+static void K(plane_sum)(const T *p, int64_t n, double m, int kind, double *acc)
+{
+    const int64_t nv = n / DNN_LANES * DNN_LANES;
+    for (int64_t j = 0; j < nv; j += DNN_LANES)
+        for (int u = 0; u < DNN_LANES; u++) {
+            const double v = (double)p[j + u] - (kind == 1 ? m : 0.0);
+            acc[u] += kind ? v * v : v;
+        }
+    for (int64_t j = nv; j < n; j++) {
+        const double v = (double)p[j] - (kind == 1 ? m : 0.0);
+        acc[j - nv] += kind ? v * v : v;
+    }
+}
+
+/* Per channel: sum and sum of squares (BN_STATS, raw) or mean and biased
+ * variance (two passes). */
+static void K(bn_moments)(const T *X, int64_t N, int64_t C, int64_t HW, double *o1, double *o2,
+                          int raw)
+{
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
+    for (int64_t ch = 0; ch < C; ch++) {
+        double a1[DNN_LANES] = {0}, a2[DNN_LANES] = {0};
+        for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, 0.0, 0, a1);
+        const double s = K(lanes)(a1);
+        if (raw) {
+            for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, 0.0, 2, a2);
+            o1[ch] = s;
+            o2[ch] = K(lanes)(a2);
+        } else {
+            const double mean = s / (double)(N * HW);
+            for (int64_t n = 0; n < N; n++) K(plane_sum)(X + (n * C + ch) * HW, HW, mean, 1, a2);
+            o1[ch] = mean;
+            o2[ch] = K(lanes)(a2) / (double)(N * HW);
+        }
+    }
+}
+
+/* y = gamma*(x-mean)*invstd + beta with per-channel mean, invstd (double). */
+static void K(bn_apply)(const T *X, const T *G, const T *B, const double *mean, const double *inv,
+                        T *Y, int64_t N, int64_t C, int64_t HW)
+{
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
+    for (int64_t t = 0; t < N * C; t++) {
+        const int64_t ch = t % C;
+        const double m = mean[ch], k = inv[ch] * (double)G[ch], b = (double)B[ch];
+        const T *p = X + t * HW;
+        T *q = Y + t * HW;
+        for (int64_t j = 0; j < HW; j++) q[j] = (T)(((double)p[j] - m) * k + b);
+    }
+}
+
+/* BN backward sums: sdy = sum dy, sdx = sum dy*xhat per channel (lanes). */
+static void K(bn_bsums)(const T *X, const T *DY, const T *SM, const T *SI, int64_t N, int64_t C,
+                        int64_t HW, double *sdy, double *sdx)
+{
+    const int64_t nv = HW / DNN_LANES * DNN_LANES;
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
+    for (int64_t ch = 0; ch < C; ch++) {
+        const double m = SM[ch], k = SI[ch];
+        double a[DNN_LANES] = {0}, b[DNN_LANES] = {0};
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * C + ch) * HW, *d = DY + (n * C + ch) * HW;
+            for (int64_t j = 0; j < nv; j += DNN_LANES)
+                for (int u = 0; u < DNN_LANES; u++) {
+                    a[u] += (double)d[j + u];
+                    b[u] += (double)d[j + u] * (((double)p[j + u] - m) * k);
+                }
+            for (int64_t j = nv; j < HW; j++) {
+                a[j - nv] += (double)d[j];
+                b[j - nv] += (double)d[j] * (((double)p[j] - m) * k);
+            }
+        }
+        sdy[ch] = K(lanes)(a);
+        sdx[ch] = K(lanes)(b);
+    }
+}
+
+/* dx = gamma*invstd*(dy - sdy/M - xhat*sdx/M). */
+static void K(bn_dx)(const T *X, const T *DY, const T *G, const T *SM, const T *SI, const double *sdy,
+                     const double *sdx, double M, T *DX, int64_t N, int64_t C, int64_t HW)
+{
+#pragma omp parallel for schedule(static) if (N * C * HW >= DNN_PAR_MIN)
+    for (int64_t t = 0; t < N * C; t++) {
+        const int64_t ch = t % C;
+        const double m = SM[ch], k = SI[ch], g = (double)G[ch] * k;
+        const double a = sdy[ch] / M, b = sdx[ch] / M;
+        const T *p = X + t * HW, *d = DY + t * HW;
+        T *q = DX + t * HW;
+        for (int64_t j = 0; j < HW; j++) q[j] = (T)(g * ((double)d[j] - a - ((double)p[j] - m) * k * b));
+    }
+}
+
+/* ---- convolution (direct loops; the f64 path) ----------------------------- */
+
+static void K(conv_fwd)(const hcga_conv_dims *d, const T *X, const T *Wt, const T *Bs, T *Y)
+{
+    const int64_t N = d->N, C = d->C, H = d->H, W = d->W, Kk = d->K, R = d->R, S = d->S;
+    const int64_t P = d->P, Q = d->Q;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * Kk; t++) {
+        const int64_t n = t / Kk, k = t % Kk;
+        for (int64_t p = 0; p < P; p++)
+            for (int64_t q = 0; q < Q; q++) {
+                double acc = Bs ? (double)Bs[k] : 0.0;
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t r = 0; r < R; r++) {
+                        const int64_t h = p * d->sh - d->ph + r * d->dh;
+                        if (h < 0 || h >= H) continue;
+                        for (int64_t s = 0; s < S; s++) {
+                            const int64_t w = q * d->sw - d->pw + s * d->dw;
+                            if (w < 0 || w >= W) continue;
+                            acc += (double)X[((n * C + c) * H + h) * W + w] *
+                                   (double)Wt[((k * C + c) * R + r) * S + s];
+                        }
+                    }
+                Y[(t * P + p) * Q + q] = (T)acc;
+            }
+    }
+}
+
+static void K(conv_bwd_data)(const hcga_conv_dims *d, const T *DY, const T *Wt, T *DX)
+{
+    const int64_t N = d->N, C = d->C, H = d->H, W = d->W, Kk = d->K, R = d->R, S = d->S;
+    const int64_t P = d->P, Q = d->Q;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * C; t++) {
+        const int64_t n = t / C, c = t % C;
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++) {
+                double acc = 0;
+                for (int64_t r = 0; r < R; r++) {
+                    const int64_t ph = h + d->ph - r * d->dh;
+                    if (ph < 0 || ph % d->sh) continue;
+                    const int64_t p = ph / d->sh;
+                    if (p >= P) continue;
+                    for (int64_t s = 0; s < S; s++) {
+                        const int64_t pw = w + d->pw - s * d->dw;
+                        if (pw < 0 || pw % d->sw) continue;
+                        const int64_t q = pw / d->sw;
+                        if (q >= Q) continue;
+                        for (int64_t k = 0; k < Kk; k++)
+                            acc += (double)DY[((n * Kk + k) * P + p) * Q + q] *
+                                   (double)Wt[((k * C + c) * R + r) * S + s];
+                    }
+                }
+                DX[(t * H + h) * W + w] = (T)acc;
+            }
+    }
+}
+
+static void K(conv_bwd_filter)(const hcga_conv_dims *d, const T *X, const T *DY, T *DW, T *DB)
+{
+    const int64_t N = d->N, C = d->C, H = d->H, W = d->W, Kk = d->K, R = d->R, S = d->S;
+    const int64_t P = d->P, Q = d->Q;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < Kk * C * R * S; t++) {
+        const int64_t k = t / (C * R * S), c = t / (R * S) % C, r = t / S % R, s = t % S;
+        double acc = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t p = 0; p < P; p++) {
+                const int64_t h = p * d->sh - d->ph + r * d->dh;
+                if (h < 0 || h >= H) continue;
+                for (int64_t q = 0; q < Q; q++) {
+                    const int64_t w = q * d->sw - d->pw + s * d->dw;
+                    if (w < 0 || w >= W) continue;
+                    acc += (double)X[((n * C + c) * H + h) * W + w] *
+                           (double)DY[((n * Kk + k) * P + p) * Q + q];
+                }
+            }
+        DW[t] = (T)acc;
+    }
+    if (DB) {
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < Kk; k++) {
+            double acc = 0;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t j = 0; j < P * Q; j++) acc += (double)DY[(n * Kk + k) * P * Q + j];
+            DB[k] = (T)acc;
+        }
+    }
+}
+
+/* ---- GEMM: y[M,N] = alpha*op(a)*op(b) + beta*c (c may be y) -------------- */
+
+static void K(gemm)(int ta, int tb, int64_t M, int64_t N, int64_t Kd, double alpha, const T *A,
+                    const T *B, double beta, const T *Cm, T *Y)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double acc = 0;
+            for (int64_t k = 0; k < Kd; k++) {
+                double av = ta ? (double)A[k * M + i] : (double)A[i * Kd + k];
+                double bv = tb ? (double)B[j * Kd + k] : (double)B[k * N + j];
+                acc += av * bv;
+            }
+            double v = alpha * acc;
+            if (Cm) v += beta * (double)Cm[i * N + j];
+            Y[i * N + j] = (T)v;
+        }
+}
+
+/* ---- losses --------------------------------------------------------------- */
+
+/* log-sum-exp of C values at stride st. */
+static inline double K(lse)(const T *p, int64_t C, int64_t st)
+{
+    double mx = -INFINITY, se = 0;
+    for (int64_t k = 0; k < C; k++)
+        if (p[k * st] > mx || p[k * st] != p[k * st]) mx = p[k * st];
+    for (int64_t k = 0; k < C; k++) se += exp((double)p[k * st] - mx);
+    return mx + log(se);
+}
+
+/* CE with label smoothing: fwd returns the mean loss; bwd writes dlogits. */
+static double K(ce)(const T *X, const int64_t *lab, int64_t N, int64_t C, double eps, double g,
+                    T *DX, double *part)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; n++) {
+        const T *p = X + n * C;
+        const double l = K(lse)(p, C, 1);
+        if (!DX) {
+            double sls = 0;
+            for (int64_t k = 0; k < C; k++) sls += (double)p[k] - l;
+            part[n] = -((1.0 - eps) * ((double)p[lab[n]] - l) + eps / (double)C * sls);
+        } else {
+            for (int64_t k = 0; k < C; k++) {
+                double t = eps / (double)C + (k == lab[n] ? 1.0 - eps : 0.0);
+                DX[n * C + k] = (T)(g * (exp((double)p[k] - l) - t));
+            }
+        }
+    }
+    double s = 0;
+    if (!DX)
+        for (int64_t n = 0; n < N; n++) s += part[n];
+    return s;
+}
+
+/* Pixel CE over [N, K, S]: fwd returns the loss sum over counted pixels. */
+static double K(pixce)(const T *X, const int64_t *lab, int64_t N, int64_t Kc, int64_t S, int64_t ign,
+                       double g, T *DX, double *part)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * S; t++) {
+        const int64_t n = t / S, j = t % S, l = lab[t];
+        const T *p = X + n * Kc * S + j;
+        if (l == ign) {
+            if (DX)
+                for (int64_t k = 0; k < Kc; k++) DX[n * Kc * S + k * S + j] = 0;
+            else part[t] = 0;
+            continue;
+        }
+        const double e = K(lse)(p, Kc, S);
+        if (!DX) part[t] = e - (double)p[l * S];
+        else
+            for (int64_t k = 0; k < Kc; k++)
+                DX[n * Kc * S + k * S + j] = (T)(g * (exp((double)p[k * S] - e) - (k == l ? 1.0 : 0.0)));
+    }
+    double s = 0;
+    if (!DX) {
+        /* chunked in a fixed order */
+        for (int64_t t = 0; t < N * S; t++) s += part[t];
+    }
+    return s;
+}
+
+/* Squared distances dist[i*N+j] (unclamped). */
+static void K(tri_dist)(const T *X, int64_t N, int64_t D, double *dist, double *nrm)
+{
+    for (int64_t i = 0; i < N; i++) {
+        double s = 0;
+        for (int64_t k = 0; k < D; k++) s += (double)X[i * D + k] * (double)X[i * D + k];
+        nrm[i] = s;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double dot = 0;
+            for (int64_t k = 0; k < D; k++) dot += (double)X[i * D + k] * (double)X[j * D + k];
+            dist[i * N + j] = nrm[i] + nrm[j] - 2.0 * dot;
+        }
+}
+
+static void K(tri_bwd)(const T *X, const int64_t *hard, int64_t N, int64_t D, const double *dist,
+                       double g, double margin, double *acc, T *DX)
+{
+    for (int64_t k = 0; k < N * D; k++) acc[k] = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const int64_t p = hard[2 * i], q = hard[2 * i + 1];
+        if (p < 0 || q < 0) continue;
+        const double sap = dist[i * N + p], san = dist[i * N + q];
+        const double dap = sqrt(sap > 1e-12 ? sap : 1e-12), dan = sqrt(san > 1e-12 ? san : 1e-12);
+        if (!(dap - dan + margin >= 0)) continue;
+        if (sap >= 1e-12)
+            for (int64_t j = 0; j < D; j++) {
+                double t = g / dap * ((double)X[i * D + j] - (double)X[p * D + j]);
+                acc[i * D + j] += t;
+                acc[p * D + j] -= t;
+            }
+        if (san >= 1e-12)
+            for (int64_t j = 0; j < D; j++) {
+                double t = g / dan * ((double)X[i * D + j] - (double)X[q * D + j]);
+                acc[i * D + j] -= t;
+                acc[q * D + j] += t;
+            }
+    }
+    for (int64_t k = 0; k < N * D; k++) DX[k] = (T)acc[k];
+}
+
+static inline double K(sgn)(double d)
+{
+    return d > 0 ? 1.0 : d < 0 ? -1.0 : d == 0 ? 0.0 : d;
+}
+
+/* SHIFT_L1: fwd returns the sum of |x[shifted] - x| over the valid region;
+ * bwd writes dx = g * d(sum)/dx. */
+static double K(shift)(const T *X, int64_t N, int64_t C, int64_t H, int64_t W, int dn, int dh, int dw,
+                       double g, T *DX, double *part)
+{
+    const int64_t off = ((int64_t)dn * C * H + dh) * W + dw;
+    if (!DX) {
+        const int64_t n0 = dn < 0 ? -dn : 0, n1 = dn > 0 ? N - dn : N;
+        const int64_t h0 = dh < 0 ? -dh : 0, h1 = dh > 0 ? H - dh : H;
+        const int64_t w0 = dw < 0 ? -dw : 0, w1 = dw > 0 ? W - dw : W;
+        const int64_t planes = (n1 > n0 ? n1 - n0 : 0) * C;
+#pragma omp parallel for schedule(static)
+        for (int64_t t = 0; t < planes; t++) {
+            const T *pb = X + ((n0 * C) + t) * H * W;
+            double acc = 0;
+            for (int64_t h = h0; h < h1; h++)
+                for (int64_t w = w0; w < w1; w++) {
+                    const T *e = pb + h * W + w;
+                    acc += fabs((double)e[off] - (double)e[0]);
+                }
+            part[t] = acc;
+        }
+        double s = 0;
+        for (int64_t t = 0; t < planes; t++) s += part[t];
+        return s;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < N * C; t++) {
+        const int64_t n = t / C;
+        const T *p = X + t * H * W;
+        T *q = DX + t * H * W;
+        const int base_n = n + dn >= 0 && n + dn < N, shift_n = n - dn >= 0 && n - dn < N;
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++) {
+                const T *e = p + h * W + w;
+                double v = 0;
+                if (base_n && h + dh >= 0 && h + dh < H && w + dw >= 0 && w + dw < W)
+                    v -= K(sgn)((double)e[off] - (double)e[0]);
+                if (shift_n && h - dh >= 0 && h - dh < H && w - dw >= 0 && w - dw < W)
+                    v += K(sgn)((double)e[0] - (double)e[-off]);
+                q[h * W + w] = (T)(g * v);
+            }
+    }
+    return 0;
+}
+
+/* ---- optimizers ----------------------------------------------------------- */
+
+static void K(adam)(const T *G, T *P, T *M, T *V, int64_t n, const hcga_optim_params *o)
+{
+    const double bc1 = 1.0 - pow(o->beta1, (double)o->step);
+    const double bc2s = sqrt(1.0 - pow(o->beta2, (double)o->step));
+    const double step = o->lr / bc1;
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        const double p = P[i], g = (double)G[i] + o->weight_decay * p;
+        const T m = (T)(o->beta1 * (double)M[i] + (1.0 - o->beta1) * g);
+        const T v = (T)(o->beta2 * (double)V[i] + (1.0 - o->beta2) * g * g);
+        M[i] = m;
+        V[i] = v;
+        P[i] = (T)(p - step * (double)m / (sqrt((double)v) / bc2s + o->eps));
+    }
+}
+
+static void K(sgd)(const T *G, T *P, T *B, int64_t n, const hcga_optim_params *o)
+{
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        const double p = P[i], g = (double)G[i] + o->weight_decay * p;
+        const T b = (T)(o->step == 1 ? g : o->momentum * (double)B[i] + g);
+        B[i] = b;
+        P[i] = (T)(p - o->lr * (double)b);
+    }
+}
+
+#undef K
+#undef DNN_CAT
+#undef DNN_CAT2

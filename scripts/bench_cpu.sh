@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# scripts/bench_cpu.sh - the CPU benchmark of docs/porting.md and README.md
+# ("oneDNN backend"): hcga's onednn and cpu backends and the PyTorch
+# reference model (scripts/torch_bench.py on Debian's python3-torch, whose CPU
+# convolutions are oneDNN 2.6 too) on the same threads, one after another in
+# ONE run, train and eval, for configs/hrnet32.yml at --batch 8; then
+# configs/synth_small.yml (the main job's config) on onednn and cpu.
+#
+#   scripts/bench_cpu.sh [BUILD_DIR] [THREADS] [ITERS] [WARMUP]
+#       defaults: _build 2 2 1
+#
+# Every timing runs under `flock /tmp/hcga-heavy.lock` (one benchmark at a
+# time on a shared machine).  Prints one line per run (images/s, wall ms per
+# step, and the process CPU time per step where hcga reports it), then the
+# ratios.  torch-pw is PyTorch with OMP_WAIT_POLICY=passive, the policy the
+# onednn plugin sets for itself (backends/onednn/dnn_shim.c): on a loaded
+# machine GNU OpenMP's default spinning costs PyTorch as much as it cost the
+# plugin.  PyTorch is needed for the torch rows only (apt-get install
+# python3-torch; it is not in scripts/deps.sh: a benchmark-only dependency).
+set -u
+build=${1:-_build}
+threads=${2:-2}
+iters=${3:-2}
+warmup=${4:-1}
+src=$(cd "$(dirname "$0")/.." && pwd)
+hcga="$build/hcga"
+py=${PYTHON:-/usr/bin/python3}
+lock=/tmp/hcga-heavy.lock
+out=$(mktemp -d /tmp/hcga-bench.XXXXXX)
+declare -A ips
+
+run_hcga() { # backend config mode batch
+    local be=$1 cfg=$2 mode=$3 batch=$4 f="$out/$1-$(basename "$2" .yml)-$3.txt"
+    # --threads reaches only the cpu backend (frontend/cli/main.c): onednn gets its own option
+    local bo=()
+    [[ $be == cpu ]] || bo=(--backend-options "threads=$threads")
+    flock "$lock" "$hcga" --backend "$be" --threads "$threads" "${bo[@]}" bench --config "$cfg" --batch "$batch" \
+        --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
+    local v cpu
+    v=$(sed -n 's/^time: .*, \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)
+    cpu=$(sed -n 's/^cpu time: \([0-9.]*\) ms\/iter.*/\1/p' "$f" | tail -1)
+    ips["$be $(basename "$cfg" .yml) $mode"]=${v:-NA}
+    printf '%-8s %-12s %-5s batch %-3s %10s images/s  (cpu %s ms/step)  %s\n' "$be" "$(basename "$cfg" .yml)" \
+        "$mode" "$batch" "${v:-FAILED}" "${cpu:-?}" "$(grep -m1 '^time:' "$f")"
+}
+
+run_torch() { # mode batch [name wait-policy]
+    local mode=$1 batch=$2 name=${3:-torch} f="$out/${3:-torch}-$1.txt" envp=()
+    [[ -n ${4:-} ]] && envp=(OMP_WAIT_POLICY="$4")
+    flock "$lock" env OMP_NUM_THREADS="$threads" "${envp[@]}" "$py" "$src/scripts/torch_bench.py" --device cpu \
+        --threads "$threads" --batch "$batch" --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
+    local v
+    # images/s from ms/step: torch_bench.py prints images/s with one decimal only
+    v=$(sed -n 's/.* images\/s (\([0-9.]*\) ms\/step).*/\1/p' "$f" | tail -1)
+    [[ -n $v ]] && v=$(awk -v b="$batch" -v ms="$v" 'BEGIN { printf "%.3f", b * 1000 / ms }')
+    ips["$name hrnet32 $mode"]=${v:-NA}
+    printf '%-8s %-12s %-5s batch %-3s %10s images/s  %s\n' "$name" hrnet32 "$mode" "$batch" "${v:-FAILED}" \
+        "$(tail -1 "$f")"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+
+echo "threads $threads, iters $iters, warmup $warmup, $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+for mode in train eval; do
+    run_hcga onednn "$src/configs/hrnet32.yml" "$mode" 8
+    run_hcga cpu "$src/configs/hrnet32.yml" "$mode" 8
+    run_torch "$mode" 8
+    # the same with OpenMP's passive wait policy (what the onednn plugin sets for itself)
+    run_torch "$mode" 8 torch-pw passive
+done
+for mode in train eval; do
+    run_hcga onednn "$src/configs/synth_small.yml" "$mode" 16
+    run_hcga cpu "$src/configs/synth_small.yml" "$mode" 16
+done
+echo "ratios (images/s):"
+for mode in train eval; do
+    echo "  hrnet32 $mode: onednn/torch $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/torch-passive $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch-pw hrnet32 $mode]}"), cpu/torch $(ratio "${ips[cpu hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/cpu $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[cpu hrnet32 $mode]}")"
+    echo "  synth_small $mode: onednn/cpu $(ratio "${ips[onednn synth_small $mode]}" "${ips[cpu synth_small $mode]}")"
+done
+echo "logs: $out"

@@ -1,0 +1,290 @@
+/*
+ * test_onednn_ops.c - unit test of the oneDNN backend (backends/onednn),
+ * loaded through the plugin loader like any backend.  The conformance suite
+ * (conformance/check_backends.sh) checks every op against the f64 reference;
+ * this test checks what is particular to this backend:
+ *   - its create options (threads, plain) and their one-line errors;
+ *   - the oneDNN path (f32 convolutions in the three directions with and
+ *     without bias, GEMM with c aliasing y, ReLU, BN inference) against the
+ *     backend's own plain-C path (option plain=1) on shapes larger than the
+ *     quick conformance set, so blocked-format reorders and the primitive
+ *     cache (the same shape twice, then another) are exercised;
+ *   - determinism: the same call twice on one instance and on a second
+ *     instance with the same thread count gives the same bits;
+ *   - a tensor's byte offset is honoured and nothing is written outside it
+ *     (guard bytes around every output).
+ * Exit 77 (skip) when the onednn plugin cannot be opened (not built).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "testutil.h"
+
+#define OFFSET 512
+#define GUARD 256
+
+static hcga_be *fast, *plain;
+
+static void setup(void)
+{
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2", &fast, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2,plain=1", &plain, err, sizeof err) == 0, "%s", err);
+}
+
+static void teardown(void)
+{
+    if (fast) hcga_be_close(fast);
+    if (plain) hcga_be_close(plain);
+    fast = plain = NULL;
+}
+
+typedef struct tdesc {
+    int ndim;
+    int64_t shape[4];
+    const float *data; /* NULL: an output, pre-filled with a NaN pattern */
+} tdesc;
+
+static int64_t numel(const tdesc *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float *frand(int64_t n)
+{
+    float *p = malloc((size_t)n * sizeof *p);
+    for (int64_t i = 0; i < n; i++) p[i] = (float)hcga_test_urand_pm1(&rng);
+    return p;
+}
+
+/* Runs op on be with f32 tensors; out[k] results in res[k] (malloc'd).
+ * alias_out0_in: if >= 0, out[0] is the same tensor as in[alias]. */
+static hcga_status run(hcga_be *be, int op, const hcga_op_params *p, int nin, const tdesc *in, int nout,
+                       const tdesc *out, float **res, int alias)
+{
+    hcga_buffer *b[12] = {0};
+    hcga_tensor t[12];
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout};
+    if (p) a.p = *p;
+    for (int i = 0; i < nin + nout; i++) {
+        const tdesc *d = i < nin ? &in[i] : &out[i - nin];
+        if (i == nin && alias >= 0) {
+            t[i] = t[alias];
+            a.out[0] = &t[i];
+            continue;
+        }
+        if (!d->ndim) { /* an absent optional slot */
+            if (i < nin) a.in[i] = NULL;
+            else a.out[i - nin] = NULL;
+            continue;
+        }
+        size_t bytes = (size_t)numel(d) * 4, total = OFFSET + bytes + GUARD;
+        ck_assert_int_eq(hcga_be_alloc(be, total, &b[i]), HCGA_OK);
+        unsigned char *init = malloc(total);
+        memset(init, 0xFF, total); /* NaN pattern */
+        if (d->data) memcpy(init + OFFSET, d->data, bytes);
+        ck_assert_int_eq(hcga_be_write(be, b[i], 0, init, total), HCGA_OK);
+        free(init);
+        t[i] = hcga_tensor_make(b[i], OFFSET, HCGA_F32, d->ndim, d->shape);
+        if (i < nin) a.in[i] = &t[i];
+        else a.out[i - nin] = &t[i];
+    }
+    hcga_status st = hcga_be_run(be, &a);
+    ck_assert_msg(st == HCGA_OK, "%s failed: %s", hcga_op_name(op), hcga_be_error(be));
+    for (int k = 0; k < nout; k++) {
+        res[k] = NULL;
+        if (!out[k].ndim) continue;
+        int i = (k == 0 && alias >= 0) ? alias : nin + k;
+        const tdesc *d = &out[k];
+        size_t bytes = (size_t)numel(d) * 4, total = OFFSET + bytes + GUARD;
+        unsigned char *all = malloc(total);
+        ck_assert_int_eq(hcga_be_read(be, b[i], 0, all, total), HCGA_OK);
+        for (size_t j = 0; j < OFFSET; j++) ck_assert_msg(all[j] == 0xFF, "%s: out[%d] written before its offset", hcga_op_name(op), k);
+        for (size_t j = OFFSET + bytes; j < total; j++)
+            ck_assert_msg(all[j] == 0xFF, "%s: out[%d] written past its end", hcga_op_name(op), k);
+        res[k] = malloc(bytes);
+        memcpy(res[k], all + OFFSET, bytes);
+        free(all);
+    }
+    for (int i = 0; i < 12; i++)
+        if (b[i]) hcga_be_free(be, b[i]);
+    return st;
+}
+
+/* The op on the oneDNN path and on the plain-C path: outputs within tol
+ * (relative to the largest reference value), every element written. */
+static void compare(const char *what, int op, const hcga_op_params *p, int nin, const tdesc *in, int nout,
+                    const tdesc *out, double tol, int alias)
+{
+    float *rf[4], *rp[4];
+    run(fast, op, p, nin, in, nout, out, rf, alias);
+    run(plain, op, p, nin, in, nout, out, rp, alias);
+    for (int k = 0; k < nout; k++) {
+        if (!out[k].ndim) continue;
+        const int64_t n = numel(&out[k]);
+        double mx = 1, err = 0;
+        for (int64_t i = 0; i < n; i++) {
+            ck_assert_msg(isfinite(rf[k][i]), "%s: out[%d][%lld] = %g (not written?)", what, k, (long long)i,
+                          rf[k][i]);
+            if (fabs(rp[k][i]) > mx) mx = fabs(rp[k][i]);
+            if (fabs(rf[k][i] - rp[k][i]) > err) err = fabs(rf[k][i] - rp[k][i]);
+        }
+        ck_assert_msg(err <= tol * mx, "%s: out[%d] differs from the plain-C path by %.3g (> %.3g)", what, k,
+                      err, tol * mx);
+        free(rf[k]);
+        free(rp[k]);
+    }
+}
+
+START_TEST(test_options)
+{
+    hcga_be *b = NULL;
+    char err[1024] = "";
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "threads=0", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "threads='0' is not an integer"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "fuse=1", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "unknown option 'fuse'"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "plain=2", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "plain='2' is not 0 or 1"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 1, NULL, &b, err, sizeof err), 0);
+}
+END_TEST
+
+/* conv shapes: (N C H W K R S stride pad) */
+static const int conv_cases[][9] = {
+    {2, 16, 12, 10, 24, 3, 3, 1, 1}, {2, 16, 12, 10, 24, 3, 3, 1, 1}, /* twice: the cache */
+    {2, 32, 13, 9, 16, 3, 3, 2, 1},  {3, 24, 8, 8, 40, 1, 1, 1, 0},
+    {1, 3, 17, 15, 8, 3, 3, 2, 1},   {2, 8, 6, 5, 1, 3, 3, 2, 1},
+};
+
+START_TEST(test_conv)
+{
+    for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
+        const int *v = conv_cases[c];
+        const int64_t N = v[0], C = v[1], H = v[2], W = v[3], K = v[4], R = v[5], S = v[6];
+        const int st = v[7], pd = v[8];
+        const int64_t P = (H + 2 * pd - R) / st + 1, Q = (W + 2 * pd - S) / st + 1;
+        hcga_op_params p;
+        memset(&p, 0, sizeof p);
+        p.conv = (hcga_conv_params){st, st, pd, pd, 1, 1};
+        float *x = frand(N * C * H * W), *w = frand(K * C * R * S), *bias = frand(K), *dy = frand(N * K * P * Q);
+        char what[96];
+        for (int withb = 0; withb < 2; withb++) {
+            tdesc in[3] = {{4, {N, C, H, W}, x}, {4, {K, C, R, S}, w}, {withb ? 1 : 0, {K}, bias}};
+            tdesc o1[1] = {{4, {N, K, P, Q}, NULL}};
+            snprintf(what, sizeof what, "conv2d_fwd case %zu bias %d", c, withb);
+            compare(what, HCGA_OP_CONV2D_FWD, &p, withb ? 3 : 2, in, 1, o1, 1e-5, -1);
+            tdesc bin[2] = {{4, {N, C, H, W}, x}, {4, {N, K, P, Q}, dy}};
+            tdesc bo[2] = {{4, {K, C, R, S}, NULL}, {withb ? 1 : 0, {K}, NULL}};
+            snprintf(what, sizeof what, "conv2d_bwd_filter case %zu bias %d", c, withb);
+            compare(what, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, bin, withb ? 2 : 1, bo, 1e-5, -1);
+        }
+        tdesc din[2] = {{4, {N, K, P, Q}, dy}, {4, {K, C, R, S}, w}};
+        tdesc dout[1] = {{4, {N, C, H, W}, NULL}};
+        snprintf(what, sizeof what, "conv2d_bwd_data case %zu", c);
+        compare(what, HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, 1e-5, -1);
+        free(x), free(w), free(bias), free(dy);
+    }
+}
+END_TEST
+
+START_TEST(test_gemm)
+{
+    const int64_t M = 37, N = 29, K = 53;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int withc = 0; withc < 3; withc++) { /* no c, c, c == y */
+                hcga_op_params p;
+                memset(&p, 0, sizeof p);
+                p.gemm = (hcga_gemm_params){ta, tb, 0.75, withc ? -0.5 : 0.0};
+                float *A = frand(M * K), *B = frand(K * N), *Cm = frand(M * N);
+                tdesc in[3] = {{2, {ta ? K : M, ta ? M : K}, A}, {2, {tb ? N : K, tb ? K : N}, B},
+                               {2, {M, N}, Cm}};
+                tdesc out[1] = {{2, {M, N}, NULL}};
+                char what[64];
+                snprintf(what, sizeof what, "gemm ta %d tb %d c %d", ta, tb, withc);
+                compare(what, HCGA_OP_GEMM, &p, withc ? 3 : 2, in, 1, out, 1e-5, withc == 2 ? 2 : -1);
+                free(A), free(B), free(Cm);
+            }
+}
+END_TEST
+
+START_TEST(test_relu_bn)
+{
+    const int64_t N = 3, C = 11, H = 7, W = 5, n = N * C * H * W;
+    float *x = frand(n), *dy = frand(n);
+    x[3] = NAN; /* max(NaN, 0) is NaN (oneDNN's own ReLU would give 0) */
+    tdesc in[1] = {{4, {N, C, H, W}, x}}, out[1] = {{4, {N, C, H, W}, NULL}};
+    float *r[1];
+    run(fast, HCGA_OP_RELU_FWD, NULL, 1, in, 1, out, r, -1);
+    ck_assert_msg(isnan(r[0][3]), "relu_fwd(NaN) = %g", r[0][3]);
+    for (int64_t i = 0; i < n; i++)
+        if (i != 3) ck_assert_msg(r[0][i] == (x[i] > 0 ? x[i] : 0.0f), "relu_fwd[%lld]", (long long)i);
+    x[3] = 0.5f;
+    tdesc bin[2] = {{4, {N, C, H, W}, r[0]}, {4, {N, C, H, W}, dy}};
+    r[0][3] = 0.5f;
+    compare("relu_bwd", HCGA_OP_RELU_BWD, NULL, 2, bin, 1, out, 0, -1);
+    free(r[0]);
+    float *g = frand(C), *b = frand(C), *rm = frand(C), *rv = frand(C);
+    for (int64_t c = 0; c < C; c++) rv[c] = 0.5f + fabsf(rv[c]);
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.bn.eps = 1e-5;
+    tdesc bn[5] = {{4, {N, C, H, W}, x}, {1, {C}, g}, {1, {C}, b}, {1, {C}, rm}, {1, {C}, rv}};
+    compare("bn_fwd_infer", HCGA_OP_BN_FWD_INFER, &p, 5, bn, 1, out, 1e-5, -1);
+    free(x), free(dy), free(g), free(b), free(rm), free(rv);
+}
+END_TEST
+
+/* Same call twice, and on a second instance with the same threads: same bits. */
+START_TEST(test_deterministic)
+{
+    const int64_t N = 4, C = 32, H = 20, W = 18, K = 32;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    float *x = frand(N * C * H * W), *dy = frand(N * K * H * W);
+    tdesc in[2] = {{4, {N, C, H, W}, x}, {4, {N, K, H, W}, dy}};
+    tdesc out[2] = {{4, {K, C, 3, 3}, NULL}, {1, {K}, NULL}};
+    float *r1[2], *r2[2], *r3[2];
+    hcga_be *other = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2", &other, err, sizeof err) == 0, "%s", err);
+    run(fast, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, in, 2, out, r1, -1);
+    run(fast, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, in, 2, out, r2, -1);
+    run(other, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, in, 2, out, r3, -1);
+    for (int k = 0; k < 2; k++) {
+        size_t bytes = (size_t)numel(&out[k]) * 4;
+        ck_assert_msg(memcmp(r1[k], r2[k], bytes) == 0, "conv2d_bwd_filter out[%d]: two runs differ", k);
+        ck_assert_msg(memcmp(r1[k], r3[k], bytes) == 0, "conv2d_bwd_filter out[%d]: two instances differ", k);
+        free(r1[k]), free(r2[k]), free(r3[k]);
+    }
+    hcga_be_close(other);
+    free(x), free(dy);
+}
+END_TEST
+
+int main(void)
+{
+    hcga_be *b = NULL;
+    char err[1024] = "";
+    if (hcga_be_open("onednn", 0, NULL, &b, err, sizeof err) != 0) {
+        printf("SKIP test_onednn_ops: the onednn backend cannot be opened: %s\n", err);
+        return 77;
+    }
+    hcga_be_close(b);
+    Suite *s = suite_create("onednn_ops");
+    TCase *t = hcga_test_tcase(s, "ops");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 300);
+    HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic);
+    return hcga_test_run(s);
+}
