@@ -189,6 +189,34 @@ int hcga_pseudo_miou(const hcga_pseudo *p, const hcga_dataset *ds, double *iou, 
     return rc;
 }
 
+int hcga_pseudo_from_masks(hcga_pseudo *p, const hcga_dataset *ds, char *err, size_t err_len)
+{
+    char path[8300];
+    for (int i = 0; i < p->count; i++) {
+        snprintf(path, sizeof path, "%s/parts/bounding_box_train/%s.png", ds->root, ds->train.items[i].name);
+        if (access(path, R_OK) != 0) {
+            snprintf(err, err_len, "%s: no ground-truth part mask (%s)", path, strerror(errno));
+            return 1;
+        }
+        hcga_image g;
+        if (hcga_png_read(path, &g, err, err_len)) return -1;
+        if (g.channels != 1) {
+            snprintf(err, err_len, "%s: part mask must be gray", path);
+            hcga_image_free(&g);
+            return -1;
+        }
+        uint8_t *m = p->maps + (size_t)i * p->h * p->w;
+        for (int y = 0; y < p->h; y++)
+            for (int x = 0; x < p->w; x++) {
+                int gy = (int)((y + 0.5) * g.height / p->h), gx = (int)((x + 0.5) * g.width / p->w);
+                int gt = g.data[(size_t)gy * g.width + gx];
+                m[(size_t)y * p->w + x] = (uint8_t)(gt >= p->num_parts ? p->num_parts - 1 : gt);
+            }
+        hcga_image_free(&g);
+    }
+    return 0;
+}
+
 /* ---- post-processing and k-means ------------------------------------------ */
 
 void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts, uint8_t *labels)
@@ -757,6 +785,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
         int m = p->num_parts <= 64 ? hcga_pseudo_miou(p, ds, iou, &miou, e2, sizeof e2) : 1;
         p->miou = m == 0 ? miou : -1.0;
         if (m == 0) {
+            memcpy(p->iou, iou, sizeof(double) * (size_t)p->num_parts);
             fprintf(log, "; pseudo-label IoU:");
             for (int k = 0; k < p->num_parts; k++) fprintf(log, " %d:%.3f", k, iou[k]);
             fprintf(log, " mIoU(parts) %.3f", miou);

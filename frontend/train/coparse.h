@@ -25,6 +25,7 @@ typedef struct hcga_pseudo {
     uint8_t *maps;    /* count*h*w labels 0..K-1 */
     int rounds;       /* co-parsing rounds done (0: band fallback) */
     double miou;      /* mIoU(parts) of the last round vs ground truth, -1 if unknown */
+    double iou[64];   /* per-class IoU of the last round (0 background), when miou >= 0 */
 } hcga_pseudo;
 
 /* Allocate and fill with the band fallback. */
@@ -43,6 +44,13 @@ int hcga_coparse_due(const hcga_config *cfg, int epoch);
  * Returns 0, 1 when the dataset has no part masks, -1 with err on error. */
 int hcga_pseudo_miou(const hcga_pseudo *p, const hcga_dataset *ds, double *iou, double *miou,
                      char *err, size_t err_len);
+
+/* Fill p->maps with the ground-truth part masks themselves
+ * (<root>/parts/bounding_box_train/<name>.png, nearest-resized to h x w,
+ * values >= K counted as K-1): the labels of CLUSTERING.AL gt, which
+ * `hcga pretrain` trains with on a pretraining set.  Returns 0, 1 when the
+ * dataset has no part masks (err says which file), -1 with err on error. */
+int hcga_pseudo_from_masks(hcga_pseudo *p, const hcga_dataset *ds, char *err, size_t err_len);
 
 /* One co-parsing round: feature maps F of every training image (eval mode,
  * test transform at SIZE_TRAIN, no augmentation) from the store's current
