@@ -158,6 +158,41 @@ START_TEST(test_pseudo_lock)
 }
 END_TEST
 
+/* CLUSTERING.FOREGROUND border on a 2-image identity, 16 x 10 maps, 4
+ * channels: the background (columns 0-1 and 8-9 everywhere, and rows 0-1
+ * and 14-15) has direction e0, the person in columns 2-7 has e1 (rows
+ * 2-4, head), e2 (rows 5-8, upper) and e3 (rows 9-13, lower) with a small
+ * colour-like variation: the border rule finds the background by the
+ * side columns and the parts come out top to bottom (all norms are about
+ * equal here, so ISP's norm rule has nothing to split). */
+START_TEST(test_kmeans_border)
+{
+    const int n = 2, c = 4, h = 16, w = 10, HW = h * w;
+    float *f = calloc((size_t)n * c * HW, sizeof(float));
+    uint8_t *lab = malloc((size_t)n * HW);
+    ck_assert(f && lab);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int person = x >= 2 && x <= 7 && y >= 2 && y <= 13;
+                int ch = !person ? 0 : y <= 4 ? 1 : y <= 8 ? 2 : 3;
+                f[((size_t)i * c + ch) * HW + y * w + x] = 1.0f;
+                f[((size_t)i * c + (ch + 1) % c) * HW + y * w + x] = 0.05f * (float)((x + y + i) % 3);
+            }
+    ck_assert_int_eq(hcga_kmeans_labels_fg(f, n, c, h, w, 4, HCGA_FG_BORDER, lab), 0);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int person = x >= 2 && x <= 7 && y >= 2 && y <= 13;
+                int expect = !person ? 0 : y <= 4 ? 1 : y <= 8 ? 2 : 3;
+                ck_assert_msg(lab[i * HW + y * w + x] == expect, "image %d (%d,%d): %d, expected %d", i, y, x,
+                              lab[i * HW + y * w + x], expect);
+            }
+    free(f);
+    free(lab);
+}
+END_TEST
+
 /* CLUSTERING.AL gt: the masks become the labels (nearest-resized, values
  * >= K clamped to K-1), score IoU 1 against themselves; a missing mask is
  * reported as 1 with the file named. */
@@ -209,6 +244,7 @@ int main(void)
     TCase *tc;
     Suite *s = hcga_test_suite("coparse", &tc);
     HCGA_ADD_TESTS(tc, test_postprocess_rows, test_postprocess_columns, test_kmeans_separable,
-                   test_band_and_schedule, test_pseudo_lock, test_pseudo_from_masks);
+                   test_band_and_schedule, test_pseudo_lock, test_pseudo_from_masks,
+                   test_kmeans_border);
     return hcga_test_run(s);
 }

@@ -2,7 +2,7 @@
  * test_pretrain.c - issue 17's pieces end to end on tiny data with the built
  * ./hcga: `hcga synth --hard` (different images, synth.txt, the default
  * benchmark unchanged by the option's existence), `hcga pretrain` (a
- * backbone file with the ImageNet HRNet's names and no HCGA heads, equal to
+ * backbone file with the ImageNet HRNet's names, no part classifier, equal to
  * the pretraining checkpoint's base.* tensors; same-seed --eval-data
  * refused), MODEL.PRETRAIN_PATH loading it in `hcga train` (every tensor),
  * the per-part IoU in metrics.jsonl, and `hcga parse --eval` on the stored
@@ -151,11 +151,12 @@ START_TEST(test_pretrain_load_parse_eval)
     ck_assert_int_gt(fw->count, 10);
     ck_assert_ptr_nonnull(st_find(fw, "conv1.weight"));
     ck_assert_ptr_nonnull(st_find(fw, "stage4.0.fuse_layers.3.0.0.0.weight"));
+    ck_assert_ptr_nonnull(st_find(fw, "cls_head.0.weight")); /* the layers of the feature map F */
+    ck_assert_ptr_nonnull(st_find(fw, "spatial_attn.conv1.conv.weight"));
     for (int i = 0; i < fw->count; i++) {
         const st_tensor *t = &fw->tensors[i];
-        ck_assert_msg(strncmp(t->name, "base.", 5) && strncmp(t->name, "cls_head.", 9) &&
-                          strncmp(t->name, "spatial_attn.", 13) && strncmp(t->name, "part_cls_layer.", 15) &&
-                          strncmp(t->name, "classifier", 10),
+        ck_assert_msg(strncmp(t->name, "base.", 5) && strncmp(t->name, "part_cls_layer.", 15) &&
+                          strncmp(t->name, "classifier", 10) && strncmp(t->name, "bottleneck", 10),
                       "unexpected tensor %s", t->name);
         char full[300];
         snprintf(full, sizeof full, "base.%s", t->name);
@@ -170,7 +171,7 @@ START_TEST(test_pretrain_load_parse_eval)
 
     /* loaded by MODEL.PRETRAIN_PATH (every tensor), per-part IoU logged */
     r = RUN("--threads", "2", "train", "--config", cfg, "--data", bench, "--output", run, "--max-steps", "1",
-            "MODEL.PRETRAIN_PATH", w, "CLUSTERING.AL", "kmeans", SMALLB);
+            "MODEL.PRETRAIN_PATH", w, "CLUSTERING.AL", "kmeans", "CLUSTERING.FOREGROUND", "border", SMALLB);
     ck_assert_msg(r->status == 0, "train exited %d: %s", r->status, r->err);
     ck_assert_contains(r->out, nload);
     ck_assert_contains(r->out, "pseudo-label IoU:");
@@ -199,6 +200,9 @@ START_TEST(test_pretrain_load_parse_eval)
     ck_assert_contains(r->out, "DFC co-parsing of 4 identities");
     ck_assert_contains(r->out, "mIoU(parts) ");
     ck_assert_contains(r->out, "s per identity");
+    r = RUN("parse", "--eval", "--weights", ck, "--data", bench, "CLUSTERING.FOREGROUND", "edges");
+    ck_assert_int_eq(r->status, 2);
+    ck_assert_contains(r->err, "CLUSTERING.FOREGROUND 'edges': expected norm or border");
     r = RUN("parse", "--eval", "--config", cfg, "--data", bench, "DATASETS.PSEUDO_LABEL_SUBDIR", "nothing_here");
     ck_assert_int_eq(r->status, 1);
     ck_assert_contains(r->err, "nothing_here");

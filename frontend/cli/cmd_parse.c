@@ -502,6 +502,12 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         rc = 2;
         goto out;
     }
+    const int fg_mode = hcga_coparse_fg_mode(cfg, err, sizeof err);
+    if (fg_mode < 0) {
+        fprintf(stderr, "hcga parse: %s\n", err);
+        rc = 2;
+        goto out;
+    }
     int ncls = hcga_model_num_classes(wf, o.weights, err, sizeof err);
     if (ncls < 0) {
         fprintf(stderr, "hcga parse: %s\n", err);
@@ -648,7 +654,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
                 break;
             }
             hcga_dfc_postprocess(raw, n, fh, fw, K, lab);
-        } else if (hcga_kmeans_labels(feats, n, C, fh, fw, K, lab)) {
+        } else if (hcga_kmeans_labels_fg(feats, n, C, fh, fw, K, fg_mode, lab)) {
             fprintf(stderr, "hcga parse: identity %04d: k-means failed (out of memory)\n", pid);
             bad = 1;
             break;

@@ -26,6 +26,7 @@ static void pretrain_usage(FILE *f)
     fprintf(f,
             "usage: hcga [--backend B] [--threads N] pretrain --data DIR --out W.safetensors\n"
             "                  [--config F] [--work DIR] [--seed S] [--eval-data DIR] [KEY VALUE ...]\n"
+            "       hcga pretrain --export CK.safetensors --out W.safetensors\n"
             "\n"
             "Pretrain a backbone on a synthetic pretraining set, as a stand-in for the\n"
             "ImageNet-pretrained HRNet, and save it for MODEL.PRETRAIN_PATH.\n"
@@ -41,6 +42,8 @@ static void pretrain_usage(FILE *f)
             "  --seed S      seed of initialisation, sampling and augmentation (default 1)\n"
             "  --eval-data D refuse to run when D (the benchmark W will be used on) was made by\n"
             "                hcga synth with the same seed as DIR (same identities)\n"
+            "  --export CK   no training: write the backbone of an existing hcga checkpoint CK\n"
+            "                (e.g. an intermediate one of a pretraining run) to W\n"
             "KEY VALUE pairs override the config (e.g. SOLVER.MAX_EPOCHS 8).  Training is\n"
             "hcga train's with CLUSTERING.AL gt: the part masks are the pixel labels (no\n"
             "co-parsing), identity and triplet losses as usual.  Written: W with every\n"
@@ -67,7 +70,7 @@ static void synth_seed(const char *dir, char *seed, size_t len)
 int cmd_pretrain(int argc, char **argv, const hcga_global_opts *gopt)
 {
     hcga_train_opts o = {0};
-    const char *out = NULL, *work = NULL, *eval_data = NULL;
+    const char *out = NULL, *work = NULL, *eval_data = NULL, *export = NULL;
     o.seed = 1;
     o.dtype = HCGA_F32;
     o.over = calloc((size_t)argc + 3, sizeof *o.over);
@@ -85,6 +88,7 @@ int cmd_pretrain(int argc, char **argv, const hcga_global_opts *gopt)
                            : !strcmp(a, "--out")       ? &out
                            : !strcmp(a, "--work")      ? &work
                            : !strcmp(a, "--eval-data") ? &eval_data
+                           : !strcmp(a, "--export")    ? &export
                                                        : NULL;
         if (dst || !strcmp(a, "--seed")) {
             if (i + 1 >= argc) {
@@ -116,6 +120,21 @@ int cmd_pretrain(int argc, char **argv, const hcga_global_opts *gopt)
             o.over[o.n_over++] = argv[i];
             o.over[o.n_over++] = argv[++i];
         }
+    }
+    if (export && out) {
+        char err[4096];
+        int saved = 0;
+        st_file *ck = st_load(export, err, sizeof err);
+        const char *meta[] = {"hcga_pretrain_checkpoint", export};
+        rc = 1;
+        if (ck && hcga_model_save_backbone(ck, export, out, 1, meta, &saved, err, sizeof err) == 0) {
+            printf("hcga pretrain: wrote %s (%d backbone tensors of %s)\n", out, saved, export);
+            rc = 0;
+        } else {
+            fprintf(stderr, "hcga pretrain: %s\n", err);
+        }
+        if (ck) st_free(ck);
+        goto out;
     }
     if (!o.data || !out) {
         fprintf(stderr, "hcga pretrain: --data DIR and --out W.safetensors are required (see hcga pretrain --help)\n");

@@ -224,7 +224,7 @@ out:
 int hcga_model_save_backbone(const st_file *ck, const char *what, const char *path, int n_meta,
                              const char *const *meta, int *saved, char *err, size_t err_len)
 {
-    static const char *const heads[] = {"base.cls_head.", "base.spatial_attn.", "base.part_cls_layer."};
+    static const char *const heads[] = {"base.part_cls_layer."};
     if (saved) *saved = 0;
     st_writer *w = st_writer_new();
     if (!w) {

@@ -92,8 +92,10 @@ int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *pa
                              char *err, size_t err_len);
 
 /* The backbone of a checkpoint as an ImageNet-HRNet-style file: every
- * tensor "base.X" of ck except the HCGA heads (base.cls_head.*,
- * base.spatial_attn.*, base.part_cls_layer.*) written as "X" (F32) to path,
+ * tensor "base.X" of ck except the part classifier (base.part_cls_layer.*)
+ * written as "X" (F32) to path: the HRNet itself plus the layers that make
+ * the feature map F (cls_head, spatial_attn), which a converted ImageNet
+ * file lacks and hcga_model_load_backbone then leaves initialised,
  * plus metadata pairs, so that hcga_model_load_backbone (MODEL.PRETRAIN_PATH)
  * loads it as it loads the converted ImageNet HRNet.  *saved (may be NULL)
  * gets the number of tensors.  Returns 0 or -1 with err. */
