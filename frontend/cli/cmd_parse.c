@@ -58,7 +58,9 @@ static void usage(FILE *f)
             "                against <data>/parts/bounding_box_train/.  With --weights: co-parse every\n"
             "                training identity (or --ids) as a round of hcga train would, and score\n"
             "                that.  Prints per-part IoU and mIoU(parts) over all pixels, and with\n"
-            "                --weights the time per identity.\n"
+            "                --weights the time per identity.  Without --weights and with --ids,\n"
+            "                also one picture per identity (its first --show images, at most 16)\n"
+            "                in --out: idPPPP.png\n"
             "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans.\n"
             "Output: DIR/idPPPP.png per identity: its images (2x) with the labels blended in\n"
             "(head red, upper body green, lower body blue, background uncoloured), and a\n"
@@ -373,6 +375,10 @@ static int eval_stored(const parse_opts *o)
     }
     const char *sub = hcga_cfg_str(cfg, "DATASETS.PSEUDO_LABEL_SUBDIR");
     int scored = 0;
+    if (o->ids && hcga_mkdirs(o->out, err, sizeof err)) {
+        fprintf(stderr, "hcga parse: %s\n", err);
+        goto out;
+    }
     for (int i = 0; i < ds.train.count; i++) {
         const hcga_item *it = &ds.train.items[i];
         if (o->ids) {
@@ -418,6 +424,63 @@ static int eval_stored(const parse_opts *o)
     if (!scored) {
         fprintf(stderr, "hcga parse: --eval: no training images of --ids %s in %s\n", o->ids ? o->ids : "", root);
         goto out;
+    }
+    /* with --ids: one picture per identity, its stored labels over the first
+     * --show images and the masks below */
+    for (int l = 0; o->ids && l < ds.num_train_ids; l++) {
+        enum { MAXS = 16 };
+        hcga_image im[MAXS], lb[MAXS], gm[MAXS];
+        const uint8_t *lp[MAXS];
+        const char *cap[MAXS];
+        int n = 0, bad = 0, want = 0;
+        char tok[32];
+        snprintf(tok, sizeof tok, "%d", ds.train_pid_of_label[l]);
+        for (const char *q = o->ids; *q && !want;) {
+            size_t len = strcspn(q, ",");
+            want = len == strlen(tok) && !strncmp(q, tok, len);
+            q += len + (q[len] == ',');
+        }
+        const int show = o->show > 0 && o->show < MAXS ? o->show : MAXS;
+        for (int i = 0; want && i < ds.train.count && n < show && !bad; i++) {
+            const hcga_item *it = &ds.train.items[i];
+            if (it->label != l) continue;
+            char lpth[8300], gp[8300];
+            snprintf(lpth, sizeof lpth, "%s/%s/%s.png", ds.root, sub, it->name);
+            snprintf(gp, sizeof gp, "%s/parts/bounding_box_train/%s.png", ds.root, it->name);
+            if (hcga_jpeg_read(it->path, &im[n], err, sizeof err)) bad = 1;
+            else if (hcga_png_read(lpth, &lb[n], err, sizeof err)) bad = 2;
+            else if (hcga_png_read(gp, &gm[n], err, sizeof err)) bad = 3;
+            if (bad) {
+                if (bad > 1) hcga_image_free(&im[n]);
+                if (bad > 2) hcga_image_free(&lb[n]);
+                break;
+            }
+            lp[n] = lb[n].data;
+            cap[n] = it->name;
+            n++;
+        }
+        if (!bad && n > 0) {
+            char path[8300], title[64];
+            snprintf(path, sizeof path, "%s/id%04d.png", o->out, ds.train_pid_of_label[l]);
+            snprintf(title, sizeof title, "identity %04d", ds.train_pid_of_label[l]);
+            hcga_vis_strip_opts vo = {0};
+            vo.title = title;
+            vo.method = "stored pseudo labels";
+            vo.miou = -1;
+            vo.gt = gm;
+            vo.captions = cap;
+            if (hcga_vis_parsing_strip(path, im, lp, n, lb[0].height, lb[0].width, K, &vo, err, sizeof err)) bad = 1;
+            else printf("  %s\n", path);
+        }
+        for (int j = 0; j < n; j++) {
+            hcga_image_free(&im[j]);
+            hcga_image_free(&lb[j]);
+            hcga_image_free(&gm[j]);
+        }
+        if (bad) {
+            fprintf(stderr, "hcga parse: %s\n", err);
+            goto out;
+        }
     }
     double m = miou_of(inter, uni, K, iou);
     printf("hcga parse --eval: %s/%s: %d label maps against the ground-truth masks: IoU", ds.root, sub, scored);
