@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # scripts/run.sh - the main job on a fresh clone: install missing packages,
 # build in _build, generate the default synthetic occluded-ReID benchmark,
-# pretrain the backbone once on a separate synthetic set (hcga synth --hard
-# --seed 1001, other identities; hcga pretrain, the stand-in for ImageNet
-# pretraining; kept in $HCGA_RUN_DIR/pretrain and reused by later runs),
-# train the small default config (configs/synth_small.yml) from it on the
-# CPU backend and evaluate it, printing Rank-1 / mAP for ARM and global-only
-# matching.  Extra arguments are passed to `hcga train` (e.g. KEY VALUE
+# train the small default config (configs/synth_small.yml) on the CPU
+# backend (from scratch, or with HCGA_PRETRAIN=auto from a backbone
+# pretrained once on a separate synthetic set: hcga synth --hard --seed 1001,
+# other identities, then hcga pretrain, the stand-in for ImageNet
+# pretraining, kept in $HCGA_RUN_DIR/pretrain and reused) and evaluate it,
+# printing Rank-1 / mAP for ARM and global-only matching and the pseudo
+# labels' IoU against the ground-truth parts.  Extra arguments are passed to `hcga train` (e.g. KEY VALUE
 # overrides such as SOLVER.MAX_EPOCHS 4).
 #   HCGA_RUN_DIR   where the data and the run go (default: _run under the clone)
 #   HCGA_BACKEND   backend to train on (default: cpu)
-#   HCGA_PRETRAIN  the backbone file for MODEL.PRETRAIN_PATH (default: made
-#                  by hcga pretrain in $HCGA_RUN_DIR/pretrain; 'none' trains
-#                  from scratch; a converted ImageNet HRNet needs a model of
-#                  its size, e.g. configs/hrnet32.yml)
+#   HCGA_PRETRAIN  none (default: from scratch), auto (hcga pretrain's backbone,
+#                  made in $HCGA_RUN_DIR/pretrain on first use) or a backbone
+#                  file for MODEL.PRETRAIN_PATH (a converted ImageNet HRNet
+#                  needs a model of its size, e.g. configs/hrnet32.yml)
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -33,8 +34,9 @@ if [[ ! -d "$RUN/synth/bounding_box_train" ]]; then
   "$HCGA" synth --out "$RUN/synth"
 fi
 
-PRETRAIN=${HCGA_PRETRAIN:-$RUN/pretrain/backbone.safetensors}
-if [[ "$PRETRAIN" != none && ! -f "$PRETRAIN" ]]; then
+PRETRAIN=${HCGA_PRETRAIN:-none}
+[[ "$PRETRAIN" == auto ]] && PRETRAIN=$RUN/pretrain/backbone.safetensors
+if [[ "$PRETRAIN" == "$RUN/pretrain/backbone.safetensors" && ! -f "$PRETRAIN" ]]; then
   if [[ ! -d "$RUN/pretrain/synth/bounding_box_train" ]]; then
     hcga_log "hcga synth --hard --seed 1001 --out $RUN/pretrain/synth (pretraining set, other identities)"
     "$HCGA" synth --hard --seed 1001 --out "$RUN/pretrain/synth"
