@@ -158,7 +158,7 @@ START_TEST(test_pseudo_lock)
 }
 END_TEST
 
-/* CLUSTERING.FOREGROUND border on a 2-image identity, 16 x 10 maps, 4
+/* CLUSTERING.AL kmeans_border on a 2-image identity, 16 x 10 maps, 4
  * channels: the background (columns 0-1 and 8-9 everywhere, and rows 0-1
  * and 14-15) has direction e0, the person in columns 2-7 has e1 (rows
  * 2-4, head), e2 (rows 5-8, upper) and e3 (rows 9-13, lower) with a small

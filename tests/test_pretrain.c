@@ -171,7 +171,7 @@ START_TEST(test_pretrain_load_parse_eval)
 
     /* loaded by MODEL.PRETRAIN_PATH (every tensor), per-part IoU logged */
     r = RUN("--threads", "2", "train", "--config", cfg, "--data", bench, "--output", run, "--max-steps", "1",
-            "MODEL.PRETRAIN_PATH", w, "CLUSTERING.AL", "kmeans", "CLUSTERING.FOREGROUND", "border", SMALLB);
+            "MODEL.PRETRAIN_PATH", w, "CLUSTERING.AL", "kmeans_border", SMALLB);
     ck_assert_msg(r->status == 0, "train exited %d: %s", r->status, r->err);
     ck_assert_contains(r->out, nload);
     ck_assert_contains(r->out, "pseudo-label IoU:");
@@ -200,9 +200,9 @@ START_TEST(test_pretrain_load_parse_eval)
     ck_assert_contains(r->out, "DFC co-parsing of 4 identities");
     ck_assert_contains(r->out, "mIoU(parts) ");
     ck_assert_contains(r->out, "s per identity");
-    r = RUN("parse", "--eval", "--weights", ck, "--data", bench, "CLUSTERING.FOREGROUND", "edges");
+    r = RUN("parse", "--eval", "--weights", ck, "--data", bench, "CLUSTERING.AL", "kmeans_edges");
     ck_assert_int_eq(r->status, 2);
-    ck_assert_contains(r->err, "CLUSTERING.FOREGROUND 'edges': expected norm or border");
+    ck_assert_contains(r->err, "CLUSTERING.AL 'kmeans_edges' does not co-parse");
     r = RUN("parse", "--eval", "--config", cfg, "--data", bench, "DATASETS.PSEUDO_LABEL_SUBDIR", "nothing_here");
     ck_assert_int_eq(r->status, 1);
     ck_assert_contains(r->err, "nothing_here");

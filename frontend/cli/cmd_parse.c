@@ -61,7 +61,8 @@ static void usage(FILE *f)
             "                --weights the time per identity.  Without --weights and with --ids,\n"
             "                also one picture per identity (its first --show images, at most 16)\n"
             "                in --out: idPPPP.png\n"
-            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans.\n"
+            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans (ISP), or kmeans_border\n"
+            "(foreground from feature clusters avoiding the side columns, docs/training.md).\n"
             "Output: DIR/idPPPP.png per identity: its images (2x) with the labels blended in\n"
             "(head red, upper body green, lower body blue, background uncoloured), and a\n"
             "second row with the ground-truth masks when <root>/parts/bounding_box_train/\n"
@@ -551,9 +552,9 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     int use_dfc;
     if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans")) use_dfc = 0;
+    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
     else {
-        fprintf(stderr, "hcga parse: CLUSTERING.AL '%s' does not co-parse; give CLUSTERING.AL dfc or kmeans\n", al);
+        fprintf(stderr, "hcga parse: CLUSTERING.AL '%s' does not co-parse; give CLUSTERING.AL dfc, kmeans or kmeans_border\n", al);
         rc = 2;
         goto out;
     }

@@ -272,8 +272,8 @@ void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts
     free(part);
 }
 
-/* Foreground by clusters and the image border (CLUSTERING.FOREGROUND
- * border): k-means with 8 clusters on the L2-normalised features of all the
+/* Foreground by clusters and the image border (CLUSTERING.AL
+ * kmeans_border): k-means with 8 clusters on the L2-normalised features of all the
  * identity's pixels, initialised from a 4 x 2 grid of regions (row bands x
  * centre / side columns); a cluster is background when its share of pixels
  * in the side columns (the outer fifth on each side, where the person
@@ -521,10 +521,10 @@ out:
 
 int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len)
 {
-    const char *v = hcga_cfg_str(cfg, "CLUSTERING.FOREGROUND");
-    if (!strcmp(v, "norm")) return HCGA_FG_NORM;
-    if (!strcmp(v, "border")) return HCGA_FG_BORDER;
-    snprintf(err, err_len, "CLUSTERING.FOREGROUND '%s': expected norm or border", v);
+    const char *v = hcga_cfg_str(cfg, "CLUSTERING.AL");
+    if (!strcmp(v, "kmeans_border")) return HCGA_FG_BORDER;
+    if (!strcmp(v, "kmeans") || !strcmp(v, "Kmeans") || !strcmp(v, "dfc") || !strcmp(v, "DFC")) return HCGA_FG_NORM;
+    snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", v);
     return -1;
 }
 
@@ -752,9 +752,9 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     int use_dfc;
     if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans")) use_dfc = 0;
+    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
     else {
-        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans) or band", al);
+        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", al);
         return -1;
     }
     const int batch = 16;

@@ -83,7 +83,7 @@ void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts
 /* ISP k-means labels for one identity (foreground by feature norm). */
 int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_parts,
                        uint8_t *labels);
-/* The same with a choice of foreground (CLUSTERING.FOREGROUND): HCGA_FG_NORM
+/* The same with a choice of foreground: HCGA_FG_NORM
  * ISP's k = 2 on the sharpened feature norms, HCGA_FG_BORDER clusters of
  * the features that avoid the image's side columns (border_foreground in
  * coparse.c).  The parts are then ISP's: k-means on the foreground,
@@ -91,7 +91,8 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
 enum { HCGA_FG_NORM = 0, HCGA_FG_BORDER = 1 };
 int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int num_parts, int fg_mode,
                           uint8_t *labels);
-/* CLUSTERING.FOREGROUND of cfg as HCGA_FG_*, or -1 with err naming the value. */
+/* The foreground rule of cfg's CLUSTERING.AL: HCGA_FG_BORDER for
+ * kmeans_border, HCGA_FG_NORM for kmeans/Kmeans/dfc; -1 with err otherwise. */
 int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len);
 
 /* Take an exclusive lock on the pseudo-label directory
