@@ -1,6 +1,8 @@
 /* Co-parsing tests: DFC post-processing rules on hand-made label maps,
- * k-means on separable features, the band fallback and the round schedule. */
+ * k-means on separable features, the band fallback and the round schedule,
+ * the ground-truth labels of CLUSTERING.AL gt and their IoU. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 
 #include "config/config.h"
 #include "data/dataset.h"
+#include "data/image_io.h"
 #include "train/coparse.h"
 #include "testutil.h"
 
@@ -155,11 +158,93 @@ START_TEST(test_pseudo_lock)
 }
 END_TEST
 
+/* CLUSTERING.AL kmeans_border on a 2-image identity, 16 x 10 maps, 4
+ * channels: the background (columns 0-1 and 8-9 everywhere, and rows 0-1
+ * and 14-15) has direction e0, the person in columns 2-7 has e1 (rows
+ * 2-4, head), e2 (rows 5-8, upper) and e3 (rows 9-13, lower) with a small
+ * colour-like variation: the border rule finds the background by the
+ * side columns and the parts come out top to bottom (all norms are about
+ * equal here, so ISP's norm rule has nothing to split). */
+START_TEST(test_kmeans_border)
+{
+    const int n = 2, c = 4, h = 16, w = 10, HW = h * w;
+    float *f = calloc((size_t)n * c * HW, sizeof(float));
+    uint8_t *lab = malloc((size_t)n * HW);
+    ck_assert(f && lab);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int person = x >= 2 && x <= 7 && y >= 2 && y <= 13;
+                int ch = !person ? 0 : y <= 4 ? 1 : y <= 8 ? 2 : 3;
+                f[((size_t)i * c + ch) * HW + y * w + x] = 1.0f;
+                f[((size_t)i * c + (ch + 1) % c) * HW + y * w + x] = 0.05f * (float)((x + y + i) % 3);
+            }
+    ck_assert_int_eq(hcga_kmeans_labels_fg(f, n, c, h, w, 4, HCGA_FG_BORDER, lab), 0);
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                int person = x >= 2 && x <= 7 && y >= 2 && y <= 13;
+                int expect = !person ? 0 : y <= 4 ? 1 : y <= 8 ? 2 : 3;
+                ck_assert_msg(lab[i * HW + y * w + x] == expect, "image %d (%d,%d): %d, expected %d", i, y, x,
+                              lab[i * HW + y * w + x], expect);
+            }
+    free(f);
+    free(lab);
+}
+END_TEST
+
+/* CLUSTERING.AL gt: the masks become the labels (nearest-resized, values
+ * >= K clamped to K-1), score IoU 1 against themselves; a missing mask is
+ * reported as 1 with the file named. */
+START_TEST(test_pseudo_from_masks)
+{
+    char root[] = "/tmp/hcga-test-gt-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    char dir[256], path[512], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/parts/bounding_box_train", root);
+    ck_assert_int_eq(hcga_mkdirs(dir, err, sizeof err), 0);
+    /* an 8 x 4 mask: rows 0-1 label 1, 2-3 label 2, 4-5 label 3, 6-7 label 9 (clamped to 3) */
+    uint8_t px[32];
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 4; x++) px[y * 4 + x] = (uint8_t)(y < 2 ? 1 : y < 4 ? 2 : y < 6 ? 3 : 9);
+    px[0] = 0;
+    hcga_image m = {4, 8, 1, px};
+    snprintf(path, sizeof path, "%s/0001_c1s1_000001_01.png", dir);
+    ck_assert_msg(hcga_png_write(path, &m, err, sizeof err) == 0, "%s", err);
+    hcga_item items[2] = {{NULL, "0001_c1s1_000001_01", 1, 0, 0}, {NULL, "0001_c2s1_000002_01", 1, 0, 1}};
+    hcga_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.root = root;
+    ds.train.items = items;
+    ds.train.count = 1;
+    hcga_pseudo p;
+    ck_assert_int_eq(hcga_pseudo_init(&p, 1, 4, 2, 4), 0); /* half resolution */
+    ck_assert_msg(hcga_pseudo_from_masks(&p, &ds, err, sizeof err) == 0, "%s", err);
+    const uint8_t want[8] = {1, 1, 2, 2, 3, 3, 3, 3};
+    for (int k = 0; k < 8; k++) ck_assert_int_eq(p.maps[k], want[k]);
+    double iou[4], miou;
+    ck_assert_int_eq(hcga_pseudo_miou(&p, &ds, iou, &miou, err, sizeof err), 0);
+    ck_assert(miou == 1.0 && iou[1] == 1.0 && iou[2] == 1.0 && iou[3] == 1.0);
+    /* swap head and upper body: those two score 0 */
+    for (int k = 0; k < 8; k++) p.maps[k] = p.maps[k] == 1 ? 2 : p.maps[k] == 2 ? 1 : p.maps[k];
+    ck_assert_int_eq(hcga_pseudo_miou(&p, &ds, iou, &miou, err, sizeof err), 0);
+    ck_assert(iou[1] == 0.0 && iou[2] == 0.0 && iou[3] == 1.0 && fabs(miou - 1.0 / 3) < 1e-12);
+    hcga_pseudo_free(&p);
+    ds.train.count = 2;
+    ck_assert_int_eq(hcga_pseudo_init(&p, 2, 4, 2, 4), 0);
+    ck_assert_int_eq(hcga_pseudo_from_masks(&p, &ds, err, sizeof err), 1);
+    ck_assert_msg(strstr(err, "0001_c2s1_000002_01.png"), "error '%s' does not name the missing mask", err);
+    hcga_pseudo_free(&p);
+    ck_assert_int_eq(hcga_test_rm_rf(root), 0);
+}
+END_TEST
+
 int main(void)
 {
     TCase *tc;
     Suite *s = hcga_test_suite("coparse", &tc);
     HCGA_ADD_TESTS(tc, test_postprocess_rows, test_postprocess_columns, test_kmeans_separable,
-                   test_band_and_schedule, test_pseudo_lock);
+                   test_band_and_schedule, test_pseudo_lock, test_pseudo_from_masks,
+                   test_kmeans_border);
     return hcga_test_run(s);
 }

@@ -3,6 +3,9 @@
  * trained model (HCGA.md section 5) and draw the result: one strip per
  * identity with the part labels over its images (and the ground-truth
  * masks when the dataset has them), optionally one strip per DFC iteration.
+ * With --eval it scores instead of drawing: the pseudo labels a training run
+ * left in the dataset (no --weights), or a co-parsing of every training
+ * identity with the model (--weights), against the ground-truth part masks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: hcga parse --weights W.safetensors [--config F] [--data DIR] [--ids LIST]\n"
             "                  [--out DIR] [--frames] [--show N] [--seed S] [KEY VALUE ...]\n"
+            "       hcga parse --eval [--weights W] [--config F] [--data DIR] [--ids LIST] [KEY VALUE ...]\n"
             "       (global options such as --backend B and --threads N go before 'parse')\n"
             "\n"
             "Co-parse training identities with a model and draw the pseudo part labels, as a\n"
@@ -49,7 +53,16 @@ static void usage(FILE *f)
             "                co-parsing always uses all of them)\n"
             "  --seed S      DFC initialisation seed (default 1: identity i is seeded as in\n"
             "                hcga train --seed S's first round)\n"
-            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans.\n"
+            "  --eval        score, draw nothing.  Without --weights: the label maps a training run\n"
+            "                left in <data>/DATASETS.PSEUDO_LABEL_SUBDIR (its current pseudo labels)\n"
+            "                against <data>/parts/bounding_box_train/.  With --weights: co-parse every\n"
+            "                training identity (or --ids) as a round of hcga train would, and score\n"
+            "                that.  Prints per-part IoU and mIoU(parts) over all pixels, and with\n"
+            "                --weights the time per identity.  Without --weights and with --ids,\n"
+            "                also one picture per identity (its first --show images, at most 16)\n"
+            "                in --out: idPPPP.png\n"
+            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans (ISP), or kmeans_border\n"
+            "(foreground from feature clusters avoiding the side columns, docs/training.md).\n"
             "Output: DIR/idPPPP.png per identity: its images (2x) with the labels blended in\n"
             "(head red, upper body green, lower body blue, background uncoloured), and a\n"
             "second row with the ground-truth masks when <root>/parts/bounding_box_train/\n"
@@ -60,7 +73,7 @@ static void usage(FILE *f)
 
 typedef struct parse_opts {
     const char *weights, *config, *data, *ids, *out;
-    int frames, show;
+    int frames, show, eval;
     uint64_t seed;
     int n_over;
     char **over;
@@ -156,6 +169,8 @@ static int parse_args(int argc, char **argv, parse_opts *o)
             }
         } else if (!strcmp(a, "--frames")) {
             o->frames = 1;
+        } else if (!strcmp(a, "--eval")) {
+            o->eval = 1;
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "hcga parse: unknown option '%s' (see hcga parse --help)\n", a);
             return 2;
@@ -168,7 +183,7 @@ static int parse_args(int argc, char **argv, parse_opts *o)
             o->over[o->n_over++] = argv[++i];
         }
     }
-    if (!o->weights) {
+    if (!o->weights && !o->eval) {
         fprintf(stderr, "hcga parse: --weights W.safetensors is required (see hcga parse --help)\n");
         return 2;
     }
@@ -181,13 +196,13 @@ static int parse_args(int argc, char **argv, parse_opts *o)
 
 /* "1,5,12" -> training labels of those identities.  Returns the count, or -1
  * after printing the problem. */
-static int resolve_ids(const char *list, const hcga_dataset *ds, int **labels)
+static int resolve_ids(const char *list, const hcga_dataset *ds, int **labels, int all)
 {
-    int cap = 8, n = 0;
+    int cap = 8 + (all ? ds->num_train_ids : 0), n = 0;
     int *out = malloc(sizeof(int) * (size_t)cap);
     if (!out) return -1;
     if (!list) {
-        for (int l = 0; l < ds->num_train_ids && l < 4; l++) out[n++] = l;
+        for (int l = 0; l < ds->num_train_ids && (all || l < 4); l++) out[n++] = l;
         *labels = out;
         return n;
     }
@@ -315,6 +330,174 @@ static double miou_of(const double *inter, const double *uni, int K, double *iou
     return c ? s / c : -1;
 }
 
+static void print_ious(const double *iou, int K)
+{
+    static const char *const names[] = {"background", "head", "upper", "lower"};
+    for (int k = 0; k < K; k++) {
+        if (K == 4) printf(" %s", names[k]);
+        else printf(" %d", k);
+        if (iou[k] >= 0) printf(" %.3f", iou[k]);
+        else printf(" -");
+    }
+}
+
+/* --eval without --weights: the label maps of <root>/PSEUDO_LABEL_SUBDIR
+ * against the masks, every training image.  Returns the exit status. */
+static int eval_stored(const parse_opts *o)
+{
+    char err[ERRLEN];
+    int rc = 1;
+    hcga_dataset ds = {0};
+    hcga_config *cfg = hcga_config_load(o->config, o->n_over, o->over, err, sizeof err);
+    double *inter = NULL, *uni = NULL, *iou = NULL;
+    hcga_image *gt = NULL;
+    if (!cfg) {
+        fprintf(stderr, "hcga parse: %s\n", err);
+        return 2;
+    }
+    const int K = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
+    if (K < 2 || K > 64) {
+        fprintf(stderr, "hcga parse: CLUSTERING.PART_NUM %d outside 2..64\n", K);
+        rc = 2;
+        goto out;
+    }
+    const char *root = o->data ? o->data : hcga_cfg_str(cfg, "DATASETS.ROOT_DIR");
+    if (hcga_dataset_open(root, &ds, err, sizeof err)) {
+        fprintf(stderr, "hcga parse: %s\n", err);
+        goto out;
+    }
+    inter = calloc((size_t)K, sizeof(double));
+    uni = calloc((size_t)K, sizeof(double));
+    iou = calloc((size_t)K, sizeof(double));
+    gt = calloc(1, sizeof *gt);
+    if (!inter || !uni || !iou || !gt) {
+        fprintf(stderr, "hcga parse: out of memory\n");
+        goto out;
+    }
+    const char *sub = hcga_cfg_str(cfg, "DATASETS.PSEUDO_LABEL_SUBDIR");
+    int scored = 0;
+    if (o->ids && hcga_mkdirs(o->out, err, sizeof err)) {
+        fprintf(stderr, "hcga parse: %s\n", err);
+        goto out;
+    }
+    for (int i = 0; i < ds.train.count; i++) {
+        const hcga_item *it = &ds.train.items[i];
+        if (o->ids) {
+            int pid = ds.train_pid_of_label[it->label], want = 0;
+            char tok[32];
+            snprintf(tok, sizeof tok, "%d", pid);
+            for (const char *p = o->ids; *p && !want;) {
+                size_t len = strcspn(p, ",");
+                want = len == strlen(tok) && !strncmp(p, tok, len);
+                p += len + (p[len] == ',');
+            }
+            if (!want) continue;
+        }
+        char lp[8300], gp[8300];
+        snprintf(lp, sizeof lp, "%s/%s/%s.png", ds.root, sub, it->name);
+        snprintf(gp, sizeof gp, "%s/parts/bounding_box_train/%s.png", ds.root, it->name);
+        hcga_image lab;
+        if (hcga_png_read(lp, &lab, err, sizeof err)) {
+            fprintf(stderr, "hcga parse: --eval: %s (no pseudo labels: train with co-parsing first, or give "
+                            "DATASETS.PSEUDO_LABEL_SUBDIR)\n",
+                    err);
+            goto out;
+        }
+        if (hcga_png_read(gp, gt, err, sizeof err)) {
+            fprintf(stderr, "hcga parse: --eval: %s (the dataset needs ground-truth part masks)\n", err);
+            hcga_image_free(&lab);
+            goto out;
+        }
+        int okk = lab.channels == 1 && gt->channels == 1;
+        for (size_t k = 0; okk && k < (size_t)lab.width * lab.height; k++) okk = lab.data[k] < K;
+        if (!okk) {
+            fprintf(stderr, "hcga parse: --eval: %s: expected gray labels 0..%d (and a gray mask %s)\n", lp, K - 1,
+                    gp);
+            hcga_image_free(&lab);
+            hcga_image_free(gt);
+            goto out;
+        }
+        accumulate_iou(lab.data, gt, 1, lab.height, lab.width, K, inter, uni);
+        hcga_image_free(&lab);
+        hcga_image_free(gt);
+        scored++;
+    }
+    if (!scored) {
+        fprintf(stderr, "hcga parse: --eval: no training images of --ids %s in %s\n", o->ids ? o->ids : "", root);
+        goto out;
+    }
+    /* with --ids: one picture per identity, its stored labels over the first
+     * --show images and the masks below */
+    for (int l = 0; o->ids && l < ds.num_train_ids; l++) {
+        enum { MAXS = 16 };
+        hcga_image im[MAXS], lb[MAXS], gm[MAXS];
+        const uint8_t *lp[MAXS];
+        const char *cap[MAXS];
+        int n = 0, bad = 0, want = 0;
+        char tok[32];
+        snprintf(tok, sizeof tok, "%d", ds.train_pid_of_label[l]);
+        for (const char *q = o->ids; *q && !want;) {
+            size_t len = strcspn(q, ",");
+            want = len == strlen(tok) && !strncmp(q, tok, len);
+            q += len + (q[len] == ',');
+        }
+        const int show = o->show > 0 && o->show < MAXS ? o->show : MAXS;
+        for (int i = 0; want && i < ds.train.count && n < show && !bad; i++) {
+            const hcga_item *it = &ds.train.items[i];
+            if (it->label != l) continue;
+            char lpth[8300], gp[8300];
+            snprintf(lpth, sizeof lpth, "%s/%s/%s.png", ds.root, sub, it->name);
+            snprintf(gp, sizeof gp, "%s/parts/bounding_box_train/%s.png", ds.root, it->name);
+            if (hcga_jpeg_read(it->path, &im[n], err, sizeof err)) bad = 1;
+            else if (hcga_png_read(lpth, &lb[n], err, sizeof err)) bad = 2;
+            else if (hcga_png_read(gp, &gm[n], err, sizeof err)) bad = 3;
+            if (bad) {
+                if (bad > 1) hcga_image_free(&im[n]);
+                if (bad > 2) hcga_image_free(&lb[n]);
+                break;
+            }
+            lp[n] = lb[n].data;
+            cap[n] = it->name;
+            n++;
+        }
+        if (!bad && n > 0) {
+            char path[8300], title[64];
+            snprintf(path, sizeof path, "%s/id%04d.png", o->out, ds.train_pid_of_label[l]);
+            snprintf(title, sizeof title, "identity %04d", ds.train_pid_of_label[l]);
+            hcga_vis_strip_opts vo = {0};
+            vo.title = title;
+            vo.method = "stored pseudo labels";
+            vo.miou = -1;
+            vo.gt = gm;
+            vo.captions = cap;
+            if (hcga_vis_parsing_strip(path, im, lp, n, lb[0].height, lb[0].width, K, &vo, err, sizeof err)) bad = 1;
+            else printf("  %s\n", path);
+        }
+        for (int j = 0; j < n; j++) {
+            hcga_image_free(&im[j]);
+            hcga_image_free(&lb[j]);
+            hcga_image_free(&gm[j]);
+        }
+        if (bad) {
+            fprintf(stderr, "hcga parse: %s\n", err);
+            goto out;
+        }
+    }
+    double m = miou_of(inter, uni, K, iou);
+    printf("hcga parse --eval: %s/%s: %d label maps against the ground-truth masks: IoU", ds.root, sub, scored);
+    print_ious(iou, K);
+    printf(", mIoU(parts) %.3f\n", m);
+    rc = 0;
+out:
+    free(inter);
+    free(uni);
+    free(iou);
+    free(gt);
+    hcga_dataset_free(&ds);
+    hcga_config_free(cfg);
+    return rc;
+}
+
 int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
 {
     parse_opts o;
@@ -322,6 +505,11 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     if (prc) {
         free(o.over);
         return prc < 0 ? 0 : prc;
+    }
+    if (o.eval && !o.weights) {
+        int r = eval_stored(&o);
+        free(o.over);
+        return r;
     }
     char err[ERRLEN];
     int rc = 1;
@@ -364,9 +552,9 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     int use_dfc;
     if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans")) use_dfc = 0;
+    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
     else {
-        fprintf(stderr, "hcga parse: CLUSTERING.AL '%s' does not co-parse; give CLUSTERING.AL dfc or kmeans\n", al);
+        fprintf(stderr, "hcga parse: CLUSTERING.AL '%s' does not co-parse; give CLUSTERING.AL dfc, kmeans or kmeans_border\n", al);
         rc = 2;
         goto out;
     }
@@ -375,6 +563,12 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     const int K = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
     if (K < 2 || K > 64) {
         fprintf(stderr, "hcga parse: CLUSTERING.PART_NUM %d outside 2..64\n", K);
+        rc = 2;
+        goto out;
+    }
+    const int fg_mode = hcga_coparse_fg_mode(cfg, err, sizeof err);
+    if (fg_mode < 0) {
+        fprintf(stderr, "hcga parse: %s\n", err);
         rc = 2;
         goto out;
     }
@@ -388,7 +582,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         fprintf(stderr, "hcga parse: %s\n", err);
         goto out;
     }
-    int nids = resolve_ids(o.ids, &ds, &ids);
+    int nids = resolve_ids(o.ids, &ds, &ids, o.eval);
     if (nids < 0) {
         rc = 2;
         goto out;
@@ -397,7 +591,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         fprintf(stderr, "hcga parse: %s has no training identities\n", root);
         goto out;
     }
-    if (hcga_mkdirs(o.out, err, sizeof err)) {
+    if (!o.eval && hcga_mkdirs(o.out, err, sizeof err)) {
         fprintf(stderr, "hcga parse: %s\n", err);
         goto out;
     }
@@ -471,7 +665,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         int n = 0;
         for (int i = 0; i < ds.train.count; i++)
             if (ds.train.items[i].label == label) items[n++] = ds.train.items[i];
-        const int show = o.show > 0 && o.show < n ? o.show : n;
+        const int show = o.eval ? 0 : o.show > 0 && o.show < n ? o.show : n;
         double t0 = hcga_now();
         if (identity_features(ex, vF, items, n, &aug, K, threads, per, feats, err, sizeof err)) {
             fprintf(stderr, "hcga parse: identity %04d: %s\n", pid, err);
@@ -524,7 +718,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
                 break;
             }
             hcga_dfc_postprocess(raw, n, fh, fw, K, lab);
-        } else if (hcga_kmeans_labels(feats, n, C, fh, fw, K, lab)) {
+        } else if (hcga_kmeans_labels_fg(feats, n, C, fh, fw, K, fg_mode, lab)) {
             fprintf(stderr, "hcga parse: identity %04d: k-means failed (out of memory)\n", pid);
             bad = 1;
             break;
@@ -540,6 +734,14 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
             accumulate_iou(lab, gts, n, fh, fw, K, inter_all, uni_all);
             miou = miou_of(inter, uni, K, iou);
             gt_ids++;
+        }
+        if (o.eval) {
+            if (gopt->verbosity > 0) {
+                printf("identity %04d: %d images, %.2f s, mIoU %.3f\n", pid, n, t_id, miou);
+                fflush(stdout);
+            }
+            for (int j = 0; j < n; j++) hcga_image_free(&gts[j]);
+            continue;
         }
         for (int j = 0; j < show; j++) labptr[j] = lab + hw * j;
         char path[8300], title[64];
@@ -591,7 +793,18 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     printf("%d identit%s in %.2f s (%.2f s per identity)", nids, nids == 1 ? "y" : "ies", t_all, t_all / nids);
     if (gt_ids) {
         double m = miou_of(inter_all, uni_all, K, iou);
-        if (m >= 0) printf("; mIoU %.3f over the %d with ground-truth masks", m, gt_ids);
+        if (o.eval) {
+            printf("; IoU");
+            print_ious(iou, K);
+            printf(", mIoU(parts) %.3f over the %d with ground-truth masks", m, gt_ids);
+        } else if (m >= 0) {
+            printf("; mIoU %.3f over the %d with ground-truth masks", m, gt_ids);
+        }
+    } else if (o.eval) {
+        printf("; no ground-truth part masks in %s/parts/bounding_box_train: nothing scored", root);
+        rc = 1;
+        printf("\n");
+        goto out;
     }
     printf("\n");
     rc = 0;

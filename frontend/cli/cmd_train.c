@@ -54,8 +54,10 @@ static void train_usage(FILE *f)
             "dynamically (SOLVER.AMP.INIT_SCALE, GROWTH_INTERVAL, GROWTH_FACTOR, BACKOFF_FACTOR).\n"
             "Batches are SOLVER.IMS_PER_BATCH images: IMS_PER_BATCH / DATALOADER.NUM_INSTANCE\n"
             "identities x NUM_INSTANCE images.  Pseudo part labels are re-made by co-parsing\n"
-            "(CLUSTERING.AL dfc | kmeans) at epoch 1 and every CLUSTERING.PERIOD epochs up to\n"
-            "CLUSTERING.STOP; CLUSTERING.AL band keeps the horizontal-band labels throughout.\n"
+            "(CLUSTERING.AL dfc | kmeans | kmeans_border) at epoch 1 and every CLUSTERING.PERIOD\n"
+            "epochs up to CLUSTERING.STOP; CLUSTERING.AL band keeps the horizontal-band labels\n"
+            "throughout, gt the ground-truth part masks (hcga pretrain).  MODEL.PRETRAIN_PATH loads\n"
+            "a pretrained backbone (ImageNet HRNet or hcga pretrain's) over the initialisation.\n"
             "The labels are written to DIR/DATASETS.PSEUDO_LABEL_SUBDIR, which the run locks:\n"
             "concurrent trainings on one dataset need different PSEUDO_LABEL_SUBDIRs.\n"
             "Logs: 'Epoch[e] Iteration[i/n] Loss: .. Acc: .. Base Lr: ..', metrics.jsonl.\n");

@@ -53,6 +53,7 @@ enum { HCGA_CMD_ONE = 1, HCGA_CMD_RANKS = 2 };
     X(synth, ONE, "write the synthetic occluded-ReID benchmark (Market-1501 layout + part masks)") \
     X(train, RANKS, "train HCGA on a Market-1501-layout dataset, with co-parsing and evaluation") \
     X(test, ONE, "evaluate a checkpoint or stored features: Rank-1/5/10, mAP, mINP (ARM or global)") \
+    X(pretrain, ONE, "pretrain a backbone on a synthetic set with part masks (ImageNet stand-in)") \
     X(parse, ONE, "co-parse chosen identities with a model and draw the part labels (PNG strips)") \
     X(index, ONE, "index a directory of images into a gallery file (features + names) for search") \
     X(search, ONE, "rank a gallery file for query images: top-k names as text or JSON, pictures") \

@@ -13,6 +13,14 @@
  *
  * Masks (parts/<split>/<name>.png): 0 background, 1 head, 2 upper body,
  * 3 lower body; occluder pixels are background.
+ *
+ * --hard makes a harder benchmark (and a varied pretraining set for hcga
+ * pretrain): 300 identities by default, textured per-image backgrounds,
+ * wider lighting, occluders from above that hide the head and shoulders
+ * besides those from below that hide the legs, and crops that cut the
+ * person's head or feet off.  The default stream of random numbers is the
+ * same as without --hard, so the default benchmark is unchanged.
+ * DIR/synth.txt records the seed and options (hcga pretrain reads it).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -251,13 +259,18 @@ static void fill_box(canvas *c, box b, rgb col, int textured, hcga_rng *r)
 }
 
 /* Occlude 20-50% of the person's box pb; returns the mode used. */
-static void occlude(canvas *c, box pb, hcga_rng *r, uint64_t seed, const identity *others, int nothers)
+static void occlude(canvas *c, box pb, hcga_rng *r, uint64_t seed, const identity *others, int nothers, int hard)
 {
     double frac = hcga_rng_range(r, 0.2, 0.5);
     double mode = hcga_rng_uniform(r);
     int pw = pb.x1 - pb.x0, ph = pb.y1 - pb.y0;
     rgb col = {hcga_rng_range(r, 20, 235), hcga_rng_range(r, 20, 235), hcga_rng_range(r, 20, 235)};
-    if (mode < 0.45) { /* object from below: car, bin, bench */
+    if (hard && hcga_rng_uniform(r) < 0.3) { /* from above: a sign, a branch, an umbrella */
+        int h = (int)lround(hcga_rng_range(r, 0.1, 0.35) * ph);
+        int x0 = pb.x0 - (int)hcga_rng_below(r, (uint64_t)pw / 2 + 1);
+        int x1 = pb.x1 + (int)hcga_rng_below(r, (uint64_t)pw / 2 + 1);
+        fill_box(c, (box){x0, 0, x1, pb.y0 + h}, col, hcga_rng_uniform(r) < 0.5, r);
+    } else if (mode < 0.45) { /* object from below: car, bin, bench */
         int h = (int)lround(frac * ph);
         box b = {pb.x0 - 6, pb.y1 - h, pb.x1 + 6, c->h};
         fill_box(c, b, col, hcga_rng_uniform(r) < 0.5, r);
@@ -286,7 +299,32 @@ typedef struct synth_opts {
     int ids, cams, per_cam, distractors, width, height, qmin, qmax;
     uint64_t seed;
     double occ_query, occ_gallery, occ_train;
+    int hard;
 } synth_opts;
+
+/* --hard: a per-image texture over the background (grain, stripes, checks or
+ * blotches of random colour and period) */
+static void texture_background(canvas *c, hcga_rng *r)
+{
+    int kind = (int)hcga_rng_below(r, 4), k = 2 + (int)hcga_rng_below(r, 7);
+    double amp = hcga_rng_range(r, 15, 60), ang = hcga_rng_range(r, 0, 3.14159265358979);
+    rgb tint = {hcga_rng_range(r, -1, 1), hcga_rng_range(r, -1, 1), hcga_rng_range(r, -1, 1)};
+    double ca = cos(ang), sa = sin(ang);
+    for (int y = 0; y < c->h; y++)
+        for (int x = 0; x < c->w; x++) {
+            double t;
+            switch (kind) {
+            case 0: t = hcga_rng_range(r, -1, 1); break;
+            case 1: t = ((int)floor((x * ca + y * sa) / k) & 1) ? 1 : -1; break;
+            case 2: t = (((x / k) + (y / k)) & 1) ? 1 : -1; break;
+            default: t = sin(x * 0.7 / k + 1.3 * sin(y * 0.5 / k)) * cos(y * 0.9 / k); break;
+            }
+            double *p = c->px + ((size_t)y * c->w + x) * 3;
+            p[0] += amp * t * tint.r;
+            p[1] += amp * t * tint.g;
+            p[2] += amp * t * tint.b;
+        }
+}
 
 static int render(const synth_opts *o, const identity *id, const identity *pool, int npool,
                   int cam, int occluded, uint64_t key, hcga_image *img, hcga_image *mask)
@@ -301,19 +339,26 @@ static int render(const synth_opts *o, const identity *id, const identity *pool,
         return -1;
     }
     draw_background(&c, cam, &r, o->seed);
+    if (o->hard) texture_background(&c, &r);
     double ph = o->height * hcga_rng_range(&r, 0.8, 0.96);
     placement pl = {o->width / 2.0 + hcga_rng_range(&r, -0.06, 0.06) * o->width,
                     (o->height - ph) * hcga_rng_range(&r, 0.2, 0.8), ph, hcga_rng_range(&r, -0.06, 0.06)};
+    if (o->hard && hcga_rng_uniform(&r) < 0.25) {
+        /* a crop that cuts the person: larger than the frame, head or feet outside */
+        pl.ph = ph = o->height * hcga_rng_range(&r, 1.0, 1.3);
+        pl.top = hcga_rng_uniform(&r) < 0.5 ? -hcga_rng_range(&r, 0.04, 0.2) * ph
+                                            : o->height - ph + hcga_rng_range(&r, 0.05, 0.25) * ph;
+    }
     draw_person(&c, id, &pl, 0);
     if (occluded) {
         box pb = {(int)(pl.cx - 0.2 * ph), (int)pl.top, (int)(pl.cx + 0.2 * ph), (int)(pl.top + ph)};
-        occlude(&c, pb, &r, o->seed, pool, npool);
+        occlude(&c, pb, &r, o->seed, pool, npool, o->hard);
     }
     /* camera colour cast and per-image brightness */
     hcga_rng cr;
     hcga_rng_seed(&cr, o->seed, 0xcc0000ull + (uint64_t)cam);
     double cast[3] = {hcga_rng_range(&cr, 0.85, 1.15), hcga_rng_range(&cr, 0.85, 1.15), hcga_rng_range(&cr, 0.85, 1.15)};
-    double bright = hcga_rng_range(&r, 0.8, 1.2);
+    double bright = o->hard ? hcga_rng_range(&r, 0.55, 1.45) : hcga_rng_range(&r, 0.8, 1.2);
     int blur = hcga_rng_uniform(&r) < 0.3;
     double noise = hcga_rng_range(&r, 0, 6);
     int quality = o->qmin + (int)hcga_rng_below(&r, (uint64_t)(o->qmax - o->qmin + 1));
@@ -377,6 +422,10 @@ static const char *const SYNTH_USAGE =
     "  --occ-gallery P      fraction of occluded gallery images (default 0.1)\n"
     "  --occ-train P        fraction of occluded training images (default 0.1)\n"
     "  --quality LO,HI      JPEG quality range (default 70,95)\n"
+    "  --hard               a harder benchmark: 300 identities unless --ids, textured\n"
+    "                       backgrounds, wider lighting, occluders from above (head) as\n"
+    "                       well as below (legs), crops cutting off the head or the feet,\n"
+    "                       30% of training images occluded unless --occ-train\n"
     "  -h, --help           this text\n";
 
 static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
@@ -406,7 +455,8 @@ static int parse_frac(const char *opt, const char *s, double *out)
 
 int hcga_synth_main(int argc, char **argv)
 {
-    synth_opts o = {NULL, 100, 4, 3, 40, 64, 128, 70, 95, 1, 1.0, 0.1, 0.1};
+    synth_opts o = {NULL, 100, 4, 3, 40, 64, 128, 70, 95, 1, 1.0, 0.1, 0.1, 0};
+    int ids_given = 0, occ_train_given = 0;
     static const struct option longopts[] = {
         {"out", required_argument, 0, 'o'},         {"ids", required_argument, 0, 'i'},
         {"cams", required_argument, 0, 'c'},        {"per-cam", required_argument, 0, 'k'},
@@ -414,14 +464,16 @@ int hcga_synth_main(int argc, char **argv)
         {"width", required_argument, 0, 'W'},       {"height", required_argument, 0, 'H'},
         {"occ-query", required_argument, 0, 'q'},   {"occ-gallery", required_argument, 0, 'g'},
         {"occ-train", required_argument, 0, 't'},   {"quality", required_argument, 0, 'Q'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"hard", no_argument, 0, 'X'},              {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     optind = 0; /* glibc: full reset (main.c already ran getopt) */
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int bad = 0;
         switch (ch) {
         case 'o': o.out = optarg; break;
-        case 'i': bad = parse_int("--ids", optarg, 4, 100000, &o.ids); break;
+        case 'i': bad = parse_int("--ids", optarg, 4, 100000, &o.ids), ids_given = 1; break;
+        case 'X': o.hard = 1; break;
         case 'c': bad = parse_int("--cams", optarg, 2, 9, &o.cams); break;
         case 'k': bad = parse_int("--per-cam", optarg, 1, 1000, &o.per_cam); break;
         case 'd': bad = parse_int("--distractors", optarg, 0, 1000000, &o.distractors); break;
@@ -438,7 +490,7 @@ int hcga_synth_main(int argc, char **argv)
         case 'H': bad = parse_int("--height", optarg, 32, 4096, &o.height); break;
         case 'q': bad = parse_frac("--occ-query", optarg, &o.occ_query); break;
         case 'g': bad = parse_frac("--occ-gallery", optarg, &o.occ_gallery); break;
-        case 't': bad = parse_frac("--occ-train", optarg, &o.occ_train); break;
+        case 't': bad = parse_frac("--occ-train", optarg, &o.occ_train), occ_train_given = 1; break;
         case 'Q':
             if (sscanf(optarg, "%d,%d", &o.qmin, &o.qmax) != 2 || o.qmin < 1 || o.qmax > 100 ||
                 o.qmin > o.qmax) {
@@ -460,6 +512,8 @@ int hcga_synth_main(int argc, char **argv)
         fprintf(stderr, "hcga synth: --out DIR is required\n%s", SYNTH_USAGE);
         return 2;
     }
+    if (o.hard && !ids_given) o.ids = 300;
+    if (o.hard && !occ_train_given) o.occ_train = 0.3;
     char err[4800];
     static const char *const splits[] = {"bounding_box_train", "query", "bounding_box_test"};
     for (int s = 0; s < 3; s++) {
@@ -541,10 +595,25 @@ int hcga_synth_main(int argc, char **argv)
         occluded[2] += occ;
     }
     if (tty) fprintf(stderr, "\r\033[K");
+    {
+        char sp[4400];
+        snprintf(sp, sizeof sp, "%s/synth.txt", o.out);
+        FILE *sf = fopen(sp, "w");
+        int bad = !sf;
+        if (sf) {
+            bad |= fprintf(sf, "seed %llu\nids %d\nhard %d\nsize %dx%d\n", (unsigned long long)o.seed, o.ids, o.hard,
+                           o.width, o.height) < 0;
+            bad |= fclose(sf) != 0;
+        }
+        if (bad) {
+            snprintf(err, sizeof err, "%s: cannot write", sp);
+            goto fail;
+        }
+    }
     printf("hcga synth: wrote %s: train %d images of %d ids (%d occluded), query %d (%d occluded), "
-           "gallery %d incl. %d distractors (%d occluded), %dx%d, seed %llu\n",
+           "gallery %d incl. %d distractors (%d occluded), %dx%d, seed %llu%s\n",
            o.out, counts[0], n_train, occluded[0], counts[1], occluded[1], counts[2], o.distractors,
-           occluded[2], o.width, o.height, (unsigned long long)o.seed);
+           occluded[2], o.width, o.height, (unsigned long long)o.seed, o.hard ? ", hard" : "");
     (void)n_test;
     rc = 0;
 fail:

@@ -221,6 +221,54 @@ out:
     return rc;
 }
 
+int hcga_model_save_backbone(const st_file *ck, const char *what, const char *path, int n_meta,
+                             const char *const *meta, int *saved, char *err, size_t err_len)
+{
+    static const char *const heads[] = {"base.part_cls_layer."};
+    if (saved) *saved = 0;
+    st_writer *w = st_writer_new();
+    if (!w) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = -1, count = 0;
+    float *buf = NULL;
+    for (int i = 0; i < ck->count; i++) {
+        const st_tensor *t = &ck->tensors[i];
+        if (strncmp(t->name, "base.", 5) || !is_float(t->dtype)) continue;
+        int head = 0;
+        for (size_t k = 0; k < sizeof heads / sizeof heads[0]; k++)
+            head |= !strncmp(t->name, heads[k], strlen(heads[k]));
+        if (head) continue;
+        float *b = realloc(buf, (size_t)(t->numel ? t->numel : 1) * sizeof *b);
+        if (!b) {
+            snprintf(err, err_len, "%s: out of memory reading %s", what, t->name);
+            goto out;
+        }
+        buf = b;
+        if (st_to_f32(t, buf)) {
+            snprintf(err, err_len, "%s: %s: cannot convert its dtype", what, t->name);
+            goto out;
+        }
+        if (st_writer_add(w, t->name + 5, ST_F32, t->ndim, t->shape, buf)) {
+            snprintf(err, err_len, "%s: duplicate tensor %s", what, t->name);
+            goto out;
+        }
+        count++;
+    }
+    if (!count) {
+        snprintf(err, err_len, "%s: no backbone tensors (base.*) to save", what);
+        goto out;
+    }
+    for (int i = 0; i + 1 < 2 * n_meta; i += 2) st_writer_meta(w, meta[i], meta[i + 1]);
+    rc = st_writer_save(w, path, err, err_len);
+    if (!rc && saved) *saved = count;
+out:
+    free(buf);
+    st_writer_free(w);
+    return rc;
+}
+
 int hcga_model_save_file(hg_graph *g, hg_store *s, const char *path, int n_meta,
                          const char *const *meta, char *err, size_t err_len)
 {

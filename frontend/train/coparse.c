@@ -190,6 +190,34 @@ int hcga_pseudo_miou(const hcga_pseudo *p, const hcga_dataset *ds, double *iou, 
     return rc;
 }
 
+int hcga_pseudo_from_masks(hcga_pseudo *p, const hcga_dataset *ds, char *err, size_t err_len)
+{
+    char path[8300];
+    for (int i = 0; i < p->count; i++) {
+        snprintf(path, sizeof path, "%s/parts/bounding_box_train/%s.png", ds->root, ds->train.items[i].name);
+        if (access(path, R_OK) != 0) {
+            snprintf(err, err_len, "%s: no ground-truth part mask (%s)", path, strerror(errno));
+            return 1;
+        }
+        hcga_image g;
+        if (hcga_png_read(path, &g, err, err_len)) return -1;
+        if (g.channels != 1) {
+            snprintf(err, err_len, "%s: part mask must be gray", path);
+            hcga_image_free(&g);
+            return -1;
+        }
+        uint8_t *m = p->maps + (size_t)i * p->h * p->w;
+        for (int y = 0; y < p->h; y++)
+            for (int x = 0; x < p->w; x++) {
+                int gy = (int)((y + 0.5) * g.height / p->h), gx = (int)((x + 0.5) * g.width / p->w);
+                int gt = g.data[(size_t)gy * g.width + gx];
+                m[(size_t)y * p->w + x] = (uint8_t)(gt >= p->num_parts ? p->num_parts - 1 : gt);
+            }
+        hcga_image_free(&g);
+    }
+    return 0;
+}
+
 /* ---- post-processing and k-means ------------------------------------------ */
 
 void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts, uint8_t *labels)
@@ -245,17 +273,94 @@ void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts
     free(part);
 }
 
+/* Foreground by clusters and the image border (CLUSTERING.AL
+ * kmeans_border): k-means with 8 clusters on the L2-normalised features of all the
+ * identity's pixels, initialised from a 4 x 2 grid of regions (row bands x
+ * centre / side columns); a cluster is background when its share of pixels
+ * in the side columns (the outer fifth on each side, where the person
+ * rarely is) exceeds half the share of all pixels there.  fg[p] = 1 for
+ * person pixels.  Returns 0 or -1 (out of memory). */
+static int border_foreground(const float *x, size_t N, int h, int w, int c, int *fg)
+{
+    enum { M = 8 };
+    const size_t HW = (size_t)h * w;
+    const int sw = w / 5 > 0 ? w / 5 : 1;
+    double *cent = calloc((size_t)M * c, sizeof(double)), *acc = calloc((size_t)M * c, sizeof(double));
+    long cnt[M], side[M];
+    int *as = malloc(sizeof(int) * N);
+    if (!cent || !acc || !as) {
+        free(cent);
+        free(acc);
+        free(as);
+        return -1;
+    }
+    for (size_t p = 0; p < N; p++) {
+        int y = (int)((p % HW) / w), xx = (int)(p % w);
+        int is_side = xx < sw || xx >= w - sw;
+        as[p] = (y * 4 / h) * 2 + is_side;
+    }
+    for (int it = 0; it <= 15; it++) {
+        memset(acc, 0, sizeof(double) * (size_t)M * c);
+        memset(cnt, 0, sizeof cnt);
+        for (size_t p = 0; p < N; p++) {
+            for (int k = 0; k < c; k++) acc[(size_t)as[p] * c + k] += x[p * c + k];
+            cnt[as[p]]++;
+        }
+        for (int j = 0; j < M; j++)
+            if (cnt[j])
+                for (int k = 0; k < c; k++) cent[(size_t)j * c + k] = acc[(size_t)j * c + k] / cnt[j];
+        if (it == 15) break;
+        for (size_t p = 0; p < N; p++) {
+            double best = INFINITY;
+            int bj = as[p];
+            for (int j = 0; j < M; j++) {
+                if (!cnt[j]) continue;
+                double d = 0;
+                for (int k = 0; k < c; k++) {
+                    double t = x[p * c + k] - cent[(size_t)j * c + k];
+                    d += t * t;
+                }
+                if (d < best) best = d, bj = j;
+            }
+            as[p] = bj;
+        }
+    }
+    memset(cnt, 0, sizeof cnt);
+    memset(side, 0, sizeof side);
+    long side_all = 0;
+    for (size_t p = 0; p < N; p++) {
+        int xx = (int)(p % w), is_side = xx < sw || xx >= w - sw;
+        cnt[as[p]]++;
+        side[as[p]] += is_side;
+        side_all += is_side;
+    }
+    const double share_all = (double)side_all / (double)N;
+    int bg[M];
+    for (int j = 0; j < M; j++) bg[j] = !cnt[j] || (double)side[j] / cnt[j] > 0.5 * share_all;
+    for (size_t p = 0; p < N; p++) fg[p] = !bg[as[p]];
+    free(cent);
+    free(acc);
+    free(as);
+    return 0;
+}
+
 int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_parts, uint8_t *labels)
+{
+    return hcga_kmeans_labels_fg(feats, n, c, h, w, num_parts, HCGA_FG_NORM, labels);
+}
+
+int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int num_parts, int fg_mode,
+                          uint8_t *labels)
 {
     const size_t HW = (size_t)h * w, N = (size_t)n * HW;
     const int K = num_parts - 1;
     double *v = malloc(sizeof(double) * N);
     int *fg = malloc(sizeof(int) * N);
     float *x = NULL;
-    double *cent = NULL, *acc = NULL, *rowsum = NULL;
+    double *cent = NULL, *acc = NULL, *rowsum = NULL, *rel = NULL;
     long *cc = NULL;
     int rc = -1;
-    if (!v || !fg || K < 1) goto out;
+    if (!v || !fg || K < 1 || K > 64) goto out;
     /* sharpened, per-image-normalised feature norms */
     for (int i = 0; i < n; i++) {
         double mx = 0;
@@ -293,6 +398,7 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
     }
     int fgc = c1 > c0 ? 1 : 0;
     for (size_t p = 0; p < N; p++) fg[p] = fg[p] == fgc;
+    const int by_border = fg_mode == HCGA_FG_BORDER;
     /* k = K-1 on L2-normalised foreground features, initialised from horizontal bands */
     x = malloc(sizeof(float) * N * (size_t)c);
     cent = calloc((size_t)K * c, sizeof(double));
@@ -311,6 +417,7 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
             double inv = s > 1e-24 ? 1.0 / sqrt(s) : 0.0;
             for (int k = 0; k < c; k++) x[(i * HW + p) * c + k] = (float)(feats[((size_t)i * c + k) * HW + p] * inv);
         }
+    if (by_border && border_foreground(x, N, h, w, c, fg)) goto out;
     for (size_t p = 0; p < N; p++) {
         if (!fg[p]) {
             assign[p] = -1;
@@ -319,17 +426,48 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
         int y = (int)((p % HW) / w);
         assign[p] = y * K / h;
     }
+    /* border mode: each foreground pixel's height within its image's
+     * foreground (0 top .. 1 bottom) joins the features with weight
+     * lam, initialises the clusters (head above 0.18, upper body
+     * above 0.55 for K = 4; even bands otherwise) and orders them */
+    double ct[64] = {0}, ctacc[64];
+    const double lam = 1.0; /* 1 and 3 measured the same (docs/training.md) */
+    if (by_border) {
+        rel = malloc(sizeof(double) * N);
+        if (!rel) goto out;
+        for (int i = 0; i < n; i++) {
+            int top = h, bot = -1;
+            for (size_t p = 0; p < HW; p++)
+                if (fg[i * HW + p] >= 0) {
+                    int y = (int)(p / w);
+                    if (y < top) top = y;
+                    if (y > bot) bot = y;
+                }
+            for (size_t p = 0; p < HW; p++) {
+                size_t q = i * HW + p;
+                if (assign[q] < 0) continue;
+                double t = bot > top ? ((double)(p / w) - top) / (bot - top) : 0.5;
+                rel[q] = t;
+                if (K == 3) assign[q] = t < 0.18 ? 0 : t < 0.55 ? 1 : 2;
+                else assign[q] = t * K >= K ? K - 1 : (int)(t * K);
+            }
+        }
+    }
     for (int it = 0; it <= 20; it++) {
         memset(acc, 0, sizeof(double) * (size_t)K * c);
         memset(cc, 0, sizeof(long) * (size_t)K);
+        for (int j = 0; j < K && j < 64; j++) ctacc[j] = 0;
         for (size_t p = 0; p < N; p++) {
             if (assign[p] < 0) continue;
             for (int k = 0; k < c; k++) acc[(size_t)assign[p] * c + k] += x[p * c + k];
             cc[assign[p]]++;
+            if (rel) ctacc[assign[p]] += rel[p];
         }
         for (int j = 0; j < K; j++)
-            if (cc[j])
+            if (cc[j]) {
                 for (int k = 0; k < c; k++) cent[(size_t)j * c + k] = acc[(size_t)j * c + k] / cc[j];
+                if (rel) ct[j] = ctacc[j] / cc[j];
+            }
         if (it == 20) break;
         for (size_t p = 0; p < N; p++) {
             if (assign[p] < 0) continue;
@@ -341,6 +479,7 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
                     double t = x[p * c + k] - cent[(size_t)j * c + k];
                     d += t * t;
                 }
+                if (rel) d += lam * lam * (rel[p] - ct[j]) * (rel[p] - ct[j]);
                 if (d < best) best = d, bj = j;
             }
             assign[p] = bj;
@@ -350,7 +489,7 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
     memset(cc, 0, sizeof(long) * (size_t)K);
     for (size_t p = 0; p < N; p++) {
         if (assign[p] < 0) continue;
-        rowsum[assign[p]] += (double)((p % HW) / w);
+        rowsum[assign[p]] += rel ? rel[p] : (double)((p % HW) / w);
         cc[assign[p]]++;
     }
     int order[64];
@@ -370,6 +509,7 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
     for (size_t p = 0; p < N; p++) labels[p] = assign[p] < 0 ? 0 : (uint8_t)rank[assign[p]];
     rc = 0;
 out:
+    free(rel);
     free(v);
     free(fg);
     free(x);
@@ -378,6 +518,15 @@ out:
     free(cc);
     free(rowsum);
     return rc;
+}
+
+int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len)
+{
+    const char *v = hcga_cfg_str(cfg, "CLUSTERING.AL");
+    if (!strcmp(v, "kmeans_border")) return HCGA_FG_BORDER;
+    if (!strcmp(v, "kmeans") || !strcmp(v, "Kmeans") || !strcmp(v, "dfc") || !strcmp(v, "DFC")) return HCGA_FG_NORM;
+    snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", v);
+    return -1;
 }
 
 /* ---- the DFC network ---------------------------------------------------------- */
@@ -604,13 +753,15 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     int use_dfc;
     if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans")) use_dfc = 0;
+    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
     else {
-        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans) or band", al);
+        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", al);
         return -1;
     }
     const int batch = 16;
     int rc = -1;
+    const int fg_mode = hcga_coparse_fg_mode(cfg, err, err_len);
+    if (fg_mode < 0) return -1;
     hg_graph *gf = hcga_model_build(cfg, HCGA_MODEL_FEATURES, batch, ds->num_train_ids, HCGA_F32, err, err_len);
     if (!gf) return -1;
     hg_exec *ex = hg_exec_new(gf, store, err, err_len);
@@ -729,7 +880,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
             if (hcga_dfc_run(dfc, feats, n, s, raw, &iters, NULL, NULL, err, err_len)) goto out;
             iters_sum += iters;
             hcga_dfc_postprocess(raw, n, fh, fw, p->num_parts, lab);
-        } else if (hcga_kmeans_labels(feats, n, C, fh, fw, p->num_parts, lab)) {
+        } else if (hcga_kmeans_labels_fg(feats, n, C, fh, fw, p->num_parts, fg_mode, lab)) {
             snprintf(err, err_len, "k-means failed (out of memory)");
             goto out;
         }
@@ -763,6 +914,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
         int m = p->num_parts <= 64 ? hcga_pseudo_miou(p, ds, iou, &miou, e2, sizeof e2) : 1;
         p->miou = m == 0 ? miou : -1.0;
         if (m == 0) {
+            memcpy(p->iou, iou, sizeof(double) * (size_t)p->num_parts);
             fprintf(log, "; pseudo-label IoU:");
             for (int k = 0; k < p->num_parts; k++) fprintf(log, " %d:%.3f", k, iou[k]);
             fprintf(log, " mIoU(parts) %.3f", miou);

@@ -25,6 +25,7 @@ typedef struct hcga_pseudo {
     uint8_t *maps;    /* count*h*w labels 0..K-1 */
     int rounds;       /* co-parsing rounds done (0: band fallback) */
     double miou;      /* mIoU(parts) of the last round vs ground truth, -1 if unknown */
+    double iou[64];   /* per-class IoU of the last round (0 background), when miou >= 0 */
 } hcga_pseudo;
 
 /* Allocate and fill with the band fallback. */
@@ -43,6 +44,13 @@ int hcga_coparse_due(const hcga_config *cfg, int epoch);
  * Returns 0, 1 when the dataset has no part masks, -1 with err on error. */
 int hcga_pseudo_miou(const hcga_pseudo *p, const hcga_dataset *ds, double *iou, double *miou,
                      char *err, size_t err_len);
+
+/* Fill p->maps with the ground-truth part masks themselves
+ * (<root>/parts/bounding_box_train/<name>.png, nearest-resized to h x w,
+ * values >= K counted as K-1): the labels of CLUSTERING.AL gt, which
+ * `hcga pretrain` trains with on a pretraining set.  Returns 0, 1 when the
+ * dataset has no part masks (err says which file), -1 with err on error. */
+int hcga_pseudo_from_masks(hcga_pseudo *p, const hcga_dataset *ds, char *err, size_t err_len);
 
 /* One co-parsing round: feature maps F of every training image (eval mode,
  * test transform at SIZE_TRAIN, no augmentation) from the store's current
@@ -72,9 +80,20 @@ int hcga_dfc_run(hcga_dfc *d, const float *feats, int n, uint64_t seed, int64_t 
 /* DFC post-processing: boundary labels -> background, others by mean row
  * to 1 (head), 2 (upper), 3 (lower) (K = 4; other K: evenly spaced bands). */
 void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts, uint8_t *labels);
-/* ISP k-means labels for one identity. */
+/* ISP k-means labels for one identity (foreground by feature norm). */
 int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_parts,
                        uint8_t *labels);
+/* The same with a choice of foreground: HCGA_FG_NORM
+ * ISP's k = 2 on the sharpened feature norms, HCGA_FG_BORDER clusters of
+ * the features that avoid the image's side columns (border_foreground in
+ * coparse.c).  The parts are then ISP's: k-means on the foreground,
+ * numbered top to bottom. */
+enum { HCGA_FG_NORM = 0, HCGA_FG_BORDER = 1 };
+int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int num_parts, int fg_mode,
+                          uint8_t *labels);
+/* The foreground rule of cfg's CLUSTERING.AL: HCGA_FG_BORDER for
+ * kmeans_border, HCGA_FG_NORM for kmeans/Kmeans/dfc; -1 with err otherwise. */
+int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len);
 
 /* Take an exclusive lock on the pseudo-label directory
  * (<root>/DATASETS.PSEUDO_LABEL_SUBDIR, created if missing) for the life of a

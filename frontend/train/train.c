@@ -339,6 +339,17 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
     } else if (hcga_model_init(r->gt, r->store, r->o.seed, err, sizeof err)) {
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
+    } else if (hcga_cfg_str(cfg, "MODEL.PRETRAIN_PATH")[0]) {
+        /* a pretrained backbone (the ImageNet HRNet, or hcga pretrain's
+         * stand-in) over the initialised weights; a resumed run has its
+         * own weights in the checkpoint */
+        const char *pp = hcga_cfg_str(cfg, "MODEL.PRETRAIN_PATH");
+        int loaded = 0;
+        if (hcga_model_load_backbone(cfg, r->store, pp, &loaded, err, sizeof err)) {
+            fprintf(stderr, "hcga train: MODEL.PRETRAIN_PATH: %s\n", err);
+            return -1;
+        }
+        printf("hcga train: pretrained backbone: %d tensors from %s\n", loaded, pp);
     }
     /* every rank starts from rank 0's weights and buffers, then averages
      * its gradients with the others' every step */
@@ -368,14 +379,22 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
         return -1;
     }
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
-    r->use_coparse = strcmp(al, "band") != 0;
+    r->use_coparse = strcmp(al, "band") != 0 && strcmp(al, "gt") != 0;
+    if (!strcmp(al, "gt")) {
+        /* the ground-truth part masks as labels throughout (hcga pretrain) */
+        int m = hcga_pseudo_from_masks(&r->pseudo, &r->ds, err, sizeof err);
+        if (m) {
+            fprintf(stderr, "hcga train: CLUSTERING.AL gt: %s\n", err);
+            return -1;
+        }
+    }
     /* the job holds the label directory's lock through rank 0 */
     if (r->use_coparse && hcga_dist_rank() == 0 &&
         (r->label_lock = hcga_pseudo_lock(cfg, &r->ds, err, sizeof err)) < 0) {
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
     }
-    if (r->start_epoch == 1 && r->nparts <= 64) {
+    if (r->start_epoch == 1 && r->nparts <= 64 && strcmp(al, "gt") != 0) {
         double iou[64], miou;
         if (hcga_pseudo_miou(&r->pseudo, &r->ds, iou, &miou, err, sizeof err) == 0) {
             printf("horizontal-band pseudo labels: mIoU(parts) %.3f against the ground-truth part masks\n", miou);
@@ -443,8 +462,14 @@ int hcga_train_epoch(hcga_train_run *r, int epoch, int *stop)
             fprintf(stderr, "hcga train: co-parsing at epoch %d: %s\n", epoch, err);
             return -1;
         }
-        fprintf(r->metrics, "{\"epoch\": %d, \"coparse_round\": %d, \"seconds\": %.2f, \"miou\": %.6f}\n", epoch,
+        fprintf(r->metrics, "{\"epoch\": %d, \"coparse_round\": %d, \"seconds\": %.2f, \"miou\": %.6f", epoch,
                 r->pseudo.rounds, hcga_now() - t0, r->pseudo.miou);
+        if (r->pseudo.miou >= 0) {
+            fprintf(r->metrics, ", \"iou\": [");
+            for (int k = 0; k < r->pseudo.num_parts; k++) fprintf(r->metrics, "%s%.6f", k ? ", " : "", r->pseudo.iou[k]);
+            fprintf(r->metrics, "]");
+        }
+        fprintf(r->metrics, "}\n");
     }
     free(r->order);
     r->order = NULL;

@@ -2,10 +2,11 @@
 TRAIN_SRCS += frontend/train/train.c frontend/train/train.h \
 	frontend/train/coparse.c frontend/train/coparse.h \
 	frontend/train/ddp.c frontend/train/ddp.h
-TRAIN_TESTS = tests/test_coparse tests/test_train tests/test_train_backends
+TRAIN_TESTS = tests/test_coparse tests/test_train tests/test_train_backends tests/test_pretrain
 check_PROGRAMS += $(TRAIN_TESTS)
 TESTS += $(TRAIN_TESTS)
 tests_test_coparse_CFLAGS = $(TEST_CFLAGS)
+tests_test_pretrain_CFLAGS = $(TEST_CFLAGS)
 tests_test_train_CFLAGS = $(TEST_CFLAGS)
 tests_test_train_backends_CFLAGS = $(TEST_CFLAGS)
 
