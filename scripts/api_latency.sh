@@ -3,8 +3,9 @@
 # same threads: hcga_extract's single-image latency and batch-32 throughput
 # (examples/extract_bench, HRNet-W32 at 256x128, cpu backend) beside the
 # PyTorch reference model's eval forward (scripts/torch_bench.py --device cpu,
-# Debian's python3-torch), alternated twice so that both see the same
-# machine; then hcga_search over 1k, 10k and 100k galleries
+# Debian's python3-torch, as shipped and with OMP_WAIT_POLICY=passive, the
+# policy hcga's plugins leave OpenMP in: see README "oneDNN backend"),
+# alternated twice so that both see the same machine; then hcga_search over 1k, 10k and 100k galleries
 # (examples/search_bench).  The W32 checkpoint is made once (one training
 # step on a small synthetic set) under $HCGA_RUN_DIR/api-bench.
 #   scripts/api_latency.sh [THREADS]        (default 2; build in _build first)
@@ -23,13 +24,23 @@ if [[ ! -f "$CK" ]]; then
     --output "$RUN/w32" --max-steps 1 SOLVER.IMS_PER_BATCH 8 DATALOADER.NUM_INSTANCE 2 \
     CLUSTERING.AL band SOLVER.EVAL_PERIOD 1000 TEST.WITH_ARM True >/dev/null
 fi
-python3 -c 'import torch' 2>/dev/null || { echo "api_latency.sh: python3-torch is not installed (apt-get install python3-torch)" >&2; exit 1; }
+py=${PYTHON:-/usr/bin/python3}
+"$py" -c 'import torch' 2>/dev/null || { echo "api_latency.sh: $py has no torch (apt-get install python3-torch, or PYTHON=...)" >&2; exit 1; }
+torch_eval() { # policy batch iters warmup
+  if [[ $1 == passive ]]; then
+    OMP_WAIT_POLICY=passive "$py" "$HCGA_SRC/scripts/torch_bench.py" --device cpu --threads "$T" --mode eval --batch "$2" --iters "$3" --warmup "$4"
+  else
+    "$py" "$HCGA_SRC/scripts/torch_bench.py" --device cpu --threads "$T" --mode eval --batch "$2" --iters "$3" --warmup "$4"
+  fi
+}
 for round in 1 2; do
   hcga_log "round $round: hcga_extract (batch 1, batch 32), $T threads"
   "$B/examples/extract_bench" "$CK" --threads "$T" --batch 32 --iters 5 --warmup 1
-  hcga_log "round $round: PyTorch eval forward (batch 1, batch 32), $T threads"
-  python3 "$HCGA_SRC/scripts/torch_bench.py" --device cpu --threads "$T" --mode eval --batch 1 --iters 10 --warmup 2
-  python3 "$HCGA_SRC/scripts/torch_bench.py" --device cpu --threads "$T" --mode eval --batch 32 --iters 5 --warmup 1
+  for policy in default passive; do
+    hcga_log "round $round: PyTorch eval forward (batch 1, batch 32), $T threads, OpenMP wait policy $policy"
+    torch_eval "$policy" 1 10 2
+    torch_eval "$policy" 32 5 1
+  done
 done
 hcga_log "hcga_search, $T threads"
 "$B/examples/search_bench" "$CK" --threads "$T" --queries 100 --sizes 1000,10000,100000
