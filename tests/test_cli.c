@@ -23,62 +23,11 @@
 #define TESTS_LIBS HCGA_BUILDDIR "/tests/.libs"
 #define TEMPLATE_LIBS HCGA_BUILDDIR "/plugins/template/.libs"
 
-typedef struct run_result {
-    int status; /* exit status, or 128+signal */
-    char out[65536];
-    char err[65536];
-} run_result;
-
+typedef hcga_test_output run_result;
 static run_result res;
 
-static void slurp(int fd, char *buf, size_t len)
-{
-    lseek(fd, 0, SEEK_SET);
-    size_t used = 0;
-    ssize_t n;
-    while (used + 1 < len && (n = read(fd, buf + used, len - 1 - used)) > 0) used += (size_t)n;
-    buf[used] = '\0';
-    close(fd);
-}
-
-/* Run hcga with the given arguments (NULL-terminated). */
-static const run_result *run_hcga(const char *const *args)
-{
-    char out_tmpl[] = "/tmp/hcga_test_cli_out_XXXXXX";
-    char err_tmpl[] = "/tmp/hcga_test_cli_err_XXXXXX";
-    int fo = mkstemp(out_tmpl), fe = mkstemp(err_tmpl);
-    ck_assert_int_ge(fo, 0);
-    ck_assert_int_ge(fe, 0);
-    unlink(out_tmpl);
-    unlink(err_tmpl);
-    char *argv[64];
-    int n = 0;
-    argv[n++] = (char *)HCGA_BIN;
-    for (int i = 0; args[i]; i++) {
-        ck_assert_int_lt(n, 62);
-        argv[n++] = (char *)args[i];
-    }
-    argv[n] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) dup2(devnull, 0);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(HCGA_BIN, argv);
-        _exit(127);
-    }
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    slurp(fo, res.out, sizeof res.out);
-    slurp(fe, res.err, sizeof res.err);
-    return &res;
-}
-
-#define RUN(...) run_hcga((const char *const[]){__VA_ARGS__, NULL})
+/* Run ./hcga with the arguments; its status and output (valid until the next RUN). */
+#define RUN(...) (hcga_test_run_program(HCGA_BIN, (const char *const[]){__VA_ARGS__, NULL}, &res), &res)
 
 #define ck_assert_contains(hay, needle)                                                      \
     ck_assert_msg(strstr((hay), (needle)) != NULL, "expected \"%s\" in \"%s\"", (needle), (hay))
@@ -98,7 +47,8 @@ START_TEST(test_global_help)
     snprintf(abi, sizeof abi, "plugin ABI %d.%d", HCGA_ABI_MAJOR, HCGA_ABI_MINOR);
     ck_assert_contains(r->out, abi);
 
-    r = run_hcga((const char *const[]){NULL});
+    hcga_test_run_program(HCGA_BIN, (const char *const[]){NULL}, &res); /* no arguments */
+    r = &res;
     ck_assert_int_eq(r->status, 2);
     ck_assert_contains(r->err, "usage: hcga");
 }

@@ -3,11 +3,13 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int hcga_test_run(Suite *s)
 {
@@ -107,4 +109,48 @@ void hcga_test_tail_log(const char *dir, int lines)
     if (system(cmd)) {
         /* nothing more to show */
     }
+}
+
+/* The rest of the temporary file fd (from its start) into buf, NUL-terminated. */
+static void read_back(int fd, char *buf, size_t len)
+{
+    lseek(fd, 0, SEEK_SET);
+    size_t used = 0;
+    ssize_t n;
+    while (used + 1 < len && (n = read(fd, buf + used, len - 1 - used)) > 0) used += (size_t)n;
+    buf[used] = '\0';
+    close(fd);
+}
+
+void hcga_test_run_program(const char *bin, const char *const *args, hcga_test_output *res)
+{
+    char out_tmpl[] = "/tmp/hcga_test_out_XXXXXX", err_tmpl[] = "/tmp/hcga_test_err_XXXXXX";
+    int fo = mkstemp(out_tmpl), fe = mkstemp(err_tmpl);
+    ck_assert_msg(fo >= 0 && fe >= 0, "cannot create the output files of %s", bin);
+    unlink(out_tmpl);
+    unlink(err_tmpl);
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (int i = 0; args[i]; i++) {
+        ck_assert_int_lt(n, 62);
+        argv[n++] = (char *)args[i];
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, 0);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(bin, argv);
+        _exit(127);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    read_back(fo, res->out, sizeof res->out);
+    read_back(fe, res->err, sizeof res->err);
 }

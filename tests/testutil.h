@@ -45,6 +45,18 @@ int hcga_test_rm_rf(const char *path);
  * to <dir>/log: its exit status, or 128 when it did not exit normally. */
 int hcga_test_sh(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A program's exit status (or 128+signal) and the start of its output. */
+typedef struct hcga_test_output {
+    int status;
+    char out[65536];
+    char err[65536];
+} hcga_test_output;
+
+/* Run the program bin with the arguments args (NULL-terminated, without
+ * argv[0]), stdin from /dev/null, and capture its stdout and stderr into
+ * *res (at most 64 KiB each).  The test fails when it cannot be started. */
+void hcga_test_run_program(const char *bin, const char *const *args, hcga_test_output *res);
+
 /* The per-step losses of a training run's metrics.jsonl (its lines with a
  * "step" and a "loss", in order) into loss[]: how many.  The test fails when
  * the file cannot be opened, a step is out of sequence or there are more than
