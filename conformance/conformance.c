@@ -58,14 +58,7 @@ int hcga_conformance_find_shapes(const char *name, char *out, size_t out_len)
 static int open_be(const conf_opts *o, const char *name, const char *options, hcga_be **be,
                    char *err, size_t err_len)
 {
-    char opts[1024];
-    const char *use = options;
-    if (o->threads > 0) {
-        snprintf(opts, sizeof opts, "threads=%d%s%s", o->threads, (options && *options) ? "," : "",
-                 options ? options : "");
-        use = opts;
-    }
-    return hcga_be_open(name, o->device, use, be, err, err_len);
+    return hcga_be_open_threads(name, o->device, o->threads, options, be, err, err_len);
 }
 
 /* Load the selected cases.  Returns 0, or -1 after printing why. */

@@ -414,7 +414,14 @@ typedef struct hcga_backend_iface {
 
     /* Create an instance on one device.  options: NULL or a string of
      * "key=value" pairs separated by ',' (e.g. "threads=2"); unknown keys are
-     * an error.  On failure *out is NULL and err holds one line. */
+     * an error.  On failure *out is NULL and err holds one line.
+     * The key threads=N (N >= 1) is common to all backends and every plugin
+     * must accept it: `hcga --threads N`, `hcga conformance --threads N` and
+     * libhcga's hcga_context_params.threads pass it to whichever backend is
+     * chosen.  A backend that computes on host threads runs its ops on N of
+     * them; a device backend (GPU, OpenCL) checks the value and may leave
+     * its device's parallelism as it is.  A value that is not an integer
+     * >= 1 is an error like any bad option. */
     hcga_status (*create)(int device, const char *options, hcga_backend **out,
                           char *err, size_t err_len);
     void (*destroy)(hcga_backend *be);

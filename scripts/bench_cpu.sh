@@ -31,10 +31,8 @@ declare -A ips
 
 run_hcga() { # backend config mode batch
     local be=$1 cfg=$2 mode=$3 batch=$4 f="$out/$1-$(basename "$2" .yml)-$3.txt"
-    # --threads reaches only the cpu backend (frontend/cli/main.c): onednn gets its own option
-    local bo=()
-    [[ $be == cpu ]] || bo=(--backend-options "threads=$threads")
-    flock "$lock" "$hcga" --backend "$be" --threads "$threads" "${bo[@]}" bench --config "$cfg" --batch "$batch" \
+    # --threads N reaches every backend as threads=N
+    flock "$lock" "$hcga" --backend "$be" --threads "$threads" bench --config "$cfg" --batch "$batch" \
         --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
     local v cpu
     v=$(sed -n 's/^time: .*, \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)

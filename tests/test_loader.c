@@ -346,8 +346,13 @@ START_TEST(test_template_backend)
     hcga_be_free(be, buf);
     hcga_be_close(be);
 
-    ck_assert_int_ne(hcga_be_open("template", 0, "threads=2", &be, err, sizeof err), 0);
-    ck_assert_contains(err, "unknown option 'threads'");
+    /* threads=N is the option every backend accepts; others are refused */
+    ck_assert_msg(hcga_be_open("template", 0, "threads=2", &be, err, sizeof err) == 0, "%s", err);
+    hcga_be_close(be);
+    ck_assert_int_ne(hcga_be_open("template", 0, "threads=0", &be, err, sizeof err), 0);
+    ck_assert_contains(err, "option 'threads=0': threads must be 1..4096");
+    ck_assert_int_ne(hcga_be_open("template", 0, "threads=2,fast=1", &be, err, sizeof err), 0);
+    ck_assert_contains(err, "unknown option 'fast' (known: threads=N)");
 }
 END_TEST
 

@@ -273,12 +273,13 @@ START_TEST(test_options)
     expect_open_fail("accumulate=long", "accumulate=long: expected float or double");
     expect_open_fail("im2col=fast", "im2col=fast: expected own or clblast");
     expect_open_fail("clblast_tune=on", "clblast_tune=on: expected auto or off");
+    expect_open_fail("threads=0", "threads=0: expected 1..4096");
     setenv("HCGA_OPENCL_DEVICE", "99", 1);
     expect_open_fail(NULL, "HCGA_OPENCL_DEVICE 99 out of range");
     /* the option wins over the variable */
     hcga_be *b = NULL;
     char err[1024];
-    ck_assert_msg(hcga_be_open("opencl", 0, "device=0:0,conv=batched,workspace_mb=1", &b, err,
+    ck_assert_msg(hcga_be_open("opencl", 0, "threads=2,device=0:0,conv=batched,workspace_mb=1", &b, err,
                                sizeof err) == 0,
                   "%s", err);
     hcga_be_close(b);

@@ -359,6 +359,17 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
                 return -1;
             }
             o->ws_mb = v;
+        } else if (!strcmp(key, "threads")) {
+            /* every backend accepts threads=N (hcga_plugin.h, create());
+             * the OpenCL runtime schedules the device's work itself, so
+             * the value is only checked */
+            char *end;
+            errno = 0;
+            long v = strtol(val, &end, 10);
+            if (end == val || *end || errno || v < 1 || v > 4096) {
+                snprintf(err, err_len, "opencl: option threads=%s: expected 1..4096", val);
+                return -1;
+            }
         } else if (!strcmp(key, "conv")) {
             if (!strcmp(val, "loop"))
                 o->conv_batched = 0;
@@ -417,7 +428,7 @@ static int parse_options(const char *options, ocl_opts *o, char *err, size_t err
             }
         } else {
             snprintf(err, err_len,
-                     "opencl: unknown option '%s' (known: device=P:D, workspace_mb=N, "
+                     "opencl: unknown option '%s' (known: device=P:D, workspace_mb=N, threads=N, "
                      "conv=loop|batched, accumulate=float|double, gemm=float|double, "
                      "clblast_tune=auto|off, im2col=own|clblast, fp16=storage|khr)",
                      key);

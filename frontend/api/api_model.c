@@ -97,17 +97,9 @@ hcga_result hcga_context_new(const hcga_context_params *params, hcga_context **o
                              p.device < 0 ? "device" : "threads", p.device < 0 ? p.device : p.threads);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ctx->threads = p.threads > 0 ? p.threads : (ncpu > 0 ? (int)ncpu : 1);
-    /* the cpu backend takes its thread count as an option, as `hcga --threads` gives it */
-    char opts[1024];
-    const char *o = p.options;
-    if (p.threads > 0 && !strcmp(p.backend, "cpu")) {
-        int n = snprintf(opts, sizeof opts, "threads=%d%s%s", p.threads, (o && *o) ? "," : "", (o && *o) ? o : "");
-        if (n < 0 || (size_t)n >= sizeof opts)
-            return hcga_api_fail(ctx, HCGA_ERROR_ARGUMENT, "hcga_context_new: params.options is too long");
-        o = opts;
-    }
+    /* the backend gets the thread count as threads=N, as `hcga --threads` gives it */
     char err[2048];
-    if (hcga_be_open(p.backend, p.device, o, &ctx->be, err, sizeof err)) {
+    if (hcga_be_open_threads(p.backend, p.device, p.threads, p.options, &ctx->be, err, sizeof err)) {
         ctx->be = NULL;
         return hcga_api_fail(ctx, HCGA_ERROR_BACKEND, "%s", err);
     }

@@ -54,6 +54,12 @@ hcga_status hcga_plugin_device_info(const hcga_plugin_entry *entry, int device,
  * On failure returns non-zero and writes the exact reason to err. */
 int hcga_be_open(const char *name, int device, const char *options, hcga_be **out,
                  char *err, size_t err_len);
+/* hcga_be_open with "threads=N," in front of options when threads > 0: the
+ * option every backend accepts (hcga_plugin.h, create()).  The one place
+ * --threads and hcga_context_params.threads reach a backend. */
+int hcga_be_open_threads(const char *name, int device, int threads, const char *options,
+                         hcga_be **out, char *err, size_t err_len);
+
 void hcga_be_close(hcga_be *be);
 
 /* Run one op.  An op missing from the plugin's table (NULL or beyond

@@ -496,6 +496,22 @@ hcga_status hcga_plugin_device_info(const hcga_plugin_entry *entry, int device,
     return st;
 }
 
+int hcga_be_open_threads(const char *name, int device, int threads, const char *options,
+                         hcga_be **out, char *err, size_t err_len)
+{
+    if (threads <= 0) return hcga_be_open(name, device, options, out, err, err_len);
+    *out = NULL;
+    char opts[1024];
+    const int has = options && *options;
+    int n = snprintf(opts, sizeof opts, "threads=%d%s%s", threads, has ? "," : "", has ? options : "");
+    if (n < 0 || (size_t)n >= sizeof opts) {
+        set_err(err, err_len, "backend '%s': the options are too long (at most %zu characters)",
+                name ? name : "(null)", sizeof opts - 16);
+        return -1;
+    }
+    return hcga_be_open(name, device, opts, out, err, err_len);
+}
+
 int hcga_be_open(const char *name, int device, const char *options, hcga_be **out, char *err,
                  size_t err_len)
 {

@@ -39,23 +39,11 @@ int hcga_cli_is_help(const char *arg)
 
 int hcga_cli_open_backend(const hcga_global_opts *g, hcga_be **out)
 {
-    char opts[1024];
-    const char *o = g->backend_options;
     /* --threads N sizes the host-side workers (data loading) of every command
-     * and is the cpu backend's own thread count; device backends (OpenCL,
-     * CUDA) schedule their own work and take no such option. */
-    if (g->threads > 0 && strcmp(g->backend, "cpu") == 0) {
-        int n = snprintf(opts, sizeof opts, "threads=%d%s%s", g->threads, (o && *o) ? "," : "",
-                         (o && *o) ? o : "");
-        if (n < 0 || (size_t)n >= sizeof opts) {
-            fprintf(stderr, "hcga: --backend-options is too long (at most %zu characters)\n",
-                    sizeof opts - 16);
-            return 2;
-        }
-        o = opts;
-    }
+     * and goes to the backend as threads=N, which every plugin accepts (CPU
+     * backends compute on N threads; device backends check it). */
     char err[2048];
-    if (hcga_be_open(g->backend, g->device, o, out, err, sizeof err) != 0) {
+    if (hcga_be_open_threads(g->backend, g->device, g->threads, g->backend_options, out, err, sizeof err) != 0) {
         fprintf(stderr, "hcga: %s\n", err);
         return 2;
     }
@@ -77,7 +65,7 @@ static void usage(FILE *f)
             "  --backend NAME          compute backend plugin (default: cpu); see `hcga backends`\n"
             "  --device N              device index of that backend (default: 0)\n"
             "  --backend-options S     backend options \"key=value,key=value\"\n"
-            "  --threads N             host worker threads; also threads=N for the cpu backend\n"
+            "  --threads N             host worker threads; also the backend's threads=N\n"
             "  -v, --verbose           more messages (repeatable)\n"
             "  -q, --quiet             fewer messages\n"
             "  -h, --help              this help\n"

@@ -77,7 +77,7 @@ typedef struct hcga_context_params {
     uint32_t struct_size; /* sizeof(hcga_context_params) */
     const char *backend;  /* plugin name: "cpu" (default), "opencl", "cuda", ... */
     int device;           /* device index of the backend (default 0) */
-    int threads;          /* host threads for decoding and the cpu backend; 0: all cores */
+    int threads;          /* host threads for decoding, and the backend's threads=N; 0: all cores */
     const char *options;  /* backend options "key=value,..." as --backend-opts; NULL: none */
 } hcga_context_params;
 

@@ -43,6 +43,7 @@ struct hcga_buffer {
 
 struct hcga_backend {
     int device;
+    int threads;   /* option threads=N: this skeleton runs every op on the caller's thread */
     char err[512]; /* last_error() */
 };
 
@@ -77,8 +78,31 @@ static hcga_status tpl_device_info(int device, hcga_device_info *info)
     return HCGA_OK;
 }
 
-/* options: NULL or "key=value,key=value".  This backend has no options, so
- * any key is an error; a real one parses its keys here (e.g. threads=N). */
+/* options: NULL or "key=value,key=value".  Every backend accepts
+ * threads=N (hcga_plugin.h, create()); any other key is an error here.  A
+ * real backend adds its own keys to this loop and sizes its thread pool
+ * with N (a device backend only checks it). */
+static int tpl_parse_options(const char *options, int *threads, char *err, size_t err_len)
+{
+    for (const char *p = options; p && *p;) {
+        size_t len = strcspn(p, ","), klen = strcspn(p, "=,");
+        if (klen == 7 && !strncmp(p, "threads", 7) && klen < len) {
+            char *end;
+            long v = strtol(p + 8, &end, 10);
+            if (end != p + len || v < 1 || v > 4096) {
+                snprintf(err, err_len, "template: option '%.*s': threads must be 1..4096", (int)len, p);
+                return -1;
+            }
+            *threads = (int)v;
+        } else {
+            snprintf(err, err_len, "template: unknown option '%.*s' (known: threads=N)", (int)klen, p);
+            return -1;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 static hcga_status tpl_create(int device, const char *options, hcga_backend **out, char *err,
                               size_t err_len)
 {
@@ -87,17 +111,14 @@ static hcga_status tpl_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "template: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    if (options && *options) {
-        size_t klen = strcspn(options, "=,");
-        snprintf(err, err_len, "template: unknown option '%.*s' (this backend takes none)",
-                 (int)klen, options);
-        return HCGA_ERR_INVALID;
-    }
+    int threads = 1;
+    if (tpl_parse_options(options, &threads, err, err_len) != 0) return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
     if (!be) {
         snprintf(err, err_len, "template: out of memory creating the backend");
         return HCGA_ERR_NOMEM;
     }
+    be->threads = threads;
     be->device = device;
     *out = be;
     return HCGA_OK;
