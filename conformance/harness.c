@@ -571,6 +571,12 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_unif(&cc->in[3], r, -0.5, 0.5);
         fill_unif(&cc->in[4], r, 0.5, 1.5);
         return 0;
+    case HCGA_OP_CONV2D_BN_INFER: /* x, w, bias uniform; the batch norm's vectors as BN_FWD_INFER's */
+        fill_unif(&cc->in[HCGA_CBN_GAMMA], r, 0.5, 1.5);
+        fill_unif(&cc->in[HCGA_CBN_BETA], r, -0.5, 0.5);
+        fill_unif(&cc->in[HCGA_CBN_RMEAN], r, -0.5, 0.5);
+        fill_unif(&cc->in[HCGA_CBN_RVAR], r, 0.5, 1.5);
+        return 0;
     case HCGA_OP_BN_BWD:
         fill_bn_x(&cc->in[0], r);
         fill_unif(&cc->in[2], r, 0.5, 1.5);

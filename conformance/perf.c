@@ -20,7 +20,8 @@ static double case_flops(const conf_case *cc)
 {
     const hcga_shape_case *c = &cc->c;
     switch (c->op) {
-    case HCGA_OP_CONV2D_FWD: {
+    case HCGA_OP_CONV2D_FWD:
+    case HCGA_OP_CONV2D_BN_INFER: {
         const int64_t *w = c->in[1].shape, *y = c->out[0].shape;
         return 2.0 * (double)y[0] * (double)y[1] * (double)y[2] * (double)y[3] * (double)w[1] *
                (double)w[2] * (double)w[3];

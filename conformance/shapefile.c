@@ -58,6 +58,11 @@ static int op_keys(int op, const key_desc **keys)
     static const key_desc conv[] = {{"stride", K_PAIR, PO(conv.stride_h)},
                                     {"pad", K_PAIR, PO(conv.pad_h)},
                                     {"dilation", K_PAIR, PO(conv.dilation_h)}};
+    static const key_desc conv_bn[] = {{"stride", K_PAIR, PO(conv_bn.conv.stride_h)},
+                                       {"pad", K_PAIR, PO(conv_bn.conv.pad_h)},
+                                       {"dilation", K_PAIR, PO(conv_bn.conv.dilation_h)},
+                                       {"eps", K_DOUBLE, PO(conv_bn.eps)},
+                                       {"relu", K_I32, PO(conv_bn.relu)}};
     static const key_desc bn_train[] = {{"eps", K_DOUBLE, PO(bn.eps)},
                                         {"momentum", K_DOUBLE, PO(bn.momentum)}};
     static const key_desc bn_infer[] = {{"eps", K_DOUBLE, PO(bn.eps)}};
@@ -99,6 +104,7 @@ static int op_keys(int op, const key_desc **keys)
     case HCGA_OP_CONV2D_FWD:
     case HCGA_OP_CONV2D_BWD_DATA:
     case HCGA_OP_CONV2D_BWD_FILTER: RET(conv);
+    case HCGA_OP_CONV2D_BN_INFER: RET(conv_bn);
     case HCGA_OP_BN_FWD_TRAIN: RET(bn_train);
     case HCGA_OP_BN_FWD_INFER: RET(bn_infer);
     case HCGA_OP_BN_FWD_FROM_STATS: RET(bn_fwd_sums);
@@ -139,6 +145,12 @@ void hcga_shapefile_default_params(int op, hcga_op_params *p)
         p->conv.dilation_h = p->conv.dilation_w = 1;
         break;
     case HCGA_PG_BN: p->bn.eps = 1e-5; p->bn.momentum = 0.1; break;
+    case HCGA_PG_CONV_BN:
+        p->conv_bn.conv.stride_h = p->conv_bn.conv.stride_w = 1;
+        p->conv_bn.conv.dilation_h = p->conv_bn.conv.dilation_w = 1;
+        p->conv_bn.eps = 1e-5;
+        p->conv_bn.relu = 1;
+        break;
     case HCGA_PG_RESIZE: p->resize.factor = 2; p->resize.align_corners = 1; break;
     case HCGA_PG_GEMM: p->gemm.alpha = 1.0; p->gemm.beta = 0.0; break;
     case HCGA_PG_LOSS: p->loss.eps = 0.1; p->loss.margin = 0.3; p->loss.ignore_label = -1; break;

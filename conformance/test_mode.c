@@ -217,7 +217,9 @@ static int is_cpu(const hcga_be *be) { return strcmp(be->name, "cpu") == 0; }
  * supports() for each float dtype the call has): 1 run it, 0 a failure,
  * -1 a skip, with the reason in why.  F32 and, for an ABI 1.1 backend, BF16
  * on ops with half support are mandatory; F64 is optional; F16 is optional
- * except on the CPU backend (the reference computes every half case). */
+ * except on the CPU backend (the reference computes every half case); an
+ * optional op (catalogue: HCGA_OPT_OP rows, ABI 1.3) is a skip when absent,
+ * but not on the CPU backend. */
 static int gate(conf_run *r, const conf_case *cc, int dtype, char *why, size_t wlen)
 {
     hcga_be *be = r->dut;
@@ -241,6 +243,13 @@ static int gate(conf_run *r, const conf_case *cc, int dtype, char *why, size_t w
         return -1;
     }
     const int sup = supported(be, op, dtype);
+    /* an optional (fused) op of ABI 1.3 may be absent, except on the
+     * reference, which computes every case */
+    if (hcga_op_get_info(op)->optional && !is_cpu(be) && (sup == 0 || (sup < 0 && dtype == HCGA_F32))) {
+        snprintf(why, wlen, "%s: optional op, not provided by backend '%s' (the frontend runs the "
+                 "separate ops instead)", hcga_op_name(op), be->name);
+        return -1;
+    }
     if (sup == 0) {
         snprintf(why, wlen, "%s: op is not supported by backend '%s' (mandatory op)",
                  hcga_op_name(op), be->name);

@@ -53,7 +53,7 @@ extern "C" {
  * Minor: additions at the end of enums and structs; a plugin built for an
  * older minor loads, and ops it does not know are reported unsupported. */
 #define HCGA_ABI_MAJOR 1
-#define HCGA_ABI_MINOR 2
+#define HCGA_ABI_MINOR 3
 
 /* ABI history (minor versions of major 1):
  *   1.0  41 ops (CONV2D_FWD .. SGD_STEP), dtypes F32 F64 I32 I64 U8.
@@ -67,7 +67,14 @@ extern "C" {
  *        of hcga_backend_iface: collectives (comm_*) and graph capture
  *        (capture_*).  A 1.1 plugin keeps loading: the three ops are
  *        unsupported there and the capabilities read as NULL (the loader
- *        looks at them only when iface->struct_size covers them). */
+ *        looks at them only when iface->struct_size covers them).
+ *   1.3  optional ops ("Fused ops" in section 3): CONV2D_BN_INFER
+ *        (convolution + inference batch norm + optional ReLU in one call),
+ *        hcga_conv_bn_params, hcga_op_info.optional.  An op marked optional
+ *        may be left NULL by any backend: the frontend then runs the same
+ *        computation as the separate ops, and conformance reports the op
+ *        as "not provided" instead of failing.  A 1.2 plugin keeps loading
+ *        (num_ops 45: the fused op is unsupported there). */
 
 /* Name of the exported descriptor symbol. */
 #define HCGA_PLUGIN_SYMBOL "hcga_plugin_descriptor_v1"
@@ -268,6 +275,32 @@ typedef struct hcga_tensor {
  *  F16 it may refuse with HCGA_ERR_UNSUPPORTED where its device has no
  *  16-bit float support (e.g. OpenCL without cl_khr_fp16).
  *
+ * Fused ops (ABI 1.3, OPTIONAL: a backend may leave them NULL).  A fused op
+ * computes what a chain of the ops above computes, in one call, so that a
+ * backend can keep the intermediate values out of memory (oneDNN and cuDNN
+ * post-ops, an epilogue after a GEMM).  The frontend calls one only when
+ * supports() says yes for the dtype, and only where the intermediate values
+ * are read by nothing else (hcga's eval graphs: every convolution followed
+ * by its batch norm, and by a ReLU where the model has one); otherwise it
+ * calls the separate ops.  HCGA_FUSION=0 in the environment turns the
+ * frontend's use of them off, for comparisons.
+ *  CONV2D_BN_INFER  in: x[N,C,H,W], w[K,C,R,S], gamma[K], beta[K],
+ *                   running_mean[K], running_var[K], bias[K] (optional, slot 6)
+ *                   out: y[N,K,P,Q] (P, Q as CONV2D_FWD)
+ *                   z = CONV2D_FWD(x, w, bias) (params conv_bn.conv),
+ *                   v = gamma*(z-running_mean)/sqrt(running_var+eps) + beta
+ *                   per output channel k (eps = conv_bn.eps),
+ *                   y = conv_bn.relu ? RELU_FWD(v) : v.  params: conv_bn
+ *                   Equal to CONV2D_FWD, BN_FWD_INFER, RELU_FWD in turn up
+ *                   to rounding: a backend may fold the batch norm into a
+ *                   per-channel scale and shift of the accumulator (tolerance
+ *                   class DOT).  The reference computes the three ops in turn
+ *                   on y, so on the cpu backend fused and separate calls give
+ *                   the same bits.  A NaN pre-activation gives NaN on the
+ *                   reference; a backend whose fused ReLU maps NaN to 0 (as
+ *                   oneDNN's post-op does) passes conformance, which sends no
+ *                   NaN through this op.  F32 and F64 (no half form).
+ *
  * Optimizers (in/out on the parameter and its state; all same shape):
  *  ADAM_STEP    in: grad   out (in/out): param, m, v.  torch.optim.Adam:
  *               g = grad + wd*param; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
@@ -281,7 +314,9 @@ typedef struct hcga_tensor {
  * row per op, in ABI order: new ops are appended there). */
 typedef enum hcga_op {
 #define HCGA_OP(id_, ...) HCGA_OP_##id_,
+#define HCGA_OPT_OP(id_, ...) HCGA_OP_##id_,
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
     HCGA_OP_COUNT /* number of ops in this ABI minor version */
 } hcga_op;
@@ -308,7 +343,10 @@ enum {
     /* ADAM_STEP outputs */
     HCGA_ADAM_PARAM = 0, HCGA_ADAM_M = 1, HCGA_ADAM_V = 2,
     /* SGD_STEP outputs */
-    HCGA_SGD_PARAM = 0, HCGA_SGD_BUF = 1
+    HCGA_SGD_PARAM = 0, HCGA_SGD_BUF = 1,
+    /* CONV2D_BN_INFER inputs (ABI 1.3) */
+    HCGA_CBN_X = 0, HCGA_CBN_W = 1, HCGA_CBN_GAMMA = 2, HCGA_CBN_BETA = 3,
+    HCGA_CBN_RMEAN = 4, HCGA_CBN_RVAR = 5, HCGA_CBN_BIAS = 6
 };
 
 typedef enum hcga_reduce_kind {
@@ -365,6 +403,15 @@ typedef struct hcga_reduce_params {
     int32_t kind; /* hcga_reduce_kind */
 } hcga_reduce_params;
 
+/* CONV2D_BN_INFER (ABI 1.3).  conv comes first, so p.conv and
+ * p.conv_bn.conv read the same bytes. */
+typedef struct hcga_conv_bn_params {
+    hcga_conv_params conv;
+    int32_t relu;     /* 1: ReLU after the batch norm; 0: none */
+    int32_t reserved; /* 0 */
+    double eps;       /* the batch norm's eps, 1e-5 */
+} hcga_conv_bn_params;
+
 typedef union hcga_op_params {
     hcga_conv_params conv;
     hcga_bn_params bn;
@@ -375,6 +422,7 @@ typedef union hcga_op_params {
     hcga_optim_params optim;
     hcga_scalar_params scalar;
     hcga_reduce_params reduce;
+    hcga_conv_bn_params conv_bn; /* ABI 1.3 */
     uint8_t reserved[128]; /* fixes the union's size for the ABI */
 } hcga_op_params;
 
@@ -441,7 +489,8 @@ typedef struct hcga_backend_iface {
     hcga_status (*synchronize)(hcga_backend *be);
 
     /* Op table: ops[i] for i < num_ops; NULL = unsupported.  supports() may
-     * refine per dtype (e.g. no F64 on a device without fp64). */
+     * refine per dtype (e.g. no F64 on a device without fp64).  Every op is
+     * mandatory but the optional (fused) ones of ABI 1.3. */
     const hcga_op_fn *ops;
     uint32_t num_ops;
     int (*supports)(hcga_backend *be, int op, int dtype);
@@ -532,7 +581,8 @@ typedef struct hcga_plugin_descriptor {
 /* The hcga_op_params member an op reads (column `params` of hcga_ops.def). */
 typedef enum hcga_param_group {
     HCGA_PG_NONE = 0, HCGA_PG_CONV, HCGA_PG_BN, HCGA_PG_RESIZE, HCGA_PG_GEMM,
-    HCGA_PG_LOSS, HCGA_PG_SHIFT, HCGA_PG_OPTIM, HCGA_PG_SCALAR, HCGA_PG_REDUCE
+    HCGA_PG_LOSS, HCGA_PG_SHIFT, HCGA_PG_OPTIM, HCGA_PG_SCALAR, HCGA_PG_REDUCE,
+    HCGA_PG_CONV_BN /* ABI 1.3 */
 } hcga_param_group;
 
 /* Conformance tolerance classes (column `tol`; the numbers are in
@@ -553,6 +603,7 @@ typedef struct hcga_op_info {
     uint8_t index_out;       /* bit s: out[s] is an index (i64) tensor */
     uint8_t bwd;             /* 1: backward passes use the op */
     uint8_t half;            /* 1: accepts BF16/F16 operands (ABI 1.1) */
+    uint8_t optional;        /* 1: a backend may leave the op NULL (ABI 1.3, HCGA_OPT_OP rows) */
 } hcga_op_info;
 
 /* The catalogue row of op, or NULL for an op this header does not know. */
@@ -562,8 +613,13 @@ static inline const hcga_op_info *hcga_op_get_info(int op)
 #define HCGA_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_, bwd_, \
                 half_)                                                                           \
     {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
-     bwd_, half_},
+     bwd_, half_, 0},
+#define HCGA_OPT_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_,     \
+                    bwd_, half_)                                                                 \
+    {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
+     bwd_, half_, 1},
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
     };
     return (op >= 0 && op < HCGA_OP_COUNT) ? &table[op] : (const hcga_op_info *)0;

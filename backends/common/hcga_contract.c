@@ -422,6 +422,34 @@ static hcga_status chk_CONV2D_FWD(V *v)
     return v_noalias(v, 0);
 }
 
+/* CONV2D_BN_INFER (ABI 1.3, optional): the convolution's rules, the batch
+ * norm's per-channel vectors over the output channels, eps as BN's, relu 0
+ * or 1. */
+static hcga_status chk_CONV2D_BN_INFER(V *v)
+{
+    const hcga_tensor *x, *w, *g, *b, *rm, *rv, *bias, *y;
+    IN(HCGA_CBN_X, "x", x);
+    IN(HCGA_CBN_W, "w", w);
+    IN(HCGA_CBN_GAMMA, "gamma", g);
+    IN(HCGA_CBN_BETA, "beta", b);
+    IN(HCGA_CBN_RMEAN, "running_mean", rm);
+    IN(HCGA_CBN_RVAR, "running_var", rv);
+    OPT_IN(HCGA_CBN_BIAS, "bias", bias);
+    OUT(0, "y", y);
+    TRY(v_conv(v, x, "x", w, y, "y"));
+    const int64_t K = v->ck->conv.K;
+    SHAPE(g, "gamma", K);
+    SHAPE(b, "beta", K);
+    SHAPE(rm, "running_mean", K);
+    SHAPE(rv, "running_var", K);
+    if (bias) SHAPE(bias, "bias", K);
+    const hcga_conv_bn_params *p = &v->a->p.conv_bn;
+    TRY(v_finite(v, p->eps, "conv_bn.eps"));
+    if (p->eps < 0) BAD("%s: conv_bn.eps (%g) must be >= 0", v->op, p->eps);
+    if (p->relu != 0 && p->relu != 1) BAD("%s: conv_bn.relu (%d) must be 0 or 1", v->op, p->relu);
+    return v_noalias(v, 0);
+}
+
 static hcga_status chk_CONV2D_BWD_DATA(V *v)
 {
     const hcga_tensor *dy, *w, *dx;
@@ -1192,10 +1220,12 @@ static hcga_status chk_SGD_STEP(V *v)
 
 typedef hcga_status (*check_fn)(V *v);
 
-/* One check function per catalogue row: chk_<ID>. */
+/* One check function per catalogue row: chk_<ID> (optional rows too). */
 static const check_fn checks[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = chk_##id_,
+#define HCGA_OPT_OP(id_, ...) [HCGA_OP_##id_] = chk_##id_,
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 };
 

@@ -429,12 +429,16 @@ static hcga_status cpu_call(hcga_backend *be, const hcga_op_args *a, int op)
     {                                                                             \
         return cpu_call(be, a, HCGA_OP_##id_);                                    \
     }
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 
 static const hcga_op_fn cpu_call_table[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = call_##id_,
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 };
 

@@ -131,6 +131,28 @@ CPU_IMPL(CONV2D_BWD_FILTER)
                     cpu_ptr(dw), db ? cpu_ptr(db) : NULL);
 }
 
+/* CONV2D_BN_INFER (ABI 1.3, optional): the three ops of its definition in
+ * turn, the batch norm and the ReLU in place on y, with the same kernels as
+ * CONV2D_FWD, BN_FWD_INFER and RELU_FWD, so fused and separate calls give
+ * the same bits on this backend (the frontend's fusion changes no result
+ * here; it saves two intermediate tensors). */
+CPU_IMPL(CONV2D_BN_INFER)
+{
+    const hcga_tensor *x = a->in[HCGA_CBN_X], *w = a->in[HCGA_CBN_W], *y = a->out[0];
+    const hcga_tensor *b = opt_in(a, HCGA_CBN_BIAS);
+    const hcga_conv_dims *d = &ck->conv;
+    TRY(conv_limits(be, ck));
+    TRY(DISPATCH(ck->dtype, conv_fwd, be, d, cpu_ptr(x), cpu_ptr(w), b ? cpu_ptr(b) : NULL, cpu_ptr(y)));
+    bn_ctx c = {.x = cpu_ptr(y), .gamma = cpu_ptr(a->in[HCGA_CBN_GAMMA]),
+                .beta = cpu_ptr(a->in[HCGA_CBN_BETA]), .rm = cpu_ptr(a->in[HCGA_CBN_RMEAN]),
+                .rv = cpu_ptr(a->in[HCGA_CBN_RVAR]), .y = cpu_ptr(y), .N = d->N, .C = d->K,
+                .HW = d->P * d->Q, .eps = a->p.conv_bn.eps};
+    DISPATCH(ck->dtype, bn, be, BN_K_INFER, &c);
+    if (a->p.conv_bn.relu)
+        DISPATCH(ck->dtype, ew, be, EW_RELU_F, cpu_ptr(y), NULL, cpu_ptr(y), hcga_tensor_numel(y), 0.0);
+    return HCGA_OK;
+}
+
 /* ======================================================================= */
 /* Batch normalisation                                                     */
 /* ======================================================================= */
@@ -1100,12 +1122,16 @@ static hcga_status cpu_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     {                                                                                              \
         return cpu_dispatch(be, a, HCGA_OP_##id_, op_##id_);                                       \
     }
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 
 const hcga_op_fn cpu_op_table[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = entry_##id_,
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 };
 

@@ -569,7 +569,7 @@ static int cuda_supports(hcga_backend *be, int op, int dtype)
 {
     (void)be;
     const hcga_op_info *info = hcga_op_get_info(op);
-    if (!info) return 0;
+    if (!info || !cu_op_table[op]) return 0; /* the optional (fused) ops of ABI 1.3 are not provided */
     if (dtype == HCGA_F32 || dtype == HCGA_F64) return 1;
     if (hcga_dtype_is_half(dtype)) return info->half;
     if (op == HCGA_OP_FILL || op == HCGA_OP_COPY || op == HCGA_OP_CONCAT || op == HCGA_OP_SPLIT)

@@ -298,6 +298,7 @@ static dnn_impl_fn onednn_impl(int op)
      * max(x, 0) keeps it (tests/test_onednn_ops checks this) */
     case HCGA_OP_RELU_BWD: return dnn_relu_bwd;
     case HCGA_OP_BN_FWD_INFER: return dnn_bn_fwd_infer;
+    case HCGA_OP_CONV2D_BN_INFER: return dnn_conv_bn_infer;
     default: return NULL;
     }
 }
@@ -389,12 +390,16 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     {                                                                                              \
         return dnn_dispatch(be, a, HCGA_OP_##id_, dnn_plain_##id_);                                \
     }
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 
 static const hcga_op_fn dnn_ops[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, ...) [HCGA_OP_##id_] = entry_##id_,
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 };
 

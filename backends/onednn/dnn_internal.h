@@ -24,6 +24,7 @@
 #define DNN_WS_SLOTS 24 /* workspace slots: see DNN_WS_* */
 #define DNN_WS_TMP 0    /* 0..3: scratch of one op */
 #define DNN_WS_HALF 4   /* 4..19: f32 copies of half tensors (in 0..7, out 8..15) */
+#define DNN_WS_FUSED 20 /* per-channel scale and shift of CONV2D_BN_INFER */
 
 struct hcga_buffer {
     void *data;
@@ -66,7 +67,9 @@ typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
 
 /* Plain-C implementations (dnn_plain.c): one per catalogue row. */
 #define HCGA_OP(id_, ...) hcga_status dnn_plain_##id_(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+#define HCGA_OPT_OP HCGA_OP
 #include "hcga_ops.def"
+#undef HCGA_OPT_OP
 #undef HCGA_OP
 
 /* oneDNN implementations (dnn_prims.c); f32 only.  Each returns
@@ -78,6 +81,8 @@ hcga_status dnn_gemm(hcga_backend *be, const hcga_op_args *a, const hcga_checked
 hcga_status dnn_relu_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
 hcga_status dnn_relu_bwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
 hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
+/* CONV2D_BN_INFER: one convolution primitive with post-ops (x scale, + shift, ReLU) */
+hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
 
 hcga_status dnn_prims_init(hcga_backend *be, char *err, size_t err_len);
 void dnn_prims_fini(hcga_backend *be);

@@ -173,6 +173,35 @@ IMPL(BN_FWD_INFER)
     return HCGA_OK;
 }
 
+/* CONV2D_BN_INFER on the plain path (f64, plain=1, empty problems): the
+ * convolution into y, then the batch norm and the ReLU in place. */
+IMPL(CONV2D_BN_INFER)
+{
+    NEED_FLOAT();
+    const hcga_conv_dims *d = &ck->conv;
+    const hcga_tensor *b = a->num_in > HCGA_CBN_BIAS ? a->in[HCGA_CBN_BIAS] : NULL;
+    void *y = dnn_ptr(a->out[0]);
+    DISPATCH(ck->dtype, conv_fwd, d, dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]),
+             b ? dnn_ptr(b) : NULL, y);
+    const int64_t K = d->K;
+    double *mean = tmp_doubles(be, 0, K), *inv = tmp_doubles(be, 1, K);
+    if (!mean || !inv) NOMEM();
+    for (int64_t k = 0; k < K; k++) {
+        double rm, rv;
+        if (ck->dtype == HCGA_F64)
+            rm = ((double *)dnn_ptr(a->in[HCGA_CBN_RMEAN]))[k], rv = ((double *)dnn_ptr(a->in[HCGA_CBN_RVAR]))[k];
+        else
+            rm = ((float *)dnn_ptr(a->in[HCGA_CBN_RMEAN]))[k], rv = ((float *)dnn_ptr(a->in[HCGA_CBN_RVAR]))[k];
+        mean[k] = rm;
+        inv[k] = 1.0 / sqrt(rv + a->p.conv_bn.eps);
+    }
+    DISPATCH(ck->dtype, bn_apply, y, dnn_ptr(a->in[HCGA_CBN_GAMMA]), dnn_ptr(a->in[HCGA_CBN_BETA]), mean, inv,
+             y, d->N, K, d->P * d->Q);
+    if (a->p.conv_bn.relu)
+        DISPATCH(ck->dtype, unary, UN_RELU_F, y, NULL, y, hcga_tensor_numel(a->out[0]), 0.0);
+    return HCGA_OK;
+}
+
 static void store_channels(const hcga_tensor *t, const double *v, int64_t C)
 {
     if (t->dtype == HCGA_F64) memcpy(dnn_ptr(t), v, (size_t)C * sizeof(double));

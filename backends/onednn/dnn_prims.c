@@ -2,7 +2,10 @@
  * dnn_prims.c - the ops of the oneDNN backend that run on oneDNN 2.6
  * primitives (C API), all at f32: convolution forward, backward data and
  * backward weights; GEMM (dnnl_sgemm); ReLU forward and backward (eltwise);
- * batch norm inference.  Each primitive is created once per shape and kept
+ * batch norm inference; the optional fused CONV2D_BN_INFER (ABI 1.3) as one
+ * inference convolution whose post-ops apply the batch norm folded into a
+ * per-channel scale and shift, then the ReLU, on the accumulator before it
+ * is stored.  Each primitive is created once per shape and kept
  * in a cache on the instance (oneDNN's own primitive cache also exists, but
  * ours keeps the memory objects and reorders too).  The primitives choose
  * their own memory formats (format_tag any: nChw8c / OIhw8i8o on AVX2); the
@@ -16,6 +19,7 @@
  * there is nothing to compute but zero-filled outputs.
  */
 #include <dnnl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +39,7 @@ typedef struct prim_arg {
     dnnl_primitive_t reorder;  /* user -> inner (in) or inner -> user (out) */
 } prim_arg;
 
-enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER };
+enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER, K_CONV_BN };
 
 typedef struct prim_key {
     int kind;
@@ -229,19 +233,39 @@ static prim_key conv_key(int kind, const hcga_conv_dims *d, int bias)
     return k;
 }
 
-/* Builds the cache entry of a convolution of kind for d. */
-static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
-                              int bias, prim_entry **out)
+/* The per-channel operand [1,K,1,1] of a binary post-op: plain user
+ * memory, its handle set per call like the others. */
+static hcga_status add_post_op_arg(hcga_backend *be, const char *op, prim_entry *e, int index,
+                                   const dnnl_memory_desc_t *md)
 {
     hcga_status st = HCGA_OK;
+    prim_arg *a = &e->args[e->nargs++];
+    a->arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1;
+    DNN_CALL(op, dnnl_memory_create(&a->user, md, be->engine, DNNL_MEMORY_NONE));
+out:
+    return st;
+}
+
+/* Builds the cache entry of a convolution of kind for d.  flag is the bias
+ * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, the ReLU: an
+ * inference convolution without bias whose accumulator goes through the
+ * post-ops  x scale[k], + shift[k] (binary, per channel), ReLU (eltwise). */
+static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
+                              int flag, prim_entry **out)
+{
+    hcga_status st = HCGA_OK;
+    const int bias = kind != K_CONV_BN && flag;
     *out = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_attr_t attr = NULL;
     prim_entry *e = calloc(1, sizeof *e);
     if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
-    e->key = conv_key(kind, d, bias);
+    e->key = conv_key(kind, d, flag);
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
     dnnl_memory_desc_t src_u, wei_u, dst_u, b_u, src_a, wei_a, dst_a, b_a;
     dnnl_dims_t sd = {d->N, d->C, d->H, d->W}, wd = {d->K, d->C, d->R, d->S}, dd = {d->N, d->K, d->P, d->Q};
-    dnnl_dims_t bd = {d->K};
+    dnnl_dims_t bd = {d->K}, chd = {1, d->K, 1, 1};
+    dnnl_memory_desc_t ch_md;
     dnnl_dims_t strides = {d->sh, d->sw}, dil = {d->dh - 1, d->dw - 1}, pad = {d->ph, d->pw};
     /* padding_r so that oneDNN's output size equals P, Q (the header's formula floors) */
     dnnl_dims_t padr = {(d->P - 1) * d->sh + (d->R - 1) * d->dh + 1 - d->H - d->ph,
@@ -254,13 +278,23 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dnnl_f32, dnnl_format_tag_any));
+    if (kind == K_CONV_BN) {
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&ch_md, 4, chd, dnnl_f32, dnnl_nchw));
+        DNN_CALL(op, dnnl_post_ops_create(&po));
+        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, &ch_md));
+        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &ch_md));
+        if (flag) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+        DNN_CALL(op, dnnl_primitive_attr_create(&attr));
+        DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
+    }
     dnnl_convolution_desc_t fd, bdsc;
     DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
-                     &fd, kind == K_CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
+                     &fd, kind == K_CONV_BWD_DATA || kind == K_CONV_BWD_FILTER ? dnnl_forward_training
+                                                                                 : dnnl_forward_inference,
                      dnnl_convolution_direct, &src_a, &wei_a, bias ? &b_a : NULL, &dst_a, strides, dil,
                      pad, padr));
-    DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, NULL, be->engine, NULL));
-    if (kind == K_CONV_FWD) {
+    DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, attr, be->engine, NULL));
+    if (kind == K_CONV_FWD || kind == K_CONV_BN) {
         pd = fpd;
         fpd = NULL;
         ARG(dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, &src_u);
@@ -268,6 +302,11 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
         if (bias)
             ARG(dnnl_query_weights_md, 1, DNNL_ARG_BIAS, 0, &b_u);
         ARG(dnnl_query_dst_md, 0, DNNL_ARG_DST, 1, &dst_u);
+        if (kind == K_CONV_BN) {
+            st = add_post_op_arg(be, op, e, 0, &ch_md);
+            if (st == HCGA_OK) st = add_post_op_arg(be, op, e, 1, &ch_md);
+            if (st != HCGA_OK) goto out;
+        }
     } else if (kind == K_CONV_BWD_DATA) {
         DNN_CALL(op, dnnl_dilated_convolution_backward_data_desc_init(
                          &bdsc, dnnl_convolution_direct, &src_a, &wei_a, &dst_a, strides, dil, pad, padr));
@@ -290,6 +329,8 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
 out:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (po) dnnl_post_ops_destroy(po);
     if (st != HCGA_OK) {
         entry_free(e);
         return st;
@@ -322,6 +363,36 @@ hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_che
     if (bias) p[i++] = dnn_ptr(a->in[2]);
     p[i++] = dnn_ptr(a->out[0]);
     return entry_run(be, "conv2d_fwd", e, p);
+}
+
+/* Reads element k of a per-channel f32 vector as double. */
+static double chan(const hcga_tensor *t, int64_t k) { return (double)((const float *)dnn_ptr(t))[k]; }
+
+hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
+{
+    const hcga_conv_dims *d = &ck->conv;
+    if (conv_empty(d)) return dnn_plain_CONV2D_BN_INFER(be, a, ck);
+    const hcga_tensor *bias = a->num_in > HCGA_CBN_BIAS ? a->in[HCGA_CBN_BIAS] : NULL;
+    float *scale = dnn_ws(be, DNN_WS_FUSED, (size_t)(2 * d->K) * sizeof(float));
+    if (!scale) return dnn_fail(be, HCGA_ERR_NOMEM, "conv2d_bn_infer: out of memory for the scale and shift");
+    float *shift = scale + d->K;
+    /* the batch norm folded per channel: v = z*scale + shift, z = conv without bias */
+    for (int64_t k = 0; k < d->K; k++) {
+        const double s = chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
+        const double b = bias ? chan(bias, k) : 0.0;
+        scale[k] = (float)s;
+        shift[k] = (float)(chan(a->in[HCGA_CBN_BETA], k) + (b - chan(a->in[HCGA_CBN_RMEAN], k)) * s);
+    }
+    prim_entry *e;
+    prim_key k = conv_key(K_CONV_BN, d, a->p.conv_bn.relu);
+    e = cache_find(be, &k);
+    if (!e) {
+        hcga_status st = conv_build(be, "conv2d_bn_infer", K_CONV_BN, d, a->p.conv_bn.relu, &e);
+        if (st != HCGA_OK) return st;
+        cache_add(be, e);
+    }
+    void *p[5] = {dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]), dnn_ptr(a->out[0]), scale, shift};
+    return entry_run(be, "conv2d_bn_infer", e, p);
 }
 
 hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)

@@ -205,6 +205,12 @@ const char *hg_exec_error(const hg_exec *ex);
 uint64_t hg_exec_peak_bytes(const hg_exec *ex);   /* arena (transient) bytes */
 uint64_t hg_exec_persistent_bytes(const hg_exec *ex); /* inputs, outputs, grads */
 uint64_t hg_exec_naive_bytes(const hg_exec *ex);  /* sum of all transient values, no reuse */
+/* Runs of CONV2D_FWD -> BN_FWD_INFER [-> RELU_FWD] executed as one fused
+ * CONV2D_BN_INFER call (graph_exec.c: when the backend has the optional op
+ * and HCGA_FUSION is not 0). */
+int hg_exec_fused_count(const hg_exec *ex);
+/* Why nothing was fused ("HCGA_FUSION=0", "backend 'x' has no ..."), or "". */
+const char *hg_exec_fusion_note(const hg_exec *ex);
 /* (addition) Bytes of the store entries the graph binds (parameters and
  * buffers) plus the optimizer state allocated for them so far. */
 uint64_t hg_exec_param_bytes(const hg_exec *ex);

@@ -18,6 +18,16 @@
  * so an op's outputs never overlap its inputs.  Sizes are numel times the
  * value's own element size: a BF16/F16 value (mixed precision) takes 2
  * bytes an element, whatever the graph's dtype.
+ *
+ * Fusion (ABI 1.3 optional ops): where the backend supports
+ * CONV2D_BN_INFER for the graph's dtype, each run of nodes CONV2D_FWD ->
+ * BN_FWD_INFER [-> RELU_FWD] whose intermediate values nothing else reads
+ * (an eval graph's convolution, batch norm and ReLU) is executed as one
+ * CONV2D_BN_INFER call at the position of its last node; the folded nodes
+ * run nothing and their intermediate values get no memory.  The planner
+ * treats the fused call's inputs (the convolution's and the batch norm's)
+ * as used at that position.  The graph itself is not changed, and
+ * HCGA_FUSION=0 turns this off.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +71,10 @@ struct hg_exec {
     uint64_t peak, persistent, naive;
     hcga_tensor *tens;  /* nnodes * (MAX_IN + MAX_OUT) bound descriptors */
     hcga_op_args *args; /* nnodes */
+    int *fuse_first;    /* nnodes: first node of the fused run ending here, or -1 */
+    char *folded;       /* nnodes: 1 = part of a fused run that ends at a later node */
+    int nfused;         /* fused runs */
+    char fusion_note[160]; /* why nothing was fused, when nfused == 0 */
     char err[2048];
 };
 
@@ -311,9 +325,13 @@ static int plan(hg_exec *ex)
     }
     for (int v = 0; v < nv; v++) last[v] = g->vals[v]->producer;
     for (int i = 0; i < nn; i++) {
-        const hg_node *n = g->nodes[i];
-        for (int s = 0; s < n->num_in; s++)
-            if (n->in[s] >= 0 && last[n->in[s]] < i) last[n->in[s]] = i;
+        if (ex->folded[i]) continue;
+        /* a fused call at i reads the inputs of every node of its run */
+        for (int j = ex->fuse_first[i] >= 0 ? ex->fuse_first[i] : i; j <= i; j++) {
+            const hg_node *n = g->nodes[j];
+            for (int s = 0; s < n->num_in; s++)
+                if (n->in[s] >= 0 && last[n->in[s]] < i) last[n->in[s]] = i;
+        }
     }
     int na = 0;
     uint64_t peak = 0, naive = 0;
@@ -402,6 +420,8 @@ void hg_exec_free(hg_exec *ex)
     free(ex->entry);
     free(ex->tens);
     free(ex->args);
+    free(ex->fuse_first);
+    free(ex->folded);
     free(ex);
 }
 
@@ -411,6 +431,111 @@ static int be_supports(hcga_be *be, int op, int dtype)
     if (!f || op < 0 || (uint32_t)op >= f->num_ops || !f->ops || !f->ops[op]) return 0;
     if (f->supports && !f->supports(be->inst, op, dtype)) return 0;
     return 1;
+}
+
+/* 1 when value v is a transient node value that only node reader reads,
+ * in slot 0 and nowhere else (uses[v] counts every (node, slot) read). */
+static int read_once_by(const hg_exec *ex, const int *uses, hg_val v, int reader)
+{
+    const hg_value *x = ex->g->vals[v];
+    if (x->kind != HGV_NODE || x->is_output || x->persistent_grad || x->requested) return 0;
+    const hg_node *r = ex->g->nodes[reader];
+    return uses[v] == 1 && r->num_in > 0 && r->in[0] == v;
+}
+
+/* 1 when descriptors a and b are the same dense view (shape, offset 0). */
+static int same_dense_view(const hcga_tensor *a, const hcga_tensor *b)
+{
+    if (a->ndim != b->ndim || a->offset != 0 || b->offset != 0) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return 0;
+    return 1;
+}
+
+/* HCGA_FUSION: unset or "1" fuse, "0" do not; anything else is an error. */
+static int fusion_wanted(char *err, size_t err_len)
+{
+    const char *e = getenv("HCGA_FUSION");
+    if (!e || !strcmp(e, "1")) return 1;
+    if (!strcmp(e, "0")) return 0;
+    snprintf(err, err_len, "HCGA_FUSION must be 0 or 1, not '%s'", e);
+    return -1;
+}
+
+/* Marks the runs CONV2D_FWD -> BN_FWD_INFER [-> RELU_FWD] that run as one
+ * CONV2D_BN_INFER (see the top of this file). */
+static int find_fusions(hg_exec *ex, char *err, size_t err_len)
+{
+    const hg_graph *g = ex->g;
+    for (int i = 0; i < ex->nnodes; i++) ex->fuse_first[i] = -1;
+    const int want = fusion_wanted(err, err_len);
+    if (want < 0) return -1;
+    if (!want) {
+        snprintf(ex->fusion_note, sizeof ex->fusion_note, "HCGA_FUSION=0");
+        return 0;
+    }
+    if (!be_supports(ex->be, HCGA_OP_CONV2D_BN_INFER, g->dtype)) {
+        snprintf(ex->fusion_note, sizeof ex->fusion_note, "backend '%s' has no conv2d_bn_infer for %s",
+                 ex->be->name, hcga_dtype_name(g->dtype));
+        return 0;
+    }
+    snprintf(ex->fusion_note, sizeof ex->fusion_note, "no convolution + batch norm run to fuse");
+    int *uses = calloc((size_t)(ex->nvals ? ex->nvals : 1), sizeof *uses);
+    if (!uses) {
+        snprintf(err, err_len, "hg_exec_new: out of host memory");
+        return -1;
+    }
+    for (int i = 0; i < g->nnodes; i++)
+        for (int s = 0; s < g->nodes[i]->num_in; s++)
+            if (g->nodes[i]->in[s] >= 0) uses[g->nodes[i]->in[s]]++;
+    for (int i = 0; i + 1 < ex->nnodes; i++) {
+        const hg_node *c = g->nodes[i], *b = g->nodes[i + 1];
+        if (c->op != HCGA_OP_CONV2D_FWD || b->op != HCGA_OP_BN_FWD_INFER) continue;
+        const hg_val z = c->out[0];
+        if (g->vals[z]->dtype != g->dtype || !read_once_by(ex, uses, z, i + 1) ||
+            !same_dense_view(&c->tout[0], &b->tin[0]) || !same_dense_view(&b->tin[0], &b->tout[0]))
+            continue;
+        int last = i + 1;
+        if (i + 2 < ex->nnodes) {
+            const hg_node *r = g->nodes[i + 2];
+            if (r->op == HCGA_OP_RELU_FWD && read_once_by(ex, uses, b->out[0], i + 2) &&
+                hcga_tensor_numel(&r->tout[0]) == hcga_tensor_numel(&b->tout[0]) && r->tout[0].offset == 0 &&
+                r->tin[0].offset == 0)
+                last = i + 2;
+        }
+        for (int j = i; j < last; j++) ex->folded[j] = 1;
+        ex->fuse_first[last] = i;
+        ex->nfused++;
+        i = last;
+    }
+    free(uses);
+    return 0;
+}
+
+/* The arguments of the fused call that ends at node k (its run starts at
+ * node ex->fuse_first[k]): the convolution's x, w, bias, the batch norm's
+ * vectors, the last node's output viewed as the convolution's y. */
+static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t)
+{
+    const hg_graph *g = ex->g;
+    const int i = ex->fuse_first[k];
+    const hg_node *c = g->nodes[i], *b = g->nodes[i + 1], *last = g->nodes[k];
+    static const int bn_slot[4] = {HCGA_BN_GAMMA, HCGA_BN_BETA, HCGA_BN_RMEAN_IN, HCGA_BN_RVAR_IN};
+    a->op = HCGA_OP_CONV2D_BN_INFER;
+    a->num_out = 1;
+    memset(&a->p, 0, sizeof a->p);
+    a->p.conv_bn.conv = c->p.conv;
+    a->p.conv_bn.eps = b->p.bn.eps;
+    a->p.conv_bn.relu = k > i + 1;
+    bind(ex, &t[HCGA_CBN_X], &c->tin[HCGA_CONV_X], c->in[HCGA_CONV_X]);
+    bind(ex, &t[HCGA_CBN_W], &c->tin[HCGA_CONV_W], c->in[HCGA_CONV_W]);
+    for (int s = 0; s < 4; s++) bind(ex, &t[HCGA_CBN_GAMMA + s], &b->tin[bn_slot[s]], b->in[bn_slot[s]]);
+    const int bias = c->num_in > HCGA_CONV_BIAS && c->in[HCGA_CONV_BIAS] >= 0;
+    if (bias) bind(ex, &t[HCGA_CBN_BIAS], &c->tin[HCGA_CONV_BIAS], c->in[HCGA_CONV_BIAS]);
+    a->num_in = bias ? 7 : 6;
+    for (int s = 0; s < a->num_in; s++) a->in[s] = &t[s];
+    bind(ex, &t[HCGA_MAX_OP_IN], &c->tout[0], last->out[0]);
+    a->out[0] = &t[HCGA_MAX_OP_IN];
 }
 
 /* The gradients of parameters, in one zeroed buffer: highest value id (the
@@ -465,8 +590,10 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
     ex->entry = calloc(nv, sizeof *ex->entry);
     ex->tens = calloc(nn * (HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT), sizeof *ex->tens);
     ex->args = calloc(nn, sizeof *ex->args);
+    ex->fuse_first = calloc(nn, sizeof *ex->fuse_first);
+    ex->folded = calloc(nn, sizeof *ex->folded);
     if (!ex->loc || !ex->off || !ex->bytes || !ex->own || !ex->own_off || !ex->grads || !ex->entry || !ex->tens ||
-        !ex->args)
+        !ex->args || !ex->fuse_first || !ex->folded)
         goto nomem;
 
     /* every op must exist on this backend for each floating dtype it takes
@@ -496,6 +623,11 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
         }
     }
 
+    if (find_fusions(ex, err, err_len)) {
+        hg_exec_free(ex);
+        return NULL;
+    }
+
     /* storage classes; parameters are bound to store entries by name */
     for (int v = 0; v < ex->nvals; v++) {
         const hg_value *x = g->vals[v];
@@ -512,6 +644,8 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
             ex->loc[v] = LOC_STORE;
         } else if (x->kind == HGV_INPUT || x->is_output || x->persistent_grad) {
             ex->loc[v] = LOC_OWN;
+        } else if (x->producer >= 0 && x->producer < ex->nnodes && ex->folded[x->producer]) {
+            ex->loc[v] = LOC_NONE; /* inside a fused run: never written */
         } else if (x->producer >= 0 && x->producer < ex->nnodes) {
             ex->loc[v] = LOC_ARENA;
         } else {
@@ -551,6 +685,11 @@ hg_exec *hg_exec_new(hg_graph *g, hg_store *s, char *err, size_t err_len)
         const hg_node *n = g->nodes[i];
         hcga_op_args *a = &ex->args[i];
         hcga_tensor *t = ex->tens + (size_t)i * (HCGA_MAX_OP_IN + HCGA_MAX_OP_OUT);
+        if (ex->folded[i]) continue;
+        if (ex->fuse_first[i] >= 0) {
+            bind_fused(ex, i, a, t);
+            continue;
+        }
         a->op = n->op;
         a->num_in = n->num_in;
         a->num_out = n->num_out;
@@ -607,7 +746,8 @@ static int run_captured(hg_exec *ex)
     hcga_status st = HCGA_OK;
     if (!ex->rec) {
         st = hcga_be_capture_begin(ex->be);
-        for (int i = 0; st == HCGA_OK && i < ex->nnodes; i++) st = hcga_be_run(ex->be, &ex->args[i]);
+        for (int i = 0; st == HCGA_OK && i < ex->nnodes; i++)
+            if (!ex->folded[i]) st = hcga_be_run(ex->be, &ex->args[i]);
         hcga_capture *rec = NULL;
         hcga_status end = hcga_be_capture_end(ex->be, &rec);
         if (st == HCGA_OK) st = end;
@@ -642,8 +782,13 @@ int hg_exec_run(hg_exec *ex)
 {
     if (ex->capture && ex->runs++ > 0) return run_captured(ex);
     for (int i = 0; i < ex->nnodes; i++) {
-        hcga_status st = hcga_be_run(ex->be, &ex->args[i]);
         const hg_node *n = ex->g->nodes[i];
+        hcga_status st = ex->folded[i] ? HCGA_OK : hcga_be_run(ex->be, &ex->args[i]);
+        if (st != HCGA_OK && ex->fuse_first[i] >= 0) {
+            snprintf(ex->err, sizeof ex->err, "nodes %d-%d (conv2d_bn_infer, fused, producing '%s'): %s",
+                     ex->fuse_first[i], i, hg__vname(ex->g, n->out[0]), hcga_be_error(ex->be));
+            return st;
+        }
         if (st != HCGA_OK) {
             snprintf(ex->err, sizeof ex->err, "node %d (%s producing '%s'): %s", i, hcga_op_name(n->op),
                      hg__vname(ex->g, n->out[0]), hcga_be_error(ex->be));
@@ -701,6 +846,8 @@ const char *hg_exec_error(const hg_exec *ex) { return ex->err; }
 uint64_t hg_exec_peak_bytes(const hg_exec *ex) { return ex->peak; }
 uint64_t hg_exec_persistent_bytes(const hg_exec *ex) { return ex->persistent; }
 uint64_t hg_exec_naive_bytes(const hg_exec *ex) { return ex->naive; }
+int hg_exec_fused_count(const hg_exec *ex) { return ex->nfused; }
+const char *hg_exec_fusion_note(const hg_exec *ex) { return ex->nfused ? "" : ex->fusion_note; }
 
 /* store entries bound by ex (a parameter name is one value of the graph:
  * hg_param returns the existing value for a shared weight) */

@@ -321,6 +321,12 @@ TPL_ENTRY(FILL)
  *   #include "hcga_ops.def"
  *   #undef HCGA_OP
  *   };
+ *
+ * Those includes skip the optional (fused) ops of ABI 1.3, the rows written
+ * HCGA_OPT_OP (CONV2D_BN_INFER): their entries stay NULL and the frontend
+ * runs the separate ops.  To provide one, write its op_<ID> and add
+ * "#define HCGA_OPT_OP HCGA_OP" before each include (and #undef it after),
+ * as backends/onednn/dnn_backend.c does; conformance then tests it.
  */
 static const hcga_op_fn tpl_ops[HCGA_OP_COUNT] = {
     [HCGA_OP_RELU_FWD] = entry_RELU_FWD,
