@@ -69,7 +69,7 @@ extern "C" {
  *        unsupported there and the capabilities read as NULL (the loader
  *        looks at them only when iface->struct_size covers them).
  *   1.3  optional ops ("Fused ops" in section 3): CONV2D_BN_INFER
- *        (convolution + inference batch norm + optional ReLU in one call),
+ *        (convolution + inference batch norm [+ residual] [+ ReLU] in one call),
  *        hcga_conv_bn_params, hcga_op_info.optional.  An op marked optional
  *        may be left NULL by any backend: the frontend then runs the same
  *        computation as the separate ops, and conformance reports the op
@@ -285,18 +285,21 @@ typedef struct hcga_tensor {
  * calls the separate ops.  HCGA_FUSION=0 in the environment turns the
  * frontend's use of them off, for comparisons.
  *  CONV2D_BN_INFER  in: x[N,C,H,W], w[K,C,R,S], gamma[K], beta[K],
- *                   running_mean[K], running_var[K], bias[K] (optional, slot 6)
+ *                   running_mean[K], running_var[K], bias[K] (optional, slot 6),
+ *                   residual[N,K,P,Q] (optional, slot 7; must not overlap y)
  *                   out: y[N,K,P,Q] (P, Q as CONV2D_FWD)
  *                   z = CONV2D_FWD(x, w, bias) (params conv_bn.conv),
  *                   v = gamma*(z-running_mean)/sqrt(running_var+eps) + beta
  *                   per output channel k (eps = conv_bn.eps),
- *                   y = conv_bn.relu ? RELU_FWD(v) : v.  params: conv_bn
- *                   Equal to CONV2D_FWD, BN_FWD_INFER, RELU_FWD in turn up
- *                   to rounding: a backend may fold the batch norm into a
+ *                   u = v + residual (ADD, alpha = beta = 1) when given, else v,
+ *                   y = conv_bn.relu ? RELU_FWD(u) : u.  params: conv_bn
+ *                   (the end of a residual block: conv, BN, + shortcut, ReLU).
+ *                   Equal to CONV2D_FWD, BN_FWD_INFER, ADD, RELU_FWD in turn
+ *                   up to rounding: a backend may fold the batch norm into a
  *                   per-channel scale and shift of the accumulator (tolerance
- *                   class DOT).  The reference computes the three ops in turn
- *                   on y, so on the cpu backend fused and separate calls give
- *                   the same bits.  A NaN pre-activation gives NaN on the
+ *                   class DOT).  The reference computes the ops in turn on y,
+ *                   so on the cpu backend fused and separate calls give the
+ *                   same bits.  A NaN pre-activation gives NaN on the
  *                   reference; a backend whose fused ReLU maps NaN to 0 (as
  *                   oneDNN's post-op does) passes conformance, which sends no
  *                   NaN through this op.  F32 and F64 (no half form).
@@ -346,7 +349,7 @@ enum {
     HCGA_SGD_PARAM = 0, HCGA_SGD_BUF = 1,
     /* CONV2D_BN_INFER inputs (ABI 1.3) */
     HCGA_CBN_X = 0, HCGA_CBN_W = 1, HCGA_CBN_GAMMA = 2, HCGA_CBN_BETA = 3,
-    HCGA_CBN_RMEAN = 4, HCGA_CBN_RVAR = 5, HCGA_CBN_BIAS = 6
+    HCGA_CBN_RMEAN = 4, HCGA_CBN_RVAR = 5, HCGA_CBN_BIAS = 6, HCGA_CBN_RES = 7
 };
 
 typedef enum hcga_reduce_kind {

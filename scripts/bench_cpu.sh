@@ -8,6 +8,9 @@
 #
 #   scripts/bench_cpu.sh [BUILD_DIR] [THREADS] [ITERS] [WARMUP]
 #       defaults: _build 2 2 1
+#   BENCH_MODES="eval" (or "train") runs one mode only (default: both).
+#   The onednn eval runs twice: fused (conv2d_bn_infer, the default) and
+#   op by op (HCGA_FUSION=0, row onednn-nf).
 #
 # Every timing runs under `flock /tmp/hcga-heavy.lock` (one benchmark at a
 # time on a shared machine).  Prints one line per run (images/s, wall ms per
@@ -22,6 +25,7 @@ build=${1:-_build}
 threads=${2:-2}
 iters=${3:-2}
 warmup=${4:-1}
+modes=${BENCH_MODES:-train eval}
 src=$(cd "$(dirname "$0")/.." && pwd)
 hcga="$build/hcga"
 py=${PYTHON:-/usr/bin/python3}
@@ -29,16 +33,17 @@ lock=/tmp/hcga-heavy.lock
 out=$(mktemp -d /tmp/hcga-bench.XXXXXX)
 declare -A ips
 
-run_hcga() { # backend config mode batch
-    local be=$1 cfg=$2 mode=$3 batch=$4 f="$out/$1-$(basename "$2" .yml)-$3.txt"
+run_hcga() { # backend config mode batch [label HCGA_FUSION]
+    local be=$1 cfg=$2 mode=$3 batch=$4 label=${5:-$1} fusion=${6:-1}
+    local f="$out/$label-$(basename "$2" .yml)-$3.txt"
     # --threads N reaches every backend as threads=N
-    flock "$lock" "$hcga" --backend "$be" --threads "$threads" bench --config "$cfg" --batch "$batch" \
-        --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
+    flock "$lock" env HCGA_FUSION="$fusion" "$hcga" --backend "$be" --threads "$threads" bench --config "$cfg" \
+        --batch "$batch" --mode "$mode" --iters "$iters" --warmup "$warmup" >"$f" 2>&1
     local v cpu
     v=$(sed -n 's/^time: .*, \([0-9.]*\) images\/s.*/\1/p' "$f" | tail -1)
     cpu=$(sed -n 's/^cpu time: \([0-9.]*\) ms\/iter.*/\1/p' "$f" | tail -1)
-    ips["$be $(basename "$cfg" .yml) $mode"]=${v:-NA}
-    printf '%-8s %-12s %-5s batch %-3s %10s images/s  (cpu %s ms/step)  %s\n' "$be" "$(basename "$cfg" .yml)" \
+    ips["$label $(basename "$cfg" .yml) $mode"]=${v:-NA}
+    printf '%-8s %-12s %-5s batch %-3s %10s images/s  (cpu %s ms/step)  %s\n' "$label" "$(basename "$cfg" .yml)" \
         "$mode" "$batch" "${v:-FAILED}" "${cpu:-?}" "$(grep -m1 '^time:' "$f")"
 }
 
@@ -59,20 +64,23 @@ run_torch() { # mode batch [name wait-policy]
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "NA" || b == "NA" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
 
 echo "threads $threads, iters $iters, warmup $warmup, $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-for mode in train eval; do
+for mode in $modes; do
     run_hcga onednn "$src/configs/hrnet32.yml" "$mode" 8
+    # eval op by op (no conv2d_bn_infer fusion), to show what the fused op gives
+    [[ $mode == eval ]] && run_hcga onednn "$src/configs/hrnet32.yml" "$mode" 8 onednn-nf 0
     run_hcga cpu "$src/configs/hrnet32.yml" "$mode" 8
     run_torch "$mode" 8
     # the same with OpenMP's passive wait policy (what the onednn plugin sets for itself)
     run_torch "$mode" 8 torch-pw passive
 done
-for mode in train eval; do
+for mode in $modes; do
     run_hcga onednn "$src/configs/synth_small.yml" "$mode" 16
     run_hcga cpu "$src/configs/synth_small.yml" "$mode" 16
 done
 echo "ratios (images/s):"
-for mode in train eval; do
+for mode in $modes; do
     echo "  hrnet32 $mode: onednn/torch $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/torch-passive $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[torch-pw hrnet32 $mode]}"), cpu/torch $(ratio "${ips[cpu hrnet32 $mode]}" "${ips[torch hrnet32 $mode]}"), onednn/cpu $(ratio "${ips[onednn hrnet32 $mode]}" "${ips[cpu hrnet32 $mode]}")"
+    [[ $mode == eval ]] && echo "  hrnet32 eval: onednn fused/op-by-op $(ratio "${ips[onednn hrnet32 eval]}" "${ips[onednn-nf hrnet32 eval]}"), onednn-op-by-op/torch-passive $(ratio "${ips[onednn-nf hrnet32 eval]}" "${ips[torch-pw hrnet32 eval]}")"
     echo "  synth_small $mode: onednn/cpu $(ratio "${ips[onednn synth_small $mode]}" "${ips[cpu synth_small $mode]}")"
 done
 echo "logs: $out"

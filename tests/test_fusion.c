@@ -3,8 +3,9 @@
  * [-> RELU_FWD] runs into one CONV2D_BN_INFER call (graph_exec.c, ABI 1.3
  * optional op).
  *
- * The graph has two runs that must fuse (one with a ReLU, one without) and
- * one that must not (its convolution's output is read twice).  On the cpu
+ * The graph has three runs that must fuse (one with a ReLU, one without,
+ * one with a residual add and a ReLU) and one that must not (its
+ * convolution's output is read twice).  On the cpu
  * backend, whose fused op runs the same three kernels in turn, the fused
  * and op-by-op executions must give the same bits: any mistake in the
  * fused call's arguments (bias, batch-norm vectors, parameters, output
@@ -35,7 +36,8 @@ typedef struct net {
 } net;
 
 /* a = relu(bn1(conv1(x) + b1)); b = bn2(conv2(a)); c = conv3(b);
- * d = relu(bn3(c)) + c  (c is read twice: that run must not fuse) */
+ * d = relu(bn3(c)) + c  (c is read twice: that run must not fuse);
+ * e = relu(bn4(conv4(d)) + d)  (a residual block's end) */
 static net build(void)
 {
     net n;
@@ -45,10 +47,11 @@ static net build(void)
     hg_val b1 = hg_param(g, "b1", 1, SH(K1), HG_TRAINABLE);
     hg_val w2 = hg_param(g, "w2", 4, SH(K2, K1, 1, 1), HG_TRAINABLE);
     hg_val w3 = hg_param(g, "w3", 4, SH(K3, K2, 3, 3), HG_TRAINABLE);
-    hg_val bn[3][4];
-    const int64_t ch[3] = {K1, K2, K3};
+    hg_val w4 = hg_param(g, "w4", 4, SH(K3, K3, 3, 3), HG_TRAINABLE);
+    hg_val bn[4][4];
+    const int64_t ch[4] = {K1, K2, K3, K3};
     static const char *const what[4] = {"g", "b", "m", "v"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         for (int k = 0; k < 4; k++) {
             char name[16];
             snprintf(name, sizeof name, "bn%d.%s", i + 1, what[k]);
@@ -58,17 +61,18 @@ static net build(void)
     hg_val a = hg_relu(g, BN(0, hg_conv2d(g, x, w1, b1, 1, 1)));
     hg_val b = BN(1, hg_conv2d(g, a, w2, -1, 1, 0));
     hg_val c = hg_conv2d(g, b, w3, -1, 1, 1);
-    n.d = hg_add(g, hg_relu(g, BN(2, c)), c);
+    hg_val d = hg_add(g, hg_relu(g, BN(2, c)), c);
+    n.d = hg_relu(g, hg_add(g, BN(3, hg_conv2d(g, d, w4, -1, 1, 1)), d));
 #undef BN
-    hg_mark_output(g, n.d, "d");
+    hg_mark_output(g, n.d, "e");
     n.g = g;
     return n;
 }
 
 /* Parameter values: fixed seeds; variances in [0.5, 1.5]. */
 typedef struct params {
-    double w1[K1 * C * 9], b1[K1], w2[K2 * K1], w3[K3 * K2 * 9];
-    double bn[3][4][8];
+    double w1[K1 * C * 9], b1[K1], w2[K2 * K1], w3[K3 * K2 * 9], w4[K3 * K3 * 9];
+    double bn[4][4][8];
     float x[XN];
 } params;
 
@@ -79,7 +83,8 @@ static void make_params(params *p)
     for (int i = 0; i < K1; i++) p->b1[i] = 0.3 * hcga_test_urand_pm1(&r);
     for (int i = 0; i < K2 * K1; i++) p->w2[i] = 0.5 * hcga_test_urand_pm1(&r);
     for (size_t i = 0; i < sizeof p->w3 / sizeof *p->w3; i++) p->w3[i] = 0.3 * hcga_test_urand_pm1(&r);
-    for (int i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof p->w4 / sizeof *p->w4; i++) p->w4[i] = 0.3 * hcga_test_urand_pm1(&r);
+    for (int i = 0; i < 4; i++)
         for (int k = 0; k < 8; k++) {
             p->bn[i][0][k] = 1.0 + 0.5 * hcga_test_urand_pm1(&r);
             p->bn[i][1][k] = 0.5 * hcga_test_urand_pm1(&r);
@@ -123,7 +128,7 @@ static void bn_ref(double *y, int ch, double (*v)[8], int relu)
 
 static void reference(const params *p, double *d)
 {
-    static double x[XN], a[N * K1 * H * W], b[N * K2 * H * W], c[DN];
+    static double x[XN], a[N * K1 * H * W], b[N * K2 * H * W], c[DN], e[DN];
     for (int i = 0; i < XN; i++) x[i] = p->x[i];
     conv_ref(x, C, p->w1, K1, 3, p->b1, a);
     bn_ref(a, K1, (double(*)[8])p->bn[0], 1);
@@ -133,6 +138,9 @@ static void reference(const params *p, double *d)
     for (int i = 0; i < DN; i++) d[i] = c[i];
     bn_ref(d, K3, (double(*)[8])p->bn[2], 1);
     for (int i = 0; i < DN; i++) d[i] += c[i];
+    conv_ref(d, K3, p->w4, K3, 3, NULL, e);
+    bn_ref(e, K3, (double(*)[8])p->bn[3], 0);
+    for (int i = 0; i < DN; i++) d[i] = fmax(e[i] + d[i], 0.0);
 }
 
 /* Runs the net on be with HCGA_FUSION set to fusion ("0" or "1"): d into
@@ -149,8 +157,9 @@ static void run(hcga_be *be, const char *fusion, const params *p, float *out, in
     ck_assert_int_eq(hg_store_write(s, hg_store_get(s, "b1"), p->b1, HCGA_F64), 0);
     ck_assert_int_eq(hg_store_write(s, hg_store_get(s, "w2"), p->w2, HCGA_F64), 0);
     ck_assert_int_eq(hg_store_write(s, hg_store_get(s, "w3"), p->w3, HCGA_F64), 0);
+    ck_assert_int_eq(hg_store_write(s, hg_store_get(s, "w4"), p->w4, HCGA_F64), 0);
     static const char *const what[4] = {"g", "b", "m", "v"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         for (int k = 0; k < 4; k++) {
             char name[16];
             snprintf(name, sizeof name, "bn%d.%s", i + 1, what[k]);
@@ -188,14 +197,14 @@ START_TEST(cpu_fused_equals_op_by_op)
     run(be, "1", &p, on, &f_on, &a_on);
     run(be, "0", &p, off, &f_off, &a_off);
     hcga_be_close(be);
-    ck_assert_int_eq(f_on, 2); /* conv1+bn1+relu, conv2+bn2; not conv3 (c is read twice) */
+    ck_assert_int_eq(f_on, 3); /* conv1+bn1+relu, conv2+bn2, conv4+bn4+add+relu; not conv3 (c is read twice) */
     ck_assert_int_eq(f_off, 0);
     ck_assert_msg(memcmp(on, off, sizeof on) == 0, "fused and op-by-op results differ on the cpu backend");
     const double e = worst_rel(on, ref, DN);
     ck_assert_msg(e < 1e-5, "cpu result off the double-precision evaluation by %g (relative)", e);
     ck_assert_msg(a_on <= a_off, "fusion grew the arena: %llu > %llu bytes", (unsigned long long)a_on,
                   (unsigned long long)a_off);
-    printf("fusion on cpu: 2 runs fused, bit-identical, %.1e from the f64 reference, arena %llu -> %llu bytes\n", e,
+    printf("fusion on cpu: 3 runs fused, bit-identical, %.1e from the f64 reference, arena %llu -> %llu bytes\n", e,
            (unsigned long long)a_off, (unsigned long long)a_on);
 }
 END_TEST
@@ -262,10 +271,10 @@ START_TEST(onednn_fused_matches)
     uint64_t arena;
     run(be, "1", &p, on, &fused, &arena);
     hcga_be_close(be);
-    ck_assert_int_eq(fused, 2);
+    ck_assert_int_eq(fused, 3);
     const double e = worst_rel(on, ref, DN);
     ck_assert_msg(e < 1e-5, "onednn fused result off the double-precision evaluation by %g (relative)", e);
-    printf("fusion on onednn: 2 runs fused, %.1e from the f64 reference\n", e);
+    printf("fusion on onednn: 3 runs fused, %.1e from the f64 reference\n", e);
 }
 END_TEST
 

@@ -423,8 +423,8 @@ static hcga_status chk_CONV2D_FWD(V *v)
 }
 
 /* CONV2D_BN_INFER (ABI 1.3, optional): the convolution's rules, the batch
- * norm's per-channel vectors over the output channels, eps as BN's, relu 0
- * or 1. */
+ * norm's per-channel vectors over the output channels, the residual of y's
+ * shape and apart from it, eps as BN's, relu 0 or 1. */
 static hcga_status chk_CONV2D_BN_INFER(V *v)
 {
     const hcga_tensor *x, *w, *g, *b, *rm, *rv, *bias, *y;
@@ -435,8 +435,11 @@ static hcga_status chk_CONV2D_BN_INFER(V *v)
     IN(HCGA_CBN_RMEAN, "running_mean", rm);
     IN(HCGA_CBN_RVAR, "running_var", rv);
     OPT_IN(HCGA_CBN_BIAS, "bias", bias);
+    const hcga_tensor *res;
+    OPT_IN(HCGA_CBN_RES, "residual", res);
     OUT(0, "y", y);
     TRY(v_conv(v, x, "x", w, y, "y"));
+    if (res) TRY(v_same(v, res, "residual", y, "y"));
     const int64_t K = v->ck->conv.K;
     SHAPE(g, "gamma", K);
     SHAPE(b, "beta", K);

@@ -131,11 +131,13 @@ CPU_IMPL(CONV2D_BWD_FILTER)
                     cpu_ptr(dw), db ? cpu_ptr(db) : NULL);
 }
 
-/* CONV2D_BN_INFER (ABI 1.3, optional): the three ops of its definition in
- * turn, the batch norm and the ReLU in place on y, with the same kernels as
- * CONV2D_FWD, BN_FWD_INFER and RELU_FWD, so fused and separate calls give
- * the same bits on this backend (the frontend's fusion changes no result
- * here; it saves two intermediate tensors). */
+/* CONV2D_BN_INFER (ABI 1.3, optional): the ops of its definition in turn,
+ * the batch norm, the residual's ADD and the ReLU in place on y, with the
+ * same kernels as CONV2D_FWD, BN_FWD_INFER, ADD and RELU_FWD, so fused and
+ * separate calls give the same bits on this backend (the frontend's fusion
+ * changes no result here; it saves the intermediate tensors). */
+static hcga_status binary_op(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, int mul);
+
 CPU_IMPL(CONV2D_BN_INFER)
 {
     const hcga_tensor *x = a->in[HCGA_CBN_X], *w = a->in[HCGA_CBN_W], *y = a->out[0];
@@ -148,6 +150,12 @@ CPU_IMPL(CONV2D_BN_INFER)
                 .rv = cpu_ptr(a->in[HCGA_CBN_RVAR]), .y = cpu_ptr(y), .N = d->N, .C = d->K,
                 .HW = d->P * d->Q, .eps = a->p.conv_bn.eps};
     DISPATCH(ck->dtype, bn, be, BN_K_INFER, &c);
+    const hcga_tensor *res = opt_in(a, HCGA_CBN_RES);
+    if (res) { /* y = y + residual: the ADD op's kernel, in place */
+        hcga_op_args add = {.op = HCGA_OP_ADD, .num_in = 2, .num_out = 1, .in = {y, res}, .out = {y}};
+        add.p.scalar.a = add.p.scalar.b = 1.0;
+        TRY(binary_op(be, &add, ck, 0));
+    }
     if (a->p.conv_bn.relu)
         DISPATCH(ck->dtype, ew, be, EW_RELU_F, cpu_ptr(y), NULL, cpu_ptr(y), hcga_tensor_numel(y), 0.0);
     return HCGA_OK;

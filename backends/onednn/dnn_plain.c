@@ -174,7 +174,8 @@ IMPL(BN_FWD_INFER)
 }
 
 /* CONV2D_BN_INFER on the plain path (f64, plain=1, empty problems): the
- * convolution into y, then the batch norm and the ReLU in place. */
+ * convolution into y, then the batch norm, the residual and the ReLU in
+ * place. */
 IMPL(CONV2D_BN_INFER)
 {
     NEED_FLOAT();
@@ -197,6 +198,11 @@ IMPL(CONV2D_BN_INFER)
     }
     DISPATCH(ck->dtype, bn_apply, y, dnn_ptr(a->in[HCGA_CBN_GAMMA]), dnn_ptr(a->in[HCGA_CBN_BETA]), mean, inv,
              y, d->N, K, d->P * d->Q);
+    const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
+    if (res) { /* y += residual, as ADD's flat loop */
+        const int64_t n = hcga_tensor_numel(a->out[0]), one = 1;
+        DISPATCH(ck->dtype, binary, 0, y, dnn_ptr(res), y, &n, 1, &one, &one, 1.0, 1.0);
+    }
     if (a->p.conv_bn.relu)
         DISPATCH(ck->dtype, unary, UN_RELU_F, y, NULL, y, hcga_tensor_numel(a->out[0]), 0.0);
     return HCGA_OK;

@@ -4,8 +4,8 @@
  * backward weights; GEMM (dnnl_sgemm); ReLU forward and backward (eltwise);
  * batch norm inference; the optional fused CONV2D_BN_INFER (ABI 1.3) as one
  * inference convolution whose post-ops apply the batch norm folded into a
- * per-channel scale and shift, then the ReLU, on the accumulator before it
- * is stored.  Each primitive is created once per shape and kept
+ * per-channel scale and shift, the residual and the ReLU to the
+ * accumulator before it is stored.  Each primitive is created once per shape and kept
  * in a cache on the instance (oneDNN's own primitive cache also exists, but
  * ours keeps the memory objects and reorders too).  The primitives choose
  * their own memory formats (format_tag any: nChw8c / OIhw8i8o on AVX2); the
@@ -40,6 +40,7 @@ typedef struct prim_arg {
 } prim_arg;
 
 enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER, K_CONV_BN };
+enum { CBN_RELU = 1, CBN_RES = 2 }; /* the flag of a K_CONV_BN entry */
 
 typedef struct prim_key {
     int kind;
@@ -246,10 +247,38 @@ out:
     return st;
 }
 
+/* The destination format oneDNN picks for an inference convolution of d
+ * with the per-channel post-ops alone (the residual of a K_CONV_BN entry
+ * is then given in that format: a binary post-op whose operand has the
+ * destination's own layout stays on the jit kernels; a sum post-op after
+ * the binary ones sent oneDNN 2.6 to its reference convolution). */
+static hcga_status conv_bn_dst_md(hcga_backend *be, const char *op, const dnnl_convolution_desc_t *fd,
+                                  const dnnl_memory_desc_t *ch_md, int relu, dnnl_memory_desc_t *out)
+{
+    hcga_status st = HCGA_OK;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    DNN_CALL(op, dnnl_post_ops_create(&po));
+    DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, ch_md));
+    DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, ch_md));
+    if (relu) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+    DNN_CALL(op, dnnl_primitive_attr_create(&attr));
+    DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
+    DNN_CALL(op, dnnl_primitive_desc_create(&pd, fd, attr, be->engine, NULL));
+    *out = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (po) dnnl_post_ops_destroy(po);
+    return st;
+}
+
 /* Builds the cache entry of a convolution of kind for d.  flag is the bias
- * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, the ReLU: an
- * inference convolution without bias whose accumulator goes through the
- * post-ops  x scale[k], + shift[k] (binary, per channel), ReLU (eltwise). */
+ * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
+ * an inference convolution without bias whose accumulator goes through the
+ * post-ops  x scale[k], + shift[k] (binary, per channel), + residual
+ * (binary, in the destination's format, reordered in), ReLU (eltwise). */
 static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
                               int flag, prim_entry **out)
 {
@@ -258,6 +287,7 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     *out = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_attr_t attr = NULL;
+    dnnl_memory_desc_t res_md;
     prim_entry *e = calloc(1, sizeof *e);
     if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
     e->key = conv_key(kind, d, flag);
@@ -278,21 +308,30 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dnnl_f32, dnnl_format_tag_any));
-    if (kind == K_CONV_BN) {
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&ch_md, 4, chd, dnnl_f32, dnnl_nchw));
-        DNN_CALL(op, dnnl_post_ops_create(&po));
-        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, &ch_md));
-        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &ch_md));
-        if (flag) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
-        DNN_CALL(op, dnnl_primitive_attr_create(&attr));
-        DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
-    }
     dnnl_convolution_desc_t fd, bdsc;
     DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
                      &fd, kind == K_CONV_BWD_DATA || kind == K_CONV_BWD_FILTER ? dnnl_forward_training
                                                                                  : dnnl_forward_inference,
                      dnnl_convolution_direct, &src_a, &wei_a, bias ? &b_a : NULL, &dst_a, strides, dil,
                      pad, padr));
+    if (kind == K_CONV_BN) {
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&ch_md, 4, chd, dnnl_f32, dnnl_nchw));
+        if (flag & CBN_RES) {
+            st = conv_bn_dst_md(be, op, &fd, &ch_md, flag & CBN_RELU, &res_md);
+            if (st != HCGA_OK) goto out;
+            /* the destination in that format too, so the residual's layout is its own */
+            DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_inference,
+                                                                    dnnl_convolution_direct, &src_a, &wei_a, NULL,
+                                                                    &res_md, strides, dil, pad, padr));
+        }
+        DNN_CALL(op, dnnl_post_ops_create(&po));
+        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, &ch_md));
+        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &ch_md));
+        if (flag & CBN_RES) DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &res_md));
+        if (flag & CBN_RELU) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
+        DNN_CALL(op, dnnl_primitive_attr_create(&attr));
+        DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
+    }
     DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, attr, be->engine, NULL));
     if (kind == K_CONV_FWD || kind == K_CONV_BN) {
         pd = fpd;
@@ -307,6 +346,9 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
             if (st == HCGA_OK) st = add_post_op_arg(be, op, e, 1, &ch_md);
             if (st != HCGA_OK) goto out;
         }
+        if (kind == K_CONV_BN && (flag & CBN_RES))
+            ARG(dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1,
+                DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1, 0, &dst_u);
     } else if (kind == K_CONV_BWD_DATA) {
         DNN_CALL(op, dnnl_dilated_convolution_backward_data_desc_init(
                          &bdsc, dnnl_convolution_direct, &src_a, &wei_a, &dst_a, strides, dil, pad, padr));
@@ -383,15 +425,18 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
         scale[k] = (float)s;
         shift[k] = (float)(chan(a->in[HCGA_CBN_BETA], k) + (b - chan(a->in[HCGA_CBN_RMEAN], k)) * s);
     }
+    const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
+    const int flag = (a->p.conv_bn.relu ? CBN_RELU : 0) | (res ? CBN_RES : 0);
     prim_entry *e;
-    prim_key k = conv_key(K_CONV_BN, d, a->p.conv_bn.relu);
+    prim_key k = conv_key(K_CONV_BN, d, flag);
     e = cache_find(be, &k);
     if (!e) {
-        hcga_status st = conv_build(be, "conv2d_bn_infer", K_CONV_BN, d, a->p.conv_bn.relu, &e);
+        hcga_status st = conv_build(be, "conv2d_bn_infer", K_CONV_BN, d, flag, &e);
         if (st != HCGA_OK) return st;
         cache_add(be, e);
     }
-    void *p[5] = {dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]), dnn_ptr(a->out[0]), scale, shift};
+    void *p[6] = {dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]), dnn_ptr(a->out[0]), scale, shift,
+                  res ? dnn_ptr(res) : NULL};
     return entry_run(be, "conv2d_bn_infer", e, p);
 }
 

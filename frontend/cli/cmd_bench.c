@@ -294,7 +294,7 @@ int cmd_bench(int argc, char **argv, const hcga_global_opts *gopt)
            train ? "train step (forward + backward + Adam)" : "eval forward", be->name, batch,
            (long long)h4 * 4, (long long)w4 * 4, hg_num_nodes(g));
     if (hg_exec_fused_count(ex) > 0)
-        printf("fusion: %d convolution + batch norm (+ ReLU) runs as one conv2d_bn_infer call each "
+        printf("fusion: %d convolution + batch norm (+ residual) (+ ReLU) runs as one conv2d_bn_infer call each "
                "(HCGA_FUSION=0 runs them op by op)\n", hg_exec_fused_count(ex));
     else if (!train)
         printf("fusion: none (%s)\n", hg_exec_fusion_note(ex));

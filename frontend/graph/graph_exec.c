@@ -21,8 +21,9 @@
  *
  * Fusion (ABI 1.3 optional ops): where the backend supports
  * CONV2D_BN_INFER for the graph's dtype, each run of nodes CONV2D_FWD ->
- * BN_FWD_INFER [-> RELU_FWD] whose intermediate values nothing else reads
- * (an eval graph's convolution, batch norm and ReLU) is executed as one
+ * BN_FWD_INFER [-> ADD of a residual] [-> RELU_FWD] whose intermediate
+ * values nothing else reads (an eval graph's convolution, batch norm,
+ * shortcut and ReLU) is executed as one
  * CONV2D_BN_INFER call at the position of its last node; the folded nodes
  * run nothing and their intermediate values get no memory.  The planner
  * treats the fused call's inputs (the convolution's and the batch norm's)
@@ -452,6 +453,20 @@ static int same_dense_view(const hcga_tensor *a, const hcga_tensor *b)
     return 1;
 }
 
+/* 1 when node a (at index ai) is ADD(v, r) or ADD(r, v) with alpha = beta
+ * = 1, v read only there, r another value, every tensor of the add the
+ * dense view y (the convolution's output): a residual connection. */
+static int is_residual_add(const hg_exec *ex, const int *uses, const hg_node *a, int ai, hg_val v,
+                           const hcga_tensor *y)
+{
+    if (a->op != HCGA_OP_ADD || a->p.scalar.a != 1.0 || a->p.scalar.b != 1.0) return 0;
+    if (a->in[0] == a->in[1] || (a->in[0] != v && a->in[1] != v) || uses[v] != 1) return 0;
+    const hg_value *x = ex->g->vals[v];
+    if (x->is_output || x->persistent_grad || x->requested) return 0;
+    (void)ai;
+    return same_dense_view(&a->tin[0], y) && same_dense_view(&a->tin[1], y) && same_dense_view(&a->tout[0], y);
+}
+
 /* HCGA_FUSION: unset or "1" fuse, "0" do not; anything else is an error. */
 static int fusion_wanted(char *err, size_t err_len)
 {
@@ -462,8 +477,8 @@ static int fusion_wanted(char *err, size_t err_len)
     return -1;
 }
 
-/* Marks the runs CONV2D_FWD -> BN_FWD_INFER [-> RELU_FWD] that run as one
- * CONV2D_BN_INFER (see the top of this file). */
+/* Marks the runs CONV2D_FWD -> BN_FWD_INFER [-> ADD residual] [-> RELU_FWD]
+ * that run as one CONV2D_BN_INFER (see the top of this file). */
 static int find_fusions(hg_exec *ex, char *err, size_t err_len)
 {
     const hg_graph *g = ex->g;
@@ -496,12 +511,17 @@ static int find_fusions(hg_exec *ex, char *err, size_t err_len)
             !same_dense_view(&c->tout[0], &b->tin[0]) || !same_dense_view(&b->tin[0], &b->tout[0]))
             continue;
         int last = i + 1;
-        if (i + 2 < ex->nnodes) {
-            const hg_node *r = g->nodes[i + 2];
-            if (r->op == HCGA_OP_RELU_FWD && read_once_by(ex, uses, b->out[0], i + 2) &&
-                hcga_tensor_numel(&r->tout[0]) == hcga_tensor_numel(&b->tout[0]) && r->tout[0].offset == 0 &&
+        hg_val v = b->out[0];
+        if (i + 2 < ex->nnodes && is_residual_add(ex, uses, g->nodes[i + 2], i + 2, v, &c->tout[0])) {
+            last = i + 2;
+            v = g->nodes[last]->out[0];
+        }
+        if (last + 1 < ex->nnodes) {
+            const hg_node *r = g->nodes[last + 1];
+            if (r->op == HCGA_OP_RELU_FWD && read_once_by(ex, uses, v, last + 1) &&
+                hcga_tensor_numel(&r->tout[0]) == hcga_tensor_numel(&c->tout[0]) && r->tout[0].offset == 0 &&
                 r->tin[0].offset == 0)
-                last = i + 2;
+                last++;
         }
         for (int j = i; j < last; j++) ex->folded[j] = 1;
         ex->fuse_first[last] = i;
@@ -514,7 +534,8 @@ static int find_fusions(hg_exec *ex, char *err, size_t err_len)
 
 /* The arguments of the fused call that ends at node k (its run starts at
  * node ex->fuse_first[k]): the convolution's x, w, bias, the batch norm's
- * vectors, the last node's output viewed as the convolution's y. */
+ * vectors, the residual (the add's other input), the last node's output
+ * viewed as the convolution's y. */
 static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t)
 {
     const hg_graph *g = ex->g;
@@ -526,7 +547,8 @@ static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t
     memset(&a->p, 0, sizeof a->p);
     a->p.conv_bn.conv = c->p.conv;
     a->p.conv_bn.eps = b->p.bn.eps;
-    a->p.conv_bn.relu = k > i + 1;
+    a->p.conv_bn.relu = g->nodes[k]->op == HCGA_OP_RELU_FWD;
+    const hg_node *add = g->nodes[i + 2 <= k && g->nodes[i + 2]->op == HCGA_OP_ADD ? i + 2 : i];
     bind(ex, &t[HCGA_CBN_X], &c->tin[HCGA_CONV_X], c->in[HCGA_CONV_X]);
     bind(ex, &t[HCGA_CBN_W], &c->tin[HCGA_CONV_W], c->in[HCGA_CONV_W]);
     for (int s = 0; s < 4; s++) bind(ex, &t[HCGA_CBN_GAMMA + s], &b->tin[bn_slot[s]], b->in[bn_slot[s]]);
@@ -534,6 +556,13 @@ static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t
     if (bias) bind(ex, &t[HCGA_CBN_BIAS], &c->tin[HCGA_CONV_BIAS], c->in[HCGA_CONV_BIAS]);
     a->num_in = bias ? 7 : 6;
     for (int s = 0; s < a->num_in; s++) a->in[s] = &t[s];
+    if (add->op == HCGA_OP_ADD) {
+        const int rs = add->in[0] == b->out[0] ? 1 : 0;
+        bind(ex, &t[HCGA_CBN_RES], &add->tin[rs], add->in[rs]);
+        a->in[HCGA_CBN_RES] = &t[HCGA_CBN_RES];
+        if (!bias) a->in[HCGA_CBN_BIAS] = NULL;
+        a->num_in = 8;
+    }
     bind(ex, &t[HCGA_MAX_OP_IN], &c->tout[0], last->out[0]);
     a->out[0] = &t[HCGA_MAX_OP_IN];
 }
