@@ -203,6 +203,10 @@ void conf_print_repro(conf_run *r, const conf_loaded_case *lc, int dtype, conf_m
 int conf_test_case(conf_run *r, const conf_loaded_case *lc, int dtype);
 /* One grad-mode case on the CPU (finite differences); same returns. */
 int conf_grad_case(conf_run *r, const conf_loaded_case *lc);
+/* 1 when op is an optional op (ABI 1.3) that the backend be does not
+ * provide at dtype (NULL entry, or supports() says no): such a case is a
+ * skip, except on the reference (cpu), which must have every op. */
+int conf_optional_absent(hcga_be *be, int op, int dtype);
 /* One perf-mode case; same returns. */
 int conf_perf_case(conf_run *r, const conf_loaded_case *lc, int dtype);
 

@@ -66,6 +66,11 @@ int conf_perf_case(conf_run *r, const conf_loaded_case *lc, int dtype)
     char tag[256];
     snprintf(tag, sizeof tag, "%s#%d %s", base, lc->index, hcga_dtype_name(dtype));
 
+    if (conf_optional_absent(r->dut, lc->c.op, dtype)) {
+        fprintf(out, "SKIP  %-22s %s\n  (%s: optional op, not provided by backend '%s')\n", tag, line,
+                hcga_op_name(lc->c.op), r->dut->name);
+        return -1;
+    }
     conf_case cc;
     conf_dev d;
     memset(&d, 0, sizeof d);

@@ -213,6 +213,12 @@ static int prec_rank(int dt)
 
 static int is_cpu(const hcga_be *be) { return strcmp(be->name, "cpu") == 0; }
 
+int conf_optional_absent(hcga_be *be, int op, int dtype)
+{
+    const hcga_op_info *info = hcga_op_get_info(op);
+    return info && info->optional && !is_cpu(be) && supported(be, op, dtype) != 1;
+}
+
 /* Whether the backend under test takes the case (its ABI, op table and
  * supports() for each float dtype the call has): 1 run it, 0 a failure,
  * -1 a skip, with the reason in why.  F32 and, for an ABI 1.1 backend, BF16
@@ -243,9 +249,7 @@ static int gate(conf_run *r, const conf_case *cc, int dtype, char *why, size_t w
         return -1;
     }
     const int sup = supported(be, op, dtype);
-    /* an optional (fused) op of ABI 1.3 may be absent, except on the
-     * reference, which computes every case */
-    if (hcga_op_get_info(op)->optional && !is_cpu(be) && (sup == 0 || (sup < 0 && dtype == HCGA_F32))) {
+    if (conf_optional_absent(be, op, dtype)) {
         snprintf(why, wlen, "%s: optional op, not provided by backend '%s' (the frontend runs the "
                  "separate ops instead)", hcga_op_name(op), be->name);
         return -1;
