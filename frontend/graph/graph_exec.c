@@ -453,17 +453,15 @@ static int same_dense_view(const hcga_tensor *a, const hcga_tensor *b)
     return 1;
 }
 
-/* 1 when node a (at index ai) is ADD(v, r) or ADD(r, v) with alpha = beta
- * = 1, v read only there, r another value, every tensor of the add the
- * dense view y (the convolution's output): a residual connection. */
-static int is_residual_add(const hg_exec *ex, const int *uses, const hg_node *a, int ai, hg_val v,
-                           const hcga_tensor *y)
+/* 1 when node a is ADD(v, r) or ADD(r, v) with alpha = beta = 1, v read
+ * only there, r another value, every tensor of the add the dense view y
+ * (the convolution's output): a residual connection. */
+static int is_residual_add(const hg_exec *ex, const int *uses, const hg_node *a, hg_val v, const hcga_tensor *y)
 {
     if (a->op != HCGA_OP_ADD || a->p.scalar.a != 1.0 || a->p.scalar.b != 1.0) return 0;
     if (a->in[0] == a->in[1] || (a->in[0] != v && a->in[1] != v) || uses[v] != 1) return 0;
     const hg_value *x = ex->g->vals[v];
     if (x->is_output || x->persistent_grad || x->requested) return 0;
-    (void)ai;
     return same_dense_view(&a->tin[0], y) && same_dense_view(&a->tin[1], y) && same_dense_view(&a->tout[0], y);
 }
 
@@ -512,7 +510,7 @@ static int find_fusions(hg_exec *ex, char *err, size_t err_len)
             continue;
         int last = i + 1;
         hg_val v = b->out[0];
-        if (i + 2 < ex->nnodes && is_residual_add(ex, uses, g->nodes[i + 2], i + 2, v, &c->tout[0])) {
+        if (i + 2 < ex->nnodes && is_residual_add(ex, uses, g->nodes[i + 2], v, &c->tout[0])) {
             last = i + 2;
             v = g->nodes[last]->out[0];
         }
@@ -548,7 +546,7 @@ static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t
     a->p.conv_bn.conv = c->p.conv;
     a->p.conv_bn.eps = b->p.bn.eps;
     a->p.conv_bn.relu = g->nodes[k]->op == HCGA_OP_RELU_FWD;
-    const hg_node *add = g->nodes[i + 2 <= k && g->nodes[i + 2]->op == HCGA_OP_ADD ? i + 2 : i];
+    const hg_node *add = k >= i + 2 && g->nodes[i + 2]->op == HCGA_OP_ADD ? g->nodes[i + 2] : NULL;
     bind(ex, &t[HCGA_CBN_X], &c->tin[HCGA_CONV_X], c->in[HCGA_CONV_X]);
     bind(ex, &t[HCGA_CBN_W], &c->tin[HCGA_CONV_W], c->in[HCGA_CONV_W]);
     for (int s = 0; s < 4; s++) bind(ex, &t[HCGA_CBN_GAMMA + s], &b->tin[bn_slot[s]], b->in[bn_slot[s]]);
@@ -556,7 +554,7 @@ static void bind_fused(const hg_exec *ex, int k, hcga_op_args *a, hcga_tensor *t
     if (bias) bind(ex, &t[HCGA_CBN_BIAS], &c->tin[HCGA_CONV_BIAS], c->in[HCGA_CONV_BIAS]);
     a->num_in = bias ? 7 : 6;
     for (int s = 0; s < a->num_in; s++) a->in[s] = &t[s];
-    if (add->op == HCGA_OP_ADD) {
+    if (add) {
         const int rs = add->in[0] == b->out[0] ? 1 : 0;
         bind(ex, &t[HCGA_CBN_RES], &add->tin[rs], add->in[rs]);
         a->in[HCGA_CBN_RES] = &t[HCGA_CBN_RES];
