@@ -275,14 +275,22 @@ static void rerun_and_check(hg_exec *ex, hg_val e, const params *p, const char *
     ck_assert_msg(err < 1e-5, "onednn after %s: %g (relative) off the f64 evaluation", what, err);
 }
 
-START_TEST(onednn_weights_change_between_runs)
+/* The onednn backend with one thread, or NULL (printed: what is then not
+ * checked) when it does not load here. */
+static hcga_be *open_onednn(const char *unchecked)
 {
     hcga_be *be = NULL;
     char err[1024] = "";
-    if (hcga_be_open("onednn", 0, "threads=1", &be, err, sizeof err) != 0 || !be) {
-        printf("onednn not available here (%s): weight changes not checked\n", err);
-        return;
-    }
+    if (hcga_be_open("onednn", 0, "threads=1", &be, err, sizeof err) == 0 && be) return be;
+    printf("onednn not available here (%s): %s not checked\n", err, unchecked);
+    return NULL;
+}
+
+START_TEST(onednn_weights_change_between_runs)
+{
+    hcga_be *be = open_onednn("weight changes");
+    if (!be) return;
+    char err[1024];
     static params p;
     make_params(&p);
     net n = build();
@@ -317,12 +325,8 @@ END_TEST
 
 START_TEST(onednn_fused_matches)
 {
-    hcga_be *be = NULL;
-    char err[1024] = "";
-    if (hcga_be_open("onednn", 0, "threads=1", &be, err, sizeof err) != 0 || !be) {
-        printf("onednn not available here (%s): fused onednn run not checked\n", err);
-        return;
-    }
+    hcga_be *be = open_onednn("the fused onednn run");
+    if (!be) return;
     static params p;
     static float on[DN];
     static double ref[DN];

@@ -153,24 +153,32 @@ IMPL(BN_FWD_TRAIN)
     return HCGA_OK;
 }
 
-IMPL(BN_FWD_INFER)
+/* y = gamma*(x-rm)/sqrt(rv+eps) + beta per channel of x[N,C,HW] (BN
+ * inference; x may be y). */
+static hcga_status bn_infer(hcga_backend *be, const hcga_checked *ck, const void *x, const hcga_tensor *gamma,
+                            const hcga_tensor *beta, const hcga_tensor *rm_t, const hcga_tensor *rv_t,
+                            double eps, void *y, int64_t N, int64_t C, int64_t HW)
 {
-    NEED_FLOAT();
-    const int64_t C = ck->bn_C;
     double *mean = tmp_doubles(be, 0, C), *inv = tmp_doubles(be, 1, C);
     if (!mean || !inv) NOMEM();
     for (int64_t c = 0; c < C; c++) {
         double rm, rv;
         if (ck->dtype == HCGA_F64)
-            rm = ((double *)dnn_ptr(a->in[3]))[c], rv = ((double *)dnn_ptr(a->in[4]))[c];
+            rm = ((double *)dnn_ptr(rm_t))[c], rv = ((double *)dnn_ptr(rv_t))[c];
         else
-            rm = ((float *)dnn_ptr(a->in[3]))[c], rv = ((float *)dnn_ptr(a->in[4]))[c];
+            rm = ((float *)dnn_ptr(rm_t))[c], rv = ((float *)dnn_ptr(rv_t))[c];
         mean[c] = rm;
-        inv[c] = 1.0 / sqrt(rv + a->p.bn.eps);
+        inv[c] = 1.0 / sqrt(rv + eps);
     }
-    DISPATCH(ck->dtype, bn_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
-             dnn_ptr(a->out[0]), ck->bn_N, C, ck->bn_HW);
+    DISPATCH(ck->dtype, bn_apply, x, dnn_ptr(gamma), dnn_ptr(beta), mean, inv, y, N, C, HW);
     return HCGA_OK;
+}
+
+IMPL(BN_FWD_INFER)
+{
+    NEED_FLOAT();
+    return bn_infer(be, ck, dnn_ptr(a->in[0]), a->in[1], a->in[2], a->in[3], a->in[4], a->p.bn.eps,
+                    dnn_ptr(a->out[0]), ck->bn_N, ck->bn_C, ck->bn_HW);
 }
 
 /* CONV2D_BN_INFER on the plain path (f64, plain=1, empty problems): the
@@ -184,20 +192,9 @@ IMPL(CONV2D_BN_INFER)
     void *y = dnn_ptr(a->out[0]);
     DISPATCH(ck->dtype, conv_fwd, d, dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]),
              b ? dnn_ptr(b) : NULL, y);
-    const int64_t K = d->K;
-    double *mean = tmp_doubles(be, 0, K), *inv = tmp_doubles(be, 1, K);
-    if (!mean || !inv) NOMEM();
-    for (int64_t k = 0; k < K; k++) {
-        double rm, rv;
-        if (ck->dtype == HCGA_F64)
-            rm = ((double *)dnn_ptr(a->in[HCGA_CBN_RMEAN]))[k], rv = ((double *)dnn_ptr(a->in[HCGA_CBN_RVAR]))[k];
-        else
-            rm = ((float *)dnn_ptr(a->in[HCGA_CBN_RMEAN]))[k], rv = ((float *)dnn_ptr(a->in[HCGA_CBN_RVAR]))[k];
-        mean[k] = rm;
-        inv[k] = 1.0 / sqrt(rv + a->p.conv_bn.eps);
-    }
-    DISPATCH(ck->dtype, bn_apply, y, dnn_ptr(a->in[HCGA_CBN_GAMMA]), dnn_ptr(a->in[HCGA_CBN_BETA]), mean, inv,
-             y, d->N, K, d->P * d->Q);
+    hcga_status st = bn_infer(be, ck, y, a->in[HCGA_CBN_GAMMA], a->in[HCGA_CBN_BETA], a->in[HCGA_CBN_RMEAN],
+                              a->in[HCGA_CBN_RVAR], a->p.conv_bn.eps, y, d->N, d->K, d->P * d->Q);
+    if (st != HCGA_OK) return st;
     const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
     if (res) { /* y += residual, as ADD's flat loop */
         const int64_t n = hcga_tensor_numel(a->out[0]), one = 1;
