@@ -30,6 +30,8 @@ static void usage(FILE *f)
             "random inputs.  Prints images/s and the memory the planner allocated: the\n"
             "arena of transient values, persistent values (inputs, outputs, gradients) and\n"
             "parameters with their optimizer state; their sum is the peak device memory.\n"
+            "An eval forward also says how many convolution + batch norm runs the backend\n"
+            "executes as one fused call (conv2d_bn_infer; HCGA_FUSION=0 runs op by op).\n"
             "The precision is the config's (SOLVER.AMP.ENABLED, SOLVER.AMP.DTYPE) unless --amp\n"
             "sets it: fp32, or bf16 / fp16 mixed precision (convolutions and GEMMs in 16 bits\n"
             "with f32 accumulation; fp16 with the config's loss scaling).\n"
