@@ -422,6 +422,18 @@ static hcga_status chk_CONV2D_FWD(V *v)
     return v_noalias(v, 0);
 }
 
+/* The batch norm's per-channel vectors (gamma, beta, running mean and
+ * variance): C values each. */
+static hcga_status v_bn_vectors(V *v, const hcga_tensor *g, const hcga_tensor *b, const hcga_tensor *rm,
+                                const hcga_tensor *rv, int64_t C)
+{
+    SHAPE(g, "gamma", C);
+    SHAPE(b, "beta", C);
+    SHAPE(rm, "running_mean", C);
+    SHAPE(rv, "running_var", C);
+    return HCGA_OK;
+}
+
 /* CONV2D_BN_INFER (ABI 1.3, optional): the convolution's rules, the batch
  * norm's per-channel vectors over the output channels, the residual of y's
  * shape and apart from it, eps as BN's, relu 0 or 1. */
@@ -441,10 +453,7 @@ static hcga_status chk_CONV2D_BN_INFER(V *v)
     TRY(v_conv(v, x, "x", w, y, "y"));
     if (res) TRY(v_same(v, res, "residual", y, "y"));
     const int64_t K = v->ck->conv.K;
-    SHAPE(g, "gamma", K);
-    SHAPE(b, "beta", K);
-    SHAPE(rm, "running_mean", K);
-    SHAPE(rv, "running_var", K);
+    TRY(v_bn_vectors(v, g, b, rm, rv, K));
     if (bias) SHAPE(bias, "bias", K);
     const hcga_conv_bn_params *p = &v->a->p.conv_bn;
     TRY(v_finite(v, p->eps, "conv_bn.eps"));
@@ -541,10 +550,7 @@ static hcga_status chk_BN_FWD_INFER(V *v)
     TRY(v_bn_x(v, x, "x"));
     const int64_t C = v->ck->bn_C;
     TRY(v_same(v, y, "y", x, "x"));
-    SHAPE(g, "gamma", C);
-    SHAPE(b, "beta", C);
-    SHAPE(rm, "running_mean", C);
-    SHAPE(rv, "running_var", C);
+    TRY(v_bn_vectors(v, g, b, rm, rv, C));
     return v_noalias(v, 1);
 }
 

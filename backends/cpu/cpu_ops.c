@@ -131,13 +131,13 @@ CPU_IMPL(CONV2D_BWD_FILTER)
                     cpu_ptr(dw), db ? cpu_ptr(db) : NULL);
 }
 
+static hcga_status binary_op(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, int mul);
+
 /* CONV2D_BN_INFER (ABI 1.3, optional): the ops of its definition in turn,
  * the batch norm, the residual's ADD and the ReLU in place on y, with the
  * same kernels as CONV2D_FWD, BN_FWD_INFER, ADD and RELU_FWD, so fused and
  * separate calls give the same bits on this backend (the frontend's fusion
  * changes no result here; it saves the intermediate tensors). */
-static hcga_status binary_op(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, int mul);
-
 CPU_IMPL(CONV2D_BN_INFER)
 {
     const hcga_tensor *x = a->in[HCGA_CBN_X], *w = a->in[HCGA_CBN_W], *y = a->out[0];
