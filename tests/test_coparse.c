@@ -1,6 +1,7 @@
 /* Co-parsing tests: DFC post-processing rules on hand-made label maps,
  * k-means on separable features, the band fallback and the round schedule,
- * the ground-truth labels of CLUSTERING.AL gt and their IoU. */
+ * the ground-truth labels of CLUSTERING.AL gt and their IoU, the guided
+ * rule and the method names. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -239,12 +240,68 @@ START_TEST(test_pseudo_from_masks)
 }
 END_TEST
 
+/* CLUSTERING.AL guided on 2 images of 4 x 1 pixels, K = 3, features along
+ * e0 (background), e1 (part 1), e2 (part 2).  Image 0 is parsed
+ * confidently (p = 0.9), so the prototypes are e0, e1, e2.  Image 1: pixel
+ * 0 is e1 but the head leans to background (0.45 / 0.35 / 0.2): the
+ * prototype term (4 x cos = 4) outweighs log(0.45/0.35) and makes it part
+ * 1; pixel 1 has no feature (cos 0 to all) and probabilities 0.4 / 0.35 /
+ * 0.25: background, unless the last round said 2 (prior 2 > log(0.4/0.25));
+ * pixel 2 is a confident background (0.98, e0) that a prior of 1 does not
+ * move; pixel 3 is e2 with a flat head (1/3 each): part 2. */
+START_TEST(test_guided)
+{
+    const int n = 2, c = 3, h = 4, w = 1, K = 3, HW = h * w;
+    float f[2 * 3 * 4] = {0}, pr[2 * 3 * 4];
+    const int img0[4] = {0, 1, 2, 0};
+    const float p1[4][3] = {{0.45f, 0.35f, 0.2f}, {0.4f, 0.35f, 0.25f}, {0.98f, 0.01f, 0.01f}, {1 / 3.f, 1 / 3.f, 1 / 3.f}};
+    const int feat1[4] = {1, -1, 0, 2};
+    for (int p = 0; p < HW; p++) {
+        f[(0 * c + img0[p]) * HW + p] = 2.0f; /* any norm: features are normalised */
+        for (int k = 0; k < K; k++) pr[(0 * K + k) * HW + p] = k == img0[p] ? 0.9f : 0.05f;
+        if (feat1[p] >= 0) f[(1 * c + feat1[p]) * HW + p] = 1.0f;
+        for (int k = 0; k < K; k++) pr[(1 * K + k) * HW + p] = p1[p][k];
+    }
+    uint8_t lab[8], prev[8] = {0, 1, 2, 0, 1, 2, 1, 0};
+    ck_assert_int_eq(hcga_guided_labels(f, pr, NULL, n, c, h, w, K, lab), 0);
+    const uint8_t want[8] = {0, 1, 2, 0, 1, 0, 0, 2};
+    for (int q = 0; q < 8; q++) ck_assert_msg(lab[q] == want[q], "pixel %d: %d, expected %d", q, lab[q], want[q]);
+    ck_assert_int_eq(hcga_guided_labels(f, pr, prev, n, c, h, w, K, lab), 0);
+    const uint8_t want_prev[8] = {0, 1, 2, 0, 1, 2, 0, 2};
+    for (int q = 0; q < 8; q++)
+        ck_assert_msg(lab[q] == want_prev[q], "with the prior, pixel %d: %d, expected %d", q, lab[q], want_prev[q]);
+    /* the argmax of the head alone would make image 1's pixel 0 background */
+    ck_assert(p1[0][0] > p1[0][1]);
+}
+END_TEST
+
+/* CLUSTERING.AL: every method by its value (and alias), anything else an
+ * error that lists them */
+START_TEST(test_method_names)
+{
+    const char *vals[] = {"dfc", "DFC", "kmeans", "Kmeans", "kmeans_border", "guided", "kmeans_guided"};
+    const int want[] = {HCGA_CP_DFC, HCGA_CP_DFC, HCGA_CP_KMEANS, HCGA_CP_KMEANS, HCGA_CP_BORDER, HCGA_CP_GUIDED, -1};
+    for (int i = 0; i < 7; i++) {
+        const char *over[] = {"CLUSTERING.AL", vals[i]};
+        char err[512] = "";
+        hcga_config *cfg = hcga_config_load(NULL, 2, (char *const *)over, err, sizeof err);
+        ck_assert_msg(cfg, "%s", err);
+        ck_assert_int_eq(hcga_coparse_method_of(cfg, err, sizeof err), want[i]);
+        if (want[i] < 0)
+            ck_assert_msg(strstr(err, "'kmeans_guided'") && strstr(err, "dfc, kmeans, kmeans_border, guided"),
+                          "error '%s'", err);
+        hcga_config_free(cfg);
+    }
+    ck_assert_str_eq(hcga_coparse_method_name(HCGA_CP_DFC), "DFC");
+}
+END_TEST
+
 int main(void)
 {
     TCase *tc;
     Suite *s = hcga_test_suite("coparse", &tc);
     HCGA_ADD_TESTS(tc, test_postprocess_rows, test_postprocess_columns, test_kmeans_separable,
                    test_band_and_schedule, test_pseudo_lock, test_pseudo_from_masks,
-                   test_kmeans_border);
+                   test_kmeans_border, test_guided, test_method_names);
     return hcga_test_run(s);
 }

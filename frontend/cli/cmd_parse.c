@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "co-parsing round of hcga train does (HCGA.md section 5): the feature maps F of\n"
             "every training image of the identity (eval mode, test transform), then\n"
             "CLUSTERING.AL dfc (the per-identity DFC network, on the backend, and its\n"
-            "post-processing) or kmeans (ISP), into CLUSTERING.PART_NUM labels.\n"
+            "post-processing), kmeans (ISP), kmeans_border or guided (the model's part head\n"
+            "and the identity's part prototypes), into CLUSTERING.PART_NUM labels.\n"
             "  --weights W   checkpoint from hcga train (its config is used unless --config is\n"
             "                given) or a state dict with the reference's names\n"
             "  --config F    yacs YAML config (overrides the checkpoint's; without either, the\n"
@@ -61,8 +62,9 @@ static void usage(FILE *f)
             "                --weights the time per identity.  Without --weights and with --ids,\n"
             "                also one picture per identity (its first --show images, at most 16)\n"
             "                in --out: idPPPP.png\n"
-            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans (ISP), or kmeans_border\n"
-            "(foreground from feature clusters avoiding the side columns, docs/training.md).\n"
+            "KEY VALUE pairs override the config, e.g. CLUSTERING.AL kmeans (ISP), kmeans_border\n"
+            "(foreground from feature clusters avoiding the side columns) or guided (for a model\n"
+            "whose part head was pretrained; docs/training.md).\n"
             "Output: DIR/idPPPP.png per identity: its images (2x) with the labels blended in\n"
             "(head red, upper body green, lower body blue, background uncoloured), and a\n"
             "second row with the ground-truth masks when <root>/parts/bounding_box_train/\n"
@@ -255,48 +257,6 @@ static int resolve_ids(const char *list, const hcga_dataset *ds, int **labels, i
     }
     *labels = out;
     return n;
-}
-
-/* Feature maps of the n items (eval mode, test transform) into feats (n*per). */
-static int identity_features(hg_exec *ex, hg_val vF, const hcga_item *items, int n, const hcga_aug_cfg *aug,
-                             int num_parts, int threads, size_t per, float *feats, char *err, size_t err_len)
-{
-    hcga_split sub = {(hcga_item *)items, n};
-    const size_t img = (size_t)3 * aug->height * aug->width;
-    float *in = malloc(sizeof(float) * img * FEAT_BATCH), *fb = malloc(sizeof(float) * per * FEAT_BATCH);
-    hcga_loader *l = hcga_loader_new(&sub, NULL, n, FEAT_BATCH, 0, aug, num_parts, NULL, NULL, 0, 0, threads);
-    int rc = -1, got = 0;
-    if (!in || !fb || !l) {
-        snprintf(err, err_len, "out of memory for the feature maps of %d images", n);
-        goto out;
-    }
-    const hcga_batch *b;
-    while ((b = hcga_loader_next(l))) {
-        /* pad a short last batch with copies of its last image */
-        for (int i = 0; i < FEAT_BATCH; i++)
-            memcpy(in + img * i, b->images + img * (size_t)(i < b->n ? i : b->n - 1), sizeof(float) * img);
-        if (hg_exec_set_input(ex, "input.images", in, HCGA_F32) || hg_exec_run(ex) ||
-            hg_exec_read(ex, vF, fb, HCGA_F32)) {
-            snprintf(err, err_len, "feature maps: %s", hg_exec_error(ex));
-            goto out;
-        }
-        memcpy(feats + per * got, fb, sizeof(float) * per * (size_t)b->n);
-        got += b->n;
-    }
-    if (hcga_loader_error(l)) {
-        snprintf(err, err_len, "%s", hcga_loader_error(l));
-        goto out;
-    }
-    if (got != n) {
-        snprintf(err, err_len, "feature maps: the loader gave %d of %d images", got, n);
-        goto out;
-    }
-    rc = 0;
-out:
-    hcga_loader_free(l);
-    free(in);
-    free(fb);
-    return rc;
 }
 
 /* Per-part IoU of labels (n maps fh x fw) against the masks (nearest-sampled
@@ -522,7 +482,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     hg_exec *ex = NULL;
     hcga_dfc *dfc = NULL;
     int *ids = NULL;
-    float *feats = NULL;
+    float *feats = NULL, *probs = NULL;
     int64_t *raw = NULL;
     uint8_t *lab = NULL, *lab8 = NULL;
     hcga_image *imgs = NULL, *gts = NULL;
@@ -549,26 +509,18 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     if (!o.config && !cy)
         fprintf(stderr, "hcga parse: %s is not an hcga checkpoint with a config; using the built-in defaults (give --config)\n",
                 o.weights);
-    const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
-    int use_dfc;
-    if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
-    else {
-        fprintf(stderr, "hcga parse: CLUSTERING.AL '%s' does not co-parse; give CLUSTERING.AL dfc, kmeans or kmeans_border\n", al);
+    const int method = hcga_coparse_method_of(cfg, err, sizeof err);
+    if (method < 0) {
+        fprintf(stderr, "hcga parse: %s\n", err);
         rc = 2;
         goto out;
     }
+    const int use_dfc = method == HCGA_CP_DFC, use_probs = method == HCGA_CP_GUIDED;
     if (o.frames && !use_dfc)
         fprintf(stderr, "hcga parse: --frames: k-means has no iterations to draw; writing the final pictures only\n");
     const int K = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
     if (K < 2 || K > 64) {
         fprintf(stderr, "hcga parse: CLUSTERING.PART_NUM %d outside 2..64\n", K);
-        rc = 2;
-        goto out;
-    }
-    const int fg_mode = hcga_coparse_fg_mode(cfg, err, sizeof err);
-    if (fg_mode < 0) {
-        fprintf(stderr, "hcga parse: %s\n", err);
         rc = 2;
         goto out;
     }
@@ -618,9 +570,9 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     }
     st_free(wf);
     wf = NULL;
-    hg_val vF = hg_find(gf, "eval.feature_map");
-    if (vF < 0) {
-        fprintf(stderr, "hcga parse: the features graph has no eval.feature_map\n");
+    hg_val vF = hg_find(gf, "eval.feature_map"), vP = hg_find(gf, "eval.part_prob");
+    if (vF < 0 || vP < 0) {
+        fprintf(stderr, "hcga parse: the features graph has no eval.feature_map or eval.part_prob\n");
         goto out;
     }
     const int C = (int)hg_shape(gf, vF)[1], fh = (int)hg_shape(gf, vF)[2], fw = (int)hg_shape(gf, vF)[3];
@@ -636,6 +588,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         if (n > nmax) nmax = n;
     }
     feats = malloc(sizeof(float) * per * (size_t)nmax);
+    probs = use_probs ? malloc(sizeof(float) * (size_t)K * hw * (size_t)nmax) : NULL;
     raw = malloc(sizeof(int64_t) * hw * (size_t)nmax);
     lab = malloc(hw * (size_t)nmax);
     lab8 = malloc(hw * (size_t)nmax);
@@ -649,14 +602,14 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     uni = calloc((size_t)K, sizeof(double));
     iou = calloc((size_t)K, sizeof(double));
     hcga_item *items = malloc(sizeof(hcga_item) * (size_t)nmax);
-    if (!feats || !raw || !lab || !lab8 || !imgs || !gts || !caps || !labptr || !inter_all || !uni_all ||
+    if (!feats || (use_probs && !probs) || !raw || !lab || !lab8 || !imgs || !gts || !caps || !labptr || !inter_all || !uni_all ||
         !inter || !uni || !iou || !items) {
         free(items);
         fprintf(stderr, "hcga parse: out of memory for identities of up to %d images\n", nmax);
         goto out;
     }
     printf("hcga parse: %s co-parsing of %d identit%s from %s on %s (features %dx%dx%d, K = %d)\n",
-           use_dfc ? "DFC" : "k-means", nids, nids == 1 ? "y" : "ies", root, be->name, C, fh, fw, K);
+           hcga_coparse_method_name(method), nids, nids == 1 ? "y" : "ies", root, be->name, C, fh, fw, K);
     fflush(stdout);
     int gt_ids = 0, bad = 0;
     double t_all = 0;
@@ -667,7 +620,8 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
             if (ds.train.items[i].label == label) items[n++] = ds.train.items[i];
         const int show = o.eval ? 0 : o.show > 0 && o.show < n ? o.show : n;
         double t0 = hcga_now();
-        if (identity_features(ex, vF, items, n, &aug, K, threads, per, feats, err, sizeof err)) {
+        if (hcga_coparse_features(ex, gf, FEAT_BATCH, vF, vP, items, n, &aug, K, threads, feats, probs, err,
+                                  sizeof err)) {
             fprintf(stderr, "hcga parse: identity %04d: %s\n", pid, err);
             bad = 1;
             break;
@@ -705,21 +659,15 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         frame_ctx fc = {o.out, pid, n, show, fh, fw, imgs, (const char *const *)caps, lab8, labptr, 0, 0, 0.0, {0}};
         int iters = 0;
         double t1 = hcga_now();
-        if (use_dfc) {
-            uint64_t s = o.seed ^ ((uint64_t)1 << 32) ^ (uint64_t)label;
-            if (hcga_dfc_run(dfc, feats, n, s, raw, &iters, o.frames ? frame_cb : NULL, &fc, err, sizeof err)) {
-                fprintf(stderr, "hcga parse: identity %04d: %s\n", pid, err);
-                bad = 1;
-                break;
-            }
-            if (fc.failed) {
-                fprintf(stderr, "hcga parse: %s\n", fc.err);
-                bad = 1;
-                break;
-            }
-            hcga_dfc_postprocess(raw, n, fh, fw, K, lab);
-        } else if (hcga_kmeans_labels_fg(feats, n, C, fh, fw, K, fg_mode, lab)) {
-            fprintf(stderr, "hcga parse: identity %04d: k-means failed (out of memory)\n", pid);
+        uint64_t s = o.seed ^ ((uint64_t)1 << 32) ^ (uint64_t)label;
+        if (hcga_coparse_labels(method, dfc, feats, probs, NULL, n, C, fh, fw, K, s, raw, lab, &iters,
+                                use_dfc && o.frames ? frame_cb : NULL, &fc, err, sizeof err)) {
+            fprintf(stderr, "hcga parse: identity %04d: %s\n", pid, err);
+            bad = 1;
+            break;
+        }
+        if (fc.failed) {
+            fprintf(stderr, "hcga parse: %s\n", fc.err);
             bad = 1;
             break;
         }
@@ -749,7 +697,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
         snprintf(title, sizeof title, "identity %04d", pid);
         hcga_vis_strip_opts vo = {0};
         vo.title = title;
-        vo.method = use_dfc ? "DFC" : "k-means";
+        vo.method = hcga_coparse_method_name(method);
         vo.miou = miou;
         vo.gt = have_gt ? gts : NULL;
         vo.captions = (const char *const *)caps;
@@ -766,7 +714,7 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
             break;
         }
         printf("identity %04d: %d images, %.2f s (features %.2f s, %s %.2f s", pid, n, t_id, t_feat,
-               use_dfc ? "DFC" : "k-means", t_clu);
+               hcga_coparse_method_name(method), t_clu);
         if (use_dfc) printf(", %d iterations", iters);
         printf(")");
         if (have_gt) {
@@ -823,6 +771,7 @@ out:
     free(uni);
     free(iou);
     free(feats);
+    free(probs);
     free(raw);
     free(lab);
     free(lab8);

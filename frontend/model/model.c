@@ -598,14 +598,17 @@ static hg_graph *build(const hcga_config *cfg, int mode, int batch, int num_clas
     a = hg_sigmoid(g, bn(&b, a, "base.spatial_attn.conv2.bn"));
     f = hg_mul(g, f, a); /* the feature map F */
 
-    if (mode == HCGA_MODEL_FEATURES) {
-        hg_mark_output(g, f, "eval.feature_map");
-        goto done;
-    }
-
     /* part head */
     hg_val logits = conv(&b, f, "base.part_cls_layer", K, 1, 1, 0, 1);
     hg_val prob = hg_softmax(g, logits);
+    if (mode == HCGA_MODEL_FEATURES) {
+        /* co-parsing's input: F, and the part head's probabilities that
+         * CLUSTERING.AL guided names the clusters with */
+        hg_mark_output(g, f, "eval.feature_map");
+        hg_mark_output(g, prob, "eval.part_prob");
+        goto done;
+    }
+
     hg_val pk[64];
     int64_t ones[64];
     for (int k = 0; k < K; k++) ones[k] = 1;

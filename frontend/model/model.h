@@ -12,7 +12,7 @@
 typedef enum hcga_model_mode {
     HCGA_MODEL_EVAL = 0,  /* BN inference; outputs eval.* (feat_fore, feat_part, visible_part, feature_map) */
     HCGA_MODEL_TRAIN = 1, /* BN batch mode; outputs train.* and loss.*, then hg_backward(total) */
-    HCGA_MODEL_FEATURES = 2 /* eval-mode feature map F only (co-parsing input) */
+    HCGA_MODEL_FEATURES = 2 /* eval mode: the feature map F and the part probabilities (co-parsing input) */
 } hcga_model_mode;
 
 /* Graph inputs: "input.images" [N,3,H,W] (F32/F64 as dtype), and in train

@@ -520,12 +520,171 @@ out:
     return rc;
 }
 
-int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len)
+/* The guided rule (hcga_guided_labels in coparse.h). */
+int hcga_guided_labels(const float *feats, const float *probs, const uint8_t *prev, int n, int c, int h, int w,
+                       int num_parts, uint8_t *labels)
+{
+    const size_t HW = (size_t)h * w, N = (size_t)n * HW;
+    const int K = num_parts;
+    /* confidence of a prototype's pixels, weight of the prototype term, of
+     * the last round's label: docs/training.md (beta 0, 1, 2, 4, 8 gave
+     * mIoU(parts) 0.471, 0.495, 0.507, 0.514, 0.504 on one pretraining
+     * checkpoint; gamma 2 kept round 2 at 0.553 where 0 fell to 0.470) */
+    const double conf = 0.7, beta = 4.0, gamma = 2.0;
+    if (K < 2 || K > 64) return -1;
+    float *x = malloc(sizeof(float) * N * (size_t)c);
+    double *proto = calloc((size_t)K * c, sizeof(double));
+    long *cnt = calloc((size_t)K, sizeof(long));
+    int rc = -1;
+    if (!x || !proto || !cnt) goto out;
+    /* L2-normalised features; each part's prototype: the mean over the
+     * identity's pixels the part head gives that part with confidence */
+    for (size_t q = 0; q < N; q++) {
+        const size_t i = q / HW, p = q % HW;
+        double s2 = 0;
+        for (int k = 0; k < c; k++) {
+            double f = feats[(i * c + k) * HW + p];
+            s2 += f * f;
+        }
+        double inv = s2 > 1e-24 ? 1.0 / sqrt(s2) : 0.0;
+        for (int k = 0; k < c; k++) x[q * c + k] = (float)(feats[(i * c + k) * HW + p] * inv);
+        for (int k = 0; k < K; k++)
+            if (probs[(i * K + k) * HW + p] >= conf) {
+                for (int j = 0; j < c; j++) proto[(size_t)k * c + j] += x[q * c + j];
+                cnt[k]++;
+            }
+    }
+    for (int k = 0; k < K; k++) {
+        double s2 = 0;
+        for (int j = 0; j < c; j++) s2 += proto[(size_t)k * c + j] * proto[(size_t)k * c + j];
+        double inv = s2 > 1e-24 ? 1.0 / sqrt(s2) : 0.0;
+        for (int j = 0; j < c; j++) proto[(size_t)k * c + j] *= inv;
+    }
+    /* each pixel: its own part probability and its likeness to the part's prototype */
+    for (size_t q = 0; q < N; q++) {
+        const size_t i = q / HW, p = q % HW;
+        double best = -INFINITY;
+        int bk = 0;
+        for (int k = 0; k < K; k++) {
+            double sc = log(fmax(probs[(i * K + k) * HW + p], 1e-12));
+            if (cnt[k]) {
+                double d = 0;
+                for (int j = 0; j < c; j++) d += x[q * c + j] * proto[(size_t)k * c + j];
+                sc += beta * d;
+            }
+            if (prev && prev[q] == k) sc += gamma;
+            if (sc > best) best = sc, bk = k;
+        }
+        labels[q] = (uint8_t)bk;
+    }
+    rc = 0;
+out:
+    free(x);
+    free(proto);
+    free(cnt);
+    return rc;
+}
+
+/* ---- the methods, and one identity's features and labels ----------------- */
+
+static const struct {
+    const char *value, *alias, *name;
+} coparse_methods[] = {
+#define HCGA_CP_ROW(e, v, a, n) [e] = {v, a, n},
+    HCGA_COPARSE_METHODS(HCGA_CP_ROW)
+#undef HCGA_CP_ROW
+};
+
+int hcga_coparse_method_of(const hcga_config *cfg, char *err, size_t err_len)
 {
     const char *v = hcga_cfg_str(cfg, "CLUSTERING.AL");
-    if (!strcmp(v, "kmeans_border")) return HCGA_FG_BORDER;
-    if (!strcmp(v, "kmeans") || !strcmp(v, "Kmeans") || !strcmp(v, "dfc") || !strcmp(v, "DFC")) return HCGA_FG_NORM;
-    snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", v);
+    for (int m = 0; m < HCGA_CP_COUNT; m++)
+        if (!strcmp(v, coparse_methods[m].value) || (coparse_methods[m].alias && !strcmp(v, coparse_methods[m].alias)))
+            return m;
+    size_t o = (size_t)snprintf(err, err_len, "CLUSTERING.AL '%s' does not co-parse: expected", v);
+    for (int m = 0; m < HCGA_CP_COUNT && o < err_len; m++)
+        o += (size_t)snprintf(err + o, err_len - o, "%s %s", m ? "," : "", coparse_methods[m].value);
+    if (o < err_len) snprintf(err + o, err_len - o, " (or band / gt, which train on fixed labels)");
+    return -1;
+}
+
+const char *hcga_coparse_method_name(int method)
+{
+    return method >= 0 && method < HCGA_CP_COUNT ? coparse_methods[method].name : "?";
+}
+
+int hcga_coparse_features(hg_exec *ex, const hg_graph *g, int batch, hg_val vF, hg_val vP, const hcga_item *items, int n,
+                          const hcga_aug_cfg *aug, int num_parts, int threads, float *feats, float *probs,
+                          char *err, size_t err_len)
+{
+    const size_t per = (size_t)hg_shape(g, vF)[1] * hg_shape(g, vF)[2] * hg_shape(g, vF)[3];
+    const size_t perp = probs ? (size_t)hg_shape(g, vP)[1] * hg_shape(g, vP)[2] * hg_shape(g, vP)[3] : 0;
+    hcga_split sub = {(hcga_item *)items, n};
+    const size_t img = (size_t)3 * aug->height * aug->width;
+    float *in = malloc(sizeof(float) * img * batch), *fb = malloc(sizeof(float) * per * batch);
+    float *pb = probs ? malloc(sizeof(float) * perp * batch) : NULL;
+    hcga_loader *l = hcga_loader_new(&sub, NULL, n, batch, 0, aug, num_parts, NULL, NULL, 0, 0, threads);
+    int rc = -1, got = 0;
+    if (!in || !fb || (probs && !pb) || !l) {
+        snprintf(err, err_len, "out of memory for the feature maps of %d images", n);
+        goto out;
+    }
+    const hcga_batch *b;
+    while ((b = hcga_loader_next(l))) {
+        /* pad a short last batch with copies of its last image */
+        for (int i = 0; i < batch; i++)
+            memcpy(in + img * i, b->images + img * (size_t)(i < b->n ? i : b->n - 1), sizeof(float) * img);
+        if (hg_exec_set_input(ex, "input.images", in, HCGA_F32) || hg_exec_run(ex) ||
+            hg_exec_read(ex, vF, fb, HCGA_F32) || (probs && hg_exec_read(ex, vP, pb, HCGA_F32))) {
+            snprintf(err, err_len, "feature maps: %s", hg_exec_error(ex));
+            goto out;
+        }
+        memcpy(feats + per * got, fb, sizeof(float) * per * (size_t)b->n);
+        if (probs) memcpy(probs + perp * got, pb, sizeof(float) * perp * (size_t)b->n);
+        got += b->n;
+    }
+    if (hcga_loader_error(l)) {
+        snprintf(err, err_len, "%s", hcga_loader_error(l));
+        goto out;
+    }
+    if (got != n) {
+        snprintf(err, err_len, "feature maps: the loader gave %d of %d images", got, n);
+        goto out;
+    }
+    rc = 0;
+out:
+    hcga_loader_free(l);
+    free(in);
+    free(fb);
+    free(pb);
+    return rc;
+}
+
+int hcga_coparse_labels(int method, hcga_dfc *dfc, const float *feats, const float *probs, const uint8_t *prev,
+                        int n, int c, int h, int w, int num_parts, uint64_t seed, int64_t *raw, uint8_t *labels, int *iters,
+                        void (*frame_cb)(void *ctx, int iter, const int64_t *labels), void *cb_ctx, char *err,
+                        size_t err_len)
+{
+    *iters = 0;
+    switch (method) {
+    case HCGA_CP_DFC:
+        if (hcga_dfc_run(dfc, feats, n, seed, raw, iters, frame_cb, cb_ctx, err, err_len)) return -1;
+        hcga_dfc_postprocess(raw, n, h, w, num_parts, labels);
+        return 0;
+    case HCGA_CP_KMEANS:
+    case HCGA_CP_BORDER:
+        if (hcga_kmeans_labels_fg(feats, n, c, h, w, num_parts,
+                                  method == HCGA_CP_BORDER ? HCGA_FG_BORDER : HCGA_FG_NORM, labels))
+            break;
+        return 0;
+    case HCGA_CP_GUIDED:
+        if (hcga_guided_labels(feats, probs, prev, n, c, h, w, num_parts, labels)) break;
+        return 0;
+    default:
+        snprintf(err, err_len, "co-parsing method %d unknown", method);
+        return -1;
+    }
+    snprintf(err, err_len, "%s co-parsing of %d images: out of memory", hcga_coparse_method_name(method), n);
     return -1;
 }
 
@@ -750,41 +909,32 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
                        int epoch, int threads, uint64_t seed, hcga_pseudo *p, FILE *log, char *err,
                        size_t err_len)
 {
-    const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
-    int use_dfc;
-    if (!strcmp(al, "dfc") || !strcmp(al, "DFC")) use_dfc = 1;
-    else if (!strcmp(al, "kmeans") || !strcmp(al, "Kmeans") || !strcmp(al, "kmeans_border")) use_dfc = 0;
-    else {
-        snprintf(err, err_len, "CLUSTERING.AL '%s': expected dfc, kmeans (Kmeans), kmeans_border or band", al);
-        return -1;
-    }
+    const int method = hcga_coparse_method_of(cfg, err, err_len);
+    if (method < 0) return -1;
+    const int use_dfc = method == HCGA_CP_DFC, use_probs = method == HCGA_CP_GUIDED;
     const int batch = 16;
     int rc = -1;
-    const int fg_mode = hcga_coparse_fg_mode(cfg, err, err_len);
-    if (fg_mode < 0) return -1;
     hg_graph *gf = hcga_model_build(cfg, HCGA_MODEL_FEATURES, batch, ds->num_train_ids, HCGA_F32, err, err_len);
     if (!gf) return -1;
     hg_exec *ex = hg_exec_new(gf, store, err, err_len);
-    hg_val vF = hg_find(gf, "eval.feature_map");
-    if (!ex || vF < 0) {
-        if (ex && vF < 0) snprintf(err, err_len, "the features graph has no eval.feature_map");
+    hg_val vF = hg_find(gf, "eval.feature_map"), vP = hg_find(gf, "eval.part_prob");
+    if (!ex || vF < 0 || vP < 0) {
+        if (ex) snprintf(err, err_len, "the features graph has no eval.feature_map or eval.part_prob");
         hcga_model_graph_free(gf);
         hg_exec_free(ex);
         return -1;
     }
     const int C = (int)hg_shape(gf, vF)[1], fh = (int)hg_shape(gf, vF)[2], fw = (int)hg_shape(gf, vF)[3];
-    const size_t per = (size_t)C * fh * fw;
+    const size_t per = (size_t)C * fh * fw, perp = (size_t)p->num_parts * fh * fw;
     hcga_aug_cfg aug = hcga_aug_from_config(cfg, 0);
     int *members = malloc(sizeof(int) * (size_t)ds->train.count);
-    float *feats = malloc(sizeof(float) * per * 64);
-    size_t feats_cap = 64;
-    float *fb = malloc(sizeof(float) * per * batch);
+    hcga_item *items = malloc(sizeof(hcga_item) * (size_t)ds->train.count);
+    float *feats = NULL, *probs = NULL;
     int64_t *raw = NULL;
-    uint8_t *lab = NULL;
+    uint8_t *lab = NULL, *prevb = NULL;
     hcga_dfc *dfc = NULL;
-    hcga_split sub = {0};
     hcga_progress pg = {.on = 0}; /* started below; `out:` erases its line */
-    if (!members || !feats || !fb) {
+    if (!members || !items) {
         snprintf(err, err_len, "out of memory for co-parsing");
         goto out;
     }
@@ -802,88 +952,60 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
         for (int i = 0; i < ds->train.count; i++)
             if (ds->train.items[i].label % nsh != me) memset(p->maps + (size_t)i * p->h * p->w, 0, (size_t)p->h * p->w);
     /* the identities done on a terminal: this rank's share; rank 0 draws it */
-    char pglabel[64];
+    char pglabel[96];
     long long share = (ds->num_train_ids - me + nsh - 1) / nsh, ndone = 0;
-    snprintf(pglabel, sizeof pglabel, "co-parsing (%s) epoch %d%s", use_dfc ? "DFC" : "k-means", epoch,
+    snprintf(pglabel, sizeof pglabel, "co-parsing (%s) epoch %d%s", hcga_coparse_method_name(method), epoch,
              nsh > 1 ? ", rank 0's share" : "");
     hcga_progress_start(&pg, pglabel, share);
     if (me != 0) hcga_progress_off(&pg);
     hcga_progress_update(&pg, 0, NULL);
+    size_t cap = 0;
     for (int id = 0; id < ds->num_train_ids; id++) {
         if (id % nsh != me) continue;
         int n = 0;
         for (int i = 0; i < ds->train.count; i++)
             if (ds->train.items[i].label == id) members[n++] = i;
         if (n == 0) continue;
-        if ((size_t)n > feats_cap) {
-            float *nf = realloc(feats, sizeof(float) * per * (size_t)n);
-            if (!nf) {
-                snprintf(err, err_len, "out of memory for %d feature maps", n);
+        if ((size_t)n > cap) {
+            cap = (size_t)n;
+            free(feats);
+            free(probs);
+            free(raw);
+            free(lab);
+            free(prevb);
+            feats = malloc(sizeof(float) * per * cap);
+            probs = use_probs ? malloc(sizeof(float) * perp * cap) : NULL;
+            raw = malloc(sizeof(int64_t) * (size_t)fh * fw * cap);
+            lab = malloc((size_t)fh * fw * cap);
+            prevb = malloc((size_t)fh * fw * cap);
+            if (!feats || (use_probs && !probs) || !raw || !lab || !prevb) {
+                snprintf(err, err_len, "out of memory for the feature maps of %d images", n);
                 goto out;
             }
-            feats = nf;
-            feats_cap = (size_t)n;
         }
-        /* feature maps of this identity's images, in eval mode */
-        hcga_item *items = malloc(sizeof(hcga_item) * (size_t)n);
-        if (!items) goto out;
+        /* feature maps of this identity's images, in eval mode, then its labels */
         for (int j = 0; j < n; j++) items[j] = ds->train.items[members[j]];
-        sub.items = items;
-        sub.count = n;
-        hcga_loader *l = hcga_loader_new(&sub, NULL, n, batch, 0, &aug, p->num_parts, NULL, NULL, 0, 0, threads);
-        if (!l) {
-            free(items);
-            snprintf(err, err_len, "cannot start the data loader");
+        if (hcga_coparse_features(ex, gf, batch, vF, vP, items, n, &aug, p->num_parts, threads, feats,
+                                  probs, err, err_len))
             goto out;
-        }
-        const hcga_batch *b;
-        int got = 0, bad = 0;
-        float *in = NULL;
-        const size_t img = (size_t)3 * aug.height * aug.width;
-        in = malloc(sizeof(float) * img * batch);
-        while (!bad && in && (b = hcga_loader_next(l))) {
-            for (int i = 0; i < batch; i++)
-                memcpy(in + img * i, b->images + img * (size_t)(i < b->n ? i : b->n - 1), sizeof(float) * img);
-            if (hg_exec_set_input(ex, "input.images", in, HCGA_F32) || hg_exec_run(ex) ||
-                hg_exec_read(ex, vF, fb, HCGA_F32)) {
-                snprintf(err, err_len, "co-parsing features: %s", hg_exec_error(ex));
-                bad = 1;
-                break;
+        /* guided keeps the last round's labels as a prior (none before round 2) */
+        const uint8_t *prev = NULL;
+        if (use_probs && p->rounds > 0) {
+            for (int j = 0; j < n; j++) {
+                const uint8_t *src = p->maps + (size_t)members[j] * p->h * p->w;
+                for (int y = 0; y < fh; y++)
+                    for (int x = 0; x < fw; x++)
+                        prevb[((size_t)j * fh + y) * fw + x] =
+                            src[(size_t)((y + 0.5) * p->h / fh) * p->w + (size_t)((x + 0.5) * p->w / fw)];
             }
-            memcpy(feats + per * got, fb, sizeof(float) * per * (size_t)b->n);
-            got += b->n;
+            prev = prevb;
         }
-        if (!bad && hcga_loader_error(l)) {
-            snprintf(err, err_len, "%s", hcga_loader_error(l));
-            bad = 1;
-        }
-        if (!in) {
-            snprintf(err, err_len, "out of memory");
-            bad = 1;
-        }
-        free(in);
-        hcga_loader_free(l);
-        free(items);
-        if (bad) goto out;
-        const size_t np = (size_t)n * fh * fw;
-        free(raw);
-        free(lab);
-        raw = malloc(sizeof(int64_t) * np);
-        lab = malloc(np);
-        if (!raw || !lab) {
-            snprintf(err, err_len, "out of memory");
+        int iters;
+        uint64_t s = seed ^ ((uint64_t)epoch << 32) ^ (uint64_t)id;
+        if (hcga_coparse_labels(method, dfc, feats, probs, prev, n, C, fh, fw, p->num_parts, s, raw, lab, &iters,
+                                NULL, NULL, err, err_len))
             goto out;
-        }
-        if (use_dfc) {
-            int iters;
-            uint64_t s = seed ^ ((uint64_t)epoch << 32) ^ (uint64_t)id;
-            if (hcga_dfc_run(dfc, feats, n, s, raw, &iters, NULL, NULL, err, err_len)) goto out;
-            iters_sum += iters;
-            hcga_dfc_postprocess(raw, n, fh, fw, p->num_parts, lab);
-        } else if (hcga_kmeans_labels_fg(feats, n, C, fh, fw, p->num_parts, fg_mode, lab)) {
-            snprintf(err, err_len, "k-means failed (out of memory)");
-            goto out;
-        }
+        iters_sum += iters;
         /* store (nearest-resized to the training label size) and write the PNGs */
         for (int j = 0; j < n; j++) {
             uint8_t *dst = p->maps + (size_t)members[j] * p->h * p->w;
@@ -907,7 +1029,7 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
     double secs = hcga_now() - t0;
     if (log) {
         fprintf(log, "co-parsing round %d (%s, epoch %d): %d identities in %.1f s (%.3f s per identity)", p->rounds,
-                use_dfc ? "DFC" : "k-means", epoch, ds->num_train_ids, secs, secs / ds->num_train_ids);
+                hcga_coparse_method_name(method), epoch, ds->num_train_ids, secs, secs / ds->num_train_ids);
         if (use_dfc) fprintf(log, ", %.1f DFC iterations on average", iters_sum / ds->num_train_ids);
         double iou[64], miou;
         char e2[1024];
@@ -928,10 +1050,12 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
 out:
     hcga_progress_finish(&pg); /* the caller prints err on stderr */
     free(members);
+    free(items);
     free(feats);
-    free(fb);
+    free(probs);
     free(raw);
     free(lab);
+    free(prevb);
     hcga_dfc_free(dfc);
     hg_exec_free(ex);
     hcga_model_graph_free(gf);

@@ -91,9 +91,56 @@ int hcga_kmeans_labels(const float *feats, int n, int c, int h, int w, int num_p
 enum { HCGA_FG_NORM = 0, HCGA_FG_BORDER = 1 };
 int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int num_parts, int fg_mode,
                           uint8_t *labels);
-/* The foreground rule of cfg's CLUSTERING.AL: HCGA_FG_BORDER for
- * kmeans_border, HCGA_FG_NORM for kmeans/Kmeans/dfc; -1 with err otherwise. */
-int hcga_coparse_fg_mode(const hcga_config *cfg, char *err, size_t err_len);
+/* Co-parsing guided by the part head (CLUSTERING.AL guided), for a model
+ * whose part classifier was pretrained (hcga pretrain).  Jointly over the
+ * identity's n images: each part's prototype is the mean L2-normalised
+ * feature of the pixels the head gives that part with probability >= 0.7;
+ * each pixel then takes the part k maximising
+ *     log p_k + 4 cos(f, prototype_k) [+ 2 if prev says k],
+ * so a pixel the head is unsure of follows what the same identity's
+ * confident pixels look like, and, from the second round on (prev: the
+ * last round's labels, NULL before), the labels move only where the head
+ * and the features clearly disagree with them (docs/training.md has the
+ * measurements behind 0.7, 4 and 2).  probs: n x K x h x w (the softmax of
+ * part_cls_layer on F); labels n*h*w.  Returns 0 or -1 (out of memory or
+ * K outside 2..64). */
+int hcga_guided_labels(const float *feats, const float *probs, const uint8_t *prev, int n, int c, int h, int w,
+                       int num_parts, uint8_t *labels);
+
+/* The co-parsing methods, the values of CLUSTERING.AL that co-parse (band
+ * and gt do not): one row each, X(enum, value, alias, name in logs). */
+#define HCGA_COPARSE_METHODS(X)                          \
+    X(HCGA_CP_DFC, "dfc", "DFC", "DFC")                   \
+    X(HCGA_CP_KMEANS, "kmeans", "Kmeans", "k-means")      \
+    X(HCGA_CP_BORDER, "kmeans_border", NULL, "k-means, border foreground") \
+    X(HCGA_CP_GUIDED, "guided", NULL, "guided: part head + identity prototypes")
+#define HCGA_CP_ENUM(e, v, a, n) e,
+typedef enum { HCGA_COPARSE_METHODS(HCGA_CP_ENUM) HCGA_CP_COUNT } hcga_coparse_method;
+#undef HCGA_CP_ENUM
+/* The method cfg's CLUSTERING.AL names, or -1 with err (which lists the
+ * values accepted). */
+int hcga_coparse_method_of(const hcga_config *cfg, char *err, size_t err_len);
+/* The method's name for logs and pictures ("DFC", "k-means", ...). */
+const char *hcga_coparse_method_name(int method);
+
+/* The feature maps F (n x C x h x w) of n training images, and, when
+ * probs is not NULL, the part probabilities (n x K x h x w), in eval mode
+ * with the test transform at SIZE_TRAIN, through ex (executing g, a
+ * features graph of batch `batch`; vF, vP its eval.feature_map and
+ * eval.part_prob).  Returns
+ * 0 or -1 with err. */
+int hcga_coparse_features(hg_exec *ex, const hg_graph *g, int batch, hg_val vF, hg_val vP, const hcga_item *items, int n,
+                          const hcga_aug_cfg *aug, int num_parts, int threads, float *feats, float *probs,
+                          char *err, size_t err_len);
+
+/* One identity's labels (n*h*w, 0..K-1) by `method`: DFC (dfc, seed; raw
+ * receives DFC's labels before post-processing, *iters its iterations,
+ * frame_cb as for hcga_dfc_run) or one of the k-means rules (probs needed by
+ * guided).  Returns 0 or -1 with err. */
+int hcga_coparse_labels(int method, hcga_dfc *dfc, const float *feats, const float *probs, const uint8_t *prev,
+                        int n, int c, int h, int w, int num_parts, uint64_t seed, int64_t *raw, uint8_t *labels, int *iters,
+                        void (*frame_cb)(void *ctx, int iter, const int64_t *labels), void *cb_ctx, char *err,
+                        size_t err_len);
 
 /* Take an exclusive lock on the pseudo-label directory
  * (<root>/DATASETS.PSEUDO_LABEL_SUBDIR, created if missing) for the life of a
