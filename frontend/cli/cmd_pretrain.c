@@ -47,8 +47,9 @@ static void pretrain_usage(FILE *f)
             "KEY VALUE pairs override the config (e.g. SOLVER.MAX_EPOCHS 8).  Training is\n"
             "hcga train's with CLUSTERING.AL gt: the part masks are the pixel labels (no\n"
             "co-parsing), identity and triplet losses as usual.  Written: W with every\n"
-            "backbone tensor (stem, stages, incre heads; not cls_head, spatial_attn,\n"
-            "part_cls_layer or the classifiers), metadata hcga_pretrain_data/_seed.\n");
+            "backbone tensor (stem, stages, incre heads), the layers that make the feature\n"
+            "map F (cls_head, spatial_attn) and the part classifier (part_cls_layer), not the\n"
+            "identity classifiers; metadata hcga_pretrain_data/_seed.\n");
 }
 
 /* The seed line of DIR/synth.txt (written by hcga synth), or "" */

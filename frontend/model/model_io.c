@@ -224,7 +224,6 @@ out:
 int hcga_model_save_backbone(const st_file *ck, const char *what, const char *path, int n_meta,
                              const char *const *meta, int *saved, char *err, size_t err_len)
 {
-    static const char *const heads[] = {"base.part_cls_layer."};
     if (saved) *saved = 0;
     st_writer *w = st_writer_new();
     if (!w) {
@@ -236,10 +235,6 @@ int hcga_model_save_backbone(const st_file *ck, const char *what, const char *pa
     for (int i = 0; i < ck->count; i++) {
         const st_tensor *t = &ck->tensors[i];
         if (strncmp(t->name, "base.", 5) || !is_float(t->dtype)) continue;
-        int head = 0;
-        for (size_t k = 0; k < sizeof heads / sizeof heads[0]; k++)
-            head |= !strncmp(t->name, heads[k], strlen(heads[k]));
-        if (head) continue;
         float *b = realloc(buf, (size_t)(t->numel ? t->numel : 1) * sizeof *b);
         if (!b) {
             snprintf(err, err_len, "%s: out of memory reading %s", what, t->name);

@@ -92,11 +92,11 @@ int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *pa
                              char *err, size_t err_len);
 
 /* The backbone of a checkpoint as an ImageNet-HRNet-style file: every
- * tensor "base.X" of ck except the part classifier (base.part_cls_layer.*)
- * written as "X" (F32) to path: the HRNet itself plus the layers that make
- * the feature map F (cls_head, spatial_attn), which a converted ImageNet
- * file lacks and hcga_model_load_backbone then leaves initialised,
- * plus metadata pairs, so that hcga_model_load_backbone (MODEL.PRETRAIN_PATH)
+ * tensor "base.X" of ck written as "X" (F32) to path: the HRNet itself,
+ * the layers that make the feature map F (cls_head, spatial_attn) and the
+ * part classifier (part_cls_layer, which CLUSTERING.AL guided names the
+ * co-parsing clusters with), all of which a converted ImageNet file lacks
+ * and hcga_model_load_backbone then leaves initialised, plus metadata pairs, so that hcga_model_load_backbone (MODEL.PRETRAIN_PATH)
  * loads it as it loads the converted ImageNet HRNet.  *saved (may be NULL)
  * gets the number of tensors.  Returns 0 or -1 with err. */
 int hcga_model_save_backbone(const st_file *ck, const char *what, const char *path, int n_meta,
