@@ -35,6 +35,16 @@
 #                wait=block against wait=spin (block must stay under 20%)
 #   graph        100 small ops per step: direct against a replayed CUDA
 #                graph, us per step, results bitwise equal
+#  Issues 16 and 17:
+#   certify      `hcga --backend cuda conformance --quick --report`: the
+#                certification report (cuda.md, cuda.json) in the output dir
+#   coparse      co-parsing guided by a pretrained part head against DFC from
+#                scratch (issue 17): configs/synth_small.yml at pixel loss 0.1,
+#                seeds 1-6 each on the default benchmark, seeds 1-3 guided on
+#                hcga synth --hard; all 15 trainings at once; per run the
+#                rounds' mIoU(parts) and the final ARM / global line, and the
+#                mean ARM - global mAP per setting.  The backbone: --backbone
+#                FILE (carried), else hcga pretrain on cuda first
 #   summary      one line per step, printed last (always runs)
 #
 # usage: scripts/gpu-check.sh [--golden DIR] [--steps a,b,c] [--out DIR]
@@ -51,6 +61,8 @@
 #                 cuDNN or cuBLAS, the ones of the pip packages nvidia-cudnn-* /
 #                 nvidia-cublas-* (PyTorch's) are merged in by symlinks.
 #   --hcga PATH   use this hcga binary instead of building (skips build)
+#   --backbone F  coparse: the hcga pretrain backbone to train from (default:
+#                pretrain one on cuda with configs/pretrain_small.yml)
 #   --bundle FILE use a prebuilt bundle (made by --make-bundle on the
 #                 development machine and carried along) instead of building:
 #                 for a GPU machine without hcga's build dependencies
@@ -66,7 +78,7 @@ if [[ ! -f "$ROOT/plugins/hcga_plugin.h" ]]; then
     echo "gpu-check.sh: run me at the repository root (no plugins/hcga_plugin.h here)" >&2
     exit 2
 fi
-STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch,halfconf,ampbench,amptorch,seeds,nccl1,waitcpu,graph"
+STEPS_ALL="env,build,backends,unit,conformance,grad,golden,train,bench,torch,halfconf,ampbench,amptorch,seeds,nccl1,waitcpu,graph,certify,coparse"
 STEPS=$STEPS_ALL
 GOLDEN=${HCGA_GOLDEN:-}
 OUTDIR=${OUT:-$ROOT/out/gpu-check}
@@ -77,6 +89,7 @@ BUILD=$ROOT/build-gpu
 BUNDLE=
 MAKE_BUNDLE=
 FROM=
+BACKBONE=
 
 while (($#)); do
     case $1 in
@@ -89,6 +102,7 @@ while (($#)); do
     --bundle) BUNDLE=$2; shift 2 ;;
     --make-bundle) MAKE_BUNDLE=$2; shift 2 ;;
     --from) FROM=$2; shift 2 ;;
+    --backbone) BACKBONE=$2; shift 2 ;;
     -h | --help) sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -103,7 +117,14 @@ if [[ -n "$MAKE_BUNDLE" ]]; then
     tmp=$(mktemp -d)
     b=$tmp/bundle
     mkdir -p "$b/lib" "$b/plugins"
-    cp "$from/hcga" "$b/"
+    # hcga linked against the shared libhcga is a libtool wrapper script:
+    # take the program it runs, and find libhcga where the build put it
+    if head -c 2 "$from/hcga" | grep -q '#!' && [[ -x "$from/.libs/hcga" ]]; then
+        cp "$from/.libs/hcga" "$b/"
+        export LD_LIBRARY_PATH=$(cd "$from/.libs" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    else
+        cp "$from/hcga" "$b/"
+    fi
     cp "$from/.libs/hcga_backend_cpu.so" "$from/.libs/hcga_backend_cuda.so" "$b/plugins/"
     [[ -x "$from/tests/test_cuda_backend" ]] && cp "$from/tests/test_cuda_backend" "$b/"
     [[ -x "$from/tests/cuda_caps_bench" ]] && cp "$from/tests/cuda_caps_bench" "$b/"
@@ -586,6 +607,66 @@ if want seeds && have_hcga seeds; then
         else
             result seeds FAIL "$fails of 12 trainings failed (seeds_*.log); $means" seeds
         fi
+    fi
+fi
+
+# ---- issue 16: the certification report --------------------------------------------------------------
+if want certify && have_hcga certify; then
+    log "conformance --quick --report (certification)"
+    t0=$(secs)
+    if run "$OUTDIR/certify.log" 300 "$HCGA" --backend cuda conformance --quick --report "$OUTDIR/cuda.md"; then
+        result certify PASS "$(elapsed "$t0") s: $(grep -m1 '^report: ' "$OUTDIR/certify.log" | tail -c 120)" certify
+    else
+        result certify FAIL "$(elapsed "$t0") s: $(grep -m1 'Verdict' "$OUTDIR/cuda.md" 2>/dev/null) (certify.log)" certify
+    fi
+fi
+
+# ---- issue 17: guided co-parsing from a pretrained backbone vs DFC from scratch ------------------------
+if want coparse && have_hcga coparse; then
+    log "co-parsing: guided (pretrained) vs DFC (scratch), pixel loss 0.1, 15 trainings at once"
+    t0=$(secs)
+    def=$BUILD/cp-default hard=$BUILD/cp-hard
+    [[ -d "$def/bounding_box_train" ]] || "$HCGA" synth --out "$def" >"$OUTDIR/coparse_synth.log" 2>&1
+    [[ -d "$hard/bounding_box_train" ]] || "$HCGA" synth --hard --out "$hard" >>"$OUTDIR/coparse_synth.log" 2>&1
+    bb=$BACKBONE
+    if [[ -z "$bb" ]]; then
+        bb=$BUILD/cp-backbone.safetensors
+        "$HCGA" synth --hard --seed 1001 --out "$BUILD/cp-pre" >>"$OUTDIR/coparse_synth.log" 2>&1
+        run "$OUTDIR/coparse_pretrain.log" 300 "$HCGA" --backend cuda pretrain --config "$ROOT/configs/pretrain_small.yml" \
+            --data "$BUILD/cp-pre" --eval-data "$def" --out "$bb"
+    fi
+    pids=() runs=()
+    # HCGA_COPARSE_SPECS: how:set:seed words (how: guided, dfc, kmeans; set: def, hard)
+    for spec in ${HCGA_COPARSE_SPECS:-guided:def:1 guided:def:2 guided:def:3 guided:def:4 guided:def:5 guided:def:6 \
+        dfc:def:1 dfc:def:2 dfc:def:3 dfc:def:4 dfc:def:5 dfc:def:6 guided:hard:1 guided:hard:2 guided:hard:3}; do
+        IFS=: read -r how set seed <<<"$spec"
+        name=$how-$set-$seed data=$def extra=()
+        [[ $set == hard ]] && data=$hard
+        [[ $how == guided ]] && extra=(MODEL.PRETRAIN_PATH "$bb" CLUSTERING.AL guided)
+        [[ $how == kmeans ]] && extra=(CLUSTERING.AL kmeans)
+        rm -rf "$BUILD/cp-run-$name"
+        timeout "${HCGA_COPARSE_LIMIT:-420}" "$HCGA" --backend cuda --threads 1 train --config "$ROOT/configs/synth_small.yml" \
+            --data "$data" --seed "$seed" --output "$BUILD/cp-run-$name" SOLVER.PARSING_LOSS_WEIGHT 0.1 \
+            DATASETS.PSEUDO_LABEL_SUBDIR "pl-$name" "${extra[@]}" >"$OUTDIR/coparse_$name.log" 2>&1 &
+        pids+=($!) runs+=("$name")
+    done
+    fails=0
+    for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
+    echo "${#runs[@]} trainings in $(elapsed "$t0") s, $fails failed"
+    for name in "${runs[@]}"; do
+        cp "$BUILD/cp-run-$name/metrics.jsonl" "$OUTDIR/coparse_$name.metrics.jsonl" 2>/dev/null
+        rounds=$(grep -o 'mIoU(parts) [0-9.]*' "$OUTDIR/coparse_$name.log" | awk '{printf "%s ", $2}')
+        line=$(grep -m1 '^final: ARM' "$OUTDIR/coparse_$name.log")
+        echo "$name: rounds ${rounds:-none}| ${line:-no final line}"
+    done | tee "$OUTDIR/coparse_table.txt"
+    # "NAME: rounds ... | final: ARM Rank-1 R% mAP M% | global Rank-1 R% mAP M%"
+    means=$(sed -n 's/^\([a-z]*-[a-z]*\)-[0-9]*:.*final: ARM Rank-1 \([0-9.]*\)% mAP \([0-9.]*\)% | global Rank-1 \([0-9.]*\)% mAP \([0-9.]*\)%.*/\1 \3 \5/p' \
+        "$OUTDIR/coparse_table.txt" | awk '{ d[$1] += $2 - $3; a[$1] += $2; n[$1]++ }
+            END { for (k in n) printf "%s ARM %.1f, ARM-global %+.1f mAP (n=%d); ", k, a[k] / n[k], d[k] / n[k], n[k] }')
+    if ((fails == 0)); then
+        result coparse PASS "$(elapsed "$t0") s; $means" coparse
+    else
+        result coparse FAIL "$fails of ${#runs[@]} trainings failed or timed out (coparse_*.log); $means" coparse
     fi
 fi
 
