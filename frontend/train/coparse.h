@@ -113,7 +113,7 @@ int hcga_guided_labels(const float *feats, const float *probs, const uint8_t *pr
     X(HCGA_CP_DFC, "dfc", "DFC", "DFC")                   \
     X(HCGA_CP_KMEANS, "kmeans", "Kmeans", "k-means")      \
     X(HCGA_CP_BORDER, "kmeans_border", NULL, "k-means, border foreground") \
-    X(HCGA_CP_GUIDED, "guided", NULL, "guided: part head + identity prototypes")
+    X(HCGA_CP_GUIDED, "guided", NULL, "guided")
 #define HCGA_CP_ENUM(e, v, a, n) e,
 typedef enum { HCGA_COPARSE_METHODS(HCGA_CP_ENUM) HCGA_CP_COUNT } hcga_coparse_method;
 #undef HCGA_CP_ENUM
