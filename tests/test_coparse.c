@@ -246,9 +246,10 @@ END_TEST
  * 0 is e1 but the head leans to background (0.45 / 0.35 / 0.2): the
  * prototype term (4 x cos = 4) outweighs log(0.45/0.35) and makes it part
  * 1; pixel 1 has no feature (cos 0 to all) and probabilities 0.4 / 0.35 /
- * 0.25: background, unless the last round said 2 (prior 2 > log(0.4/0.25));
- * pixel 2 is a confident background (0.98, e0) that a prior of 1 does not
- * move; pixel 3 is e2 with a flat head (1/3 each): part 2. */
+ * 0.25: background, unless the last round said 2 (prior 4 > log(0.4/0.25));
+ * pixel 2 is a confident background (0.98, e0) that the last round's 1
+ * does not move (log 0.98 + 4 for its prototype > log 0.01 + 4 for the
+ * prior); pixel 3 is e2 with a flat head (1/3 each): part 2. */
 START_TEST(test_guided)
 {
     const int n = 2, c = 3, h = 4, w = 1, K = 3, HW = h * w;
@@ -262,7 +263,7 @@ START_TEST(test_guided)
         if (feat1[p] >= 0) f[(1 * c + feat1[p]) * HW + p] = 1.0f;
         for (int k = 0; k < K; k++) pr[(1 * K + k) * HW + p] = p1[p][k];
     }
-    uint8_t lab[8], prev[8] = {0, 1, 2, 0, 1, 2, 1, 0};
+    uint8_t lab[8], prev[8] = {0, 1, 2, 0, 1, 2, 1, 2};
     ck_assert_int_eq(hcga_guided_labels(f, pr, NULL, n, c, h, w, K, lab), 0);
     const uint8_t want[8] = {0, 1, 2, 0, 1, 0, 0, 2};
     for (int q = 0; q < 8; q++) ck_assert_msg(lab[q] == want[q], "pixel %d: %d, expected %d", q, lab[q], want[q]);

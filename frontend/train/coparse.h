@@ -96,12 +96,12 @@ int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int nu
  * identity's n images: each part's prototype is the mean L2-normalised
  * feature of the pixels the head gives that part with probability >= 0.7;
  * each pixel then takes the part k maximising
- *     log p_k + 4 cos(f, prototype_k) [+ 2 if prev says k],
+ *     log p_k + 4 cos(f, prototype_k) [+ 4 if prev says k],
  * so a pixel the head is unsure of follows what the same identity's
  * confident pixels look like, and, from the second round on (prev: the
  * last round's labels, NULL before), the labels move only where the head
  * and the features clearly disagree with them (docs/training.md has the
- * measurements behind 0.7, 4 and 2).  probs: n x K x h x w (the softmax of
+ * measurements behind 0.7, 4 and 4).  probs: n x K x h x w (the softmax of
  * part_cls_layer on F); labels n*h*w.  Returns 0 or -1 (out of memory or
  * K outside 2..64). */
 int hcga_guided_labels(const float *feats, const float *probs, const uint8_t *prev, int n, int c, int h, int w,
