@@ -517,7 +517,8 @@ int cmd_parse(int argc, char **argv, const hcga_global_opts *gopt)
     }
     const int use_dfc = method == HCGA_CP_DFC, use_probs = method == HCGA_CP_GUIDED;
     if (o.frames && !use_dfc)
-        fprintf(stderr, "hcga parse: --frames: k-means has no iterations to draw; writing the final pictures only\n");
+        fprintf(stderr, "hcga parse: --frames: %s has no iterations to draw; writing the final pictures only\n",
+                hcga_coparse_method_name(method));
     const int K = (int)hcga_cfg_int(cfg, "CLUSTERING.PART_NUM");
     if (K < 2 || K > 64) {
         fprintf(stderr, "hcga parse: CLUSTERING.PART_NUM %d outside 2..64\n", K);
