@@ -156,10 +156,11 @@ int hcga_model_load_file(const hcga_config *cfg, hg_store *s, const char *path, 
     return rc;
 }
 
-int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded,
+int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded, int *part_head,
                              char *err, size_t err_len)
 {
     if (loaded) *loaded = 0;
+    if (part_head) *part_head = 0;
     st_file *f = st_load(path, err, err_len);
     if (!f) return -1;
     int np = 0, count = 0, rc = -1;
@@ -205,6 +206,7 @@ int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *pa
             goto out;
         }
         count++;
+        if (part_head && !strncmp(t->name, "part_cls_layer.", 15)) *part_head = 1;
     }
     if (!count) {
         snprintf(err, err_len, "%s: no tensor matches the HRNet backbone (expected names such as "

@@ -86,9 +86,11 @@ int hcga_model_load_file(const hcga_config *cfg, hg_store *s, const char *path, 
  * parameter of the model is loaded; others (the ImageNet classifier, the
  * downsampling/final layers) are skipped, and the model's parameters the
  * file lacks keep their values.  A known name with another shape is an error.
- * *loaded (may be NULL) gets the number of tensors loaded; a file that
+ * *loaded (may be NULL) gets the number of tensors loaded, *part_head (may
+ * be NULL) 1 when they include the part classifier (part_cls_layer, which
+ * hcga pretrain writes and an ImageNet file lacks), else 0; a file that
  * loads nothing is an error (probably the wrong file). */
-int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded,
+int hcga_model_load_backbone(const hcga_config *cfg, hg_store *s, const char *path, int *loaded, int *part_head,
                              char *err, size_t err_len);
 
 /* The backbone of a checkpoint as an ImageNet-HRNet-style file: every

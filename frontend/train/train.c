@@ -25,7 +25,6 @@
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/model_io.h"
-#include "model/safetensors.h"
 #include "train/coparse.h"
 #include "train/ddp.h"
 #include "util/progress.h"
@@ -306,12 +305,12 @@ int hcga_train_setup(hcga_train_run *r, const hcga_train_opts *o)
     return 0;
 }
 
-
 /* CLUSTERING.AL must name a co-parsing method; guided names its clusters
  * with the part head, which is random at initialisation: a fresh run needs
- * it from MODEL.PRETRAIN_PATH (hcga pretrain writes part_cls_layer).  A
- * resumed run has its own trained head.  0, or -1 after printing why. */
-static int check_coparse_method(const hcga_config *cfg, int resumed)
+ * it from MODEL.PRETRAIN_PATH (part_head: that file held part_cls_layer, as
+ * hcga pretrain writes).  A resumed run has its own trained head.  0, or -1
+ * after printing why. */
+static int check_coparse_method(const hcga_config *cfg, int resumed, int part_head)
 {
     char err[1024];
     int m = hcga_coparse_method_of(cfg, err, sizeof err);
@@ -319,25 +318,19 @@ static int check_coparse_method(const hcga_config *cfg, int resumed)
         fprintf(stderr, "hcga train: %s\n", err);
         return -1;
     }
-    if (m != HCGA_CP_GUIDED || resumed) return 0;
+    if (m != HCGA_CP_GUIDED || resumed || part_head) return 0;
     const char *pp = hcga_cfg_str(cfg, "MODEL.PRETRAIN_PATH");
-    st_file *f = pp[0] ? st_load(pp, err, sizeof err) : NULL;
-    if (pp[0] && !f) {
-        fprintf(stderr, "hcga train: MODEL.PRETRAIN_PATH: %s\n", err);
-        return -1;
-    }
-    int ok = f && st_find(f, "part_cls_layer.weight") != NULL;
-    st_free(f);
-    if (!ok)
-        fprintf(stderr,
-                "hcga train: CLUSTERING.AL guided names the clusters with the part head, which must be "
-                "pretrained: MODEL.PRETRAIN_PATH %s%s (hcga pretrain writes a backbone with part_cls_layer)\n",
-                pp[0] ? pp : "is empty", pp[0] ? " has no part_cls_layer.weight" : "");
-    return ok ? 0 : -1;
+    fprintf(stderr,
+            "hcga train: CLUSTERING.AL guided names the clusters with the part head, which must be "
+            "pretrained: MODEL.PRETRAIN_PATH %s%s (hcga pretrain writes a backbone with part_cls_layer)\n",
+            pp[0] ? pp : "is empty", pp[0] ? " has no part_cls_layer.weight" : "");
+    return -1;
 }
+
 int hcga_train_build(hcga_train_run *r, hcga_be *be)
 {
     char err[ERRLEN];
+    int part_head = 0; /* MODEL.PRETRAIN_PATH held the part classifier */
     const hcga_config *cfg = r->cfg;
     r->be = be;
     r->store = hg_store_new(be, r->o.dtype);
@@ -376,7 +369,7 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
          * own weights in the checkpoint */
         const char *pp = hcga_cfg_str(cfg, "MODEL.PRETRAIN_PATH");
         int loaded = 0;
-        if (hcga_model_load_backbone(cfg, r->store, pp, &loaded, err, sizeof err)) {
+        if (hcga_model_load_backbone(cfg, r->store, pp, &loaded, &part_head, err, sizeof err)) {
             fprintf(stderr, "hcga train: MODEL.PRETRAIN_PATH: %s\n", err);
             return -1;
         }
@@ -411,7 +404,7 @@ int hcga_train_build(hcga_train_run *r, hcga_be *be)
     }
     const char *al = hcga_cfg_str(cfg, "CLUSTERING.AL");
     r->use_coparse = strcmp(al, "band") != 0 && strcmp(al, "gt") != 0;
-    if (r->use_coparse && check_coparse_method(cfg, r->ck != NULL)) return -1;
+    if (r->use_coparse && check_coparse_method(cfg, r->ck != NULL, part_head)) return -1;
     if (!strcmp(al, "gt")) {
         /* the ground-truth part masks as labels throughout (hcga pretrain) */
         int m = hcga_pseudo_from_masks(&r->pseudo, &r->ds, err, sizeof err);
