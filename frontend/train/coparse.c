@@ -273,6 +273,22 @@ void hcga_dfc_postprocess(const int64_t *raw, int n, int h, int w, int num_parts
     free(part);
 }
 
+/* x[(i*HW + p)*c + k]: the feature vector of pixel p of image i, scaled to
+ * unit length (zero stays zero), from feats n x c x HW (NCHW). */
+static void unit_pixel_features(const float *feats, int n, int c, size_t HW, float *x)
+{
+    for (size_t q = 0; q < (size_t)n * HW; q++) {
+        const size_t i = q / HW, p = q % HW;
+        double s = 0;
+        for (int k = 0; k < c; k++) {
+            double f = feats[(i * c + k) * HW + p];
+            s += f * f;
+        }
+        double inv = s > 1e-24 ? 1.0 / sqrt(s) : 0.0;
+        for (int k = 0; k < c; k++) x[q * c + k] = (float)(feats[(i * c + k) * HW + p] * inv);
+    }
+}
+
 /* Foreground by clusters and the image border (CLUSTERING.AL
  * kmeans_border): k-means with 8 clusters on the L2-normalised features of all the
  * identity's pixels, initialised from a 4 x 2 grid of regions (row bands x
@@ -407,16 +423,7 @@ int hcga_kmeans_labels_fg(const float *feats, int n, int c, int h, int w, int nu
     rowsum = calloc((size_t)K, sizeof(double));
     int *assign = fg; /* reuse: -1 background, else cluster */
     if (!x || !cent || !acc || !cc || !rowsum) goto out;
-    for (int i = 0; i < n; i++)
-        for (size_t p = 0; p < HW; p++) {
-            double s = 0;
-            for (int k = 0; k < c; k++) {
-                double f = feats[((size_t)i * c + k) * HW + p];
-                s += f * f;
-            }
-            double inv = s > 1e-24 ? 1.0 / sqrt(s) : 0.0;
-            for (int k = 0; k < c; k++) x[(i * HW + p) * c + k] = (float)(feats[((size_t)i * c + k) * HW + p] * inv);
-        }
+    unit_pixel_features(feats, n, c, HW, x);
     if (by_border && border_foreground(x, N, h, w, c, fg)) goto out;
     for (size_t p = 0; p < N; p++) {
         if (!fg[p]) {
@@ -540,15 +547,9 @@ int hcga_guided_labels(const float *feats, const float *probs, const uint8_t *pr
     if (!x || !proto || !cnt) goto out;
     /* L2-normalised features; each part's prototype: the mean over the
      * identity's pixels the part head gives that part with confidence */
+    unit_pixel_features(feats, n, c, HW, x);
     for (size_t q = 0; q < N; q++) {
         const size_t i = q / HW, p = q % HW;
-        double s2 = 0;
-        for (int k = 0; k < c; k++) {
-            double f = feats[(i * c + k) * HW + p];
-            s2 += f * f;
-        }
-        double inv = s2 > 1e-24 ? 1.0 / sqrt(s2) : 0.0;
-        for (int k = 0; k < c; k++) x[q * c + k] = (float)(feats[(i * c + k) * HW + p] * inv);
         for (int k = 0; k < K; k++)
             if (probs[(i * K + k) * HW + p] >= conf) {
                 for (int j = 0; j < c; j++) proto[(size_t)k * c + j] += x[q * c + j];
@@ -978,8 +979,8 @@ int hcga_coparse_round(const hcga_config *cfg, hcga_be *be, hg_store *store, con
             probs = use_probs ? malloc(sizeof(float) * perp * cap) : NULL;
             raw = malloc(sizeof(int64_t) * (size_t)fh * fw * cap);
             lab = malloc((size_t)fh * fw * cap);
-            prevb = malloc((size_t)fh * fw * cap);
-            if (!feats || (use_probs && !probs) || !raw || !lab || !prevb) {
+            prevb = use_probs ? malloc((size_t)fh * fw * cap) : NULL;
+            if (!feats || (use_probs && (!probs || !prevb)) || !raw || !lab) {
                 snprintf(err, err_len, "out of memory for the feature maps of %d images", n);
                 goto out;
             }
