@@ -174,6 +174,7 @@ static void print_profile(const hcga_backend *be)
             if (be->prof_calls[op][k])
                 fprintf(stderr, "  %-22s %-6s %8lld %10.3f %10.3f\n", hcga_op_name(op), k ? "onednn" : "plain",
                         (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k]);
+    dnn_prims_print_ref(be);
 }
 
 static void dnn_destroy(hcga_backend *be)

@@ -24,7 +24,7 @@
 #define DNN_WS_SLOTS 24 /* workspace slots: see DNN_WS_* */
 #define DNN_WS_TMP 0    /* 0..3: scratch of one op */
 #define DNN_WS_HALF 4   /* 4..19: f32 copies of half tensors (in 0..7, out 8..15) */
-#define DNN_WS_FUSED 20 /* per-channel scale and shift of CONV2D_BN_INFER */
+#define DNN_WS_FUSED 20 /* CONV2D_BN_INFER: the weights with the batch norm folded in, the shift */
 
 struct hcga_buffer {
     void *data;
@@ -86,6 +86,9 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
 
 hcga_status dnn_prims_init(hcga_backend *be, char *err, size_t err_len);
 void dnn_prims_fini(hcga_backend *be);
+/* For HCGA_ONEDNN_PROFILE: prints (stderr) every cached primitive that ran
+ * on a oneDNN reference implementation, with its shape and run count. */
+void dnn_prims_print_ref(const hcga_backend *be);
 /* "oneDNN 2.6.3 (cpu runtime OpenMP, isa avx2)" */
 void dnn_library_version(char *buf, size_t len);
 

@@ -3,15 +3,19 @@
  * primitives (C API), all at f32: convolution forward, backward data and
  * backward weights; GEMM (dnnl_sgemm); ReLU forward and backward (eltwise);
  * batch norm inference; the optional fused CONV2D_BN_INFER (ABI 1.3) as one
- * inference convolution whose post-ops apply the batch norm folded into a
- * per-channel scale and shift, the residual and the ReLU to the
- * accumulator before it is stored.  Each primitive is created once per shape and kept
- * in a cache on the instance (oneDNN's own primitive cache also exists, but
- * ours keeps the memory objects and reorders too).  The primitives choose
- * their own memory formats (format_tag any: nChw8c / OIhw8i8o on AVX2); the
- * frontend's tensors are plain NCHW / OIHW, so an entry reorders its inputs
- * into the primitive's format and its outputs back, inside the op (the ABI
- * promises plain dense tensors to the frontend at every op boundary).
+ * inference convolution whose weights and bias carry the batch norm (each
+ * output channel's filter scaled, the shift as the bias) and whose post-ops
+ * add the residual (a sum into the preloaded destination) and apply the
+ * ReLU before the accumulator is stored.  Each primitive is created once per
+ * shape and kept in a cache on the instance (oneDNN's own primitive cache
+ * also exists, but ours keeps the memory objects and reorders too).  The
+ * primitives choose their own memory formats (format_tag any: nChw8c /
+ * OIhw8i8o on AVX2, nhwc on AVX-512); the frontend's tensors are plain NCHW
+ * / OIHW, so an entry reorders its inputs into the primitive's format and
+ * its outputs back, inside the op (the ABI promises plain dense tensors to
+ * the frontend at every op boundary).  The implementation oneDNN picked is
+ * kept with the entry: HCGA_ONEDNN_PROFILE=1 lists every shape that runs on
+ * oneDNN's reference (non-jit) convolution, a 20-50x slower path.
  *
  * Every oneDNN failure is returned as HCGA_ERR_DEVICE with "<op>: <call>:
  * <status>"; nothing retries on the plain-C path.  Empty problems (a zero
@@ -37,6 +41,11 @@ typedef struct prim_arg {
     int out;         /* 1: written by the primitive */
     dnnl_memory_t user, inner; /* inner == NULL: the primitive reads user */
     dnnl_primitive_t reorder;  /* user -> inner (in) or inner -> user (out) */
+    /* the destination of a sum post-op (K_CONV_BN with a residual): the
+     * residual's plain memory and its reorder into inner, run before the
+     * primitive (NULL when inner is NULL: the residual is copied to user) */
+    dnnl_memory_t pre_user;
+    dnnl_primitive_t pre_reorder;
 } prim_arg;
 
 enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER, K_CONV_BN };
@@ -52,6 +61,8 @@ typedef struct prim_entry {
     dnnl_primitive_t prim;
     int nargs;
     prim_arg args[MAX_ARGS];
+    char impl[40];    /* oneDNN's implementation name, "brgconv:avx512_core" */
+    int64_t ref_runs; /* runs on a reference ("ref:") implementation */
 } prim_entry;
 
 struct dnn_cache {
@@ -117,6 +128,8 @@ static void entry_free(prim_entry *e)
     for (int i = 0; i < e->nargs; i++) {
         prim_arg *a = &e->args[i];
         if (a->reorder) dnnl_primitive_destroy(a->reorder);
+        if (a->pre_reorder) dnnl_primitive_destroy(a->pre_reorder);
+        if (a->pre_user) dnnl_memory_destroy(a->pre_user);
         if (a->inner) dnnl_memory_destroy(a->inner);
         if (a->user) dnnl_memory_destroy(a->user);
     }
@@ -134,6 +147,22 @@ void dnn_prims_fini(hcga_backend *be)
     if (be->stream) dnnl_stream_destroy(be->stream);
     if (be->engine) dnnl_engine_destroy(be->engine);
     be->stream = be->engine = NULL;
+}
+
+void dnn_prims_print_ref(const hcga_backend *be)
+{
+    static const char *const kind_name[] = {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "relu_fwd",
+                                            "relu_bwd", "bn_fwd_infer", "conv2d_bn_infer"};
+    int n = 0;
+    for (int i = 0; be->cache && i < be->cache->n; i++) {
+        const prim_entry *e = be->cache->e[i];
+        if (!e->ref_runs) continue;
+        if (n++ == 0) fprintf(stderr, "  on oneDNN's reference implementations (slow):\n");
+        fprintf(stderr, "    %s %s key", kind_name[e->key.kind], e->impl);
+        for (int j = 0; j < 16; j++) fprintf(stderr, " %lld", (long long)e->key.d[j]);
+        fprintf(stderr, ": %lld runs\n", (long long)e->ref_runs);
+    }
+    if (n == 0) fprintf(stderr, "  no primitive ran on a oneDNN reference implementation\n");
 }
 
 static prim_entry *cache_find(hcga_backend *be, const prim_key *k)
@@ -188,11 +217,40 @@ out:
         if (st != HCGA_OK) goto out;                                                               \
     } while (0)
 
-/* Runs e with the user pointers ptr[i] for its arguments (in order). */
-static hcga_status entry_run(hcga_backend *be, const char *op, prim_entry *e, void *const *ptr)
+/* Keeps the name of the implementation oneDNN chose for pd in e. */
+static void entry_set_impl(prim_entry *e, const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)&impl) == dnnl_success && impl)
+        snprintf(e->impl, sizeof e->impl, "%s", impl);
+}
+
+/* Loads pre (the residual, plain) into the destination a of a sum
+ * post-op: reordered into the primitive's format, or copied when the
+ * primitive writes the plain destination itself. */
+static hcga_status preload_dst(hcga_backend *be, const char *op, prim_arg *a, void *user_ptr, const void *pre)
+{
+    hcga_status st = HCGA_OK;
+    if (a->pre_reorder) {
+        DNN_CALL(op, dnnl_memory_set_data_handle(a->pre_user, (void *)pre));
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->pre_user}, {DNNL_ARG_TO, a->inner}};
+        DNN_CALL(op, dnnl_primitive_execute(a->pre_reorder, be->stream, 2, r));
+    } else {
+        const dnnl_memory_desc_t *md = NULL;
+        DNN_CALL(op, dnnl_memory_get_memory_desc(a->user, &md));
+        memcpy(user_ptr, pre, dnnl_memory_desc_get_size(md)); /* the header: the residual does not overlap y */
+    }
+out:
+    return st;
+}
+
+/* Runs e with the user pointers ptr[i] for its arguments (in order); pre,
+ * when not NULL, is the residual a K_CONV_BN entry's sum post-op adds. */
+static hcga_status entry_run(hcga_backend *be, const char *op, prim_entry *e, void *const *ptr, const void *pre)
 {
     hcga_status st = HCGA_OK;
     dnnl_exec_arg_t ea[MAX_ARGS + 1];
+    if (strncmp(e->impl, "ref", 3) == 0) e->ref_runs++;
     for (int i = 0; i < e->nargs; i++) {
         prim_arg *a = &e->args[i];
         DNN_CALL(op, dnnl_memory_set_data_handle(a->user, ptr[i]));
@@ -201,6 +259,10 @@ static hcga_status entry_run(hcga_backend *be, const char *op, prim_entry *e, vo
         if (!a->out && a->reorder) {
             dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->inner}};
             DNN_CALL(op, dnnl_primitive_execute(a->reorder, be->stream, 2, r));
+        }
+        if (a->out && pre) {
+            st = preload_dst(be, op, a, ptr[i], pre);
+            if (st != HCGA_OK) goto out;
         }
     }
     DNN_CALL(op, dnnl_primitive_execute(e->prim, be->stream, e->nargs, ea));
@@ -234,68 +296,48 @@ static prim_key conv_key(int kind, const hcga_conv_dims *d, int bias)
     return k;
 }
 
-/* The per-channel operand [1,K,1,1] of a binary post-op: plain user
- * memory, its handle set per call like the others. */
-static hcga_status add_post_op_arg(hcga_backend *be, const char *op, prim_entry *e, int index,
-                                   const dnnl_memory_desc_t *md)
+/* Makes the destination argument of e (the last one added) also the
+ * operand of a sum post-op: the residual, given as plain memory of md, is
+ * reordered into the primitive's destination before it runs. */
+static hcga_status add_dst_preload(hcga_backend *be, const char *op, prim_entry *e, const dnnl_memory_desc_t *md)
 {
     hcga_status st = HCGA_OK;
-    prim_arg *a = &e->args[e->nargs++];
-    a->arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(index) | DNNL_ARG_SRC_1;
-    DNN_CALL(op, dnnl_memory_create(&a->user, md, be->engine, DNNL_MEMORY_NONE));
+    prim_arg *a = &e->args[e->nargs - 1];
+    dnnl_primitive_desc_t rpd = NULL;
+    if (!a->inner) return HCGA_OK;
+    const dnnl_memory_desc_t *imd = NULL;
+    DNN_CALL(op, dnnl_memory_get_memory_desc(a->inner, &imd));
+    DNN_CALL(op, dnnl_memory_create(&a->pre_user, md, be->engine, DNNL_MEMORY_NONE));
+    DNN_CALL(op, dnnl_reorder_primitive_desc_create(&rpd, md, be->engine, imd, be->engine, NULL));
+    DNN_CALL(op, dnnl_primitive_create(&a->pre_reorder, rpd));
 out:
-    return st;
-}
-
-/* The destination format oneDNN picks for an inference convolution of d
- * with the per-channel post-ops alone (the residual of a K_CONV_BN entry
- * is then given in that format: a binary post-op whose operand has the
- * destination's own layout stays on the jit kernels; a sum post-op after
- * the binary ones sent oneDNN 2.6 to its reference convolution). */
-static hcga_status conv_bn_dst_md(hcga_backend *be, const char *op, const dnnl_convolution_desc_t *fd,
-                                  const dnnl_memory_desc_t *ch_md, int relu, dnnl_memory_desc_t *out)
-{
-    hcga_status st = HCGA_OK;
-    dnnl_post_ops_t po = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    DNN_CALL(op, dnnl_post_ops_create(&po));
-    DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, ch_md));
-    DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, ch_md));
-    if (relu) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
-    DNN_CALL(op, dnnl_primitive_attr_create(&attr));
-    DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
-    DNN_CALL(op, dnnl_primitive_desc_create(&pd, fd, attr, be->engine, NULL));
-    *out = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-out:
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    if (attr) dnnl_primitive_attr_destroy(attr);
-    if (po) dnnl_post_ops_destroy(po);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
     return st;
 }
 
 /* Builds the cache entry of a convolution of kind for d.  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
- * an inference convolution without bias whose accumulator goes through the
- * post-ops  x scale[k], + shift[k] (binary, per channel), + residual
- * (binary, in the destination's format, reordered in), ReLU (eltwise). */
+ * an inference convolution with bias (the caller passes the batch norm
+ * folded into the weights and the bias) whose post-ops are a sum (the
+ * residual, preloaded into the destination) and a ReLU.  Sum and eltwise
+ * are the post-ops every oneDNN jit convolution takes; per-channel binary
+ * post-ops and a full-tensor binary operand sent oneDNN 2.6 to its
+ * reference convolution on AVX-512 (brgconv) and after a sum on AVX2. */
 static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
                               int flag, prim_entry **out)
 {
     hcga_status st = HCGA_OK;
-    const int bias = kind != K_CONV_BN && flag;
+    const int bias = kind == K_CONV_BN || flag;
     *out = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_memory_desc_t res_md;
     prim_entry *e = calloc(1, sizeof *e);
     if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
     e->key = conv_key(kind, d, flag);
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
     dnnl_memory_desc_t src_u, wei_u, dst_u, b_u, src_a, wei_a, dst_a, b_a;
     dnnl_dims_t sd = {d->N, d->C, d->H, d->W}, wd = {d->K, d->C, d->R, d->S}, dd = {d->N, d->K, d->P, d->Q};
-    dnnl_dims_t bd = {d->K}, chd = {1, d->K, 1, 1};
-    dnnl_memory_desc_t ch_md;
+    dnnl_dims_t bd = {d->K};
     dnnl_dims_t strides = {d->sh, d->sw}, dil = {d->dh - 1, d->dw - 1}, pad = {d->ph, d->pw};
     /* padding_r so that oneDNN's output size equals P, Q (the header's formula floors) */
     dnnl_dims_t padr = {(d->P - 1) * d->sh + (d->R - 1) * d->dh + 1 - d->H - d->ph,
@@ -315,19 +357,8 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
                      dnnl_convolution_direct, &src_a, &wei_a, bias ? &b_a : NULL, &dst_a, strides, dil,
                      pad, padr));
     if (kind == K_CONV_BN) {
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&ch_md, 4, chd, dnnl_f32, dnnl_nchw));
-        if (flag & CBN_RES) {
-            st = conv_bn_dst_md(be, op, &fd, &ch_md, flag & CBN_RELU, &res_md);
-            if (st != HCGA_OK) goto out;
-            /* the destination in that format too, so the residual's layout is its own */
-            DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_inference,
-                                                                    dnnl_convolution_direct, &src_a, &wei_a, NULL,
-                                                                    &res_md, strides, dil, pad, padr));
-        }
         DNN_CALL(op, dnnl_post_ops_create(&po));
-        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_mul, &ch_md));
-        DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &ch_md));
-        if (flag & CBN_RES) DNN_CALL(op, dnnl_post_ops_append_binary(po, dnnl_binary_add, &res_md));
+        if (flag & CBN_RES) DNN_CALL(op, dnnl_post_ops_append_sum(po, 1.0f));
         if (flag & CBN_RELU) DNN_CALL(op, dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
         DNN_CALL(op, dnnl_primitive_attr_create(&attr));
         DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
@@ -341,14 +372,10 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
         if (bias)
             ARG(dnnl_query_weights_md, 1, DNNL_ARG_BIAS, 0, &b_u);
         ARG(dnnl_query_dst_md, 0, DNNL_ARG_DST, 1, &dst_u);
-        if (kind == K_CONV_BN) {
-            st = add_post_op_arg(be, op, e, 0, &ch_md);
-            if (st == HCGA_OK) st = add_post_op_arg(be, op, e, 1, &ch_md);
+        if (kind == K_CONV_BN && (flag & CBN_RES)) {
+            st = add_dst_preload(be, op, e, &dst_u);
             if (st != HCGA_OK) goto out;
         }
-        if (kind == K_CONV_BN && (flag & CBN_RES))
-            ARG(dnnl_query_exec_arg_md, DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1,
-                DNNL_ARG_ATTR_MULTIPLE_POST_OP(2) | DNNL_ARG_SRC_1, 0, &dst_u);
     } else if (kind == K_CONV_BWD_DATA) {
         DNN_CALL(op, dnnl_dilated_convolution_backward_data_desc_init(
                          &bdsc, dnnl_convolution_direct, &src_a, &wei_a, &dst_a, strides, dil, pad, padr));
@@ -368,6 +395,7 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
             ARG(dnnl_query_diff_weights_md, 1, DNNL_ARG_DIFF_BIAS, 1, &b_u);
     }
     DNN_CALL(op, dnnl_primitive_create(&e->prim, pd));
+    entry_set_impl(e, pd);
 out:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -404,7 +432,7 @@ hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_che
     p[i++] = dnn_ptr(a->in[1]);
     if (bias) p[i++] = dnn_ptr(a->in[2]);
     p[i++] = dnn_ptr(a->out[0]);
-    return entry_run(be, "conv2d_fwd", e, p);
+    return entry_run(be, "conv2d_fwd", e, p, NULL);
 }
 
 /* Reads element k of a per-channel f32 vector as double. */
@@ -415,15 +443,17 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
     const hcga_conv_dims *d = &ck->conv;
     if (conv_empty(d)) return dnn_plain_CONV2D_BN_INFER(be, a, ck);
     const hcga_tensor *bias = a->num_in > HCGA_CBN_BIAS ? a->in[HCGA_CBN_BIAS] : NULL;
-    float *scale = dnn_ws(be, DNN_WS_FUSED, (size_t)(2 * d->K) * sizeof(float));
-    if (!scale) return dnn_fail(be, HCGA_ERR_NOMEM, "conv2d_bn_infer: out of memory for the scale and shift");
-    float *shift = scale + d->K;
-    /* the batch norm folded per channel: v = z*scale + shift, z = conv without bias */
+    const int64_t fsize = d->C * d->R * d->S; /* one output channel's filter */
+    float *wf = dnn_ws(be, DNN_WS_FUSED, (size_t)(d->K * fsize + d->K) * sizeof(float));
+    if (!wf) return dnn_fail(be, HCGA_ERR_NOMEM, "conv2d_bn_infer: out of memory for the folded weights");
+    float *shift = wf + d->K * fsize;
+    const float *w = dnn_ptr(a->in[HCGA_CBN_W]);
+    /* the batch norm folded per output channel k: v = conv(x, w*s_k) + shift_k */
     for (int64_t k = 0; k < d->K; k++) {
         const double s = chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
         const double b = bias ? chan(bias, k) : 0.0;
-        scale[k] = (float)s;
         shift[k] = (float)(chan(a->in[HCGA_CBN_BETA], k) + (b - chan(a->in[HCGA_CBN_RMEAN], k)) * s);
+        for (int64_t i = 0; i < fsize; i++) wf[k * fsize + i] = (float)((double)w[k * fsize + i] * s);
     }
     const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
     const int flag = (a->p.conv_bn.relu ? CBN_RELU : 0) | (res ? CBN_RES : 0);
@@ -435,9 +465,8 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
         if (st != HCGA_OK) return st;
         cache_add(be, e);
     }
-    void *p[6] = {dnn_ptr(a->in[HCGA_CBN_X]), dnn_ptr(a->in[HCGA_CBN_W]), dnn_ptr(a->out[0]), scale, shift,
-                  res ? dnn_ptr(res) : NULL};
-    return entry_run(be, "conv2d_bn_infer", e, p);
+    void *p[4] = {dnn_ptr(a->in[HCGA_CBN_X]), wf, shift, dnn_ptr(a->out[0])};
+    return entry_run(be, "conv2d_bn_infer", e, p, res ? dnn_ptr(res) : NULL);
 }
 
 hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
@@ -447,7 +476,7 @@ hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcg
     hcga_status st = conv_get(be, K_CONV_BWD_DATA, ck, 0, &e);
     if (st != HCGA_OK) return st;
     void *p[3] = {dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->out[0])};
-    return entry_run(be, "conv2d_bwd_data", e, p);
+    return entry_run(be, "conv2d_bwd_data", e, p, NULL);
 }
 
 hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
@@ -463,7 +492,7 @@ hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const h
     p[i++] = dnn_ptr(a->in[1]);
     p[i++] = dnn_ptr(a->out[0]);
     if (bias) p[i++] = dnn_ptr(a->out[1]);
-    return entry_run(be, "conv2d_bwd_filter", e, p);
+    return entry_run(be, "conv2d_bwd_filter", e, p, NULL);
 }
 
 /* ---- GEMM on dnnl_sgemm (row-major) ---- */
@@ -535,6 +564,7 @@ static hcga_status relu(hcga_backend *be, const hcga_op_args *a, const hcga_chec
             ARG(dnnl_query_diff_src_md, 0, DNNL_ARG_DIFF_SRC, 1, &md);
         }
         DNN_CALL(op, dnnl_primitive_create(&e->prim, pd));
+        entry_set_impl(e, pd);
     out:
         if (fpd) dnnl_primitive_desc_destroy(fpd);
         if (pd) dnnl_primitive_desc_destroy(pd);
@@ -545,7 +575,7 @@ static hcga_status relu(hcga_backend *be, const hcga_op_args *a, const hcga_chec
         cache_add(be, e);
     }
     void *p[3] = {dnn_ptr(a->in[0]), bwd ? dnn_ptr(a->in[1]) : dnn_ptr(a->out[0]), dnn_ptr(a->out[0])};
-    return entry_run(be, op, e, p);
+    return entry_run(be, op, e, p, NULL);
 }
 
 /* ReLU forward on oneDNN maps NaN to 0 (measured with oneDNN 2.6.3 on
@@ -602,6 +632,7 @@ hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga
                                             DNNL_MEMORY_NONE));
         }
         DNN_CALL(op, dnnl_primitive_create(&e->prim, pd));
+        entry_set_impl(e, pd);
     out:
         if (pd) dnnl_primitive_desc_destroy(pd);
         if (st != HCGA_OK) {
@@ -612,5 +643,5 @@ hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga
     }
     void *p[6] = {dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), dnn_ptr(a->in[3]),
                   dnn_ptr(a->in[4]), dnn_ptr(a->out[0])};
-    return entry_run(be, op, e, p);
+    return entry_run(be, op, e, p, NULL);
 }
