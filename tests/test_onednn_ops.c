@@ -12,7 +12,10 @@
  *   - determinism: the same call twice on one instance and on a second
  *     instance with the same thread count gives the same bits;
  *   - a tensor's byte offset is honoured and nothing is written outside it
- *     (guard bytes around every output).
+ *     (guard bytes around every output);
+ *   - the blocked copies kept between ops (dnn_blocked.h): a chain of ops
+ *     through one buffer gives the same bits with copies, without them and
+ *     with a cap that forces evictions.
  * Exit 77 (skip) when the onednn plugin cannot be opened (not built).
  */
 #include <check.h>
@@ -154,6 +157,8 @@ START_TEST(test_options)
     ck_assert_msg(strstr(err, "unknown option 'fuse'"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 0, "plain=2", &b, err, sizeof err), 0);
     ck_assert_msg(strstr(err, "plain='2' is not 0 or 1"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "blocked_mb=x", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "blocked_mb='x' is not an integer"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 1, NULL, &b, err, sizeof err), 0);
 }
 END_TEST
@@ -272,6 +277,111 @@ START_TEST(test_deterministic)
 }
 END_TEST
 
+
+/* ---- blocked copies kept between ops (backends/onednn/dnn_blocked.h) ---- */
+
+/* One arena-like buffer; tensors are views at float offsets into it. */
+enum { BX = 0, BW1 = BX + 2 * 16 * 64 * 48, BW2 = BW1 + 16 * 16 * 9, BY1 = BW2 + 16 * 16 * 9,
+       BY2 = BY1 + 2 * 16 * 64 * 48, BY3 = BY2 + 2 * 16 * 64 * 48, BY4 = BY3 + 2 * 16 * 64 * 48,
+       BBN = BY4 + 2 * 16 * 64 * 48, BTOTAL = BBN + 4 * 16 };
+
+static hcga_tensor view(hcga_buffer *b, int64_t off, int ndim, int64_t n0, int64_t n1, int64_t n2, int64_t n3)
+{
+    const int64_t shape[4] = {n0, n1, n2, n3};
+    return hcga_tensor_make(b, (uint64_t)off * 4, HCGA_F32, ndim, shape);
+}
+
+static void op_run(hcga_be *be, int op, const hcga_op_params *p, int nin, const hcga_tensor *const *in, int nout,
+                   const hcga_tensor *const *out)
+{
+    hcga_op_args a = {.op = op, .num_in = nin, .num_out = nout};
+    if (p) a.p = *p;
+    for (int i = 0; i < nin; i++) a.in[i] = in[i];
+    for (int i = 0; i < nout; i++) a.out[i] = out[i];
+    hcga_status st = hcga_be_run(be, &a);
+    ck_assert_msg(st == HCGA_OK, "%s failed: %s", hcga_op_name(op), hcga_be_error(be));
+}
+
+/* A chain of ops through one buffer, the way a planned graph uses the
+ * arena: convolution outputs feeding convolutions (copies reused), a fused
+ * conv + BN + residual (the residual and the folded weights from copies),
+ * plain ops reading them (write-back), outputs overwriting regions that
+ * have copies (dropped), a partial write over a dirty copy, and a new
+ * running variance written between two fused runs (the folded weights'
+ * copy dropped).  Returns the whole buffer (malloc'd). */
+static float *blocked_chain(const char *options)
+{
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, options, &be, err, sizeof err) == 0, "%s", err);
+    hcga_buffer *b;
+    ck_assert_int_eq(hcga_be_alloc(be, (uint64_t)BTOTAL * 4, &b), HCGA_OK);
+    uint64_t seed = 0x5eed5eedull;
+    float *init = malloc((size_t)BTOTAL * 4);
+    for (int64_t i = 0; i < BTOTAL; i++) init[i] = (float)hcga_test_urand_pm1(&seed);
+    for (int i = 0; i < 16; i++) init[BBN + 48 + i] = 0.5f + (float)i / 16; /* running variance > 0 */
+    ck_assert_int_eq(hcga_be_write(be, b, 0, init, (uint64_t)BTOTAL * 4), HCGA_OK);
+    const hcga_tensor x = view(b, BX, 4, 2, 16, 64, 48), w1 = view(b, BW1, 4, 16, 16, 3, 3),
+                      w2 = view(b, BW2, 4, 16, 16, 3, 3), y1 = view(b, BY1, 4, 2, 16, 64, 48),
+                      y2 = view(b, BY2, 4, 2, 16, 64, 48), y3 = view(b, BY3, 4, 2, 16, 64, 48),
+                      y4 = view(b, BY4, 4, 2, 16, 64, 48), g = view(b, BBN, 1, 16, 0, 0, 0),
+                      be_ = view(b, BBN + 16, 1, 16, 0, 0, 0), rm = view(b, BBN + 32, 1, 16, 0, 0, 0),
+                      rv = view(b, BBN + 48, 1, 16, 0, 0, 0),
+                      half_y1 = view(b, BY1 + 16 * 64 * 48 / 2, 4, 1, 16, 64, 24); /* inside y1 */
+    hcga_op_params pc, pb, pf;
+    memset(&pc, 0, sizeof pc);
+    pc.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    memset(&pb, 0, sizeof pb);
+    pb.conv_bn.conv = pc.conv;
+    pb.conv_bn.eps = 1e-5;
+    pb.conv_bn.relu = 1;
+    memset(&pf, 0, sizeof pf);
+    pf.scalar.a = 0.25;
+    op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&x, &w1}, 1, (const hcga_tensor *[]){&y1});
+    op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&y1, &w2}, 1, (const hcga_tensor *[]){&y2});
+    const hcga_tensor *cbn[8] = {&y2, &w1, &g, &be_, &rm, &rv, NULL, &y1};
+    op_run(be, HCGA_OP_CONV2D_BN_INFER, &pb, 8, cbn, 1, (const hcga_tensor *[]){&y3});
+    op_run(be, HCGA_OP_RELU_FWD, NULL, 1, (const hcga_tensor *[]){&y3}, 1, (const hcga_tensor *[]){&y4});
+    /* y1's region overwritten by a backward convolution reading y2's copy */
+    op_run(be, HCGA_OP_CONV2D_BWD_DATA, &pc, 2, (const hcga_tensor *[]){&y2, &w2}, 1,
+           (const hcga_tensor *[]){&y1});
+    op_run(be, HCGA_OP_FILL, &pf, 0, NULL, 1, (const hcga_tensor *[]){&half_y1}); /* part of dirty y1 */
+    float rv2[16];
+    for (int i = 0; i < 16; i++) rv2[i] = 2.0f + (float)i; /* a new running variance: the fold changes */
+    ck_assert_int_eq(hcga_be_write(be, b, (uint64_t)(BBN + 48) * 4, rv2, sizeof rv2), HCGA_OK);
+    op_run(be, HCGA_OP_CONV2D_BN_INFER, &pb, 8, cbn, 1, (const hcga_tensor *[]){&y4}); /* residual y1 part fill */
+    op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&y4, &w2}, 1, (const hcga_tensor *[]){&y3});
+    float *all = malloc((size_t)BTOTAL * 4);
+    ck_assert_int_eq(hcga_be_read(be, b, 0, all, (uint64_t)BTOTAL * 4), HCGA_OK);
+    for (int64_t i = BY1 + 16 * 64 * 48 / 2; i < BY1 + 16 * 64 * 48; i++)
+        ck_assert_msg(all[i] == 0.25f, "%s: the fill over part of a dirty copy was lost at %lld", options,
+                      (long long)(i - BY1));
+    hcga_be_free(be, b);
+    hcga_be_close(be);
+    free(init);
+    return all;
+}
+
+/* The chain with copies kept (default), with none (blocked_mb=0) and with a
+ * 1 MiB cap (copies evicted and written back): the same bits. */
+START_TEST(test_blocked_copies)
+{
+    float *kept = blocked_chain("threads=2"), *none = blocked_chain("threads=2,blocked_mb=0"),
+          *tight = blocked_chain("threads=2,blocked_mb=1");
+    for (int64_t i = 0; i < BTOTAL; i++) {
+        ck_assert_msg(memcmp(&kept[i], &none[i], 4) == 0, "float %lld: %g with copies kept, %g without",
+                      (long long)i, kept[i], none[i]);
+        ck_assert_msg(memcmp(&tight[i], &none[i], 4) == 0, "float %lld: %g with a 1 MiB cap, %g without",
+                      (long long)i, tight[i], none[i]);
+    }
+    int64_t nonzero = 0;
+    for (int64_t i = BY3; i < BY4; i++) nonzero += none[i] != 0;
+    ck_assert_msg(nonzero > (BY4 - BY3) / 4, "the last convolution wrote almost nothing (%lld nonzero)",
+                  (long long)nonzero);
+    free(kept), free(none), free(tight);
+}
+END_TEST
+
 int main(void)
 {
     hcga_be *b = NULL;
@@ -285,6 +395,6 @@ int main(void)
     TCase *t = hcga_test_tcase(s, "ops");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
-    HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic);
+    HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies);
     return hcga_test_run(s);
 }

@@ -93,15 +93,19 @@ static int default_threads(int *out, char *err, size_t err_len)
     return 0;
 }
 
-/* "threads=N,plain=0|1" */
-static int parse_options(const char *opts, int *threads, int *plain, char *err, size_t err_len)
+#define DNN_BLOCKED_MB_DEFAULT 2048
+#define DNN_BLOCKED_MB_MAX (1 << 20)
+
+/* "threads=N,plain=0|1,blocked_mb=M" */
+static int parse_options(const char *opts, int *threads, int *plain, int *blocked_mb, char *err, size_t err_len)
 {
     const char *p = opts;
     while (p && *p) {
         size_t len = strcspn(p, ",");
         const char *eq = memchr(p, '=', len);
         if (!eq) {
-            snprintf(err, err_len, "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1)",
+            snprintf(err, err_len,
+                     "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1, blocked_mb=M)",
                      (int)len, p);
             return -1;
         }
@@ -118,8 +122,15 @@ static int parse_options(const char *opts, int *threads, int *plain, char *err, 
                 snprintf(err, err_len, "onednn: option plain='%.*s' is not 0 or 1", (int)vlen, val);
                 return -1;
             }
+        } else if (klen == 10 && memcmp(p, "blocked_mb", 10) == 0) {
+            if (parse_uint(val, vlen, 0, DNN_BLOCKED_MB_MAX, blocked_mb) != 0) {
+                snprintf(err, err_len, "onednn: option blocked_mb='%.*s' is not an integer in 0..%d", (int)vlen,
+                         val, DNN_BLOCKED_MB_MAX);
+                return -1;
+            }
         } else {
-            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain)", (int)klen, p);
+            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain, blocked_mb)", (int)klen,
+                     p);
             return -1;
         }
         p += len;
@@ -174,6 +185,9 @@ static void print_profile(const hcga_backend *be)
             if (be->prof_calls[op][k])
                 fprintf(stderr, "  %-22s %-6s %8lld %10.3f %10.3f\n", hcga_op_name(op), k ? "onednn" : "plain",
                         (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k]);
+    fprintf(stderr, "  blocked copies: %lld reused, %lld written back, %lld evicted; %.1f MiB held at the end\n",
+            (long long)be->blk_hits, (long long)be->blk_writebacks, (long long)be->blk_evictions,
+            (double)dnn_blk_bytes(be) / (1 << 20));
     dnn_prims_print_ref(be);
 }
 
@@ -194,9 +208,9 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    int threads = 1, plain = 0;
+    int threads = 1, plain = 0, blocked_mb = DNN_BLOCKED_MB_DEFAULT;
     if (default_threads(&threads, err, err_len) != 0) return HCGA_ERR_INVALID;
-    if (parse_options(options, &threads, &plain, err, err_len) != 0) return HCGA_ERR_INVALID;
+    if (parse_options(options, &threads, &plain, &blocked_mb, err, err_len) != 0) return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
     if (!be) {
         snprintf(err, err_len, "onednn: out of memory creating the backend");
@@ -205,6 +219,7 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
     be->device = device;
     be->threads = threads;
     be->plain = plain;
+    be->blk_cap = plain ? 0 : (uint64_t)blocked_mb << 20;
     const char *prof = getenv("HCGA_ONEDNN_PROFILE");
     be->profile = prof && *prof && strcmp(prof, "0") != 0;
     dnn_threads(be);
@@ -243,8 +258,8 @@ static hcga_status dnn_buffer_alloc(hcga_backend *be, uint64_t bytes, hcga_buffe
 
 static void dnn_buffer_free(hcga_backend *be, hcga_buffer *buf)
 {
-    (void)be;
     if (!buf) return;
+    dnn_blk_forget(be, buf->data, buf->size);
     free(buf->data);
     free(buf);
 }
@@ -260,6 +275,8 @@ static hcga_status dnn_buffer_write(hcga_backend *be, hcga_buffer *buf, uint64_t
     if (!range_ok(buf, offset, bytes))
         return dnn_fail(be, HCGA_ERR_INVALID, "buffer_write: %llu bytes at offset %llu outside the buffer",
                         (unsigned long long)bytes, (unsigned long long)offset);
+    hcga_status st = dnn_blk_before_write(be, (char *)buf->data + offset, bytes);
+    if (st != HCGA_OK) return st;
     if (bytes) memcpy((char *)buf->data + offset, src, (size_t)bytes);
     return HCGA_OK;
 }
@@ -270,6 +287,8 @@ static hcga_status dnn_buffer_read(hcga_backend *be, hcga_buffer *buf, uint64_t 
     if (!range_ok(buf, offset, bytes))
         return dnn_fail(be, HCGA_ERR_INVALID, "buffer_read: %llu bytes at offset %llu outside the buffer",
                         (unsigned long long)bytes, (unsigned long long)offset);
+    hcga_status st = dnn_blk_before_read(be, (char *)buf->data + offset, bytes);
+    if (st != HCGA_OK) return st;
     if (bytes) memcpy(dst, (const char *)buf->data + offset, (size_t)bytes);
     return HCGA_OK;
 }
@@ -362,6 +381,62 @@ static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const h
     return HCGA_OK;
 }
 
+/* The bytes tensor t spans in its buffer: [*lo, *lo + *bytes). */
+static void tensor_extent(const hcga_tensor *t, const char **lo, uint64_t *bytes)
+{
+    const int64_t n = hcga_tensor_numel(t);
+    *lo = dnn_ptr(t);
+    *bytes = 0;
+    if (n == 0) return;
+    int64_t last = 0;
+    for (int d = 0; d < t->ndim; d++) last += (t->shape[d] - 1) * t->stride[d];
+    *bytes = (uint64_t)(last + 1) * hcga_dtype_size(t->dtype);
+}
+
+/* Ops whose outputs are read as well as written (in/out slots in
+ * hcga_plugin.h section 3: optimizer state, running statistics). */
+static int reads_outputs(int op)
+{
+    return op == HCGA_OP_ADAM_STEP || op == HCGA_OP_SGD_STEP || op == HCGA_OP_BN_FWD_TRAIN ||
+           op == HCGA_OP_BN_FWD_FROM_STATS;
+}
+
+/* Does this call run a convolution that takes its data inputs from blocked
+ * copies and leaves its output in one (dnn_blocked.h)?  Its data inputs
+ * (slots 0 and 1, and CONV2D_BN_INFER's residual) are then the op's to
+ * look up. */
+static int keeps_copies(const hcga_backend *be, int op, const hcga_checked *ck, int onednn_path)
+{
+    if (!be->blk_cap || !onednn_path || ck->dtype != HCGA_F32) return 0;
+    if (op != HCGA_OP_CONV2D_FWD && op != HCGA_OP_CONV2D_BWD_DATA && op != HCGA_OP_CONV2D_BWD_FILTER &&
+        op != HCGA_OP_CONV2D_BN_INFER)
+        return 0;
+    const hcga_conv_dims *d = &ck->conv;
+    return d->N && d->C && d->K && d->P && d->Q && d->H && d->W; /* empty ones run plain */
+}
+
+/* Brings the plain bytes of the call's tensors up to date before it runs:
+ * dirty copies of what it reads written back, copies of what it writes
+ * dropped (see dnn_blocked.h). */
+static hcga_status sync_copies(hcga_backend *be, const hcga_op_args *a, int op, int keeps)
+{
+    const char *lo;
+    uint64_t bytes;
+    hcga_status st = HCGA_OK;
+    for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
+        if (!a->in[i] || (keeps && (i < 2 || (op == HCGA_OP_CONV2D_BN_INFER && i == HCGA_CBN_RES)))) continue;
+        tensor_extent(a->in[i], &lo, &bytes);
+        st = dnn_blk_before_read(be, lo, bytes);
+    }
+    for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
+        if (!a->out[i]) continue;
+        tensor_extent(a->out[i], &lo, &bytes);
+        if (reads_outputs(op)) st = dnn_blk_before_read(be, lo, bytes);
+        if (st == HCGA_OK) st = dnn_blk_before_write(be, lo, bytes);
+    }
+    return st;
+}
+
 static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op, dnn_impl_fn plain)
 {
     if (!be) return HCGA_ERR_INVALID;
@@ -376,8 +451,14 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     const int path = impl != plain;
     double w0 = 0, c0 = 0;
     if (be->profile) w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
-    if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) st = half_via_f32(be, a, &ck, f32);
+    const int keeps = keeps_copies(be, op, &ck, path);
+    if (be->blk) st = sync_copies(be, a, op, keeps);
+    be->blk_call = keeps;
+    if (st != HCGA_OK) {
+        /* the message is the write-back's */
+    } else if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) st = half_via_f32(be, a, &ck, f32);
     else st = impl(be, a, &ck);
+    be->blk_call = 0;
     if (be->profile) {
         be->prof_wall[op][path] += now_s(CLOCK_MONOTONIC) - w0;
         be->prof_cpu[op][path] += now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;

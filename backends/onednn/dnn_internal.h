@@ -32,6 +32,7 @@ struct hcga_buffer {
 };
 
 typedef struct dnn_cache dnn_cache; /* the primitive cache (dnn_prims.c) */
+typedef struct dnn_blk dnn_blk;     /* blocked copies kept between ops (dnn_blocked.c) */
 
 struct hcga_backend {
     int device;
@@ -43,6 +44,10 @@ struct hcga_backend {
     void *engine;  /* dnnl_engine_t */
     void *stream;  /* dnnl_stream_t */
     dnn_cache *cache;
+    dnn_blk *blk;       /* NULL until the first copy */
+    uint64_t blk_cap;   /* option blocked_mb, in bytes; 0: no copies kept */
+    int blk_call;       /* this call's convolutions may use and leave copies */
+    int64_t blk_hits, blk_writebacks, blk_evictions; /* for the profile */
     void *ws[DNN_WS_SLOTS];
     size_t ws_size[DNN_WS_SLOTS];
     char err[512];
@@ -58,6 +63,16 @@ static inline void *dnn_ptr(const hcga_tensor *t)
 {
     return (char *)t->buf->data + t->offset;
 }
+
+/* Blocked copies (dnn_blocked.c; the rules are in dnn_blocked.h).  Before
+ * plain code reads [p, p+bytes): write back the dirty copies overlapping it.
+ * Before it is written: drop the copies it touches.  forget: drop them
+ * unwritten (the buffer is freed). */
+hcga_status dnn_blk_before_read(hcga_backend *be, const void *p, uint64_t bytes);
+hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes);
+void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes);
+void dnn_blk_fini(hcga_backend *be);
+uint64_t dnn_blk_bytes(const hcga_backend *be); /* in copies and the pool */
 
 /* Sets OpenMP's thread count to the instance's (it is per calling thread). */
 void dnn_threads(hcga_backend *be);

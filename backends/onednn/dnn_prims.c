@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dnn_internal.h"
+#include "dnn_blocked.h"
 
 #define MAX_ARGS 6
-#define CACHE_MAX 1024
+#define CACHE_MAX 4096
 
 /* One argument of a cached primitive: the frontend's plain memory (its
  * handle set per call) and, when the primitive wants another format, its
@@ -139,6 +139,7 @@ static void entry_free(prim_entry *e)
 
 void dnn_prims_fini(hcga_backend *be)
 {
+    dnn_blk_fini(be); /* the copies borrow the entries' primitives */
     if (be->cache) {
         for (int i = 0; i < be->cache->n; i++) entry_free(be->cache->e[i]);
         free(be->cache);
@@ -178,6 +179,8 @@ static void cache_add(hcga_backend *be, prim_entry *e)
 {
     dnn_cache *c = be->cache;
     if (c->n == CACHE_MAX) {
+        if (blk_owner_gone(be, c->e[0]) != HCGA_OK) /* cannot write its copies back: keep it */
+            return;
         entry_free(c->e[0]);
         memmove(c->e, c->e + 1, (size_t)(CACHE_MAX - 1) * sizeof *c->e);
         c->n--;
@@ -278,7 +281,131 @@ out:
     return st;
 }
 
+static hcga_status md_of(hcga_backend *be, const char *op, dnnl_memory_t m, const dnnl_memory_desc_t **md)
+{
+    hcga_status st = HCGA_OK;
+    DNN_CALL(op, dnnl_memory_get_memory_desc(m, md));
+out:
+    return st;
+}
+
+/* Argument i of e as an input, from a blocked copy: the copy of region p in
+ * the primitive's format if one is kept, else a new one reordered from the
+ * plain bytes (written back first where a dirty copy overlaps them). */
+static hcga_status kept_input(hcga_backend *be, const char *op, prim_arg *a, void *p, uint64_t bytes,
+                              blk_copy **used)
+{
+    hcga_status st = HCGA_OK;
+    const dnnl_memory_desc_t *imd = NULL;
+    if ((st = md_of(be, op, a->inner, &imd)) != HCGA_OK) return st;
+    blk_copy *c = blk_find(be, p, bytes, imd, NULL);
+    if (!c) {
+        if ((st = dnn_blk_before_read(be, p, bytes)) != HCGA_OK) return st;
+        if ((st = blk_new(be, op, p, bytes, imd, NULL, &c)) != HCGA_OK) return st;
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, c->mem}};
+        dnnl_status_t s_ = dnnl_primitive_execute(a->reorder, be->stream, 2, r);
+        if (s_ != dnnl_success) {
+            blk_drop(be, c);
+            return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into a blocked copy failed: %s", op, st_name(s_));
+        }
+    }
+    c->pinned = 1;
+    *used = c;
+    return HCGA_OK;
+}
+
+/* Argument i of e as an output: a new copy in the primitive's format, left
+ * dirty after the run; pre (the residual of a sum post-op) loaded into it
+ * first, from a copy of the same format when one is kept. */
+static hcga_status kept_output(hcga_backend *be, const char *op, prim_arg *a, void *p, uint64_t bytes,
+                               const void *pre, blk_copy **made)
+{
+    hcga_status st = HCGA_OK;
+    const dnnl_memory_desc_t *imd = NULL;
+    if ((st = md_of(be, op, a->inner, &imd)) != HCGA_OK) return st;
+    blk_copy *c;
+    if ((st = blk_new(be, op, p, bytes, imd, NULL, &c)) != HCGA_OK) return st;
+    c->pinned = 1;
+    *made = c;
+    if (!pre) return HCGA_OK;
+    blk_copy *pc = blk_find(be, pre, bytes, imd, NULL);
+    if (pc) {
+        memcpy(c->block, pc->block, dnnl_memory_desc_get_size(imd));
+        return HCGA_OK;
+    }
+    if ((st = dnn_blk_before_read(be, pre, bytes)) != HCGA_OK) return st;
+    DNN_CALL(op, dnnl_memory_set_data_handle(a->pre_user, (void *)pre));
+    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->pre_user}, {DNNL_ARG_TO, c->mem}};
+    DNN_CALL(op, dnnl_primitive_execute(a->pre_reorder, be->stream, 2, r));
+out:
+    return st;
+}
+
+/* entry_run for a call that keeps blocked copies (be->blk_call): inputs
+ * taken from copies, outputs left in dirty copies (see dnn_blocked.h).
+ * over[i], when not NULL, is passed as argument i as it is; args in the
+ * mask scratch point at workspace memory, which no copy may stand for: they
+ * are reordered into the entry's own memory as entry_run does. */
+static hcga_status entry_run_kept(hcga_backend *be, const char *op, prim_entry *e, void *const *ptr,
+                                  const void *pre, dnnl_memory_t const *over, unsigned scratch)
+{
+    hcga_status st = HCGA_OK;
+    dnnl_exec_arg_t ea[MAX_ARGS + 1];
+    blk_copy *used[MAX_ARGS] = {0}, *made[MAX_ARGS] = {0};
+    if (strncmp(e->impl, "ref", 3) == 0) e->ref_runs++;
+    for (int i = 0; i < e->nargs; i++) {
+        prim_arg *a = &e->args[i];
+        const dnnl_memory_desc_t *umd = NULL;
+        DNN_CALL(op, dnnl_memory_set_data_handle(a->user, ptr[i]));
+        if ((st = md_of(be, op, a->user, &umd)) != HCGA_OK) goto out;
+        const uint64_t bytes = dnnl_memory_desc_get_size(umd);
+        ea[i].arg = a->arg;
+        ea[i].memory = a->inner ? a->inner : a->user;
+        if (over && over[i]) {
+            ea[i].memory = over[i];
+        } else if (!a->out && (!a->inner || (scratch >> i & 1))) {
+            if (!(scratch >> i & 1) && (st = dnn_blk_before_read(be, ptr[i], bytes)) != HCGA_OK) goto out;
+            if (a->inner) {
+                dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->inner}};
+                DNN_CALL(op, dnnl_primitive_execute(a->reorder, be->stream, 2, r));
+            }
+        } else if (!a->out) {
+            if ((st = kept_input(be, op, a, ptr[i], bytes, &used[i])) != HCGA_OK) goto out;
+            ea[i].memory = used[i]->mem;
+        } else if (!a->inner) { /* the primitive writes the plain output itself */
+            if (pre) {
+                if ((st = dnn_blk_before_read(be, pre, bytes)) != HCGA_OK) goto out;
+                memcpy(ptr[i], pre, bytes); /* the header: the residual does not overlap y */
+            }
+        } else {
+            if ((st = kept_output(be, op, a, ptr[i], bytes, pre, &made[i])) != HCGA_OK) goto out;
+            ea[i].memory = made[i]->mem;
+        }
+    }
+    DNN_CALL(op, dnnl_primitive_execute(e->prim, be->stream, e->nargs, ea));
+    DNN_CALL(op, dnnl_stream_wait(be->stream));
+    for (int i = 0; i < e->nargs; i++)
+        if (made[i]) {
+            blk_set_dirty(made[i], e->args[i].reorder, e->args[i].user, e);
+            made[i]->pinned = 0;
+            made[i] = NULL;
+        }
+out:
+    for (int i = 0; i < e->nargs; i++) {
+        if (used[i]) used[i]->pinned = 0;
+        if (made[i]) blk_drop(be, made[i]); /* the run failed: its output is not there */
+    }
+    return st;
+}
+
 /* ---- convolutions ---- */
+
+/* Runs a convolution entry: with blocked copies when the call may keep
+ * them, else reordering in and out as entry_run does. */
+static hcga_status conv_run(hcga_backend *be, const char *op, prim_entry *e, void *const *ptr)
+{
+    return be->blk_call ? entry_run_kept(be, op, e, ptr, NULL, NULL, 0) : entry_run(be, op, e, ptr, NULL);
+}
 
 static int conv_empty(const hcga_conv_dims *d)
 {
@@ -432,41 +559,99 @@ hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_che
     p[i++] = dnn_ptr(a->in[1]);
     if (bias) p[i++] = dnn_ptr(a->in[2]);
     p[i++] = dnn_ptr(a->out[0]);
-    return entry_run(be, "conv2d_fwd", e, p, NULL);
+    return conv_run(be, "conv2d_fwd", e, p);
 }
 
 /* Reads element k of a per-channel f32 vector as double. */
 static double chan(const hcga_tensor *t, int64_t k) { return (double)((const float *)dnn_ptr(t))[k]; }
 
+/* Folds the batch norm of a CONV2D_BN_INFER call into the weights (each
+ * output channel's filter times s_k = gamma_k / sqrt(var_k + eps)): wf. */
+static void fold_weights(const hcga_op_args *a, const hcga_conv_dims *d, float *wf)
+{
+    const int64_t fsize = d->C * d->R * d->S; /* one output channel's filter */
+    const float *w = dnn_ptr(a->in[HCGA_CBN_W]);
+    for (int64_t k = 0; k < d->K; k++) {
+        const double s = chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
+        for (int64_t i = 0; i < fsize; i++) wf[k * fsize + i] = (float)((double)w[k * fsize + i] * s);
+    }
+}
+
+/* The folded weights of a call as a derived blocked copy (format: argument
+ * 1 of e), kept until the weights, gamma or the running variance are
+ * written: in inference the weights are folded and reordered once. */
+static hcga_status folded_copy(hcga_backend *be, const hcga_op_args *a, const hcga_conv_dims *d, prim_entry *e,
+                               float *ws, blk_copy **out)
+{
+    const char *op = "conv2d_bn_infer";
+    hcga_status st = HCGA_OK;
+    prim_arg *wa = &e->args[1];
+    const hcga_tensor *w = a->in[HCGA_CBN_W], *g = a->in[HCGA_CBN_GAMMA], *v = a->in[HCGA_CBN_RVAR];
+    const uint64_t wbytes = (uint64_t)(d->K * d->C * d->R * d->S) * sizeof(float);
+    const blk_derived key = {.ndeps = 3,
+                             .dep = {dnn_ptr(w), dnn_ptr(g), dnn_ptr(v)},
+                             .dep_bytes = {wbytes, (uint64_t)d->K * sizeof(float), (uint64_t)d->K * sizeof(float)},
+                             .param = a->p.conv_bn.eps};
+    const dnnl_memory_desc_t *imd = NULL;
+    if ((st = md_of(be, op, wa->inner, &imd)) != HCGA_OK) return st;
+    blk_copy *c = blk_find(be, dnn_ptr(w), wbytes, imd, &key);
+    if (!c) {
+        for (int i = 0; i < 3; i++)
+            if ((st = dnn_blk_before_read(be, key.dep[i], key.dep_bytes[i])) != HCGA_OK) return st;
+        fold_weights(a, d, ws);
+        if ((st = blk_new(be, op, dnn_ptr(w), wbytes, imd, &key, &c)) != HCGA_OK) return st;
+        DNN_CALL(op, dnnl_memory_set_data_handle(wa->user, ws));
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, wa->user}, {DNNL_ARG_TO, c->mem}};
+        dnnl_status_t s_ = dnnl_primitive_execute(wa->reorder, be->stream, 2, r);
+        if (s_ != dnnl_success) {
+            blk_drop(be, c);
+            return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder of the folded weights failed: %s", op, st_name(s_));
+        }
+    }
+    c->pinned = 1;
+    *out = c;
+out:
+    return st;
+}
+
 hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
+    const char *op = "conv2d_bn_infer";
     const hcga_conv_dims *d = &ck->conv;
     if (conv_empty(d)) return dnn_plain_CONV2D_BN_INFER(be, a, ck);
     const hcga_tensor *bias = a->num_in > HCGA_CBN_BIAS ? a->in[HCGA_CBN_BIAS] : NULL;
-    const int64_t fsize = d->C * d->R * d->S; /* one output channel's filter */
-    float *wf = dnn_ws(be, DNN_WS_FUSED, (size_t)(d->K * fsize + d->K) * sizeof(float));
-    if (!wf) return dnn_fail(be, HCGA_ERR_NOMEM, "conv2d_bn_infer: out of memory for the folded weights");
-    float *shift = wf + d->K * fsize;
-    const float *w = dnn_ptr(a->in[HCGA_CBN_W]);
-    /* the batch norm folded per output channel k: v = conv(x, w*s_k) + shift_k */
-    for (int64_t k = 0; k < d->K; k++) {
-        const double s = chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
-        const double b = bias ? chan(bias, k) : 0.0;
-        shift[k] = (float)(chan(a->in[HCGA_CBN_BETA], k) + (b - chan(a->in[HCGA_CBN_RMEAN], k)) * s);
-        for (int64_t i = 0; i < fsize; i++) wf[k * fsize + i] = (float)((double)w[k * fsize + i] * s);
-    }
     const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
     const int flag = (a->p.conv_bn.relu ? CBN_RELU : 0) | (res ? CBN_RES : 0);
     prim_entry *e;
     prim_key k = conv_key(K_CONV_BN, d, flag);
     e = cache_find(be, &k);
     if (!e) {
-        hcga_status st = conv_build(be, "conv2d_bn_infer", K_CONV_BN, d, flag, &e);
+        hcga_status st = conv_build(be, op, K_CONV_BN, d, flag, &e);
         if (st != HCGA_OK) return st;
         cache_add(be, e);
     }
+    float *wf = dnn_ws(be, DNN_WS_FUSED, (size_t)(d->K * d->C * d->R * d->S + d->K) * sizeof(float));
+    if (!wf) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the folded weights", op);
+    float *shift = wf + d->K * d->C * d->R * d->S;
+    /* v = conv(x, w*s_k) + shift_k */
+    for (int64_t c = 0; c < d->K; c++) {
+        const double s = chan(a->in[HCGA_CBN_GAMMA], c) / sqrt(chan(a->in[HCGA_CBN_RVAR], c) + a->p.conv_bn.eps);
+        const double b = bias ? chan(bias, c) : 0.0;
+        shift[c] = (float)(chan(a->in[HCGA_CBN_BETA], c) + (b - chan(a->in[HCGA_CBN_RMEAN], c)) * s);
+    }
     void *p[4] = {dnn_ptr(a->in[HCGA_CBN_X]), wf, shift, dnn_ptr(a->out[0])};
-    return entry_run(be, "conv2d_bn_infer", e, p, res ? dnn_ptr(res) : NULL);
+    const void *pre = res ? dnn_ptr(res) : NULL;
+    if (!be->blk_call || !e->args[1].inner) {
+        fold_weights(a, d, wf);
+        return be->blk_call ? entry_run_kept(be, op, e, p, pre, NULL, 1u << 1 | 1u << 2) : entry_run(be, op, e, p, pre);
+    }
+    blk_copy *wc = NULL;
+    hcga_status st = folded_copy(be, a, d, e, wf, &wc);
+    if (st != HCGA_OK) return st;
+    dnnl_memory_t over[MAX_ARGS] = {NULL, wc->mem, NULL, NULL};
+    st = entry_run_kept(be, op, e, p, pre, over, 1u << 2);
+    wc->pinned = 0;
+    return st;
 }
 
 hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
@@ -476,7 +661,7 @@ hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcg
     hcga_status st = conv_get(be, K_CONV_BWD_DATA, ck, 0, &e);
     if (st != HCGA_OK) return st;
     void *p[3] = {dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->out[0])};
-    return entry_run(be, "conv2d_bwd_data", e, p, NULL);
+    return conv_run(be, "conv2d_bwd_data", e, p);
 }
 
 hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
@@ -492,7 +677,7 @@ hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const h
     p[i++] = dnn_ptr(a->in[1]);
     p[i++] = dnn_ptr(a->out[0]);
     if (bias) p[i++] = dnn_ptr(a->out[1]);
-    return entry_run(be, "conv2d_bwd_filter", e, p, NULL);
+    return conv_run(be, "conv2d_bwd_filter", e, p);
 }
 
 /* ---- GEMM on dnnl_sgemm (row-major) ---- */

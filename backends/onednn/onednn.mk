@@ -15,6 +15,7 @@ hcga_backend_onednn_la_SOURCES = backends/onednn/dnn_shim.c backends/onednn/dnn_
 hcga_backend_onednn_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 hcga_backend_onednn_la_LDFLAGS = -module -avoid-version -no-undefined
 hcga_onednn_impl_la_SOURCES = backends/onednn/dnn_backend.c backends/onednn/dnn_prims.c \
+	backends/onednn/dnn_blocked.c backends/onednn/dnn_blocked.h \
 	backends/onednn/dnn_plain.c backends/onednn/dnn_plain_k.h backends/onednn/dnn_internal.h
 hcga_onednn_impl_la_CFLAGS = $(AM_CFLAGS) $(ONEDNN_CFLAGS) $(OPENMP_CFLAGS) -fvisibility=hidden \
 	-fno-math-errno

@@ -1,0 +1,309 @@
+/*
+ * dnn_blocked.c - the table of blocked copies the oneDNN backend keeps
+ * between ops (what and why: dnn_blocked.h), their pool of memory blocks,
+ * and the two rules that keep them right: before a region is read by plain
+ * code, the dirty copies overlapping it are written back; before a region is
+ * written, the copies overlapping it (or a derived copy's inputs) are
+ * dropped.  The table is a plain array searched linearly: a few hundred
+ * copies, against op calls of a millisecond and more.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnn_blocked.h"
+
+struct dnn_blk {
+    blk_copy **v; /* the copies */
+    int n, cap;
+    struct {
+        void *p;
+        size_t bytes;
+    } *pool;      /* free blocks */
+    int npool, pool_cap;
+    uint64_t used; /* bytes in copies and in the pool */
+    uint64_t stamp;
+};
+
+static int overlaps(const char *a, uint64_t an, const char *b, uint64_t bn)
+{
+    return an && bn && a < b + bn && b < a + an;
+}
+
+static int covers(const char *a, uint64_t an, const char *b, uint64_t bn)
+{
+    return a <= b && b + bn <= a + an;
+}
+
+static dnn_blk *table(hcga_backend *be)
+{
+    if (!be->blk) be->blk = calloc(1, sizeof *be->blk);
+    return be->blk;
+}
+
+static void pool_release(dnn_blk *t, void *p, size_t bytes)
+{
+    if (t->npool == t->pool_cap) {
+        int nc = t->pool_cap ? 2 * t->pool_cap : 64;
+        void *np = realloc(t->pool, (size_t)nc * sizeof *t->pool);
+        if (!np) { /* keep nothing rather than fail a release */
+            free(p);
+            t->used -= bytes;
+            return;
+        }
+        t->pool = np;
+        t->pool_cap = nc;
+    }
+    t->pool[t->npool].p = p;
+    t->pool[t->npool].bytes = bytes;
+    t->npool++;
+}
+
+/* Writes c back to its plain region (c stays, clean). */
+static hcga_status write_back(hcga_backend *be, blk_copy *c)
+{
+    if (!c->dirty) return HCGA_OK;
+    dnnl_status_t s = dnnl_memory_set_data_handle(c->plain, (void *)c->lo);
+    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, c->mem}, {DNNL_ARG_TO, c->plain}};
+    if (s == dnnl_success) s = dnnl_primitive_execute(c->back, be->stream, 2, r);
+    if (s == dnnl_success) s = dnnl_stream_wait(be->stream);
+    if (s != dnnl_success)
+        return dnn_fail(be, HCGA_ERR_DEVICE, "onednn: writing back a blocked copy (%llu bytes) failed: status %d",
+                        (unsigned long long)c->bytes, (int)s);
+    c->dirty = 0;
+    c->back = NULL;
+    c->plain = NULL;
+    c->owner = NULL;
+    be->blk_writebacks++;
+    return HCGA_OK;
+}
+
+/* Removes copy i from the table; its block goes to the pool. */
+static void remove_at(hcga_backend *be, int i)
+{
+    dnn_blk *t = be->blk;
+    blk_copy *c = t->v[i];
+    dnnl_memory_destroy(c->mem);
+    pool_release(t, c->block, c->block_bytes);
+    free(c);
+    t->v[i] = t->v[--t->n];
+}
+
+void blk_drop(hcga_backend *be, blk_copy *c)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n; i++)
+        if (t->v[i] == c) {
+            remove_at(be, i);
+            return;
+        }
+}
+
+/* Frees pooled blocks, then evicts least recently used copies, until
+ * `need` more bytes fit under the cap (or nothing is left to free). */
+static hcga_status make_room(hcga_backend *be, size_t need)
+{
+    dnn_blk *t = be->blk;
+    while (t->used + need > be->blk_cap && t->npool > 0) {
+        t->npool--;
+        free(t->pool[t->npool].p);
+        t->used -= t->pool[t->npool].bytes;
+    }
+    while (t->used + need > be->blk_cap && t->n > 0) {
+        int old = -1;
+        for (int i = 0; i < t->n; i++)
+            if (!t->v[i]->pinned && (old < 0 || t->v[i]->stamp < t->v[old]->stamp)) old = i;
+        if (old < 0) break; /* every copy is in use: go over the cap for this op */
+        hcga_status st = write_back(be, t->v[old]);
+        if (st != HCGA_OK) return st;
+        remove_at(be, old);
+        be->blk_evictions++;
+        while (t->npool > 0) { /* the evicted block, unless it fits the request */
+            t->npool--;
+            free(t->pool[t->npool].p);
+            t->used -= t->pool[t->npool].bytes;
+        }
+    }
+    return HCGA_OK;
+}
+
+/* A block of `bytes` from the pool (the smallest that fits, if not more
+ * than a quarter larger) or newly allocated. */
+static void *block_get(hcga_backend *be, size_t bytes, size_t *got)
+{
+    dnn_blk *t = be->blk;
+    int best = -1;
+    for (int i = 0; i < t->npool; i++)
+        if (t->pool[i].bytes >= bytes && t->pool[i].bytes <= bytes + bytes / 4 &&
+            (best < 0 || t->pool[i].bytes < t->pool[best].bytes))
+            best = i;
+    if (best >= 0) {
+        void *p = t->pool[best].p;
+        *got = t->pool[best].bytes;
+        t->pool[best] = t->pool[--t->npool];
+        return p;
+    }
+    if (make_room(be, bytes) != HCGA_OK) return NULL;
+    size_t rounded = (bytes + DNN_ALIGN - 1) / DNN_ALIGN * DNN_ALIGN;
+    void *p = aligned_alloc(DNN_ALIGN, rounded ? rounded : DNN_ALIGN);
+    if (!p) return NULL;
+    t->used += rounded;
+    *got = rounded;
+    return p;
+}
+
+static int same_key(const blk_copy *c, const blk_derived *d)
+{
+    if (!d) return c->ndeps == 0;
+    if (c->ndeps != d->ndeps || c->param != d->param) return 0;
+    for (int i = 0; i < d->ndeps; i++)
+        if (c->dep[i] != d->dep[i] || c->dep_bytes[i] != d->dep_bytes[i]) return 0;
+    return 1;
+}
+
+blk_copy *blk_find(hcga_backend *be, const void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                   const blk_derived *derived)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n; i++) {
+        blk_copy *c = t->v[i];
+        if (c->lo != p || c->bytes != bytes || !same_key(c, derived)) continue;
+        const dnnl_memory_desc_t *cmd = NULL;
+        if (dnnl_memory_get_memory_desc(c->mem, &cmd) != dnnl_success || !dnnl_memory_desc_equal(cmd, md))
+            continue;
+        c->stamp = ++t->stamp;
+        be->blk_hits++;
+        return c;
+    }
+    return NULL;
+}
+
+hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t bytes,
+                    const dnnl_memory_desc_t *md, const blk_derived *derived, blk_copy **out)
+{
+    *out = NULL;
+    dnn_blk *t = table(be);
+    blk_copy *c = t ? calloc(1, sizeof *c) : NULL;
+    if (!c) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a blocked copy", op);
+    if (t->n == t->cap) {
+        int nc = t->cap ? 2 * t->cap : 256;
+        blk_copy **nv = realloc(t->v, (size_t)nc * sizeof *nv);
+        if (!nv) {
+            free(c);
+            return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for the blocked-copy table", op);
+        }
+        t->v = nv;
+        t->cap = nc;
+    }
+    const size_t need = dnnl_memory_desc_get_size(md);
+    c->block = block_get(be, need, &c->block_bytes);
+    if (!c->block) {
+        free(c);
+        return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a blocked copy of %zu bytes", op, need);
+    }
+    if (dnnl_memory_create(&c->mem, md, be->engine, c->block) != dnnl_success) {
+        pool_release(t, c->block, c->block_bytes);
+        free(c);
+        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: dnnl_memory_create for a blocked copy failed", op);
+    }
+    c->lo = p;
+    c->bytes = bytes;
+    if (derived) {
+        c->ndeps = derived->ndeps;
+        for (int i = 0; i < derived->ndeps; i++) {
+            c->dep[i] = derived->dep[i];
+            c->dep_bytes[i] = derived->dep_bytes[i];
+        }
+        c->param = derived->param;
+    }
+    c->stamp = ++t->stamp;
+    t->v[t->n++] = c;
+    *out = c;
+    return HCGA_OK;
+}
+
+void blk_set_dirty(blk_copy *c, dnnl_primitive_t back, dnnl_memory_t plain, const void *owner)
+{
+    c->dirty = 1;
+    c->back = back;
+    c->plain = plain;
+    c->owner = owner;
+}
+
+hcga_status blk_owner_gone(hcga_backend *be, const void *owner)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n; i++)
+        if (t->v[i]->dirty && t->v[i]->owner == owner) {
+            hcga_status st = write_back(be, t->v[i]);
+            if (st != HCGA_OK) return st;
+        }
+    return HCGA_OK;
+}
+
+hcga_status dnn_blk_before_read(hcga_backend *be, const void *p, uint64_t bytes)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n; i++) {
+        blk_copy *c = t->v[i];
+        if (c->dirty && overlaps(c->lo, c->bytes, p, bytes)) {
+            hcga_status st = write_back(be, c);
+            if (st != HCGA_OK) return st;
+        }
+    }
+    return HCGA_OK;
+}
+
+/* Does a write of [p, p+bytes) make c stale? */
+static int hit_by_write(const blk_copy *c, const char *p, uint64_t bytes)
+{
+    if (overlaps(c->lo, c->bytes, p, bytes)) return 1;
+    for (int d = 0; d < c->ndeps; d++)
+        if (overlaps(c->dep[d], c->dep_bytes[d], p, bytes)) return 1;
+    return 0;
+}
+
+hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n;) {
+        blk_copy *c = t->v[i];
+        if (!hit_by_write(c, p, bytes)) {
+            i++;
+            continue;
+        }
+        /* a dirty copy the write does not cover whole keeps bytes nobody has yet */
+        if (c->dirty && !covers(p, bytes, c->lo, c->bytes)) {
+            hcga_status st = write_back(be, c);
+            if (st != HCGA_OK) return st;
+        }
+        remove_at(be, i); /* moves the last copy to i */
+    }
+    return HCGA_OK;
+}
+
+void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n;) {
+        if (hit_by_write(t->v[i], p, bytes)) remove_at(be, i);
+        else i++;
+    }
+}
+
+void dnn_blk_fini(hcga_backend *be)
+{
+    dnn_blk *t = be->blk;
+    if (!t) return;
+    while (t->n > 0) remove_at(be, t->n - 1);
+    for (int i = 0; i < t->npool; i++) free(t->pool[i].p);
+    free(t->pool);
+    free(t->v);
+    free(t);
+    be->blk = NULL;
+}
+
+uint64_t dnn_blk_bytes(const hcga_backend *be)
+{
+    return be->blk ? be->blk->used : 0;
+}

@@ -1,0 +1,87 @@
+/*
+ * dnn_blocked.h - blocked copies of the frontend's tensors, kept by the
+ * oneDNN backend between ops (dnn_blocked.c).  The ABI gives every op plain
+ * dense NCHW tensors, while oneDNN's convolutions run on blocked formats
+ * (nChw16c, nhwc, OIhw16i16o, ...): reordering every input in and every
+ * output back inside each op cost about a third of an HRNet step.  Every
+ * byte the frontend can see passes through this backend (ops, buffer_read,
+ * buffer_write, buffer_free; there is no mapping), so the backend can keep a
+ * tensor in the format a convolution produced or consumed, and write the
+ * plain bytes only when something reads them:
+ *
+ *   - a convolution's output is left in the primitive's format ("dirty":
+ *     the plain region is not written yet);
+ *   - a convolution's input is taken from a copy of that exact region in
+ *     the format the primitive wants when one exists, else reordered from
+ *     the plain bytes into a new ("clean") copy that later calls can reuse;
+ *   - an op or buffer_read that reads a region first writes back the dirty
+ *     copies overlapping it; an op or buffer_write that writes a region
+ *     drops the copies overlapping it (writing back first a dirty one the
+ *     write does not cover whole); buffer_free drops them unwritten;
+ *   - a derived copy (CONV2D_BN_INFER's weights with the batch norm folded
+ *     in, in the primitive's format) depends on up to three regions and is
+ *     dropped when any of them is written.
+ *
+ * Copies live in a pool of blocks bounded by the option blocked_mb (least
+ * recently used copies are evicted: written back first when dirty).  The
+ * results are the same bits as without copies: a reorder is an exact copy.
+ */
+#ifndef HCGA_DNN_BLOCKED_H
+#define HCGA_DNN_BLOCKED_H
+
+#include <dnnl.h>
+
+#include "dnn_internal.h"
+
+#define BLK_MAX_DEPS 3
+
+typedef struct blk_copy {
+    const char *lo;          /* the plain region the copy stands for */
+    uint64_t bytes;
+    dnnl_memory_t mem;       /* the copy, in its own format, on block */
+    void *block;
+    size_t block_bytes;
+    int dirty;               /* 1: newer than the plain region */
+    dnnl_primitive_t back;   /* dirty copies: reorder copy -> plain (owner's) */
+    dnnl_memory_t plain;     /* dirty copies: the owner's plain memory object */
+    const void *owner;       /* the cache entry that owns back and plain */
+    int ndeps;               /* derived copies: what the value depends on */
+    const char *dep[BLK_MAX_DEPS];
+    uint64_t dep_bytes[BLK_MAX_DEPS];
+    double param;            /* derived copies: a parameter of the value (eps) */
+    uint64_t stamp;          /* last use, for eviction */
+    int pinned;              /* in use by the running op: not evicted */
+} blk_copy;
+
+/* The derived-value key of blk_find / blk_new: NULL for a plain copy. */
+typedef struct blk_derived {
+    int ndeps;
+    const void *dep[BLK_MAX_DEPS];
+    uint64_t dep_bytes[BLK_MAX_DEPS];
+    double param;
+} blk_derived;
+
+/* The copy of region [p, p+bytes) in format md (derived: NULL for a plain
+ * copy, else the derived value's key), or NULL. */
+blk_copy *blk_find(hcga_backend *be, const void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                   const blk_derived *derived);
+
+/* A new copy of [p, p+bytes) in format md, registered as clean (derived:
+ * as blk_find).  The caller fills c->mem, and marks it dirty with
+ * blk_set_dirty when it is newer than the plain region.  Errors name op. */
+hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t bytes,
+                    const dnnl_memory_desc_t *md, const blk_derived *derived, blk_copy **out);
+
+/* Marks c as newer than its plain region; back (c's format -> plain) and
+ * plain (a plain memory object whose handle is set at write-back) belong to
+ * owner, which calls blk_owner_gone before it frees them. */
+void blk_set_dirty(blk_copy *c, dnnl_primitive_t back, dnnl_memory_t plain, const void *owner);
+
+/* Drops c (a copy whose content is not needed: an output that failed). */
+void blk_drop(hcga_backend *be, blk_copy *c);
+
+/* owner is about to free its primitives: writes back the dirty copies
+ * that use them. */
+hcga_status blk_owner_gone(hcga_backend *be, const void *owner);
+
+#endif
