@@ -27,25 +27,35 @@ static inline T K(thr)(double s)
 
 /* ---- elementwise --------------------------------------------------------- */
 
+/* One loop per kind (a switch inside the loop kept GCC from vectorising
+ * it); every select is written without short-circuit control flow. */
+#define DNN_UNARY_LOOP(expr_)                                                                      \
+    do {                                                                                           \
+        _Pragma("omp parallel for schedule(static) if (n >= DNN_PAR_MIN)")                         \
+        for (int64_t i = 0; i < n; i++) {                                                          \
+            const T v = x[i], g = dy ? dy[i] : (T)0; /* g loaded unconditionally: a select */     \
+            (void)v;                                                                               \
+            (void)g;                                                                               \
+            y[i] = (expr_);                                                                        \
+        }                                                                                          \
+    } while (0)
+
 static void K(unary)(int kind, const T *x, const T *dy, T *y, int64_t n, double s)
 {
-    const T t = K(thr)(s);
-#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        T v = x[i];
-        switch (kind) {
-        case UN_RELU_F: y[i] = (v > 0 || v != v) ? v : (T)0; break;
-        case UN_RELU_B: y[i] = v > 0 ? dy[i] : (T)0; break;
-        case UN_SIG_F: y[i] = (T)(1.0 / (1.0 + exp(-(double)v))); break;
-        case UN_SIG_B: y[i] = (T)((double)dy[i] * (double)v * (1.0 - (double)v)); break;
-        case UN_THR_F: y[i] = v < t ? (T)0 : v; break;
-        case UN_THR_B: y[i] = v < t ? (T)0 : dy[i]; break;
-        case UN_SIGN: y[i] = v > 0 ? (T)s : v < 0 ? (T)(-s) : v == 0 ? (T)0 : v; break;
-        case UN_SET: y[i] = (T)s; break;
-        default: break;
-        }
+    const T t = K(thr)(s), ts = (T)s;
+    switch (kind) {
+    case UN_RELU_F: DNN_UNARY_LOOP(!(v <= (T)0) ? v : (T)0); break; /* NaN stays NaN */
+    case UN_RELU_B: DNN_UNARY_LOOP(v > (T)0 ? g : (T)0); break;
+    case UN_SIG_F: DNN_UNARY_LOOP((T)(1.0 / (1.0 + exp(-(double)v)))); break;
+    case UN_SIG_B: DNN_UNARY_LOOP((T)((double)g * (double)v * (1.0 - (double)v))); break;
+    case UN_THR_F: DNN_UNARY_LOOP(v < t ? (T)0 : v); break;
+    case UN_THR_B: DNN_UNARY_LOOP(v < t ? (T)0 : g); break;
+    case UN_SIGN: DNN_UNARY_LOOP(v > 0 ? ts : v < 0 ? -ts : v == 0 ? (T)0 : v); break;
+    case UN_SET: DNN_UNARY_LOOP(ts); break;
+    default: break;
     }
 }
+#undef DNN_UNARY_LOOP
 
 /* ADD / MUL with numpy broadcasting: strides sa/sb of a and b over y's
  * shape (0 in a broadcast dim), y dense. */

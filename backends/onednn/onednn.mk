@@ -18,7 +18,7 @@ hcga_onednn_impl_la_SOURCES = backends/onednn/dnn_backend.c backends/onednn/dnn_
 	backends/onednn/dnn_blocked.c backends/onednn/dnn_blocked.h \
 	backends/onednn/dnn_plain.c backends/onednn/dnn_plain_k.h backends/onednn/dnn_internal.h
 hcga_onednn_impl_la_CFLAGS = $(AM_CFLAGS) $(ONEDNN_CFLAGS) $(OPENMP_CFLAGS) -fvisibility=hidden \
-	-fno-math-errno
+	-fno-math-errno -ftree-vectorize -fvect-cost-model=dynamic -funswitch-loops
 hcga_onednn_impl_la_LDFLAGS = -module -avoid-version -no-undefined $(OPENMP_CFLAGS)
 hcga_onednn_impl_la_LIBADD = libhcga_contract.la $(ONEDNN_LIBS) -lm
 
