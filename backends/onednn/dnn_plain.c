@@ -499,23 +499,45 @@ IMPL(UPSAMPLE_NEAREST_BWD)
     return HCGA_OK;
 }
 
-IMPL(RESIZE_BILINEAR_FWD)
+/* Source coordinate of each output index d < on for a resize of n to on:
+ * rows i0[d], i1[d] and the weight l[d] of i1. */
+static void resize_table(int64_t n, int64_t on, int ac, int64_t *i0, int64_t *i1, double *l)
+{
+    for (int64_t d = 0; d < on; d++) {
+        double s;
+        if (ac) s = on > 1 ? (double)d * (double)(n - 1) / (double)(on - 1) : 0.0;
+        else {
+            s = ((double)d + 0.5) * (double)n / (double)on - 0.5;
+            if (s < 0) s = 0;
+        }
+        int64_t a = (int64_t)floor(s);
+        if (a > n - 1) a = n - 1;
+        i0[d] = a;
+        i1[d] = a + 1 < n ? a + 1 : n - 1;
+        l[d] = s - (double)a;
+    }
+}
+
+/* RESIZE_BILINEAR_FWD (x = in[0] -> y = out[0]) and _BWD (dy = in[0] ->
+ * dx = out[0]): the small image is x / dx. */
+static hcga_status resize(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, int bwd)
 {
     NEED_FLOAT();
-    const hcga_tensor *x = a->in[0], *y = a->out[0];
-    DISPATCH(ck->dtype, resize, dnn_ptr(x), dnn_ptr(y), x->shape[0] * x->shape[1], x->shape[2],
-             x->shape[3], y->shape[2], y->shape[3], a->p.resize.align_corners, 0);
+    const hcga_tensor *small = bwd ? a->out[0] : a->in[0], *big = bwd ? a->in[0] : a->out[0];
+    const int64_t H = small->shape[2], W = small->shape[3], OH = big->shape[2], OW = big->shape[3];
+    int64_t *idx = dnn_ws(be, DNN_WS_TMP + 2, (size_t)(2 * (OH + OW)) * sizeof(int64_t));
+    double *l = tmp_doubles(be, DNN_WS_TMP + 3, OH + OW);
+    if (!idx || !l) NOMEM();
+    const int ac = a->p.resize.align_corners;
+    resize_table(H, OH, ac, idx, idx + OH, l);
+    resize_table(W, OW, ac, idx + 2 * OH, idx + 2 * OH + OW, l + OH);
+    DISPATCH(ck->dtype, resize, dnn_ptr(a->in[0]), dnn_ptr(a->out[0]), small->shape[0] * small->shape[1], H, W, OH,
+             OW, idx, idx + OH, l, idx + 2 * OH, idx + 2 * OH + OW, l + OH, bwd);
     return HCGA_OK;
 }
 
-IMPL(RESIZE_BILINEAR_BWD)
-{
-    NEED_FLOAT();
-    const hcga_tensor *dy = a->in[0], *dx = a->out[0];
-    DISPATCH(ck->dtype, resize, dnn_ptr(dy), dnn_ptr(dx), dx->shape[0] * dx->shape[1], dx->shape[2],
-             dx->shape[3], dy->shape[2], dy->shape[3], a->p.resize.align_corners, 1);
-    return HCGA_OK;
-}
+IMPL(RESIZE_BILINEAR_FWD) { return resize(be, a, ck, 0); }
+IMPL(RESIZE_BILINEAR_BWD) { return resize(be, a, ck, 1); }
 
 IMPL(GAP_FWD)
 {

@@ -198,24 +198,12 @@ static void K(upsample)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, 
     }
 }
 
-/* Source coordinate of output index d for a resize of n to on. */
-static inline void K(src)(int64_t d, int64_t n, int64_t on, int ac, int64_t *i0, int64_t *i1, double *l)
-{
-    double s;
-    if (ac) s = on > 1 ? (double)d * (double)(n - 1) / (double)(on - 1) : 0.0;
-    else {
-        s = ((double)d + 0.5) * (double)n / (double)on - 0.5;
-        if (s < 0) s = 0;
-    }
-    int64_t a = (int64_t)floor(s);
-    if (a > n - 1) a = n - 1;
-    *i0 = a;
-    *i1 = a + 1 < n ? a + 1 : n - 1;
-    *l = s - (double)a;
-}
-
+/* RESIZE_BILINEAR over planes [H, W] <-> [OH, OW]; the source rows and
+ * columns of every output row and column (h0/h1/lh, w0/w1/lw: dnn_plain.c's
+ * resize_table, computed once per call instead of once per element). */
 static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                      int ac, int bwd)
+                      const int64_t *h0, const int64_t *h1, const double *lh, const int64_t *w0,
+                      const int64_t *w1, const double *lw, int bwd)
 {
 #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < planes; p++) {
@@ -223,15 +211,12 @@ static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, in
             const T *x = X + p * H * W;
             T *y = Y + p * OH * OW;
             for (int64_t oh = 0; oh < OH; oh++) {
-                int64_t h0, h1;
-                double lh;
-                K(src)(oh, H, OH, ac, &h0, &h1, &lh);
+                const T *r0 = x + h0[oh] * W, *r1 = x + h1[oh] * W;
+                const double a = 1 - lh[oh], b = lh[oh];
                 for (int64_t ow = 0; ow < OW; ow++) {
-                    int64_t w0, w1;
-                    double lw;
-                    K(src)(ow, W, OW, ac, &w0, &w1, &lw);
-                    double v = (1 - lh) * ((1 - lw) * (double)x[h0 * W + w0] + lw * (double)x[h0 * W + w1]) +
-                               lh * ((1 - lw) * (double)x[h1 * W + w0] + lw * (double)x[h1 * W + w1]);
+                    const double l = lw[ow];
+                    double v = a * ((1 - l) * (double)r0[w0[ow]] + l * (double)r0[w1[ow]]) +
+                               b * ((1 - l) * (double)r1[w0[ow]] + l * (double)r1[w1[ow]]);
                     y[oh * OW + ow] = (T)v;
                 }
             }
@@ -240,18 +225,14 @@ static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, in
             T *dx = Y + p * H * W;
             for (int64_t i = 0; i < H * W; i++) dx[i] = 0;
             for (int64_t oh = 0; oh < OH; oh++) {
-                int64_t h0, h1;
-                double lh;
-                K(src)(oh, H, OH, ac, &h0, &h1, &lh);
+                const double a = 1 - lh[oh], b = lh[oh];
+                T *r0 = dx + h0[oh] * W, *r1 = dx + h1[oh] * W;
                 for (int64_t ow = 0; ow < OW; ow++) {
-                    int64_t w0, w1;
-                    double lw;
-                    K(src)(ow, W, OW, ac, &w0, &w1, &lw);
-                    double g = dy[oh * OW + ow];
-                    dx[h0 * W + w0] = (T)((double)dx[h0 * W + w0] + (1 - lh) * (1 - lw) * g);
-                    dx[h0 * W + w1] = (T)((double)dx[h0 * W + w1] + (1 - lh) * lw * g);
-                    dx[h1 * W + w0] = (T)((double)dx[h1 * W + w0] + lh * (1 - lw) * g);
-                    dx[h1 * W + w1] = (T)((double)dx[h1 * W + w1] + lh * lw * g);
+                    const double l = lw[ow], g = dy[oh * OW + ow];
+                    r0[w0[ow]] = (T)((double)r0[w0[ow]] + a * (1 - l) * g);
+                    r0[w1[ow]] = (T)((double)r0[w1[ow]] + a * l * g);
+                    r1[w0[ow]] = (T)((double)r1[w0[ow]] + b * (1 - l) * g);
+                    r1[w1[ow]] = (T)((double)r1[w1[ow]] + b * l * g);
                 }
             }
         }
