@@ -19,6 +19,13 @@
  * A oneDNN failure is an error naming the op and the oneDNN call, never a
  * retry on the other path.
  *
+ * Blocked copies (dnn_blocked.h): f32 convolutions on oneDNN leave their
+ * outputs, and keep their inputs, in the primitives' formats between ops.
+ * Every call goes through dnn_dispatch, which first brings the plain bytes
+ * of what the op reads up to date (dirty copies written back) and drops the
+ * copies of what it writes; buffer_read / buffer_write / buffer_free do the
+ * same for the frontend's own accesses.
+ *
  * Threads: one count per instance (option threads=N, else $HCGA_THREADS,
  * else the online CPUs), set with omp_set_num_threads before each op; oneDNN
  * (OpenMP runtime) and the plain-C loops both use it.  With a fixed count,
