@@ -278,6 +278,38 @@ START_TEST(test_deterministic)
 END_TEST
 
 
+/* SUM_TO against a naive sum in double: the same float, for reduced dims
+ * trailing, leading, in the middle, all, and none (the plain path's
+ * offset tables). */
+START_TEST(test_sum_to)
+{
+    static const int64_t ys[][4] = {{2, 3, 1, 1}, {1, 3, 4, 5}, {2, 1, 4, 1}, {1, 1, 1, 1}, {2, 3, 4, 5}, {1, 3, 1, 5}};
+    const int64_t xs[4] = {2, 3, 4, 5}, n = 2 * 3 * 4 * 5;
+    float *x = frand(n);
+    for (size_t c = 0; c < sizeof ys / sizeof ys[0]; c++) {
+        tdesc in[1] = {{4, {2, 3, 4, 5}, x}}, out[1] = {{4, {ys[c][0], ys[c][1], ys[c][2], ys[c][3]}, NULL}};
+        float *r[1];
+        run(fast, HCGA_OP_SUM_TO, NULL, 1, in, 1, out, r, -1);
+        const int64_t ny = numel(&out[0]);
+        for (int64_t j = 0; j < ny; j++) {
+            int64_t yi[4], rem = j;
+            for (int d = 3; d >= 0; d--) yi[d] = rem % ys[c][d], rem /= ys[c][d];
+            double acc = 0;
+            for (int64_t i = 0; i < n; i++) { /* x in row-major order = the reduced indices' order */
+                int64_t xi[4], q = i, hit = 1;
+                for (int d = 3; d >= 0; d--) xi[d] = q % xs[d], q /= xs[d];
+                for (int d = 0; d < 4; d++) hit &= ys[c][d] == 1 ? 1 : xi[d] == yi[d];
+                if (hit) acc += (double)x[i];
+            }
+            ck_assert_msg((float)acc == r[0][j], "sum_to case %zu element %lld: %.9g, expected %.9g", c,
+                          (long long)j, r[0][j], (float)acc);
+        }
+        free(r[0]);
+    }
+    free(x);
+}
+END_TEST
+
 /* ---- blocked copies kept between ops (backends/onednn/dnn_blocked.h) ---- */
 
 /* One arena-like buffer; tensors are views at float offsets into it. */
@@ -395,6 +427,7 @@ int main(void)
     TCase *t = hcga_test_tcase(s, "ops");
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
-    HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies);
+    HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies,
+                   test_sum_to);
     return hcga_test_run(s);
 }

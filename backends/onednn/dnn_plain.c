@@ -331,12 +331,48 @@ static hcga_status binary(hcga_backend *be, const hcga_op_args *a, const hcga_ch
 IMPL(ADD) { return binary(be, a, ck, 0); }
 IMPL(MUL) { return binary(be, a, ck, 1); }
 
+/* The reduced dims of a SUM_TO (y has 1, x does not): *L, the length of the
+ * contiguous run the trailing ones make in x; the number of combinations of
+ * the others; and, when roff is not NULL, x's offset of each combination,
+ * in row-major order. */
+static int64_t sum_to_offsets(const int64_t *xshape, int nd, const int64_t *yshape, int64_t *roff, int64_t *L)
+{
+    int64_t xs[HCGA_MAX_DIMS], st = 1, nr = 1;
+    int inner = nd; /* dims inner..nd-1 are the trailing run */
+    for (int d = nd - 1; d >= 0; d--) {
+        xs[d] = st;
+        st *= xshape[d];
+    }
+    *L = 1;
+    while (inner > 0 && (yshape[inner - 1] != xshape[inner - 1] || xshape[inner - 1] == 1)) {
+        inner--;
+        *L *= xshape[inner];
+    }
+    for (int d = 0; d < inner; d++)
+        if (yshape[d] != xshape[d]) nr *= xshape[d];
+    for (int64_t r = 0; roff && r < nr; r++) {
+        int64_t off = 0, rr = r;
+        for (int d = inner - 1; d >= 0; d--) {
+            if (yshape[d] == xshape[d]) continue;
+            off += (rr % xshape[d]) * xs[d];
+            rr /= xshape[d];
+        }
+        roff[r] = off;
+    }
+    return nr;
+}
+
 IMPL(SUM_TO)
 {
     NEED_FLOAT();
     const hcga_tensor *x = a->in[0], *y = a->out[0];
     if (hcga_tensor_numel(y) == 0) return HCGA_OK;
-    DISPATCH(ck->dtype, sum_to, dnn_ptr(x), dnn_ptr(y), x->shape, x->ndim, y->shape);
+    int64_t L;
+    const int64_t nr = sum_to_offsets(x->shape, x->ndim, y->shape, NULL, &L);
+    int64_t *roff = dnn_ws(be, DNN_WS_TMP + 2, (size_t)nr * sizeof(int64_t));
+    if (!roff) NOMEM();
+    sum_to_offsets(x->shape, x->ndim, y->shape, roff, &L);
+    DISPATCH(ck->dtype, sum_to, dnn_ptr(x), dnn_ptr(y), x->shape, x->ndim, y->shape, roff, nr, L);
     return HCGA_OK;
 }
 

@@ -97,21 +97,23 @@ static void K(binary)(int mul, const T *A, const T *B, T *Y, const int64_t *shap
     }
 }
 
-/* SUM_TO: y[j] = sum of x over the dims where y has 1 (xs: x's dense
- * strides, red[d]: dim d is reduced). */
-static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int64_t *ys_shape)
+/* SUM_TO: y[j] = sum of x over the dims where y has 1, in double, each sum
+ * in the row-major order of the reduced indices: the reduced trailing dims
+ * are a contiguous run of L elements, and roff[r] (r < nr) is x's offset of
+ * the r-th combination of the other reduced dims (dnn_plain.c's
+ * sum_to_offsets: computed once per call, not with a division per element). */
+static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int64_t *ys_shape,
+                      const int64_t *roff, int64_t nr, int64_t L)
 {
-    int64_t xs[HCGA_MAX_DIMS], ny = 1, nr = 1;
+    int64_t xs[HCGA_MAX_DIMS], ny = 1;
     int64_t st = 1;
     for (int d = nd - 1; d >= 0; d--) {
         xs[d] = st;
         st *= xshape[d];
     }
-    for (int d = 0; d < nd; d++) {
+    for (int d = 0; d < nd; d++)
         if (ys_shape[d] == xshape[d]) ny *= xshape[d];
-        else nr *= xshape[d];
-    }
-#pragma omp parallel for schedule(static) if (ny * nr >= DNN_PAR_MIN)
+#pragma omp parallel for schedule(static) if (ny * nr * L >= DNN_PAR_MIN)
     for (int64_t j = 0; j < ny; j++) {
         /* offset of y element j in x (kept dims) */
         int64_t base = 0, rem = j;
@@ -120,16 +122,10 @@ static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int
             base += (rem % xshape[d]) * xs[d];
             rem /= xshape[d];
         }
+        const T *xb = X + base;
         double acc = 0;
-        for (int64_t r = 0; r < nr; r++) {
-            int64_t off = base, rr = r;
-            for (int d = nd - 1; d >= 0; d--) {
-                if (ys_shape[d] == xshape[d]) continue;
-                off += (rr % xshape[d]) * xs[d];
-                rr /= xshape[d];
-            }
-            acc += (double)X[off];
-        }
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t l = 0; l < L; l++) acc += (double)xb[roff[r] + l];
         Y[j] = (T)acc;
     }
 }
