@@ -459,12 +459,10 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     double w0 = 0, c0 = 0;
     if (be->profile) w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
     const int keeps = keeps_copies(be, op, &ck, path);
-    if (be->blk) st = sync_copies(be, a, op, keeps);
+    if (be->blk) st = sync_copies(be, a, op, keeps); /* on failure, be->err names the write-back */
     be->blk_call = keeps;
-    if (st != HCGA_OK) {
-        /* the message is the write-back's */
-    } else if (op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype)) st = half_via_f32(be, a, &ck, f32);
-    else st = impl(be, a, &ck);
+    if (st == HCGA_OK)
+        st = op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype) ? half_via_f32(be, a, &ck, f32) : impl(be, a, &ck);
     be->blk_call = 0;
     if (be->profile) {
         be->prof_wall[op][path] += now_s(CLOCK_MONOTONIC) - w0;

@@ -289,6 +289,23 @@ out:
     return st;
 }
 
+/* A new copy of region p in format imd (derived: as blk_new), filled by
+ * argument a's reorder from a->user, whose handle the caller has set. */
+static hcga_status copy_in(hcga_backend *be, const char *op, prim_arg *a, const void *p, uint64_t bytes,
+                           const dnnl_memory_desc_t *imd, const blk_derived *derived, blk_copy **out)
+{
+    hcga_status st = blk_new(be, op, p, bytes, imd, derived, out);
+    if (st != HCGA_OK) return st;
+    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, (*out)->mem}};
+    dnnl_status_t s_ = dnnl_primitive_execute(a->reorder, be->stream, 2, r);
+    if (s_ != dnnl_success) {
+        blk_drop(be, *out);
+        *out = NULL;
+        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into a blocked copy failed: %s", op, st_name(s_));
+    }
+    return HCGA_OK;
+}
+
 /* Argument i of e as an input, from a blocked copy: the copy of region p in
  * the primitive's format if one is kept, else a new one reordered from the
  * plain bytes (written back first where a dirty copy overlaps them). */
@@ -301,13 +318,7 @@ static hcga_status kept_input(hcga_backend *be, const char *op, prim_arg *a, voi
     blk_copy *c = blk_find(be, p, bytes, imd, NULL);
     if (!c) {
         if ((st = dnn_blk_before_read(be, p, bytes)) != HCGA_OK) return st;
-        if ((st = blk_new(be, op, p, bytes, imd, NULL, &c)) != HCGA_OK) return st;
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, c->mem}};
-        dnnl_status_t s_ = dnnl_primitive_execute(a->reorder, be->stream, 2, r);
-        if (s_ != dnnl_success) {
-            blk_drop(be, c);
-            return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into a blocked copy failed: %s", op, st_name(s_));
-        }
+        if ((st = copy_in(be, op, a, p, bytes, imd, NULL, &c)) != HCGA_OK) return st;
     }
     c->pinned = 1;
     *used = c;
@@ -599,14 +610,8 @@ static hcga_status folded_copy(hcga_backend *be, const hcga_op_args *a, const hc
         for (int i = 0; i < 3; i++)
             if ((st = dnn_blk_before_read(be, key.dep[i], key.dep_bytes[i])) != HCGA_OK) return st;
         fold_weights(a, d, ws);
-        if ((st = blk_new(be, op, dnn_ptr(w), wbytes, imd, &key, &c)) != HCGA_OK) return st;
         DNN_CALL(op, dnnl_memory_set_data_handle(wa->user, ws));
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, wa->user}, {DNNL_ARG_TO, c->mem}};
-        dnnl_status_t s_ = dnnl_primitive_execute(wa->reorder, be->stream, 2, r);
-        if (s_ != dnnl_success) {
-            blk_drop(be, c);
-            return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder of the folded weights failed: %s", op, st_name(s_));
-        }
+        if ((st = copy_in(be, op, wa, dnn_ptr(w), wbytes, imd, &key, &c)) != HCGA_OK) return st;
     }
     c->pinned = 1;
     *out = c;
