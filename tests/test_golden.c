@@ -383,10 +383,9 @@ static void find_backends(void)
     n_be = 0;
     snprintf(be_names[n_be++], sizeof be_names[0], "cpu"); /* must work: fails the test if not */
     for (int i = 0; i < n && n_be < MAX_BE; i++) {
-        if (!strcmp(e[i].name, "opencl") || !strcmp(e[i].name, "cuda")) {
+        if (!strcmp(e[i].name, "opencl") || !strcmp(e[i].name, "cuda") || !strcmp(e[i].name, "onednn")) {
             if (e[i].ok)
-                snprintf(be_names[n_be++], sizeof be_names[0], "%s",
-                         !strcmp(e[i].name, "cuda") ? "cuda" : "opencl");
+                snprintf(be_names[n_be++], sizeof be_names[0], "%s", e[i].name);
             else
                 printf("golden: skipping backend %s: %s\n", e[i].name, e[i].reason);
         }
