@@ -159,6 +159,8 @@ START_TEST(test_options)
     ck_assert_msg(strstr(err, "plain='2' is not 0 or 1"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 0, "blocked_mb=x", &b, err, sizeof err), 0);
     ck_assert_msg(strstr(err, "blocked_mb='x' is not an integer"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "winograd=2", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "winograd='2' is not 0 or 1"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 1, NULL, &b, err, sizeof err), 0);
 }
 END_TEST
@@ -277,6 +279,42 @@ START_TEST(test_deterministic)
 }
 END_TEST
 
+
+/* CONV2D_BN_INFER 3x3 stride 1 with residual and ReLU, 64 channels: on
+ * oneDNN's Winograd convolution where the machine has it (option winograd,
+ * default on), against the plain-C path; and with winograd=0 (direct). */
+START_TEST(test_conv_bn_winograd)
+{
+    const int64_t N = 2, C = 64, H = 16, W = 12, K = 64;
+    hcga_op_params p;
+    memset(&p, 0, sizeof p);
+    p.conv_bn.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    p.conv_bn.eps = 1e-5;
+    p.conv_bn.relu = 1;
+    float *x = frand(N * C * H * W), *w = frand(K * C * 9), *g = frand(K), *b = frand(K), *rm = frand(K),
+          *rv = frand(K), *res = frand(N * K * H * W);
+    for (int64_t k = 0; k < K; k++) rv[k] = 0.5f + fabsf(rv[k]);
+    tdesc in[8] = {{4, {N, C, H, W}, x}, {4, {K, C, 3, 3}, w}, {1, {K}, g},  {1, {K}, b},
+                   {1, {K}, rm},         {1, {K}, rv},         {0, {0}, NULL}, {4, {N, K, H, W}, res}};
+    tdesc out[1] = {{4, {N, K, H, W}, NULL}};
+    compare("conv2d_bn_infer 3x3 (winograd=1)", HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, 1e-5, -1);
+    hcga_be *direct = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2,winograd=0", &direct, err, sizeof err) == 0, "%s", err);
+    float *rw[1], *rd[1];
+    run(fast, HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, rw, -1);
+    run(direct, HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, rd, -1);
+    double mx = 1, e = 0;
+    for (int64_t i = 0; i < N * K * H * W; i++) {
+        if (fabs(rd[0][i]) > mx) mx = fabs(rd[0][i]);
+        if (fabs(rw[0][i] - rd[0][i]) > e) e = fabs(rw[0][i] - rd[0][i]);
+    }
+    ck_assert_msg(e <= 1e-5 * mx, "winograd=1 and winograd=0 differ by %.3g (max %.3g)", e, mx);
+    hcga_be_close(direct);
+    free(rw[0]), free(rd[0]);
+    free(x), free(w), free(g), free(b), free(rm), free(rv), free(res);
+}
+END_TEST
 
 /* SUM_TO against a naive sum in double: the same float, for reduced dims
  * trailing, leading, in the middle, all, and none (the plain path's
@@ -428,6 +466,6 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
     HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies,
-                   test_sum_to);
+                   test_sum_to, test_conv_bn_winograd);
     return hcga_test_run(s);
 }

@@ -103,8 +103,9 @@ static int default_threads(int *out, char *err, size_t err_len)
 #define DNN_BLOCKED_MB_DEFAULT 2048
 #define DNN_BLOCKED_MB_MAX (1 << 20)
 
-/* "threads=N,plain=0|1,blocked_mb=M" */
-static int parse_options(const char *opts, int *threads, int *plain, int *blocked_mb, char *err, size_t err_len)
+/* "threads=N,plain=0|1,blocked_mb=M,winograd=0|1" */
+static int parse_options(const char *opts, int *threads, int *plain, int *blocked_mb, int *winograd, char *err,
+                         size_t err_len)
 {
     const char *p = opts;
     while (p && *p) {
@@ -112,7 +113,8 @@ static int parse_options(const char *opts, int *threads, int *plain, int *blocke
         const char *eq = memchr(p, '=', len);
         if (!eq) {
             snprintf(err, err_len,
-                     "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1, blocked_mb=M)",
+                     "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1, blocked_mb=M, "
+                     "winograd=0|1)",
                      (int)len, p);
             return -1;
         }
@@ -135,9 +137,14 @@ static int parse_options(const char *opts, int *threads, int *plain, int *blocke
                          val, DNN_BLOCKED_MB_MAX);
                 return -1;
             }
+        } else if (klen == 8 && memcmp(p, "winograd", 8) == 0) {
+            if (parse_uint(val, vlen, 0, 1, winograd) != 0) {
+                snprintf(err, err_len, "onednn: option winograd='%.*s' is not 0 or 1", (int)vlen, val);
+                return -1;
+            }
         } else {
-            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain, blocked_mb)", (int)klen,
-                     p);
+            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain, blocked_mb, winograd)",
+                     (int)klen, p);
             return -1;
         }
         p += len;
@@ -215,9 +222,10 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    int threads = 1, plain = 0, blocked_mb = DNN_BLOCKED_MB_DEFAULT;
+    int threads = 1, plain = 0, blocked_mb = DNN_BLOCKED_MB_DEFAULT, winograd = 1;
     if (default_threads(&threads, err, err_len) != 0) return HCGA_ERR_INVALID;
-    if (parse_options(options, &threads, &plain, &blocked_mb, err, err_len) != 0) return HCGA_ERR_INVALID;
+    if (parse_options(options, &threads, &plain, &blocked_mb, &winograd, err, err_len) != 0)
+        return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
     if (!be) {
         snprintf(err, err_len, "onednn: out of memory creating the backend");
@@ -226,6 +234,7 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
     be->device = device;
     be->threads = threads;
     be->plain = plain;
+    be->winograd = winograd;
     be->blk_cap = plain ? 0 : (uint64_t)blocked_mb << 20;
     const char *prof = getenv("HCGA_ONEDNN_PROFILE");
     be->profile = prof && *prof && strcmp(prof, "0") != 0;

@@ -38,6 +38,7 @@ struct hcga_backend {
     int device;
     int threads;   /* OpenMP threads for oneDNN and the plain-C ops */
     int plain;     /* option plain=1: every op on the plain-C path (debugging) */
+    int winograd;  /* option winograd (default 1): CONV2D_BN_INFER 3x3 stride 1 on Winograd */
     int profile;   /* $HCGA_ONEDNN_PROFILE set: per-op times printed at destroy */
     double prof_wall[HCGA_OP_COUNT][2], prof_cpu[HCGA_OP_COUNT][2]; /* [op][0 plain, 1 oneDNN], s */
     int64_t prof_calls[HCGA_OP_COUNT][2];

@@ -154,9 +154,11 @@ void dnn_prims_print_ref(const hcga_backend *be)
 {
     static const char *const kind_name[] = {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "relu_fwd",
                                             "relu_bwd", "bn_fwd_infer", "conv2d_bn_infer"};
-    int n = 0;
+    int n = 0, wino = 0, fused = 0;
     for (int i = 0; be->cache && i < be->cache->n; i++) {
         const prim_entry *e = be->cache->e[i];
+        fused += e->key.kind == K_CONV_BN;
+        wino += e->key.kind == K_CONV_BN && strstr(e->impl, "wino") != NULL;
         if (!e->ref_runs) continue;
         if (n++ == 0) fprintf(stderr, "  on oneDNN's reference implementations (slow):\n");
         fprintf(stderr, "    %s %s key", kind_name[e->key.kind], e->impl);
@@ -164,6 +166,7 @@ void dnn_prims_print_ref(const hcga_backend *be)
         fprintf(stderr, ": %lld runs\n", (long long)e->ref_runs);
     }
     if (n == 0) fprintf(stderr, "  no primitive ran on a oneDNN reference implementation\n");
+    if (fused) fprintf(stderr, "  conv2d_bn_infer: %d of %d shapes on Winograd\n", wino, fused);
 }
 
 static prim_entry *cache_find(hcga_backend *be, const prim_key *k)
@@ -453,7 +456,9 @@ out:
     return st;
 }
 
-/* Builds the cache entry of a convolution of kind for d.  flag is the bias
+/* Builds the cache entry of a convolution of kind for d (K_CONV_BN 3x3
+ * stride 1: on oneDNN's Winograd algorithm when it has one and the option
+ * winograd is on).  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
  * folded into the weights and the bias) whose post-ops are a sum (the
@@ -501,7 +506,18 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
         DNN_CALL(op, dnnl_primitive_attr_create(&attr));
         DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
     }
-    DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, attr, be->engine, NULL));
+    if (kind == K_CONV_BN && be->winograd && d->R == 3 && d->S == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 &&
+        d->dw == 1) {
+        /* oneDNN's Winograd convolution where it has one for the shape and
+         * the machine (AVX-512), else the direct one below */
+        dnnl_convolution_desc_t wfd;
+        if (dnnl_dilated_convolution_forward_desc_init(&wfd, dnnl_forward_inference, dnnl_convolution_winograd,
+                                                       &src_a, &wei_a, &b_a, &dst_a, strides, dil, pad,
+                                                       padr) != dnnl_success ||
+            dnnl_primitive_desc_create(&fpd, &wfd, attr, be->engine, NULL) != dnnl_success)
+            fpd = NULL;
+    }
+    if (!fpd) DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, attr, be->engine, NULL));
     if (kind == K_CONV_FWD || kind == K_CONV_BN) {
         pd = fpd;
         fpd = NULL;
