@@ -6,7 +6,8 @@
  * inference convolution whose weights and bias carry the batch norm (each
  * output channel's filter scaled, the shift as the bias) and whose post-ops
  * add the residual (a sum into the preloaded destination) and apply the
- * ReLU before the accumulator is stored.  Each primitive is created once per
+ * ReLU before the accumulator is stored (3x3 stride 1: on oneDNN's Winograd
+ * algorithm where the machine has a kernel for it, option winograd).  Each primitive is created once per
  * shape and kept in a cache on the instance (oneDNN's own primitive cache
  * also exists, but ours keeps the memory objects and reorders too).  The
  * primitives choose their own memory formats (format_tag any: nChw8c /
