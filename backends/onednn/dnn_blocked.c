@@ -118,7 +118,7 @@ static hcga_status make_room(hcga_backend *be, size_t need)
         if (st != HCGA_OK) return st;
         remove_at(be, old);
         be->blk_evictions++;
-        while (t->npool > 0) { /* the evicted block, unless it fits the request */
+        while (t->npool > 0) { /* the evicted copy's block went to the pool: free it */
             t->npool--;
             free(t->pool[t->npool].p);
             t->used -= t->pool[t->npool].bytes;
@@ -128,8 +128,8 @@ static hcga_status make_room(hcga_backend *be, size_t need)
 }
 
 /* A block of `bytes` from the pool (the smallest that fits, if not more
- * than a quarter larger) or newly allocated. */
-static void *block_get(hcga_backend *be, size_t bytes, size_t *got)
+ * than a quarter larger) or newly allocated: *out, its size *got. */
+static hcga_status block_get(hcga_backend *be, const char *op, size_t bytes, void **out, size_t *got)
 {
     dnn_blk *t = be->blk;
     int best = -1;
@@ -138,18 +138,20 @@ static void *block_get(hcga_backend *be, size_t bytes, size_t *got)
             (best < 0 || t->pool[i].bytes < t->pool[best].bytes))
             best = i;
     if (best >= 0) {
-        void *p = t->pool[best].p;
+        *out = t->pool[best].p;
         *got = t->pool[best].bytes;
         t->pool[best] = t->pool[--t->npool];
-        return p;
+        return HCGA_OK;
     }
-    if (make_room(be, bytes) != HCGA_OK) return NULL;
+    hcga_status st = make_room(be, bytes); /* on failure be->err names the write-back */
+    if (st != HCGA_OK) return st;
     size_t rounded = (bytes + DNN_ALIGN - 1) / DNN_ALIGN * DNN_ALIGN;
-    void *p = aligned_alloc(DNN_ALIGN, rounded ? rounded : DNN_ALIGN);
-    if (!p) return NULL;
+    if (rounded == 0) rounded = DNN_ALIGN;
+    *out = aligned_alloc(DNN_ALIGN, rounded);
+    if (!*out) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a blocked copy of %zu bytes", op, bytes);
     t->used += rounded;
     *got = rounded;
-    return p;
+    return HCGA_OK;
 }
 
 static int same_key(const blk_copy *c, const blk_derived *d)
@@ -195,11 +197,10 @@ hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t by
         t->v = nv;
         t->cap = nc;
     }
-    const size_t need = dnnl_memory_desc_get_size(md);
-    c->block = block_get(be, need, &c->block_bytes);
-    if (!c->block) {
+    hcga_status st = block_get(be, op, dnnl_memory_desc_get_size(md), &c->block, &c->block_bytes);
+    if (st != HCGA_OK) {
         free(c);
-        return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a blocked copy of %zu bytes", op, need);
+        return st;
     }
     if (dnnl_memory_create(&c->mem, md, be->engine, c->block) != dnnl_success) {
         pool_release(t, c->block, c->block_bytes);
