@@ -553,6 +553,8 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
     if (!info) return set_err(err, err_len, "op %d is not in the catalogue", c->op);
     if (need(cc, c->op == HCGA_OP_CONCAT ? cc->num_in : info->in_min, info->out_min, err, err_len))
         return -1;
+    /* in/out outputs (catalogue: inout) are uploaded with their values: filled below */
+    for (int k = 0; k < cc->num_out; k++) cc->out[k].inout = info->inout >> k & 1;
 
     /* ops whose inputs need more than uniform values in [-1, 1) */
     switch (c->op) {
@@ -560,7 +562,6 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_bn_x(&cc->in[0], r);
         fill_unif(&cc->in[1], r, 0.5, 1.5);
         fill_unif(&cc->in[2], r, -0.5, 0.5);
-        cc->out[3].inout = cc->out[4].inout = 1;
         fill_unif(&cc->out[3], r, -0.5, 0.5);
         fill_unif(&cc->out[4], r, 0.5, 1.5);
         return 0;
@@ -588,7 +589,6 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_bn_x(&cc->in[0], r);
         fill_unif(&cc->in[1], r, 0.5, 1.5);
         fill_unif(&cc->in[2], r, -0.5, 0.5);
-        cc->out[3].inout = cc->out[4].inout = 1;
         fill_unif(&cc->out[3], r, -0.5, 0.5);
         fill_unif(&cc->out[4], r, 0.5, 1.5);
         return fill_bn_sums(cc, r, c->p.bn.count, err, err_len);
@@ -692,7 +692,6 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_unif(&cc->in[1], r, 0.5, 1.5);
         return 0;
     case HCGA_OP_ADAM_STEP:
-        cc->out[0].inout = cc->out[1].inout = cc->out[2].inout = 1;
         fill_unif(&cc->out[0], r, -1, 1);
         fill_unif(&cc->out[1], r, -0.1, 0.1);
         fill_unif(&cc->out[2], r, 0.0, 0.01);
@@ -704,7 +703,6 @@ static int generate(conf_case *cc, conf_rng *r, int flavour, char *err, size_t e
         fill_cast(cc, r);
         return 0;
     case HCGA_OP_SGD_STEP:
-        cc->out[0].inout = cc->out[1].inout = 1;
         fill_unif(&cc->out[0], r, -1, 1);
         fill_unif(&cc->out[1], r, -0.5, 0.5);
         return 0;

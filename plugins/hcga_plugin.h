@@ -607,6 +607,7 @@ typedef struct hcga_op_info {
     uint8_t bwd;             /* 1: backward passes use the op */
     uint8_t half;            /* 1: accepts BF16/F16 operands (ABI 1.1) */
     uint8_t optional;        /* 1: a backend may leave the op NULL (ABI 1.3, HCGA_OPT_OP rows) */
+    uint8_t inout;           /* bit s: out[s] is read as well as written ("in/out" in section 3) */
 } hcga_op_info;
 
 /* The catalogue row of op, or NULL for an op this header does not know. */
@@ -614,13 +615,13 @@ static inline const hcga_op_info *hcga_op_get_info(int op)
 {
     static const hcga_op_info table[HCGA_OP_COUNT] = {
 #define HCGA_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_, bwd_, \
-                half_)                                                                           \
+                half_, inout_)                                                                   \
     {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
-     bwd_, half_, 0},
+     bwd_, half_, 0, inout_},
 #define HCGA_OPT_OP(id_, name_, imin_, imax_, omin_, omax_, pg_, din_, dout_, iin_, iout_, tol_,     \
-                    bwd_, half_)                                                                 \
+                    bwd_, half_, inout_)                                                         \
     {name_, imin_, imax_, omin_, omax_, HCGA_PG_##pg_, HCGA_TOL_##tol_, din_, dout_, iin_, iout_,    \
-     bwd_, half_, 1},
+     bwd_, half_, 1, inout_},
 #include "hcga_ops.def"
 #undef HCGA_OPT_OP
 #undef HCGA_OP

@@ -409,14 +409,6 @@ static void tensor_extent(const hcga_tensor *t, const char **lo, uint64_t *bytes
     *bytes = (uint64_t)(last + 1) * hcga_dtype_size(t->dtype);
 }
 
-/* Ops whose outputs are read as well as written (in/out slots in
- * hcga_plugin.h section 3: optimizer state, running statistics). */
-static int reads_outputs(int op)
-{
-    return op == HCGA_OP_ADAM_STEP || op == HCGA_OP_SGD_STEP || op == HCGA_OP_BN_FWD_TRAIN ||
-           op == HCGA_OP_BN_FWD_FROM_STATS;
-}
-
 /* Does this call run a convolution that takes its data inputs from blocked
  * copies and leaves its output in one (dnn_blocked.h)?  Its data inputs
  * (slots 0 and 1, and CONV2D_BN_INFER's residual) are then the op's to
@@ -444,10 +436,11 @@ static hcga_status sync_copies(hcga_backend *be, const hcga_op_args *a, int op, 
         tensor_extent(a->in[i], &lo, &bytes);
         st = dnn_blk_before_read(be, lo, bytes);
     }
+    const unsigned inout = hcga_op_get_info(op)->inout; /* outputs read as well as written */
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
         if (!a->out[i]) continue;
         tensor_extent(a->out[i], &lo, &bytes);
-        if (reads_outputs(op)) st = dnn_blk_before_read(be, lo, bytes);
+        if (inout >> i & 1) st = dnn_blk_before_read(be, lo, bytes);
         if (st == HCGA_OK) st = dnn_blk_before_write(be, lo, bytes);
     }
     return st;
