@@ -233,14 +233,16 @@ static void entry_set_impl(prim_entry *e, const_dnnl_primitive_desc_t pd)
 }
 
 /* Loads pre (the residual, plain) into the destination a of a sum
- * post-op: reordered into the primitive's format, or copied when the
- * primitive writes the plain destination itself. */
-static hcga_status preload_dst(hcga_backend *be, const char *op, prim_arg *a, void *user_ptr, const void *pre)
+ * post-op: reordered into target (memory in the primitive's format: the
+ * entry's own or a blocked copy), or copied to user_ptr when the primitive
+ * writes the plain destination itself. */
+static hcga_status preload_dst(hcga_backend *be, const char *op, prim_arg *a, dnnl_memory_t target, void *user_ptr,
+                               const void *pre)
 {
     hcga_status st = HCGA_OK;
     if (a->pre_reorder) {
         DNN_CALL(op, dnnl_memory_set_data_handle(a->pre_user, (void *)pre));
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->pre_user}, {DNNL_ARG_TO, a->inner}};
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->pre_user}, {DNNL_ARG_TO, target}};
         DNN_CALL(op, dnnl_primitive_execute(a->pre_reorder, be->stream, 2, r));
     } else {
         const dnnl_memory_desc_t *md = NULL;
@@ -268,7 +270,7 @@ static hcga_status entry_run(hcga_backend *be, const char *op, prim_entry *e, vo
             DNN_CALL(op, dnnl_primitive_execute(a->reorder, be->stream, 2, r));
         }
         if (a->out && pre) {
-            st = preload_dst(be, op, a, ptr[i], pre);
+            st = preload_dst(be, op, a, a->inner, ptr[i], pre);
             if (st != HCGA_OK) goto out;
         }
     }
@@ -349,11 +351,7 @@ static hcga_status kept_output(hcga_backend *be, const char *op, prim_arg *a, vo
         return HCGA_OK;
     }
     if ((st = dnn_blk_before_read(be, pre, bytes)) != HCGA_OK) return st;
-    DNN_CALL(op, dnnl_memory_set_data_handle(a->pre_user, (void *)pre));
-    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->pre_user}, {DNNL_ARG_TO, c->mem}};
-    DNN_CALL(op, dnnl_primitive_execute(a->pre_reorder, be->stream, 2, r));
-out:
-    return st;
+    return preload_dst(be, op, a, c->mem, p, pre);
 }
 
 /* entry_run for a call that keeps blocked copies (be->blk_call): inputs
@@ -388,10 +386,9 @@ static hcga_status entry_run_kept(hcga_backend *be, const char *op, prim_entry *
             if ((st = kept_input(be, op, a, ptr[i], bytes, &used[i])) != HCGA_OK) goto out;
             ea[i].memory = used[i]->mem;
         } else if (!a->inner) { /* the primitive writes the plain output itself */
-            if (pre) {
-                if ((st = dnn_blk_before_read(be, pre, bytes)) != HCGA_OK) goto out;
-                memcpy(ptr[i], pre, bytes); /* the header: the residual does not overlap y */
-            }
+            if (pre && ((st = dnn_blk_before_read(be, pre, bytes)) != HCGA_OK ||
+                        (st = preload_dst(be, op, a, NULL, ptr[i], pre)) != HCGA_OK))
+                goto out;
         } else {
             if ((st = kept_output(be, op, a, ptr[i], bytes, pre, &made[i])) != HCGA_OK) goto out;
             ea[i].memory = made[i]->mem;
