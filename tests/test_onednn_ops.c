@@ -452,6 +452,108 @@ START_TEST(test_blocked_copies)
 }
 END_TEST
 
+/* ---- training's ops on activations in the blocked format (dnn_act.c) ---- */
+
+/* A training-like chain on [2, 32, 16, 12] activations (32 channels: a
+ * multiple of both activation blocks, 16 and 8) through one buffer:
+ * convolution, batch norm, ReLU, a second convolution, a residual addition
+ * with a plain input, ReLU and batch norm backward, both backward
+ * convolutions, then a fill over half of a dirty activation and a batch
+ * norm reading across it.  Returns the whole buffer (malloc'd). */
+enum { TA = 2 * 32 * 16 * 12, TW = 32 * 32 * 9 };
+enum { TX = 0, TW1 = TX + TA, TW2 = TW1 + TW, TY1 = TW2 + TW, TY2 = TY1 + TA, TY3 = TY2 + TA, TY4 = TY3 + TA,
+       TY5 = TY4 + TA, TD1 = TY5 + TA, TDX = TD1 + TA, TDI = TDX + TA, TDW = TDI + TA, TBN = TDW + TW,
+       TTOTAL = TBN + 10 * 32 };
+
+static float *training_chain(const char *options)
+{
+    hcga_be *be = NULL;
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, options, &be, err, sizeof err) == 0, "%s", err);
+    hcga_buffer *b;
+    ck_assert_int_eq(hcga_be_alloc(be, (uint64_t)TTOTAL * 4, &b), HCGA_OK);
+    uint64_t seed = 0x7a11ull;
+    float *init = malloc((size_t)TTOTAL * 4);
+    for (int64_t i = 0; i < TTOTAL; i++) init[i] = (float)hcga_test_urand_pm1(&seed);
+    for (int i = 0; i < 32; i++) init[TBN + 3 * 32 + i] = 1.0f; /* running variance */
+    ck_assert_int_eq(hcga_be_write(be, b, 0, init, (uint64_t)TTOTAL * 4), HCGA_OK);
+#define ACT(off_) view(b, (off_), 4, 2, 32, 16, 12)
+#define CHN(k_) view(b, TBN + (k_) * 32, 1, 32, 0, 0, 0)
+    const hcga_tensor x = ACT(TX), y1 = ACT(TY1), y2 = ACT(TY2), y3 = ACT(TY3), y4 = ACT(TY4), y5 = ACT(TY5),
+                      d1 = ACT(TD1), dx = ACT(TDX), dxin = ACT(TDI), w1 = view(b, TW1, 4, 32, 32, 3, 3),
+                      w2 = view(b, TW2, 4, 32, 32, 3, 3), dw = view(b, TDW, 4, 32, 32, 3, 3), g = CHN(0),
+                      bt = CHN(1), rm = CHN(2), rv = CHN(3), mean = CHN(4), inv = CHN(5), dg = CHN(6),
+                      db = CHN(7), mean2 = CHN(8), inv2 = CHN(9),
+                      half_y2 = view(b, TY2, 4, 1, 32, 16, 12); /* y2's first image */
+#undef ACT
+#undef CHN
+    hcga_op_params pc, pn, pa, pf;
+    memset(&pc, 0, sizeof pc);
+    pc.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    memset(&pn, 0, sizeof pn);
+    pn.bn.eps = 1e-5;
+    pn.bn.momentum = 0.1;
+    memset(&pa, 0, sizeof pa);
+    pa.scalar.a = 1.0;
+    pa.scalar.b = 0.5;
+    memset(&pf, 0, sizeof pf);
+    pf.scalar.a = 0.75;
+    op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&x, &w1}, 1, (const hcga_tensor *[]){&y1});
+    op_run(be, HCGA_OP_BN_FWD_TRAIN, &pn, 3, (const hcga_tensor *[]){&y1, &g, &bt}, 5,
+           (const hcga_tensor *[]){&y2, &mean, &inv, &rm, &rv});
+    op_run(be, HCGA_OP_RELU_FWD, NULL, 1, (const hcga_tensor *[]){&y2}, 1, (const hcga_tensor *[]){&y3});
+    op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&y3, &w2}, 1, (const hcga_tensor *[]){&y4});
+    op_run(be, HCGA_OP_ADD, &pa, 2, (const hcga_tensor *[]){&y4, &x}, 1, (const hcga_tensor *[]){&y5});
+    op_run(be, HCGA_OP_RELU_BWD, NULL, 2, (const hcga_tensor *[]){&y3, &y5}, 1, (const hcga_tensor *[]){&d1});
+    op_run(be, HCGA_OP_BN_BWD, &pn, 5, (const hcga_tensor *[]){&y1, &d1, &g, &mean, &inv}, 3,
+           (const hcga_tensor *[]){&dx, &dg, &db});
+    op_run(be, HCGA_OP_CONV2D_BWD_DATA, &pc, 2, (const hcga_tensor *[]){&dx, &w1}, 1,
+           (const hcga_tensor *[]){&dxin});
+    op_run(be, HCGA_OP_CONV2D_BWD_FILTER, &pc, 2, (const hcga_tensor *[]){&x, &dx}, 1, (const hcga_tensor *[]){&dw});
+    op_run(be, HCGA_OP_FILL, &pf, 0, NULL, 1, (const hcga_tensor *[]){&half_y2}); /* half of a dirty copy */
+    op_run(be, HCGA_OP_BN_FWD_TRAIN, &pn, 3, (const hcga_tensor *[]){&y2, &g, &bt}, 5,
+           (const hcga_tensor *[]){&y1, &mean2, &inv2, &rm, &rv});
+    float *all = malloc((size_t)TTOTAL * 4);
+    ck_assert_int_eq(hcga_be_read(be, b, 0, all, (uint64_t)TTOTAL * 4), HCGA_OK);
+    for (int64_t i = TY2; i < TY2 + TA / 2; i++)
+        ck_assert_msg(all[i] == 0.75f, "%s: the fill over half of a dirty activation was lost at %lld", options,
+                      (long long)(i - TY2));
+    hcga_be_free(be, b);
+    hcga_be_close(be);
+    free(init);
+    return all;
+}
+
+/* The training chain with activations kept blocked (default), with the
+ * batch norms, ReLUs and additions on plain tensors (blocked_act=0), with
+ * no copies at all (blocked_mb=0) and with a 1 MiB cap (copies evicted): the
+ * same bits, and each op's output not trivially zero. */
+START_TEST(test_blocked_activations)
+{
+    static const char *const opts[] = {"threads=2", "threads=2,blocked_act=0", "threads=2,blocked_mb=0",
+                                       "threads=2,blocked_mb=1", "threads=1"};
+    float *r[5];
+    for (int k = 0; k < 5; k++) r[k] = training_chain(opts[k]);
+    for (int k = 1; k < 5; k++)
+        for (int64_t i = 0; i < TTOTAL; i++)
+            ck_assert_msg(memcmp(&r[0][i], &r[k][i], 4) == 0, "float %lld: %.9g with '%s', %.9g with '%s'",
+                          (long long)i, r[0][i], opts[0], r[k][i], opts[k]);
+    static const struct {
+        const char *name;
+        int64_t off, n;
+    } outs[] = {{"y3 (relu)", TY3, TA}, {"y5 (add)", TY5, TA}, {"d1 (relu_bwd)", TD1, TA},
+                {"dx (bn_bwd)", TDX, TA}, {"dxin (bwd_data)", TDI, TA}, {"dw (bwd_filter)", TDW, TW},
+                {"y1 (bn over the fill)", TY1, TA}, {"dgamma", TBN + 6 * 32, 32}};
+    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
+        int64_t nonzero = 0;
+        for (int64_t i = 0; i < outs[o].n; i++) nonzero += r[0][outs[o].off + i] != 0;
+        ck_assert_msg(nonzero > outs[o].n / 4, "%s is almost all zero (%lld of %lld nonzero)", outs[o].name,
+                      (long long)nonzero, (long long)outs[o].n);
+    }
+    for (int k = 0; k < 5; k++) free(r[k]);
+}
+END_TEST
+
 int main(void)
 {
     hcga_be *b = NULL;
@@ -466,6 +568,6 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
     HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies,
-                   test_sum_to, test_conv_bn_winograd);
+                   test_blocked_activations, test_sum_to, test_conv_bn_winograd);
     return hcga_test_run(s);
 }

@@ -33,6 +33,7 @@
  * orders fixed by the sizes) give the same bits on every run.
  */
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,48 +104,55 @@ static int default_threads(int *out, char *err, size_t err_len)
 #define DNN_BLOCKED_MB_DEFAULT 2048
 #define DNN_BLOCKED_MB_MAX (1 << 20)
 
-/* "threads=N,plain=0|1,blocked_mb=M,winograd=0|1" */
-static int parse_options(const char *opts, int *threads, int *plain, int *blocked_mb, int *winograd, char *err,
-                         size_t err_len)
+/* The create options, with their defaults filled in by dnn_create. */
+typedef struct dnn_opts {
+    int threads, plain, blocked_mb, winograd, blocked_act;
+} dnn_opts;
+
+#define DNN_KNOWN_OPTIONS "threads=N, plain=0|1, blocked_mb=M, blocked_act=0|1, winograd=0|1"
+
+/* One row per option: its name, where it goes, its range. */
+static const struct {
+    const char *key;
+    size_t at;
+    int lo, hi;
+} dnn_option_rows[] = {
+    {"threads", offsetof(dnn_opts, threads), 1, DNN_MAX_THREADS},
+    {"plain", offsetof(dnn_opts, plain), 0, 1},
+    {"blocked_mb", offsetof(dnn_opts, blocked_mb), 0, DNN_BLOCKED_MB_MAX},
+    {"blocked_act", offsetof(dnn_opts, blocked_act), 0, 1},
+    {"winograd", offsetof(dnn_opts, winograd), 0, 1},
+};
+
+/* "key=value,..." over the rows above */
+static int parse_options(const char *opts, dnn_opts *o, char *err, size_t err_len)
 {
     const char *p = opts;
     while (p && *p) {
         size_t len = strcspn(p, ",");
         const char *eq = memchr(p, '=', len);
         if (!eq) {
-            snprintf(err, err_len,
-                     "onednn: option '%.*s' is not key=value (known: threads=N, plain=0|1, blocked_mb=M, "
-                     "winograd=0|1)",
+            snprintf(err, err_len, "onednn: option '%.*s' is not key=value (known: " DNN_KNOWN_OPTIONS ")",
                      (int)len, p);
             return -1;
         }
         size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
         const char *val = eq + 1;
-        if (klen == 7 && memcmp(p, "threads", 7) == 0) {
-            if (parse_uint(val, vlen, 1, DNN_MAX_THREADS, threads) != 0) {
-                snprintf(err, err_len, "onednn: option threads='%.*s' is not an integer in 1..%d",
-                         (int)vlen, val, DNN_MAX_THREADS);
-                return -1;
-            }
-        } else if (klen == 5 && memcmp(p, "plain", 5) == 0) {
-            if (parse_uint(val, vlen, 0, 1, plain) != 0) {
-                snprintf(err, err_len, "onednn: option plain='%.*s' is not 0 or 1", (int)vlen, val);
-                return -1;
-            }
-        } else if (klen == 10 && memcmp(p, "blocked_mb", 10) == 0) {
-            if (parse_uint(val, vlen, 0, DNN_BLOCKED_MB_MAX, blocked_mb) != 0) {
-                snprintf(err, err_len, "onednn: option blocked_mb='%.*s' is not an integer in 0..%d", (int)vlen,
-                         val, DNN_BLOCKED_MB_MAX);
-                return -1;
-            }
-        } else if (klen == 8 && memcmp(p, "winograd", 8) == 0) {
-            if (parse_uint(val, vlen, 0, 1, winograd) != 0) {
-                snprintf(err, err_len, "onednn: option winograd='%.*s' is not 0 or 1", (int)vlen, val);
-                return -1;
-            }
-        } else {
-            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: threads, plain, blocked_mb, winograd)",
-                     (int)klen, p);
+        size_t r = 0, nrows = sizeof dnn_option_rows / sizeof dnn_option_rows[0];
+        while (r < nrows && !(strlen(dnn_option_rows[r].key) == klen && memcmp(p, dnn_option_rows[r].key, klen) == 0))
+            r++;
+        if (r == nrows) {
+            snprintf(err, err_len, "onednn: unknown option '%.*s' (known: " DNN_KNOWN_OPTIONS ")", (int)klen, p);
+            return -1;
+        }
+        int *dst = (int *)((char *)o + dnn_option_rows[r].at);
+        if (parse_uint(val, vlen, dnn_option_rows[r].lo, dnn_option_rows[r].hi, dst) != 0) {
+            if (dnn_option_rows[r].hi == 1)
+                snprintf(err, err_len, "onednn: option %s='%.*s' is not 0 or 1", dnn_option_rows[r].key, (int)vlen,
+                         val);
+            else
+                snprintf(err, err_len, "onednn: option %s='%.*s' is not an integer in %d..%d",
+                         dnn_option_rows[r].key, (int)vlen, val, dnn_option_rows[r].lo, dnn_option_rows[r].hi);
             return -1;
         }
         p += len;
@@ -190,15 +198,17 @@ static double now_s(clockid_t c)
 static void print_profile(const hcga_backend *be)
 {
     double tw = 0, tc = 0;
+    static const char *const path_name[DNN_PATHS] = {"plain", "onednn", "blocked"};
     for (int op = 0; op < HCGA_OP_COUNT; op++)
-        for (int k = 0; k < 2; k++) tw += be->prof_wall[op][k], tc += be->prof_cpu[op][k];
+        for (int k = 0; k < DNN_PATHS; k++) tw += be->prof_wall[op][k], tc += be->prof_cpu[op][k];
     fprintf(stderr, "onednn profile (threads %d): %.3f s wall, %.3f s cpu in ops\n", be->threads, tw, tc);
-    fprintf(stderr, "  %-22s %-6s %8s %10s %10s\n", "op", "path", "calls", "wall s", "cpu s");
+    fprintf(stderr, "  %-22s %-7s %8s %10s %10s %11s\n", "op", "path", "calls", "wall s", "cpu s", "write-backs");
     for (int op = 0; op < HCGA_OP_COUNT; op++)
-        for (int k = 0; k < 2; k++)
+        for (int k = 0; k < DNN_PATHS; k++)
             if (be->prof_calls[op][k])
-                fprintf(stderr, "  %-22s %-6s %8lld %10.3f %10.3f\n", hcga_op_name(op), k ? "onednn" : "plain",
-                        (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k]);
+                fprintf(stderr, "  %-22s %-7s %8lld %10.3f %10.3f %11lld\n", hcga_op_name(op), path_name[k],
+                        (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k],
+                        (long long)(k == DNN_PATHS - 1 || !be->prof_calls[op][k + 1] ? be->prof_writebacks[op] : 0));
     fprintf(stderr, "  blocked copies: %lld reused, %lld written back, %lld evicted; %.1f MiB held at the end\n",
             (long long)be->blk_hits, (long long)be->blk_writebacks, (long long)be->blk_evictions,
             (double)dnn_blk_bytes(be) / (1 << 20));
@@ -222,20 +232,19 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    int threads = 1, plain = 0, blocked_mb = DNN_BLOCKED_MB_DEFAULT, winograd = 1;
-    if (default_threads(&threads, err, err_len) != 0) return HCGA_ERR_INVALID;
-    if (parse_options(options, &threads, &plain, &blocked_mb, &winograd, err, err_len) != 0)
-        return HCGA_ERR_INVALID;
+    dnn_opts o = {.threads = 1, .plain = 0, .blocked_mb = DNN_BLOCKED_MB_DEFAULT, .winograd = 1, .blocked_act = 1};
+    if (default_threads(&o.threads, err, err_len) != 0) return HCGA_ERR_INVALID;
+    if (parse_options(options, &o, err, err_len) != 0) return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
     if (!be) {
         snprintf(err, err_len, "onednn: out of memory creating the backend");
         return HCGA_ERR_NOMEM;
     }
     be->device = device;
-    be->threads = threads;
-    be->plain = plain;
-    be->winograd = winograd;
-    be->blk_cap = plain ? 0 : (uint64_t)blocked_mb << 20;
+    be->threads = o.threads;
+    be->plain = o.plain;
+    be->winograd = o.winograd;
+    be->blk_cap = o.plain ? 0 : (uint64_t)o.blocked_mb << 20;
     const char *prof = getenv("HCGA_ONEDNN_PROFILE");
     be->profile = prof && *prof && strcmp(prof, "0") != 0;
     dnn_threads(be);
@@ -244,6 +253,10 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         dnn_destroy(be);
         return st;
     }
+    /* the convolutions' activation format does not depend on blocked_mb or
+     * blocked_act: those options change where the bytes wait, not the bits */
+    be->act_fmt = o.plain ? 0 : dnn_act_block_for_isa();
+    be->act_block = be->blk_cap && o.blocked_act ? be->act_fmt : 0;
     *out = be;
     return HCGA_OK;
 }
@@ -425,20 +438,22 @@ static int keeps_copies(const hcga_backend *be, int op, const hcga_checked *ck, 
 
 /* Brings the plain bytes of the call's tensors up to date before it runs:
  * dirty copies of what it reads written back, copies of what it writes
- * dropped (see dnn_blocked.h). */
-static hcga_status sync_copies(hcga_backend *be, const hcga_op_args *a, int op, int keeps)
+ * dropped (see dnn_blocked.h); except the inputs in skip_in and outputs in
+ * skip_out, which the call takes from and leaves in copies itself. */
+static hcga_status sync_copies(hcga_backend *be, const hcga_op_args *a, int op, unsigned skip_in,
+                               unsigned skip_out)
 {
     const char *lo;
     uint64_t bytes;
     hcga_status st = HCGA_OK;
     for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
-        if (!a->in[i] || (keeps && (i < 2 || (op == HCGA_OP_CONV2D_BN_INFER && i == HCGA_CBN_RES)))) continue;
+        if (!a->in[i] || (skip_in >> i & 1)) continue;
         tensor_extent(a->in[i], &lo, &bytes);
         st = dnn_blk_before_read(be, lo, bytes);
     }
     const unsigned inout = hcga_op_get_info(op)->inout; /* outputs read as well as written */
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
-        if (!a->out[i]) continue;
+        if (!a->out[i] || (skip_out >> i & 1)) continue;
         tensor_extent(a->out[i], &lo, &bytes);
         if (inout >> i & 1) st = dnn_blk_before_read(be, lo, bytes);
         if (st == HCGA_OK) st = dnn_blk_before_write(be, lo, bytes);
@@ -459,17 +474,24 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;
     const int path = impl != plain;
     double w0 = 0, c0 = 0;
+    const int64_t wb0 = be->blk_writebacks;
     if (be->profile) w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
     const int keeps = keeps_copies(be, op, &ck, path);
-    if (be->blk) st = sync_copies(be, a, op, keeps); /* on failure, be->err names the write-back */
+    unsigned skip_in = 0, skip_out = 0; /* the data tensors the call keeps in copies itself */
+    if (keeps) skip_in = 0x3u | (op == HCGA_OP_CONV2D_BN_INFER ? 1u << HCGA_CBN_RES : 0u);
+    const int act = !keeps && dnn_act_plan(be, op, a, &ck, &skip_in, &skip_out);
+    if (be->blk) st = sync_copies(be, a, op, skip_in, skip_out); /* on failure, be->err names the write-back */
     be->blk_call = keeps;
-    if (st == HCGA_OK)
+    if (st == HCGA_OK && act) st = dnn_act_run(be, a, &ck, skip_in, skip_out, impl);
+    else if (st == HCGA_OK)
         st = op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype) ? half_via_f32(be, a, &ck, f32) : impl(be, a, &ck);
     be->blk_call = 0;
     if (be->profile) {
-        be->prof_wall[op][path] += now_s(CLOCK_MONOTONIC) - w0;
-        be->prof_cpu[op][path] += now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
-        be->prof_calls[op][path]++;
+        const int where = act ? DNN_PATH_BLOCKED : path ? DNN_PATH_ONEDNN : DNN_PATH_PLAIN;
+        be->prof_wall[op][where] += now_s(CLOCK_MONOTONIC) - w0;
+        be->prof_cpu[op][where] += now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        be->prof_calls[op][where]++;
+        be->prof_writebacks[op] += be->blk_writebacks - wb0;
     }
     return st;
 }

@@ -264,12 +264,13 @@ static int hit_by_write(const blk_copy *c, const char *p, uint64_t bytes)
     return 0;
 }
 
-hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes)
+/* Drops the copies a write of [p, p+bytes) makes stale, except keep. */
+static hcga_status drop_written(hcga_backend *be, const void *p, uint64_t bytes, const blk_copy *keep)
 {
     dnn_blk *t = be->blk;
     for (int i = 0; t && i < t->n;) {
         blk_copy *c = t->v[i];
-        if (!hit_by_write(c, p, bytes)) {
+        if (c == keep || !hit_by_write(c, p, bytes)) {
             i++;
             continue;
         }
@@ -281,6 +282,24 @@ hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes
         remove_at(be, i); /* moves the last copy to i */
     }
     return HCGA_OK;
+}
+
+hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes)
+{
+    return drop_written(be, p, bytes, NULL);
+}
+
+hcga_status blk_replace(hcga_backend *be, blk_copy *c)
+{
+    return drop_written(be, c->lo, c->bytes, c);
+}
+
+int blk_has(const hcga_backend *be, const void *p, uint64_t bytes)
+{
+    const dnn_blk *t = be->blk;
+    for (int i = 0; t && i < t->n; i++)
+        if (t->v[i]->lo == p && t->v[i]->bytes == bytes && t->v[i]->ndeps == 0) return 1;
+    return 0;
 }
 
 void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes)

@@ -77,11 +77,34 @@ hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t by
  * owner, which calls blk_owner_gone before it frees them. */
 void blk_set_dirty(blk_copy *c, dnnl_primitive_t back, dnnl_memory_t plain, const void *owner);
 
+/* c, a new copy just filled (and marked dirty) by an op that wrote its
+ * region, now stands for it: every other copy the write made stale is
+ * dropped (a dirty one the region does not cover whole written back first). */
+hcga_status blk_replace(hcga_backend *be, blk_copy *c);
+
+/* Is there a (non-derived) copy of exactly [p, p+bytes), in any format? */
+int blk_has(const hcga_backend *be, const void *p, uint64_t bytes);
+
 /* Drops c (a copy whose content is not needed: an output that failed). */
 void blk_drop(hcga_backend *be, blk_copy *c);
 
 /* owner is about to free its primitives: writes back the dirty copies
  * that use them. */
 hcga_status blk_owner_gone(hcga_backend *be, const void *owner);
+
+/* The activation format of an f32 tensor [N, C, H, W] (nChw16c or nChw8c,
+ * be->act_fmt; dnn_act.c) and the reorders between it and plain NCHW,
+ * kept in the primitive cache (dnn_prims.c).  To fill a copy from plain
+ * bytes p: set user_in's handle to p, run to_blk from user_in to the copy.
+ * A dirty copy in this format gets blk_set_dirty(c, to_plain, user_back,
+ * owner). */
+typedef struct dnn_act_fmt {
+    const dnnl_memory_desc_t *md;
+    dnnl_memory_t user_in, user_back;
+    dnnl_primitive_t to_blk, to_plain;
+    const void *owner;
+} dnn_act_fmt;
+
+hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], dnn_act_fmt *f);
 
 #endif

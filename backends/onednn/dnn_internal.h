@@ -26,6 +26,8 @@
 #define DNN_WS_HALF 4   /* 4..19: f32 copies of half tensors (in 0..7, out 8..15) */
 #define DNN_WS_FUSED 20 /* CONV2D_BN_INFER: the weights with the batch norm folded in, the shift */
 
+enum { DNN_PATH_PLAIN, DNN_PATH_ONEDNN, DNN_PATH_BLOCKED, DNN_PATHS }; /* where a call ran (profile) */
+
 struct hcga_buffer {
     void *data;
     uint64_t size;
@@ -40,14 +42,22 @@ struct hcga_backend {
     int plain;     /* option plain=1: every op on the plain-C path (debugging) */
     int winograd;  /* option winograd (default 1): CONV2D_BN_INFER 3x3 stride 1 on Winograd */
     int profile;   /* $HCGA_ONEDNN_PROFILE set: per-op times printed at destroy */
-    double prof_wall[HCGA_OP_COUNT][2], prof_cpu[HCGA_OP_COUNT][2]; /* [op][0 plain, 1 oneDNN], s */
-    int64_t prof_calls[HCGA_OP_COUNT][2];
+    /* per-op times, s: [op][path] (DNN_PATH_*) */
+    double prof_wall[HCGA_OP_COUNT][DNN_PATHS], prof_cpu[HCGA_OP_COUNT][DNN_PATHS];
+    int64_t prof_calls[HCGA_OP_COUNT][DNN_PATHS];
+    int64_t prof_writebacks[HCGA_OP_COUNT]; /* blocked copies the op's calls wrote back */
     void *engine;  /* dnnl_engine_t */
     void *stream;  /* dnnl_stream_t */
     dnn_cache *cache;
     dnn_blk *blk;       /* NULL until the first copy */
     uint64_t blk_cap;   /* option blocked_mb, in bytes; 0: no copies kept */
     int blk_call;       /* this call's convolutions may use and leave copies */
+    int act_fmt;        /* the activation format's channel block: 16 (nChw16c, AVX-512), 8
+                         * (nChw8c, AVX2), 0 (neither ISA, or plain=1); the training
+                         * convolutions' format whatever the other options */
+    int act_block;      /* act_fmt when dnn_act.c runs ops on blocked activations (copies kept
+                         * and blocked_act=1), else 0 */
+    int act_now;        /* the running call's data tensors are copies in the activation format */
     int64_t blk_hits, blk_writebacks, blk_evictions; /* for the profile */
     void *ws[DNN_WS_SLOTS];
     size_t ws_size[DNN_WS_SLOTS];
@@ -75,11 +85,24 @@ void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes);
 void dnn_blk_fini(hcga_backend *be);
 uint64_t dnn_blk_bytes(const hcga_backend *be); /* in copies and the pool */
 
+typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
+                                   const hcga_checked *ck);
+
+/* Ops on activations kept in the activation format (dnn_act.c): does this
+ * f32 call run on blocked copies?  If so, *in_mask / *out_mask get the
+ * slots of its data tensors (dnn_dispatch leaves them out of its
+ * write-backs and drops) and dnn_act_run runs it: impl (the op's f32
+ * implementation) on the copies' memory, the output left in a dirty copy. */
+int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_checked *ck, unsigned *in_mask,
+                 unsigned *out_mask);
+hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, unsigned in_mask,
+                        unsigned out_mask, dnn_impl_fn impl);
+/* The activation block of this machine's oneDNN (16, 8 or 0). */
+int dnn_act_block_for_isa(void);
+
 /* Sets OpenMP's thread count to the instance's (it is per calling thread). */
 void dnn_threads(hcga_backend *be);
 
-typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
-                                   const hcga_checked *ck);
 
 /* Plain-C implementations (dnn_plain.c): one per catalogue row. */
 #define HCGA_OP(id_, ...) hcga_status dnn_plain_##id_(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);

@@ -123,17 +123,45 @@ IMPL(GEMM)
 
 /* ---- batch norm ---- */
 
+/* The channel block of the call's x, y, dy, dx: be->act_block while
+ * dnn_act.c runs the call on blocked copies (nChw16c / nChw8c), else 0
+ * (plain NCHW).  Only f32 calls are run blocked. */
+static int bn_block(const hcga_backend *be, const hcga_checked *ck)
+{
+    return ck->dtype == HCGA_F32 && be->act_now ? be->act_block : 0;
+}
+
+/* Calls the f32 blocked kernel name_ with the arguments, in which B (the
+ * caller's block size, 16 or 8) is a constant: each inlined copy of the
+ * kernel is specialised for its block. */
+#define BN_BLOCKED(B_, name_, ...)                                                                 \
+    do {                                                                                           \
+        if ((B_) == 16) {                                                                          \
+            enum { B = 16 };                                                                       \
+            name_##_f32(__VA_ARGS__);                                                              \
+        } else {                                                                                   \
+            enum { B = 8 };                                                                        \
+            name_##_f32(__VA_ARGS__);                                                              \
+        }                                                                                          \
+    } while (0)
+
 IMPL(BN_FWD_TRAIN)
 {
     NEED_FLOAT();
     const int64_t N = ck->bn_N, C = ck->bn_C, HW = ck->bn_HW;
     double *mean = tmp_doubles(be, 0, C), *var = tmp_doubles(be, 1, C), *inv = tmp_doubles(be, 2, C);
     if (!mean || !var || !inv) NOMEM();
-    DISPATCH(ck->dtype, bn_moments, dnn_ptr(a->in[0]), N, C, HW, mean, var, 0);
+    const int B = bn_block(be, ck);
+    if (B) BN_BLOCKED(B, bnb_moments, dnn_ptr(a->in[0]), N, C / B, HW, B, mean, var);
+    else DISPATCH(ck->dtype, bn_moments, dnn_ptr(a->in[0]), N, C, HW, mean, var, 0);
     const double m = (double)(N * HW), mom = a->p.bn.momentum;
     for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + a->p.bn.eps);
-    DISPATCH(ck->dtype, bn_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
-             dnn_ptr(a->out[0]), N, C, HW);
+    if (B)
+        BN_BLOCKED(B, bnb_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
+                   dnn_ptr(a->out[0]), N, C / B, HW, B);
+    else
+        DISPATCH(ck->dtype, bn_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
+                 dnn_ptr(a->out[0]), N, C, HW);
     for (int64_t c = 0; c < C; c++) {
         double unb = m > 1 ? var[c] * m / (m - 1) : var[c];
         if (ck->dtype == HCGA_F64) {
@@ -220,11 +248,19 @@ IMPL(BN_BWD)
     const int64_t N = ck->bn_N, C = ck->bn_C, HW = ck->bn_HW;
     double *sdy = tmp_doubles(be, 0, C), *sdx = tmp_doubles(be, 1, C);
     if (!sdy || !sdx) NOMEM();
-    DISPATCH(ck->dtype, bn_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]),
-             dnn_ptr(a->in[4]), N, C, HW, sdy, sdx);
-    DISPATCH(ck->dtype, bn_dx, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]),
-             dnn_ptr(a->in[3]), dnn_ptr(a->in[4]), sdy, sdx, (double)(N * HW), dnn_ptr(a->out[0]), N,
-             C, HW);
+    const int B = bn_block(be, ck);
+    if (B) {
+        BN_BLOCKED(B, bnb_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]), dnn_ptr(a->in[4]), N,
+                   C / B, HW, B, sdy, sdx);
+        BN_BLOCKED(B, bnb_dx, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), dnn_ptr(a->in[3]),
+                   dnn_ptr(a->in[4]), sdy, sdx, (double)(N * HW), dnn_ptr(a->out[0]), N, C / B, HW, B);
+    } else {
+        DISPATCH(ck->dtype, bn_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]),
+                 dnn_ptr(a->in[4]), N, C, HW, sdy, sdx);
+        DISPATCH(ck->dtype, bn_dx, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]),
+                 dnn_ptr(a->in[3]), dnn_ptr(a->in[4]), sdy, sdx, (double)(N * HW), dnn_ptr(a->out[0]), N,
+                 C, HW);
+    }
     store_channels(a->out[1], sdx, C);
     store_channels(a->out[2], sdy, C);
     return HCGA_OK;

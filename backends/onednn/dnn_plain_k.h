@@ -378,6 +378,119 @@ static void K(bn_dx)(const T *X, const T *DY, const T *G, const T *SM, const T *
     }
 }
 
+/* ---- batch norm on a channel-blocked layout -------------------------------
+ * x as the oneDNN backend keeps activations between ops (dnn_act.c): blocks
+ * of B channels, element (n, c, j) of [N, C, HW] at ((n*CB + c/B)*HW + j)*B
+ * + c%B with CB = C/B (nChw16c: B = 16; nChw8c: B = 8).  Each channel's sums
+ * take the same terms in the same order as the plain kernels above (lane
+ * j % DNN_LANES of plane element j, planes in n order, lanes added in
+ * order), so a blocked call gives the same bits as a plain one; the vectors
+ * run across the B channels of a block instead of along a plane.  B is a
+ * constant where these are called (dnn_plain.c's BN_BLOCKED), so each
+ * inlined copy keeps its accumulators in registers. */
+#define DNN_BMAX 16
+
+static inline void K(bnb_moments)(const T *X, int64_t N, int64_t CB, int64_t HW, const int B, double *mean,
+                                  double *var)
+{
+#pragma omp parallel for schedule(static) if (N * CB * HW * B >= DNN_PAR_MIN)
+    for (int64_t cb = 0; cb < CB; cb++) {
+        double acc[DNN_LANES][DNN_BMAX], s[DNN_BMAX];
+        const double m = (double)(N * HW);
+        memset(acc, 0, sizeof acc);
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * CB + cb) * HW * B;
+            for (int64_t j = 0; j < HW; j++)
+                for (int l = 0; l < B; l++) acc[j % DNN_LANES][l] += (double)p[j * B + l];
+        }
+        for (int l = 0; l < B; l++) {
+            s[l] = 0;
+            for (int u = 0; u < DNN_LANES; u++) s[l] += acc[u][l];
+            s[l] /= m;
+            mean[cb * B + l] = s[l];
+        }
+        memset(acc, 0, sizeof acc);
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * CB + cb) * HW * B;
+            for (int64_t j = 0; j < HW; j++)
+                for (int l = 0; l < B; l++) {
+                    const double v = (double)p[j * B + l] - s[l];
+                    acc[j % DNN_LANES][l] += v * v;
+                }
+        }
+        for (int l = 0; l < B; l++) {
+            double q = 0;
+            for (int u = 0; u < DNN_LANES; u++) q += acc[u][l];
+            var[cb * B + l] = q / m;
+        }
+    }
+}
+
+/* bn_apply on the blocked layout. */
+static inline void K(bnb_apply)(const T *X, const T *G, const T *Bt, const double *mean, const double *inv, T *Y,
+                                int64_t N, int64_t CB, int64_t HW, const int B)
+{
+#pragma omp parallel for schedule(static) if (N * CB * HW * B >= DNN_PAR_MIN)
+    for (int64_t t = 0; t < N * CB; t++) {
+        const int64_t c0 = t % CB * B;
+        double m[DNN_BMAX], k[DNN_BMAX], b[DNN_BMAX];
+        for (int l = 0; l < B; l++)
+            m[l] = mean[c0 + l], k[l] = inv[c0 + l] * (double)G[c0 + l], b[l] = (double)Bt[c0 + l];
+        const T *p = X + t * HW * B;
+        T *q = Y + t * HW * B;
+        for (int64_t j = 0; j < HW; j++)
+            for (int l = 0; l < B; l++) q[j * B + l] = (T)(((double)p[j * B + l] - m[l]) * k[l] + b[l]);
+    }
+}
+
+/* bn_bsums on the blocked layout. */
+static inline void K(bnb_bsums)(const T *X, const T *DY, const T *SM, const T *SI, int64_t N, int64_t CB,
+                                int64_t HW, const int B, double *sdy, double *sdx)
+{
+#pragma omp parallel for schedule(static) if (N * CB * HW * B >= DNN_PAR_MIN)
+    for (int64_t cb = 0; cb < CB; cb++) {
+        double a[DNN_LANES][DNN_BMAX], b[DNN_LANES][DNN_BMAX], m[DNN_BMAX], k[DNN_BMAX];
+        memset(a, 0, sizeof a);
+        memset(b, 0, sizeof b);
+        for (int l = 0; l < B; l++) m[l] = SM[cb * B + l], k[l] = SI[cb * B + l];
+        for (int64_t n = 0; n < N; n++) {
+            const T *p = X + (n * CB + cb) * HW * B, *d = DY + (n * CB + cb) * HW * B;
+            for (int64_t j = 0; j < HW; j++)
+                for (int l = 0; l < B; l++) {
+                    const double g = (double)d[j * B + l];
+                    a[j % DNN_LANES][l] += g;
+                    b[j % DNN_LANES][l] += g * (((double)p[j * B + l] - m[l]) * k[l]);
+                }
+        }
+        for (int l = 0; l < B; l++) {
+            double sa = 0, sb = 0;
+            for (int u = 0; u < DNN_LANES; u++) sa += a[u][l], sb += b[u][l];
+            sdy[cb * B + l] = sa;
+            sdx[cb * B + l] = sb;
+        }
+    }
+}
+
+/* bn_dx on the blocked layout. */
+static inline void K(bnb_dx)(const T *X, const T *DY, const T *G, const T *SM, const T *SI, const double *sdy,
+                             const double *sdx, double M, T *DX, int64_t N, int64_t CB, int64_t HW, const int B)
+{
+#pragma omp parallel for schedule(static) if (N * CB * HW * B >= DNN_PAR_MIN)
+    for (int64_t t = 0; t < N * CB; t++) {
+        const int64_t c0 = t % CB * B;
+        double m[DNN_BMAX], k[DNN_BMAX], g[DNN_BMAX], a[DNN_BMAX], b[DNN_BMAX];
+        for (int l = 0; l < B; l++) {
+            m[l] = SM[c0 + l], k[l] = SI[c0 + l], g[l] = (double)G[c0 + l] * k[l];
+            a[l] = sdy[c0 + l] / M, b[l] = sdx[c0 + l] / M;
+        }
+        const T *p = X + t * HW * B, *d = DY + t * HW * B;
+        T *q = DX + t * HW * B;
+        for (int64_t j = 0; j < HW; j++)
+            for (int l = 0; l < B; l++)
+                q[j * B + l] = (T)(g[l] * ((double)d[j * B + l] - a[l] - ((double)p[j * B + l] - m[l]) * k[l] * b[l]));
+    }
+}
+
 /* ---- convolution (direct loops; the f64 path) ----------------------------- */
 
 static void K(conv_fwd)(const hcga_conv_dims *d, const T *X, const T *Wt, const T *Bs, T *Y)

@@ -49,7 +49,7 @@ typedef struct prim_arg {
     dnnl_primitive_t pre_reorder;
 } prim_arg;
 
-enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER, K_CONV_BN };
+enum { K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_RELU_FWD, K_RELU_BWD, K_BN_INFER, K_CONV_BN, K_ACT };
 enum { CBN_RELU = 1, CBN_RES = 2 }; /* the flag of a K_CONV_BN entry */
 
 typedef struct prim_key {
@@ -154,7 +154,7 @@ void dnn_prims_fini(hcga_backend *be)
 void dnn_prims_print_ref(const hcga_backend *be)
 {
     static const char *const kind_name[] = {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "relu_fwd",
-                                            "relu_bwd", "bn_fwd_infer", "conv2d_bn_infer"};
+                                            "relu_bwd", "bn_fwd_infer", "conv2d_bn_infer", "activation reorder"};
     int n = 0, wino = 0, fused = 0;
     for (int i = 0; be->cache && i < be->cache->n; i++) {
         const prim_entry *e = be->cache->e[i];
@@ -190,6 +190,12 @@ static void cache_add(hcga_backend *be, prim_entry *e)
         c->n--;
     }
     c->e[c->n++] = e;
+}
+
+/* The format tag of the activation format (be->act_fmt != 0). */
+static dnnl_format_tag_t act_tag(const hcga_backend *be)
+{
+    return be->act_fmt == 16 ? dnnl_nChw16c : dnnl_nChw8c;
 }
 
 /* Sets up argument slot i of e: user memory of plain format user_md; the
@@ -491,6 +497,15 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dnnl_f32, dnnl_format_tag_any));
+    if (be->act_fmt && kind != K_CONV_BN) {
+        /* training's convolutions read and write activations in the format
+         * dnn_act.c keeps them in (the one oneDNN's backward convolutions
+         * choose), so that no reorder sits between them and the batch norms
+         * and ReLUs; the fused inference convolution keeps its own choice */
+        const int b = be->act_fmt;
+        if (d->C % b == 0) DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dnnl_f32, act_tag(be)));
+        if (d->K % b == 0) DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, act_tag(be)));
+    }
     dnnl_convolution_desc_t fd, bdsc;
     DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
                      &fd, kind == K_CONV_BWD_DATA || kind == K_CONV_BWD_FILTER ? dnnl_forward_training
@@ -558,6 +573,63 @@ out:
         return st;
     }
     *out = e;
+    return HCGA_OK;
+}
+
+/* ---- the activation format (dnn_act.c) ---- */
+
+int dnn_act_block_for_isa(void)
+{
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    if ((isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core) return 16;
+    if ((isa & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2) return 8;
+    return 0;
+}
+
+hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], dnn_act_fmt *f)
+{
+    hcga_status st = HCGA_OK;
+    prim_key k;
+    memset(&k, 0, sizeof k);
+    k.kind = K_ACT;
+    memcpy(k.d, dims, 4 * sizeof *dims);
+    k.d[4] = be->act_fmt;
+    prim_entry *e = cache_find(be, &k);
+    if (!e) {
+        dnnl_primitive_desc_t rpd = NULL;
+        e = calloc(1, sizeof *e);
+        if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a reorder", op);
+        e->key = k;
+        dnnl_memory_desc_t pmd, bmd;
+        const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnnl_f32, dnnl_nchw));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnnl_f32, act_tag(be)));
+        for (int i = 0; i < 2; i++) { /* 0: plain -> blocked (inputs); 1: blocked -> plain (write-back) */
+            prim_arg *a = &e->args[e->nargs++];
+            a->out = i;
+            DNN_CALL(op, dnnl_memory_create(&a->user, &pmd, be->engine, DNNL_MEMORY_NONE));
+            DNN_CALL(op, dnnl_memory_create(&a->inner, &bmd, be->engine, DNNL_MEMORY_NONE));
+            DNN_CALL(op, dnnl_reorder_primitive_desc_create(&rpd, i ? &bmd : &pmd, be->engine, i ? &pmd : &bmd,
+                                                            be->engine, NULL));
+            DNN_CALL(op, dnnl_primitive_create(&a->reorder, rpd));
+            dnnl_primitive_desc_destroy(rpd);
+            rpd = NULL;
+        }
+        snprintf(e->impl, sizeof e->impl, "reorder");
+    out:
+        if (rpd) dnnl_primitive_desc_destroy(rpd);
+        if (st != HCGA_OK) {
+            entry_free(e);
+            return st;
+        }
+        cache_add(be, e);
+    }
+    if ((st = md_of(be, op, e->args[0].inner, &f->md)) != HCGA_OK) return st;
+    f->user_in = e->args[0].user;
+    f->to_blk = e->args[0].reorder;
+    f->user_back = e->args[1].user;
+    f->to_plain = e->args[1].reorder;
+    f->owner = e;
     return HCGA_OK;
 }
 
