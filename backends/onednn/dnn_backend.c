@@ -194,6 +194,14 @@ static double now_s(clockid_t c)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The last path op ran on (its write-backs are printed on that row). */
+static int last_path(const hcga_backend *be, int op)
+{
+    int k = DNN_PATHS - 1;
+    while (k > 0 && !be->prof_calls[op][k]) k--;
+    return k;
+}
+
 /* $HCGA_ONEDNN_PROFILE: where the time went, per op and path (stderr). */
 static void print_profile(const hcga_backend *be)
 {
@@ -208,9 +216,12 @@ static void print_profile(const hcga_backend *be)
             if (be->prof_calls[op][k])
                 fprintf(stderr, "  %-22s %-7s %8lld %10.3f %10.3f %11lld\n", hcga_op_name(op), path_name[k],
                         (long long)be->prof_calls[op][k], be->prof_wall[op][k], be->prof_cpu[op][k],
-                        (long long)(k == DNN_PATHS - 1 || !be->prof_calls[op][k + 1] ? be->prof_writebacks[op] : 0));
-    fprintf(stderr, "  blocked copies: %lld reused, %lld written back, %lld evicted; %.1f MiB held at the end\n",
+                        (long long)(last_path(be, op) == k ? be->prof_writebacks[op] : 0));
+    fprintf(stderr,
+            "  blocked copies: %lld reused, %lld written back, %lld evicted, %lld partial overwrites deferred; "
+            "%.1f MiB held at the end\n",
             (long long)be->blk_hits, (long long)be->blk_writebacks, (long long)be->blk_evictions,
+            (long long)be->blk_retired,
             (double)dnn_blk_bytes(be) / (1 << 20));
     dnn_prims_print_ref(be);
 }
@@ -468,7 +479,7 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     char msg[HCGA_CONTRACT_MSG_LEN];
     hcga_status st = hcga_contract_check(op, a, dnn_buffer_size, &ck, msg, sizeof msg);
     if (st != HCGA_OK) return dnn_fail(be, st, "%s", msg);
-    dnn_threads(be);
+    dnn_threads(be); be->dbg_op = op;
     dnn_impl_fn fast = be->plain ? NULL : onednn_impl(op);
     dnn_impl_fn f32 = fast ? fast : plain;
     dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;

@@ -23,6 +23,8 @@ struct dnn_blk {
     int npool, pool_cap;
     uint64_t used; /* bytes in copies and in the pool */
     uint64_t stamp;
+    void *scratch; /* a retired copy's write-back goes here first */
+    size_t scratch_bytes;
 };
 
 static int overlaps(const char *a, uint64_t an, const char *b, uint64_t bn)
@@ -59,17 +61,79 @@ static void pool_release(dnn_blk *t, void *p, size_t bytes)
     t->npool++;
 }
 
-/* Writes c back to its plain region (c stays, clean). */
+static int by_offset(const void *a, const void *b)
+{
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts a retired copy's stale ranges by offset. */
+static void sort_stale(blk_copy *c)
+{
+    qsort(c->stale, (size_t)c->nstale, sizeof c->stale[0], by_offset);
+}
+
+/* Do c's stale ranges cover [off, off+len) (offsets from c->lo)? */
+static int stale_covers(blk_copy *c, uint64_t off, uint64_t len)
+{
+    sort_stale(c);
+    uint64_t end = off; /* [off, end) covered so far */
+    for (int i = 0; i < c->nstale && end < off + len; i++) {
+        if (c->stale[i].off > end) return 0;
+        if (c->stale[i].off + c->stale[i].len > end) end = c->stale[i].off + c->stale[i].len;
+    }
+    return end >= off + len;
+}
+
+/* The part of [p, p+bytes) inside c, as offsets from c->lo. */
+static void clip(const blk_copy *c, const void *p, uint64_t bytes, uint64_t *off, uint64_t *len)
+{
+    const char *a = (const char *)p > c->lo ? (const char *)p : c->lo;
+    const char *z = (const char *)p + bytes < c->lo + c->bytes ? (const char *)p + bytes : c->lo + c->bytes;
+    *off = (uint64_t)(a - c->lo);
+    *len = (uint64_t)(z - a);
+}
+
+/* Copies the bytes of a retired copy's region that are not stale from
+ * from (its write-back) to the plain region. */
+static void copy_unstale(blk_copy *c, const char *from)
+{
+    sort_stale(c);
+    uint64_t at = 0;
+    for (int i = 0; i <= c->nstale; i++) {
+        const uint64_t next = i < c->nstale ? c->stale[i].off : c->bytes;
+        if (next > at) memcpy((char *)c->lo + at, from + at, (size_t)(next - at));
+        if (i < c->nstale && c->stale[i].off + c->stale[i].len > at) at = c->stale[i].off + c->stale[i].len;
+    }
+}
+
+/* Writes c back to its plain region (c stays, clean); a retired copy
+ * through the scratch buffer, its stale ranges left as they are. */
 static hcga_status write_back(hcga_backend *be, blk_copy *c)
 {
     if (!c->dirty) return HCGA_OK;
-    dnnl_status_t s = dnnl_memory_set_data_handle(c->plain, (void *)c->lo);
+    dnn_blk *t = be->blk;
+    void *to = (void *)c->lo;
+    if (c->nstale) {
+        if (t->scratch_bytes < c->bytes) {
+            free(t->scratch);
+            t->scratch_bytes = 0;
+            t->scratch = aligned_alloc(DNN_ALIGN, (size_t)((c->bytes + DNN_ALIGN - 1) / DNN_ALIGN * DNN_ALIGN));
+            if (!t->scratch)
+                return dnn_fail(be, HCGA_ERR_NOMEM, "onednn: out of memory writing back a blocked copy (%llu bytes)",
+                                (unsigned long long)c->bytes);
+            t->scratch_bytes = (size_t)c->bytes;
+        }
+        to = t->scratch;
+    }
+    dnnl_status_t s = dnnl_memory_set_data_handle(c->plain, to);
     dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, c->mem}, {DNNL_ARG_TO, c->plain}};
     if (s == dnnl_success) s = dnnl_primitive_execute(c->back, be->stream, 2, r);
     if (s == dnnl_success) s = dnnl_stream_wait(be->stream);
     if (s != dnnl_success)
         return dnn_fail(be, HCGA_ERR_DEVICE, "onednn: writing back a blocked copy (%llu bytes) failed: status %d",
                         (unsigned long long)c->bytes, (int)s);
+    if (c->nstale) copy_unstale(c, to);
     c->dirty = 0;
     c->back = NULL;
     c->plain = NULL;
@@ -169,7 +233,7 @@ blk_copy *blk_find(hcga_backend *be, const void *p, uint64_t bytes, const dnnl_m
     dnn_blk *t = be->blk;
     for (int i = 0; t && i < t->n; i++) {
         blk_copy *c = t->v[i];
-        if (c->lo != p || c->bytes != bytes || !same_key(c, derived)) continue;
+        if (c->lo != p || c->bytes != bytes || c->nstale || !same_key(c, derived)) continue;
         const dnnl_memory_desc_t *cmd = NULL;
         if (dnnl_memory_get_memory_desc(c->mem, &cmd) != dnnl_success || !dnnl_memory_desc_equal(cmd, md))
             continue;
@@ -245,12 +309,23 @@ hcga_status blk_owner_gone(hcga_backend *be, const void *owner)
 hcga_status dnn_blk_before_read(hcga_backend *be, const void *p, uint64_t bytes)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n; i++) {
+    for (int i = 0; t && i < t->n;) {
         blk_copy *c = t->v[i];
         if (c->dirty && overlaps(c->lo, c->bytes, p, bytes)) {
+            uint64_t off, len;
+            clip(c, p, bytes, &off, &len);
+            if (c->nstale && stale_covers(c, off, len)) { /* the read wants newer bytes only */
+                i++;
+                continue;
+            }
             hcga_status st = write_back(be, c);
             if (st != HCGA_OK) return st;
+            if (c->nstale) { /* written back, part of it stale: of no further use */
+                remove_at(be, i);
+                continue;
+            }
         }
+        i++;
     }
     return HCGA_OK;
 }
@@ -274,10 +349,29 @@ static hcga_status drop_written(hcga_backend *be, const void *p, uint64_t bytes,
             i++;
             continue;
         }
-        /* a dirty copy the write does not cover whole keeps bytes nobody has yet */
-        if (c->dirty && !covers(p, bytes, c->lo, c->bytes)) {
-            hcga_status st = write_back(be, c);
-            if (st != HCGA_OK) return st;
+        /* a dirty copy the write does not cover whole keeps bytes nobody
+         * has yet: it is retired (the written range recorded), or written
+         * back when it has no room for another range */
+        if (c->dirty && c->ndeps == 0 && !covers(p, bytes, c->lo, c->bytes)) {
+            uint64_t off, len;
+            clip(c, p, bytes, &off, &len);
+            if (c->nstale && stale_covers(c, off, len)) { /* nothing new is stale */
+                i++;
+                continue;
+            }
+            if (c->nstale < BLK_MAX_STALE) {
+                c->stale[c->nstale].off = off;
+                c->stale[c->nstale].len = len;
+                c->nstale++;
+                be->blk_retired++;
+                if (!stale_covers(c, 0, c->bytes)) {
+                    i++;
+                    continue;
+                }
+            } else {
+                hcga_status st = write_back(be, c);
+                if (st != HCGA_OK) return st;
+            }
         }
         remove_at(be, i); /* moves the last copy to i */
     }
@@ -298,7 +392,7 @@ int blk_has(const hcga_backend *be, const void *p, uint64_t bytes)
 {
     const dnn_blk *t = be->blk;
     for (int i = 0; t && i < t->n; i++)
-        if (t->v[i]->lo == p && t->v[i]->bytes == bytes && t->v[i]->ndeps == 0) return 1;
+        if (t->v[i]->lo == p && t->v[i]->bytes == bytes && t->v[i]->ndeps == 0 && !t->v[i]->nstale) return 1;
     return 0;
 }
 
@@ -317,6 +411,7 @@ void dnn_blk_fini(hcga_backend *be)
     if (!t) return;
     while (t->n > 0) remove_at(be, t->n - 1);
     for (int i = 0; i < t->npool; i++) free(t->pool[i].p);
+    free(t->scratch);
     free(t->pool);
     free(t->v);
     free(t);

@@ -17,10 +17,20 @@
  *   - an op or buffer_read that reads a region first writes back the dirty
  *     copies overlapping it; an op or buffer_write that writes a region
  *     drops the copies overlapping it (writing back first a dirty one the
- *     write does not cover whole); buffer_free drops them unwritten;
+ *     write does not cover whole: see "retired" below); buffer_free drops
+ *     them unwritten;
  *   - a derived copy (CONV2D_BN_INFER's weights with the batch norm folded
  *     in, in the primitive's format) depends on up to three regions and is
  *     dropped when any of them is written.
+ *
+ * A dirty copy that a write covers only in part is "retired" instead of
+ * written back at once: the written byte ranges are recorded as newer than
+ * the copy, the copy is no longer used as an input, and its other bytes are
+ * written back only if something reads them (or it is evicted); once writes
+ * have covered it whole it is dropped.  The frontend's planner reuses the
+ * region of a dead activation for smaller tensors, one part at a time: each
+ * such write used to write the whole dead tensor back (a quarter of a
+ * training step's reorders), and its bytes are never read again.
  *
  * Copies live in a pool of blocks bounded by the option blocked_mb (least
  * recently used copies are evicted: written back first when dirty).  The
@@ -34,6 +44,7 @@
 #include "dnn_internal.h"
 
 #define BLK_MAX_DEPS 3
+#define BLK_MAX_STALE 4 /* written ranges a retired copy records (then it is written back) */
 
 typedef struct blk_copy {
     const char *lo;          /* the plain region the copy stands for */
@@ -49,6 +60,10 @@ typedef struct blk_copy {
     const char *dep[BLK_MAX_DEPS];
     uint64_t dep_bytes[BLK_MAX_DEPS];
     double param;            /* derived copies: a parameter of the value (eps) */
+    int nstale;              /* > 0: retired (dirty, and these ranges of the plain region, */
+    struct {                 /*      offsets from lo, are newer than the copy) */
+        uint64_t off, len;
+    } stale[BLK_MAX_STALE];
     uint64_t stamp;          /* last use, for eviction */
     int pinned;              /* in use by the running op: not evicted */
 } blk_copy;
