@@ -456,14 +456,15 @@ END_TEST
 
 /* A training-like chain on [2, 32, 16, 12] activations (32 channels: a
  * multiple of both activation blocks, 16 and 8) through one buffer:
- * convolution, batch norm, ReLU, a second convolution, a residual addition
- * with a plain input, ReLU and batch norm backward, both backward
+ * convolution, batch norm, ReLU, a second convolution, nearest upsampling
+ * and its backward, a residual addition with a plain input, ReLU and batch
+ * norm backward, both backward
  * convolutions, then a fill over half of a dirty activation and a batch
  * norm reading across it.  Returns the whole buffer (malloc'd). */
 enum { TA = 2 * 32 * 16 * 12, TW = 32 * 32 * 9 };
 enum { TX = 0, TW1 = TX + TA, TW2 = TW1 + TW, TY1 = TW2 + TW, TY2 = TY1 + TA, TY3 = TY2 + TA, TY4 = TY3 + TA,
-       TY5 = TY4 + TA, TD1 = TY5 + TA, TDX = TD1 + TA, TDI = TDX + TA, TDW = TDI + TA, TBN = TDW + TW,
-       TTOTAL = TBN + 10 * 32 };
+       TY5 = TY4 + TA, TD1 = TY5 + TA, TDX = TD1 + TA, TDI = TDX + TA, TDW = TDI + TA, TUP = TDW + TW,
+       TUB = TUP + 4 * TA, TBN = TUB + TA, TTOTAL = TBN + 10 * 32 };
 
 static float *training_chain(const char *options)
 {
@@ -484,10 +485,13 @@ static float *training_chain(const char *options)
                       w2 = view(b, TW2, 4, 32, 32, 3, 3), dw = view(b, TDW, 4, 32, 32, 3, 3), g = CHN(0),
                       bt = CHN(1), rm = CHN(2), rv = CHN(3), mean = CHN(4), inv = CHN(5), dg = CHN(6),
                       db = CHN(7), mean2 = CHN(8), inv2 = CHN(9),
-                      half_y2 = view(b, TY2, 4, 1, 32, 16, 12); /* y2's first image */
+                      half_y2 = view(b, TY2, 4, 1, 32, 16, 12), /* y2's first image */
+                      up = view(b, TUP, 4, 2, 32, 32, 24), upb = ACT(TUB);
 #undef ACT
 #undef CHN
-    hcga_op_params pc, pn, pa, pf;
+    hcga_op_params pc, pn, pa, pf, pu;
+    memset(&pu, 0, sizeof pu);
+    pu.resize.factor = 2;
     memset(&pc, 0, sizeof pc);
     pc.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
     memset(&pn, 0, sizeof pn);
@@ -503,7 +507,9 @@ static float *training_chain(const char *options)
            (const hcga_tensor *[]){&y2, &mean, &inv, &rm, &rv});
     op_run(be, HCGA_OP_RELU_FWD, NULL, 1, (const hcga_tensor *[]){&y2}, 1, (const hcga_tensor *[]){&y3});
     op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&y3, &w2}, 1, (const hcga_tensor *[]){&y4});
-    op_run(be, HCGA_OP_ADD, &pa, 2, (const hcga_tensor *[]){&y4, &x}, 1, (const hcga_tensor *[]){&y5});
+    op_run(be, HCGA_OP_UPSAMPLE_NEAREST_FWD, &pu, 1, (const hcga_tensor *[]){&y4}, 1, (const hcga_tensor *[]){&up});
+    op_run(be, HCGA_OP_UPSAMPLE_NEAREST_BWD, &pu, 1, (const hcga_tensor *[]){&up}, 1, (const hcga_tensor *[]){&upb});
+    op_run(be, HCGA_OP_ADD, &pa, 2, (const hcga_tensor *[]){&upb, &x}, 1, (const hcga_tensor *[]){&y5});
     op_run(be, HCGA_OP_RELU_BWD, NULL, 2, (const hcga_tensor *[]){&y3, &y5}, 1, (const hcga_tensor *[]){&d1});
     op_run(be, HCGA_OP_BN_BWD, &pn, 5, (const hcga_tensor *[]){&y1, &d1, &g, &mean, &inv}, 3,
            (const hcga_tensor *[]){&dx, &dg, &db});
@@ -543,7 +549,8 @@ START_TEST(test_blocked_activations)
         int64_t off, n;
     } outs[] = {{"y3 (relu)", TY3, TA}, {"y5 (add)", TY5, TA}, {"d1 (relu_bwd)", TD1, TA},
                 {"dx (bn_bwd)", TDX, TA}, {"dxin (bwd_data)", TDI, TA}, {"dw (bwd_filter)", TDW, TW},
-                {"y1 (bn over the fill)", TY1, TA}, {"dgamma", TBN + 6 * 32, 32}};
+                {"y1 (bn over the fill)", TY1, TA}, {"dgamma", TBN + 6 * 32, 32},
+                {"up (upsample)", TUP, 4 * TA}, {"upb (upsample_bwd)", TUB, TA}};
     for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
         int64_t nonzero = 0;
         for (int64_t i = 0; i < outs[o].n; i++) nonzero += r[0][outs[o].off + i] != 0;

@@ -10,15 +10,16 @@
  *   - the activation format is nChw16c on AVX-512 and nChw8c on AVX2 (the
  *     one oneDNN's backward convolutions choose; dnn_prims.c asks every
  *     training convolution for it where the channels divide by the block);
- *   - a call of RELU_FWD, RELU_BWD, ADD (no broadcast), BN_FWD_TRAIN or
- *     BN_BWD at f32 on [N, C, H, W] tensors whose C divides by the block
- *     runs on copies when one of its data inputs has a copy in the format
- *     (any other data input is reordered into one); its data output is left
- *     in a new dirty copy, as a convolution's is;
+ *   - a call of RELU_FWD, RELU_BWD, ADD (no broadcast), BN_FWD_TRAIN,
+ *     BN_BWD or UPSAMPLE_NEAREST_FWD / BWD (HRNet's fuse layers) at f32 on
+ *     [N, C, H, W] tensors whose C divides by the block runs on copies when
+ *     one of its data inputs has a copy in the format (any other data input
+ *     is reordered into one); its data output is left in a new dirty copy,
+ *     as a convolution's is;
  *   - the op's own f32 implementation runs on the copies' memory: the
- *     elementwise ones do not care about the layout, and the batch norm
- *     kernels (dnn_plain_k.h, "channel-blocked layout") take each channel's
- *     sums in the same order as on NCHW.  Results are the same bits either
+ *     elementwise ones do not care about the layout, and the batch norm and
+ *     upsampling kernels (dnn_plain_k.h, "channel-blocked layout") take each
+ *     channel's sums in the same order as on NCHW.  Results are the same bits either
  *     way (tests/test_onednn_ops: test_blocked_copies).
  *
  * The option blocked_act=0 (or blocked_mb=0) turns this off.
@@ -27,54 +28,59 @@
 
 #include "dnn_blocked.h"
 
-/* The data slots of op (ins, outs), or 0 when it never runs blocked. */
+enum { SAME_SHAPE = 1, SAME_NC = 2 }; /* what the data tensors of an op share */
+
+/* The data slots of op (ins, outs) and what their shapes share, or 0 when
+ * the op never runs blocked. */
 static int data_slots(int op, unsigned *in_mask, unsigned *out_mask)
 {
     switch (op) {
-    case HCGA_OP_RELU_FWD: *in_mask = 0x1, *out_mask = 0x1; return 1;
-    case HCGA_OP_RELU_BWD: *in_mask = 0x3, *out_mask = 0x1; return 1;
-    case HCGA_OP_ADD: *in_mask = 0x3, *out_mask = 0x1; return 1;
-    case HCGA_OP_BN_FWD_TRAIN: *in_mask = 1u << HCGA_BN_X, *out_mask = 1u << HCGA_BN_Y; return 1;
+    case HCGA_OP_RELU_FWD: *in_mask = 0x1, *out_mask = 0x1; return SAME_SHAPE;
+    case HCGA_OP_RELU_BWD: *in_mask = 0x3, *out_mask = 0x1; return SAME_SHAPE;
+    case HCGA_OP_ADD: *in_mask = 0x3, *out_mask = 0x1; return SAME_SHAPE; /* a broadcast: not blocked */
+    case HCGA_OP_BN_FWD_TRAIN: *in_mask = 1u << HCGA_BN_X, *out_mask = 1u << HCGA_BN_Y; return SAME_SHAPE;
     case HCGA_OP_BN_BWD:
         *in_mask = 1u << HCGA_BNB_X | 1u << HCGA_BNB_DY, *out_mask = 1u << HCGA_BNB_DX;
-        return 1;
+        return SAME_SHAPE;
+    case HCGA_OP_UPSAMPLE_NEAREST_FWD:
+    case HCGA_OP_UPSAMPLE_NEAREST_BWD: *in_mask = 0x1, *out_mask = 0x1; return SAME_NC;
     default: return 0;
     }
 }
 
-/* Is t a dense 4-D tensor of shape dims? */
-static int dense_as(const hcga_tensor *t, const int64_t *dims)
+/* Is t a dense 4-D tensor whose shape shares with y's what `share` says? */
+static int fits(const hcga_tensor *t, const hcga_tensor *y, int share)
 {
     if (!t || t->ndim != 4) return 0;
     int64_t st = 1;
     for (int d = 3; d >= 0; d--) {
-        if (t->shape[d] != dims[d] || (t->shape[d] > 1 && t->stride[d] != st)) return 0;
+        if ((d < 2 || share == SAME_SHAPE) && t->shape[d] != y->shape[d]) return 0;
+        if (t->shape[d] > 1 && t->stride[d] != st) return 0;
         st *= t->shape[d];
     }
-    return 1;
+    return st > 0;
 }
 
-static uint64_t dense_bytes(const int64_t *dims)
+static uint64_t dense_bytes(const hcga_tensor *t)
 {
-    return (uint64_t)(dims[0] * dims[1] * dims[2] * dims[3]) * sizeof(float);
+    return (uint64_t)hcga_tensor_numel(t) * sizeof(float);
 }
 
 int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_checked *ck, unsigned *in_mask,
                  unsigned *out_mask)
 {
     unsigned im, om;
-    if (!be->act_block || !be->blk || ck->dtype != HCGA_F32 || !data_slots(op, &im, &om)) return 0;
+    int share;
+    if (!be->act_block || !be->blk || ck->dtype != HCGA_F32 || !(share = data_slots(op, &im, &om))) return 0;
     const hcga_tensor *y = a->out[0];
-    if (!y || y->ndim != 4) return 0;
-    const int64_t *dims = y->shape;
-    if (dims[1] % be->act_block != 0 || dims[0] * dims[1] * dims[2] * dims[3] == 0) return 0;
+    if (!fits(y, y, share) || y->shape[1] % be->act_block != 0) return 0;
     int kept = 0;
     for (int i = 0; i < a->num_in; i++) {
         if (!(im >> i & 1)) continue;
-        if (!dense_as(a->in[i], dims)) return 0; /* ADD with a broadcast operand, a view */
-        kept |= blk_has(be, dnn_ptr(a->in[i]), dense_bytes(dims));
+        if (!fits(a->in[i], y, share)) return 0; /* ADD with a broadcast operand, a view */
+        kept |= blk_has(be, dnn_ptr(a->in[i]), dense_bytes(a->in[i]));
     }
-    if (!kept || !dense_as(y, dims)) return 0;
+    if (!kept) return 0;
     *in_mask = im;
     *out_mask = om;
     return 1;
@@ -120,17 +126,16 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
                         unsigned out_mask, dnn_impl_fn impl)
 {
     const char *op = hcga_op_name(ck->op);
-    const int64_t *dims = a->out[0]->shape;
-    const uint64_t bytes = dense_bytes(dims);
-    dnn_act_fmt f;
-    hcga_status st = dnn_act_fmt_get(be, op, dims, &f);
-    if (st != HCGA_OK) return st;
+    dnn_act_fmt f, fo = {0};
+    hcga_status st = HCGA_OK;
     hcga_op_args v = *a;
     hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
     struct hcga_buffer bin[HCGA_MAX_OP_IN], bout[HCGA_MAX_OP_OUT];
     blk_copy *used[HCGA_MAX_OP_IN] = {0}, *made = NULL;
     for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
         if (!(in_mask >> i & 1)) continue;
+        const uint64_t bytes = dense_bytes(a->in[i]);
+        if ((st = dnn_act_fmt_get(be, op, a->in[i]->shape, &f)) != HCGA_OK) break;
         st = input_copy(be, op, &f, dnn_ptr(a->in[i]), bytes, &used[i]);
         if (st != HCGA_OK) break;
         on_copy(a->in[i], used[i]->block, bytes, &tin[i], &bin[i]);
@@ -138,7 +143,9 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     }
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
         if (!(out_mask >> i & 1)) continue;
-        st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, f.md, NULL, &made);
+        const uint64_t bytes = dense_bytes(a->out[i]);
+        if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, &fo)) != HCGA_OK) break;
+        st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, fo.md, NULL, &made);
         if (st != HCGA_OK) break;
         made->pinned = 1;
         on_copy(a->out[i], made->block, bytes, &tout[i], &bout[i]);
@@ -153,7 +160,7 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
         if (used[i]) used[i]->pinned = 0;
     if (made && st == HCGA_OK) {
         made->pinned = 0;
-        blk_set_dirty(made, f.to_plain, f.user_back, f.owner);
+        blk_set_dirty(made, fo.to_plain, fo.user_back, fo.owner);
         st = blk_replace(be, made); /* the output's older copies (an input's, in place) are stale */
     } else if (made) {
         blk_drop(be, made); /* the call failed: its output is not there */

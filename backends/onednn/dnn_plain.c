@@ -123,10 +123,10 @@ IMPL(GEMM)
 
 /* ---- batch norm ---- */
 
-/* The channel block of the call's x, y, dy, dx: be->act_block while
- * dnn_act.c runs the call on blocked copies (nChw16c / nChw8c), else 0
- * (plain NCHW).  Only f32 calls are run blocked. */
-static int bn_block(const hcga_backend *be, const hcga_checked *ck)
+/* The channel block of the call's data tensors (x, y, dy, dx): be->act_block
+ * while dnn_act.c runs the call on blocked copies (nChw16c / nChw8c), else
+ * 0 (plain NCHW).  Only f32 calls are run blocked. */
+static int act_block_of(const hcga_backend *be, const hcga_checked *ck)
 {
     return ck->dtype == HCGA_F32 && be->act_now ? be->act_block : 0;
 }
@@ -134,7 +134,7 @@ static int bn_block(const hcga_backend *be, const hcga_checked *ck)
 /* Calls the f32 blocked kernel name_ with the arguments, in which B (the
  * caller's block size, 16 or 8) is a constant: each inlined copy of the
  * kernel is specialised for its block. */
-#define BN_BLOCKED(B_, name_, ...)                                                                 \
+#define BLOCKED(B_, name_, ...)                                                                    \
     do {                                                                                           \
         if ((B_) == 16) {                                                                          \
             enum { B = 16 };                                                                       \
@@ -151,13 +151,13 @@ IMPL(BN_FWD_TRAIN)
     const int64_t N = ck->bn_N, C = ck->bn_C, HW = ck->bn_HW;
     double *mean = tmp_doubles(be, 0, C), *var = tmp_doubles(be, 1, C), *inv = tmp_doubles(be, 2, C);
     if (!mean || !var || !inv) NOMEM();
-    const int B = bn_block(be, ck);
-    if (B) BN_BLOCKED(B, bnb_moments, dnn_ptr(a->in[0]), N, C / B, HW, B, mean, var);
+    const int B = act_block_of(be, ck);
+    if (B) BLOCKED(B, bnb_moments, dnn_ptr(a->in[0]), N, C / B, HW, B, mean, var);
     else DISPATCH(ck->dtype, bn_moments, dnn_ptr(a->in[0]), N, C, HW, mean, var, 0);
     const double m = (double)(N * HW), mom = a->p.bn.momentum;
     for (int64_t c = 0; c < C; c++) inv[c] = 1.0 / sqrt(var[c] + a->p.bn.eps);
     if (B)
-        BN_BLOCKED(B, bnb_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
+        BLOCKED(B, bnb_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
                    dnn_ptr(a->out[0]), N, C / B, HW, B);
     else
         DISPATCH(ck->dtype, bn_apply, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), mean, inv,
@@ -248,11 +248,11 @@ IMPL(BN_BWD)
     const int64_t N = ck->bn_N, C = ck->bn_C, HW = ck->bn_HW;
     double *sdy = tmp_doubles(be, 0, C), *sdx = tmp_doubles(be, 1, C);
     if (!sdy || !sdx) NOMEM();
-    const int B = bn_block(be, ck);
+    const int B = act_block_of(be, ck);
     if (B) {
-        BN_BLOCKED(B, bnb_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]), dnn_ptr(a->in[4]), N,
+        BLOCKED(B, bnb_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]), dnn_ptr(a->in[4]), N,
                    C / B, HW, B, sdy, sdx);
-        BN_BLOCKED(B, bnb_dx, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), dnn_ptr(a->in[3]),
+        BLOCKED(B, bnb_dx, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), dnn_ptr(a->in[3]),
                    dnn_ptr(a->in[4]), sdy, sdx, (double)(N * HW), dnn_ptr(a->out[0]), N, C / B, HW, B);
     } else {
         DISPATCH(ck->dtype, bn_bsums, dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[3]),
@@ -557,8 +557,13 @@ IMPL(UPSAMPLE_NEAREST_FWD)
 {
     NEED_FLOAT();
     const hcga_tensor *x = a->in[0];
-    DISPATCH(ck->dtype, upsample, dnn_ptr(x), dnn_ptr(a->out[0]), x->shape[0] * x->shape[1],
-             x->shape[2], x->shape[3], a->p.resize.factor, 0);
+    const int B = act_block_of(be, ck);
+    if (B)
+        BLOCKED(B, upsample_blk, dnn_ptr(x), dnn_ptr(a->out[0]), x->shape[0] * x->shape[1] / B, x->shape[2],
+                x->shape[3], a->p.resize.factor, 0, B);
+    else
+        DISPATCH(ck->dtype, upsample, dnn_ptr(x), dnn_ptr(a->out[0]), x->shape[0] * x->shape[1], x->shape[2],
+                 x->shape[3], a->p.resize.factor, 0);
     return HCGA_OK;
 }
 
@@ -566,8 +571,13 @@ IMPL(UPSAMPLE_NEAREST_BWD)
 {
     NEED_FLOAT();
     const hcga_tensor *dx = a->out[0];
-    DISPATCH(ck->dtype, upsample, dnn_ptr(a->in[0]), dnn_ptr(dx), dx->shape[0] * dx->shape[1],
-             dx->shape[2], dx->shape[3], a->p.resize.factor, 1);
+    const int B = act_block_of(be, ck);
+    if (B)
+        BLOCKED(B, upsample_blk, dnn_ptr(a->in[0]), dnn_ptr(dx), dx->shape[0] * dx->shape[1] / B, dx->shape[2],
+                dx->shape[3], a->p.resize.factor, 1, B);
+    else
+        DISPATCH(ck->dtype, upsample, dnn_ptr(a->in[0]), dnn_ptr(dx), dx->shape[0] * dx->shape[1], dx->shape[2],
+                 dx->shape[3], a->p.resize.factor, 1);
     return HCGA_OK;
 }
 

@@ -25,6 +25,11 @@ static inline T K(thr)(double s)
     return t;
 }
 
+/* The largest channel block of the blocked layouts (nChw16c). */
+#ifndef DNN_BMAX
+#define DNN_BMAX 16
+#endif
+
 /* ---- elementwise --------------------------------------------------------- */
 
 /* One loop per kind (a switch inside the loop kept GCC from vectorising
@@ -189,6 +194,37 @@ static void K(upsample)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, 
                     for (int64_t i = 0; i < f; i++)
                         for (int64_t j = 0; j < f; j++) acc += (double)dy[(h * f + i) * OW + w * f + j];
                     dx[h * W + w] = (T)acc;
+                }
+        }
+    }
+}
+
+/* upsample on the channel-blocked layout (planes of [H, W, B], the B
+ * channels of a block side by side; see "batch norm on a channel-blocked
+ * layout" below): the same values, each backward sum over i, j in the same
+ * order as above. */
+static inline void K(upsample_blk)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t f, int bwd,
+                                   const int B)
+{
+    const int64_t OH = H * f, OW = W * f;
+#pragma omp parallel for schedule(static) if (planes * H * W * f * f * B >= DNN_PAR_MIN)
+    for (int64_t p = 0; p < planes; p++) {
+        if (!bwd) {
+            const T *x = X + p * H * W * B;
+            T *y = Y + p * OH * OW * B;
+            for (int64_t h = 0; h < OH; h++)
+                for (int64_t w = 0; w < OW; w++)
+                    for (int l = 0; l < B; l++) y[(h * OW + w) * B + l] = x[((h / f) * W + w / f) * B + l];
+        } else {
+            const T *dy = X + p * OH * OW * B;
+            T *dx = Y + p * H * W * B;
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++) {
+                    double acc[DNN_BMAX] = {0};
+                    for (int64_t i = 0; i < f; i++)
+                        for (int64_t j = 0; j < f; j++)
+                            for (int l = 0; l < B; l++) acc[l] += (double)dy[((h * f + i) * OW + w * f + j) * B + l];
+                    for (int l = 0; l < B; l++) dx[(h * W + w) * B + l] = (T)acc[l];
                 }
         }
     }
@@ -388,8 +424,6 @@ static void K(bn_dx)(const T *X, const T *DY, const T *G, const T *SM, const T *
  * run across the B channels of a block instead of along a plane.  B is a
  * constant where these are called (dnn_plain.c's BN_BLOCKED), so each
  * inlined copy keeps its accumulators in registers. */
-#define DNN_BMAX 16
-
 static inline void K(bnb_moments)(const T *X, int64_t N, int64_t CB, int64_t HW, const int B, double *mean,
                                   double *var)
 {
