@@ -462,7 +462,8 @@ out:
 
 /* Builds the cache entry of a convolution of kind for d (K_CONV_BN 3x3
  * stride 1: on oneDNN's Winograd algorithm when it has one and the option
- * winograd is on).  flag is the bias
+ * winograd is on; act: src and dst in the activation format, else the
+ * primitive's choice).  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
  * folded into the weights and the bias) whose post-ops are a sum (the
@@ -471,7 +472,7 @@ out:
  * post-ops and a full-tensor binary operand sent oneDNN 2.6 to its
  * reference convolution on AVX-512 (brgconv) and after a sum on AVX2. */
 static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
-                              int flag, prim_entry **out)
+                              int flag, int act, prim_entry **out)
 {
     hcga_status st = HCGA_OK;
     const int bias = kind == K_CONV_BN || flag;
@@ -497,14 +498,9 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dnnl_f32, dnnl_format_tag_any));
-    if (be->act_fmt && kind != K_CONV_BN) {
-        /* training's convolutions read and write activations in the format
-         * dnn_act.c keeps them in (the one oneDNN's backward convolutions
-         * choose), so that no reorder sits between them and the batch norms
-         * and ReLUs; the fused inference convolution keeps its own choice */
-        const int b = be->act_fmt;
-        if (d->C % b == 0) DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dnnl_f32, act_tag(be)));
-        if (d->K % b == 0) DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, act_tag(be)));
+    if (act) {
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dnnl_f32, act_tag(be)));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, act_tag(be)));
     }
     dnnl_convolution_desc_t fd, bdsc;
     DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
@@ -638,7 +634,20 @@ static hcga_status conv_get(hcga_backend *be, int kind, const hcga_checked *ck, 
     prim_key k = conv_key(kind, &ck->conv, bias);
     *e = cache_find(be, &k);
     if (*e) return HCGA_OK;
-    hcga_status st = conv_build(be, hcga_op_name(ck->op), kind, &ck->conv, bias, e);
+    /* training's convolutions read and write activations in the format
+     * dnn_act.c keeps them in (the one oneDNN's backward convolutions
+     * choose), so that no reorder sits between them and the batch norms and
+     * ReLUs: where both channel counts divide by its block and oneDNN has a
+     * jit kernel for it (a stride-2 backward-weights convolution from 8
+     * channels to 64 had only the reference one); else the primitive's own
+     * choice, as for the fused inference convolution */
+    const hcga_conv_dims *d = &ck->conv;
+    const int act = be->act_fmt && d->C % be->act_fmt == 0 && d->K % be->act_fmt == 0;
+    hcga_status st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, act, e);
+    if (st == HCGA_OK && act && strncmp((*e)->impl, "ref", 3) == 0) {
+        entry_free(*e);
+        st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, 0, e);
+    }
     if (st == HCGA_OK) cache_add(be, *e);
     return st;
 }
@@ -717,7 +726,7 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
     prim_key k = conv_key(K_CONV_BN, d, flag);
     e = cache_find(be, &k);
     if (!e) {
-        hcga_status st = conv_build(be, op, K_CONV_BN, d, flag, &e);
+        hcga_status st = conv_build(be, op, K_CONV_BN, d, flag, 0, &e);
         if (st != HCGA_OK) return st;
         cache_add(be, e);
     }
