@@ -219,9 +219,9 @@ static void print_profile(const hcga_backend *be)
                         (long long)(last_path(be, op) == k ? be->prof_writebacks[op] : 0));
     fprintf(stderr,
             "  blocked copies: %lld reused, %lld written back, %lld evicted, %lld partial overwrites deferred; "
-            "%.1f MiB held at the end\n",
+            "at most %d copies; %.1f MiB held at the end\n",
             (long long)be->blk_hits, (long long)be->blk_writebacks, (long long)be->blk_evictions,
-            (long long)be->blk_retired,
+            (long long)be->blk_retired, dnn_blk_count(be),
             (double)dnn_blk_bytes(be) / (1 << 20));
     dnn_prims_print_ref(be);
 }

@@ -4,8 +4,12 @@
  * and the two rules that keep them right: before a region is read by plain
  * code, the dirty copies overlapping it are written back; before a region is
  * written, the copies overlapping it (or a derived copy's inputs) are
- * dropped.  The table is a plain array searched linearly: a few hundred
- * copies, against op calls of a millisecond and more.
+ * dropped.  The table is an array sorted by address: a training step keeps
+ * some 1500 copies and makes some 20000 lookups, so a lookup starts at a
+ * binary search (the first copy that can reach the region: its address
+ * minus the largest copy's size) instead of scanning them all; derived
+ * copies, whose inputs lie elsewhere, are also checked one by one when a
+ * write comes (inference only, a few hundred).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +18,10 @@
 #include "dnn_blocked.h"
 
 struct dnn_blk {
-    blk_copy **v; /* the copies */
-    int n, cap;
+    blk_copy **v; /* the copies, sorted by lo */
+    int n, cap, peak;
+    uint64_t maxbytes; /* the largest copy ever kept: no copy below lo - maxbytes reaches lo */
+    int nderived;      /* derived copies in v */
     struct {
         void *p;
         size_t bytes;
@@ -142,21 +148,49 @@ static hcga_status write_back(hcga_backend *be, blk_copy *c)
     return HCGA_OK;
 }
 
-/* Removes copy i from the table; its block goes to the pool. */
+/* The first index whose copy starts at or above key (t->n if none). */
+static int lower_bound(const dnn_blk *t, uintptr_t key)
+{
+    int lo = 0, hi = t->n;
+    while (lo < hi) {
+        const int mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)t->v[mid]->lo < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* The first index whose copy can overlap a region starting at p. */
+static int first_reaching(const dnn_blk *t, const void *p)
+{
+    const uintptr_t a = (uintptr_t)p;
+    return lower_bound(t, a > t->maxbytes ? a - (uintptr_t)t->maxbytes : 0);
+}
+
+/* Does copy i start below the end of [p, p+bytes)? (the loops' bound) */
+static int starts_before(const dnn_blk *t, int i, const void *p, uint64_t bytes)
+{
+    return i < t->n && (uintptr_t)t->v[i]->lo < (uintptr_t)p + bytes;
+}
+
+/* Removes copy i from the table (the next one takes index i); its block
+ * goes to the pool. */
 static void remove_at(hcga_backend *be, int i)
 {
     dnn_blk *t = be->blk;
     blk_copy *c = t->v[i];
     dnnl_memory_destroy(c->mem);
     pool_release(t, c->block, c->block_bytes);
+    t->nderived -= c->ndeps > 0;
     free(c);
-    t->v[i] = t->v[--t->n];
+    memmove(&t->v[i], &t->v[i + 1], (size_t)(t->n - i - 1) * sizeof *t->v);
+    t->n--;
 }
 
 void blk_drop(hcga_backend *be, blk_copy *c)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n; i++)
+    for (int i = t ? lower_bound(t, (uintptr_t)c->lo) : 0; t && i < t->n && t->v[i]->lo == c->lo; i++)
         if (t->v[i] == c) {
             remove_at(be, i);
             return;
@@ -231,9 +265,9 @@ blk_copy *blk_find(hcga_backend *be, const void *p, uint64_t bytes, const dnnl_m
                    const blk_derived *derived)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n; i++) {
+    for (int i = t ? lower_bound(t, (uintptr_t)p) : 0; t && i < t->n && t->v[i]->lo == (const char *)p; i++) {
         blk_copy *c = t->v[i];
-        if (c->lo != p || c->bytes != bytes || c->nstale || !same_key(c, derived)) continue;
+        if (c->bytes != bytes || c->nstale || !same_key(c, derived)) continue;
         const dnnl_memory_desc_t *cmd = NULL;
         if (dnnl_memory_get_memory_desc(c->mem, &cmd) != dnnl_success || !dnnl_memory_desc_equal(cmd, md))
             continue;
@@ -282,7 +316,13 @@ hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t by
         c->param = derived->param;
     }
     c->stamp = ++t->stamp;
-    t->v[t->n++] = c;
+    const int at = lower_bound(t, (uintptr_t)p + 1); /* after the copies of the same address */
+    memmove(&t->v[at + 1], &t->v[at], (size_t)(t->n - at) * sizeof *t->v);
+    t->v[at] = c;
+    t->n++;
+    if (t->n > t->peak) t->peak = t->n;
+    if (bytes > t->maxbytes) t->maxbytes = bytes;
+    t->nderived += c->ndeps > 0;
     *out = c;
     return HCGA_OK;
 }
@@ -309,7 +349,7 @@ hcga_status blk_owner_gone(hcga_backend *be, const void *owner)
 hcga_status dnn_blk_before_read(hcga_backend *be, const void *p, uint64_t bytes)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n;) {
+    for (int i = t ? first_reaching(t, p) : 0; t && starts_before(t, i, p, bytes);) {
         blk_copy *c = t->v[i];
         if (c->dirty && overlaps(c->lo, c->bytes, p, bytes)) {
             uint64_t off, len;
@@ -339,11 +379,22 @@ static int hit_by_write(const blk_copy *c, const char *p, uint64_t bytes)
     return 0;
 }
 
+/* Drops the derived copies one of whose inputs [p, p+bytes) overlaps. */
+static void drop_derived(hcga_backend *be, const void *p, uint64_t bytes)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; t && t->nderived && i < t->n;) {
+        if (t->v[i]->ndeps && hit_by_write(t->v[i], p, bytes)) remove_at(be, i);
+        else i++;
+    }
+}
+
 /* Drops the copies a write of [p, p+bytes) makes stale, except keep. */
 static hcga_status drop_written(hcga_backend *be, const void *p, uint64_t bytes, const blk_copy *keep)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n;) {
+    drop_derived(be, p, bytes); /* never dirty, never keep */
+    for (int i = t ? first_reaching(t, p) : 0; t && starts_before(t, i, p, bytes);) {
         blk_copy *c = t->v[i];
         if (c == keep || !hit_by_write(c, p, bytes)) {
             i++;
@@ -373,7 +424,7 @@ static hcga_status drop_written(hcga_backend *be, const void *p, uint64_t bytes,
                 if (st != HCGA_OK) return st;
             }
         }
-        remove_at(be, i); /* moves the last copy to i */
+        remove_at(be, i); /* the next copy moves to i */
     }
     return HCGA_OK;
 }
@@ -391,15 +442,16 @@ hcga_status blk_replace(hcga_backend *be, blk_copy *c)
 int blk_has(const hcga_backend *be, const void *p, uint64_t bytes)
 {
     const dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n; i++)
-        if (t->v[i]->lo == p && t->v[i]->bytes == bytes && t->v[i]->ndeps == 0 && !t->v[i]->nstale) return 1;
+    for (int i = t ? lower_bound(t, (uintptr_t)p) : 0; t && i < t->n && t->v[i]->lo == (const char *)p; i++)
+        if (t->v[i]->bytes == bytes && t->v[i]->ndeps == 0 && !t->v[i]->nstale) return 1;
     return 0;
 }
 
 void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes)
 {
     dnn_blk *t = be->blk;
-    for (int i = 0; t && i < t->n;) {
+    drop_derived(be, p, bytes);
+    for (int i = t ? first_reaching(t, p) : 0; t && starts_before(t, i, p, bytes);) {
         if (hit_by_write(t->v[i], p, bytes)) remove_at(be, i);
         else i++;
     }
@@ -416,6 +468,11 @@ void dnn_blk_fini(hcga_backend *be)
     free(t->v);
     free(t);
     be->blk = NULL;
+}
+
+int dnn_blk_count(const hcga_backend *be)
+{
+    return be->blk ? be->blk->peak : 0;
 }
 
 uint64_t dnn_blk_bytes(const hcga_backend *be)

@@ -84,6 +84,7 @@ hcga_status dnn_blk_before_write(hcga_backend *be, const void *p, uint64_t bytes
 void dnn_blk_forget(hcga_backend *be, const void *p, uint64_t bytes);
 void dnn_blk_fini(hcga_backend *be);
 uint64_t dnn_blk_bytes(const hcga_backend *be); /* in copies and the pool */
+int dnn_blk_count(const hcga_backend *be);      /* the most copies the table held */
 
 typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
                                    const hcga_checked *ck);
