@@ -318,33 +318,39 @@ END_TEST
 
 /* SUM_TO against a naive sum in double: the same float, for reduced dims
  * trailing, leading, in the middle, all, and none (the plain path's
- * offset tables). */
+ * offset tables), and a [N,1,H,W] sum over C with H*W above the plain
+ * path's run of outputs summed side by side (runs of 256: 600 = 2 whole
+ * runs and a part). */
 START_TEST(test_sum_to)
 {
-    static const int64_t ys[][4] = {{2, 3, 1, 1}, {1, 3, 4, 5}, {2, 1, 4, 1}, {1, 1, 1, 1}, {2, 3, 4, 5}, {1, 3, 1, 5}};
-    const int64_t xs[4] = {2, 3, 4, 5}, n = 2 * 3 * 4 * 5;
-    float *x = frand(n);
-    for (size_t c = 0; c < sizeof ys / sizeof ys[0]; c++) {
-        tdesc in[1] = {{4, {2, 3, 4, 5}, x}}, out[1] = {{4, {ys[c][0], ys[c][1], ys[c][2], ys[c][3]}, NULL}};
+    static const struct {
+        int64_t x[4], y[4];
+    } cases[] = {{{2, 3, 4, 5}, {2, 3, 1, 1}}, {{2, 3, 4, 5}, {1, 3, 4, 5}}, {{2, 3, 4, 5}, {2, 1, 4, 1}},
+                 {{2, 3, 4, 5}, {1, 1, 1, 1}}, {{2, 3, 4, 5}, {2, 3, 4, 5}}, {{2, 3, 4, 5}, {1, 3, 1, 5}},
+                 {{2, 5, 20, 30}, {2, 1, 20, 30}}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t *xs = cases[c].x, *ys = cases[c].y, n = xs[0] * xs[1] * xs[2] * xs[3];
+        float *x = frand(n);
+        tdesc in[1] = {{4, {xs[0], xs[1], xs[2], xs[3]}, x}}, out[1] = {{4, {ys[0], ys[1], ys[2], ys[3]}, NULL}};
         float *r[1];
         run(fast, HCGA_OP_SUM_TO, NULL, 1, in, 1, out, r, -1);
         const int64_t ny = numel(&out[0]);
         for (int64_t j = 0; j < ny; j++) {
             int64_t yi[4], rem = j;
-            for (int d = 3; d >= 0; d--) yi[d] = rem % ys[c][d], rem /= ys[c][d];
+            for (int d = 3; d >= 0; d--) yi[d] = rem % ys[d], rem /= ys[d];
             double acc = 0;
             for (int64_t i = 0; i < n; i++) { /* x in row-major order = the reduced indices' order */
                 int64_t xi[4], q = i, hit = 1;
                 for (int d = 3; d >= 0; d--) xi[d] = q % xs[d], q /= xs[d];
-                for (int d = 0; d < 4; d++) hit &= ys[c][d] == 1 ? 1 : xi[d] == yi[d];
+                for (int d = 0; d < 4; d++) hit &= ys[d] == 1 ? 1 : xi[d] == yi[d];
                 if (hit) acc += (double)x[i];
             }
             ck_assert_msg((float)acc == r[0][j], "sum_to case %zu element %lld: %.9g, expected %.9g", c,
                           (long long)j, r[0][j], (float)acc);
         }
         free(r[0]);
+        free(x);
     }
-    free(x);
 }
 END_TEST
 

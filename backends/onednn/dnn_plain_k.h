@@ -102,6 +102,10 @@ static void K(binary)(int mul, const T *A, const T *B, T *Y, const int64_t *shap
     }
 }
 
+#ifndef DNN_RUN
+#define DNN_RUN 256 /* outputs summed side by side (SUM_TO) */
+#endif
+
 /* SUM_TO: y[j] = sum of x over the dims where y has 1, in double, each sum
  * in the row-major order of the reduced indices: the reduced trailing dims
  * are a contiguous run of L elements, and roff[r] (r < nr) is x's offset of
@@ -118,6 +122,34 @@ static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int
     }
     for (int d = 0; d < nd; d++)
         if (ys_shape[d] == xshape[d]) ny *= xshape[d];
+    int64_t kin = 1; /* the trailing kept dims: a contiguous run of outputs in x and in y */
+    for (int d = nd - 1; d >= 0 && ys_shape[d] == xshape[d]; d--) kin *= xshape[d];
+    if (kin > 1 && nr > 1) {
+        /* L == 1 here (the last dim is kept).  Runs of up to DNN_RUN
+         * outputs side by side, each summed over r in the same order as
+         * below: a vector loop over the run instead of a strided walk per
+         * output (the backward of a [N,1,H,W] mask's broadcast over C). */
+        const int64_t groups = ny / kin, runs = (kin + DNN_RUN - 1) / DNN_RUN;
+#pragma omp parallel for schedule(static) if (ny * nr >= DNN_PAR_MIN)
+        for (int64_t t = 0; t < groups * runs; t++) {
+            const int64_t g = t / runs, k0 = t % runs * DNN_RUN;
+            const int64_t len = kin - k0 < DNN_RUN ? kin - k0 : DNN_RUN;
+            int64_t base = 0, rem = g * kin;
+            for (int d = nd - 1; d >= 0; d--) {
+                if (ys_shape[d] != xshape[d]) continue;
+                base += (rem % xshape[d]) * xs[d];
+                rem /= xshape[d];
+            }
+            double acc[DNN_RUN];
+            for (int64_t k = 0; k < len; k++) acc[k] = 0;
+            for (int64_t r = 0; r < nr; r++) {
+                const T *xb = X + base + roff[r] + k0;
+                for (int64_t k = 0; k < len; k++) acc[k] += (double)xb[k];
+            }
+            for (int64_t k = 0; k < len; k++) Y[g * kin + k0 + k] = (T)acc[k];
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (ny * nr * L >= DNN_PAR_MIN)
     for (int64_t j = 0; j < ny; j++) {
         /* offset of y element j in x (kept dims) */
