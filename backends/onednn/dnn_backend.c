@@ -479,7 +479,7 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     char msg[HCGA_CONTRACT_MSG_LEN];
     hcga_status st = hcga_contract_check(op, a, dnn_buffer_size, &ck, msg, sizeof msg);
     if (st != HCGA_OK) return dnn_fail(be, st, "%s", msg);
-    dnn_threads(be); be->dbg_op = op;
+    dnn_threads(be);
     dnn_impl_fn fast = be->plain ? NULL : onednn_impl(op);
     dnn_impl_fn f32 = fast ? fast : plain;
     dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;

@@ -57,7 +57,7 @@ struct hcga_backend {
                          * convolutions' format whatever the other options */
     int act_block;      /* act_fmt when dnn_act.c runs ops on blocked activations (copies kept
                          * and blocked_act=1), else 0 */
-    int act_now; int dbg_op;        /* the running call's data tensors are copies in the activation format */
+    int act_now;        /* the running call's data tensors are copies in the activation format */
     int64_t blk_hits, blk_writebacks, blk_evictions, blk_retired; /* for the profile */
     void *ws[DNN_WS_SLOTS];
     size_t ws_size[DNN_WS_SLOTS];
