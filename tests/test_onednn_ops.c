@@ -378,6 +378,47 @@ static void op_run(hcga_be *be, int op, const hcga_op_params *p, int nin, const 
     ck_assert_msg(st == HCGA_OK, "%s failed: %s", hcga_op_name(op), hcga_be_error(be));
 }
 
+/* A chain's instance (options) and its one buffer of `total` floats, filled
+ * with uniform values in [-1, 1) from seed and the running variance's n
+ * floats at rv set to rv_value(i) > 0. */
+typedef struct chain {
+    hcga_be *be;
+    hcga_buffer *b;
+} chain;
+
+static chain chain_open(const char *options, int64_t total, uint64_t seed, int64_t rv, int n,
+                        float (*rv_value)(int))
+{
+    chain c = {0};
+    char err[1024];
+    ck_assert_msg(hcga_be_open("onednn", 0, options, &c.be, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(hcga_be_alloc(c.be, (uint64_t)total * 4, &c.b), HCGA_OK);
+    float *init = malloc((size_t)total * 4);
+    for (int64_t i = 0; i < total; i++) init[i] = (float)hcga_test_urand_pm1(&seed);
+    for (int i = 0; i < n; i++) init[rv + i] = rv_value(i);
+    ck_assert_int_eq(hcga_be_write(c.be, c.b, 0, init, (uint64_t)total * 4), HCGA_OK);
+    free(init);
+    return c;
+}
+
+/* Reads the chain's buffer back (malloc'd), checks that the fill of n
+ * floats at off with `value` survived (what: the fill's description), and
+ * closes the instance. */
+static float *chain_close(chain c, int64_t total, int64_t off, int64_t n, float value, const char *what,
+                          const char *options)
+{
+    float *all = malloc((size_t)total * 4);
+    ck_assert_int_eq(hcga_be_read(c.be, c.b, 0, all, (uint64_t)total * 4), HCGA_OK);
+    for (int64_t i = off; i < off + n; i++)
+        ck_assert_msg(all[i] == value, "%s: %s was lost at %lld", options, what, (long long)(i - off));
+    hcga_be_free(c.be, c.b);
+    hcga_be_close(c.be);
+    return all;
+}
+
+static float rv_ramp(int i) { return 0.5f + (float)i / 16; }
+static float rv_one(int i) { (void)i; return 1.0f; }
+
 /* A chain of ops through one buffer, the way a planned graph uses the
  * arena: convolution outputs feeding convolutions (copies reused), a fused
  * conv + BN + residual (the residual and the folded weights from copies),
@@ -387,16 +428,9 @@ static void op_run(hcga_be *be, int op, const hcga_op_params *p, int nin, const 
  * copy dropped).  Returns the whole buffer (malloc'd). */
 static float *blocked_chain(const char *options)
 {
-    hcga_be *be = NULL;
-    char err[1024];
-    ck_assert_msg(hcga_be_open("onednn", 0, options, &be, err, sizeof err) == 0, "%s", err);
-    hcga_buffer *b;
-    ck_assert_int_eq(hcga_be_alloc(be, (uint64_t)BTOTAL * 4, &b), HCGA_OK);
-    uint64_t seed = 0x5eed5eedull;
-    float *init = malloc((size_t)BTOTAL * 4);
-    for (int64_t i = 0; i < BTOTAL; i++) init[i] = (float)hcga_test_urand_pm1(&seed);
-    for (int i = 0; i < 16; i++) init[BBN + 48 + i] = 0.5f + (float)i / 16; /* running variance > 0 */
-    ck_assert_int_eq(hcga_be_write(be, b, 0, init, (uint64_t)BTOTAL * 4), HCGA_OK);
+    const chain c = chain_open(options, BTOTAL, 0x5eed5eedull, BBN + 48, 16, rv_ramp);
+    hcga_be *be = c.be;
+    hcga_buffer *b = c.b;
     const hcga_tensor x = view(b, BX, 4, 2, 16, 64, 48), w1 = view(b, BW1, 4, 16, 16, 3, 3),
                       w2 = view(b, BW2, 4, 16, 16, 3, 3), y1 = view(b, BY1, 4, 2, 16, 64, 48),
                       y2 = view(b, BY2, 4, 2, 16, 64, 48), y3 = view(b, BY3, 4, 2, 16, 64, 48),
@@ -427,15 +461,8 @@ static float *blocked_chain(const char *options)
     ck_assert_int_eq(hcga_be_write(be, b, (uint64_t)(BBN + 48) * 4, rv2, sizeof rv2), HCGA_OK);
     op_run(be, HCGA_OP_CONV2D_BN_INFER, &pb, 8, cbn, 1, (const hcga_tensor *[]){&y4}); /* residual y1 part fill */
     op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&y4, &w2}, 1, (const hcga_tensor *[]){&y3});
-    float *all = malloc((size_t)BTOTAL * 4);
-    ck_assert_int_eq(hcga_be_read(be, b, 0, all, (uint64_t)BTOTAL * 4), HCGA_OK);
-    for (int64_t i = BY1 + 16 * 64 * 48 / 2; i < BY1 + 16 * 64 * 48; i++)
-        ck_assert_msg(all[i] == 0.25f, "%s: the fill over part of a dirty copy was lost at %lld", options,
-                      (long long)(i - BY1));
-    hcga_be_free(be, b);
-    hcga_be_close(be);
-    free(init);
-    return all;
+    return chain_close(c, BTOTAL, BY1 + 16 * 64 * 48 / 2, 16 * 64 * 48 / 2, 0.25f,
+                       "the fill over part of a dirty copy", options);
 }
 
 /* The chain with copies kept (default), with none (blocked_mb=0) and with a
@@ -474,16 +501,9 @@ enum { TX = 0, TW1 = TX + TA, TW2 = TW1 + TW, TY1 = TW2 + TW, TY2 = TY1 + TA, TY
 
 static float *training_chain(const char *options)
 {
-    hcga_be *be = NULL;
-    char err[1024];
-    ck_assert_msg(hcga_be_open("onednn", 0, options, &be, err, sizeof err) == 0, "%s", err);
-    hcga_buffer *b;
-    ck_assert_int_eq(hcga_be_alloc(be, (uint64_t)TTOTAL * 4, &b), HCGA_OK);
-    uint64_t seed = 0x7a11ull;
-    float *init = malloc((size_t)TTOTAL * 4);
-    for (int64_t i = 0; i < TTOTAL; i++) init[i] = (float)hcga_test_urand_pm1(&seed);
-    for (int i = 0; i < 32; i++) init[TBN + 3 * 32 + i] = 1.0f; /* running variance */
-    ck_assert_int_eq(hcga_be_write(be, b, 0, init, (uint64_t)TTOTAL * 4), HCGA_OK);
+    const chain c = chain_open(options, TTOTAL, 0x7a11ull, TBN + 3 * 32, 32, rv_one);
+    hcga_be *be = c.be;
+    hcga_buffer *b = c.b;
 #define ACT(off_) view(b, (off_), 4, 2, 32, 16, 12)
 #define CHN(k_) view(b, TBN + (k_) * 32, 1, 32, 0, 0, 0)
     const hcga_tensor x = ACT(TX), y1 = ACT(TY1), y2 = ACT(TY2), y3 = ACT(TY3), y4 = ACT(TY4), y5 = ACT(TY5),
@@ -525,15 +545,7 @@ static float *training_chain(const char *options)
     op_run(be, HCGA_OP_FILL, &pf, 0, NULL, 1, (const hcga_tensor *[]){&half_y2}); /* half of a dirty copy */
     op_run(be, HCGA_OP_BN_FWD_TRAIN, &pn, 3, (const hcga_tensor *[]){&y2, &g, &bt}, 5,
            (const hcga_tensor *[]){&y1, &mean2, &inv2, &rm, &rv});
-    float *all = malloc((size_t)TTOTAL * 4);
-    ck_assert_int_eq(hcga_be_read(be, b, 0, all, (uint64_t)TTOTAL * 4), HCGA_OK);
-    for (int64_t i = TY2; i < TY2 + TA / 2; i++)
-        ck_assert_msg(all[i] == 0.75f, "%s: the fill over half of a dirty activation was lost at %lld", options,
-                      (long long)(i - TY2));
-    hcga_be_free(be, b);
-    hcga_be_close(be);
-    free(init);
-    return all;
+    return chain_close(c, TTOTAL, TY2, TA / 2, 0.75f, "the fill over half of a dirty activation", options);
 }
 
 /* The training chain with activations kept blocked (default), with the
