@@ -1,6 +1,6 @@
 /*
- * dnn_act.c - training's batch norms, ReLUs and additions on activations
- * kept in oneDNN's blocked format between ops.  dnn_blocked.h keeps the
+ * dnn_act.c - training's batch norms, ReLUs, additions and upsamplings on
+ * activations kept in oneDNN's blocked format between ops.  dnn_blocked.h keeps the
  * convolutions' inputs and outputs in blocked copies; but in training every
  * convolution output goes to a batch norm and a ReLU (and, at branch ends,
  * an addition), plain ops that read the plain bytes, so each output was
@@ -19,8 +19,8 @@
  *   - the op's own f32 implementation runs on the copies' memory: the
  *     elementwise ones do not care about the layout, and the batch norm and
  *     upsampling kernels (dnn_plain_k.h, "channel-blocked layout") take each
- *     channel's sums in the same order as on NCHW.  Results are the same bits either
- *     way (tests/test_onednn_ops: test_blocked_copies).
+ *     channel's sums in the same order as on NCHW.  Results are the same
+ *     bits either way (tests/test_onednn_ops: test_blocked_activations).
  *
  * The option blocked_act=0 (or blocked_mb=0) turns this off.
  */

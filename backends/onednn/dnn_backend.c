@@ -20,7 +20,9 @@
  * retry on the other path.
  *
  * Blocked copies (dnn_blocked.h): f32 convolutions on oneDNN leave their
- * outputs, and keep their inputs, in the primitives' formats between ops.
+ * outputs, and keep their inputs, in the primitives' formats between ops;
+ * training's batch norms, ReLUs, additions and upsamplings run on such
+ * copies when their inputs have them (dnn_act.c).
  * Every call goes through dnn_dispatch, which first brings the plain bytes
  * of what the op reads up to date (dirty copies written back) and drops the
  * copies of what it writes; buffer_read / buffer_write / buffer_free do the

@@ -10,11 +10,13 @@
  * algorithm where the machine has a kernel for it, option winograd).  Each primitive is created once per
  * shape and kept in a cache on the instance (oneDNN's own primitive cache
  * also exists, but ours keeps the memory objects and reorders too).  The
- * primitives choose their own memory formats (format_tag any: nChw8c /
- * OIhw8i8o on AVX2, nhwc on AVX-512); the frontend's tensors are plain NCHW
- * / OIHW, so an entry reorders its inputs into the primitive's format and
- * its outputs back, inside the op (the ABI promises plain dense tensors to
- * the frontend at every op boundary).  The implementation oneDNN picked is
+ * convolutions' activations are in the activation format (nChw16c on
+ * AVX-512, nChw8c on AVX2: dnn_act.c) where the channels allow, the weights
+ * and everything else in the primitive's own choice (format_tag any); the
+ * frontend's tensors are plain NCHW / OIHW, so an entry reorders its inputs
+ * into the primitive's format and its outputs back, inside the op, unless
+ * the call keeps blocked copies (dnn_blocked.h).  Also here: the cached
+ * reorders between NCHW and the activation format (dnn_act_fmt_get).  The implementation oneDNN picked is
  * kept with the entry: HCGA_ONEDNN_PROFILE=1 lists every shape that runs on
  * oneDNN's reference (non-jit) convolution, a 20-50x slower path.
  *
