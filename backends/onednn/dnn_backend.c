@@ -103,8 +103,19 @@ static int default_threads(int *out, char *err, size_t err_len)
     return 0;
 }
 
-#define DNN_BLOCKED_MB_DEFAULT 2048
+#define DNN_BLOCKED_MB_DEFAULT 2048 /* or a quarter of the machine's memory, if less */
 #define DNN_BLOCKED_MB_MAX (1 << 20)
+
+/* The default cap of the blocked copies, MiB: DNN_BLOCKED_MB_DEFAULT, or a
+ * quarter of the physical memory on a smaller machine (training HRNet-W32
+ * at batch 8 keeps about 1.6 GiB of copies; a board with 2 GiB should not). */
+static int default_blocked_mb(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), ps = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || ps <= 0) return DNN_BLOCKED_MB_DEFAULT;
+    const uint64_t quarter_mb = (uint64_t)pages * (uint64_t)ps / 4 >> 20;
+    return quarter_mb < DNN_BLOCKED_MB_DEFAULT ? (int)quarter_mb : DNN_BLOCKED_MB_DEFAULT;
+}
 
 /* The create options, with their defaults filled in by dnn_create. */
 typedef struct dnn_opts {
@@ -245,7 +256,7 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    dnn_opts o = {.threads = 1, .plain = 0, .blocked_mb = DNN_BLOCKED_MB_DEFAULT, .winograd = 1, .blocked_act = 1};
+    dnn_opts o = {.threads = 1, .plain = 0, .blocked_mb = default_blocked_mb(), .winograd = 1, .blocked_act = 1};
     if (default_threads(&o.threads, err, err_len) != 0) return HCGA_ERR_INVALID;
     if (parse_options(options, &o, err, err_len) != 0) return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
