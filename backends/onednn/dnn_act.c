@@ -96,37 +96,12 @@ static void on_copy(const hcga_tensor *t, void *p, uint64_t bytes, hcga_tensor *
     v->offset = 0;
 }
 
-/* The copy of input region p in format f: the kept one, else a new one
- * reordered from the plain bytes (dirty copies of them written back
- * first).  Pinned for the call. */
-static hcga_status input_copy(hcga_backend *be, const char *op, const dnn_act_fmt *f, void *p, uint64_t bytes,
-                              blk_copy **out)
-{
-    blk_copy *c = blk_find(be, p, bytes, f->md, NULL);
-    if (!c) {
-        hcga_status st = dnn_blk_before_read(be, p, bytes);
-        if (st == HCGA_OK) st = blk_new(be, op, p, bytes, f->md, NULL, &c);
-        if (st != HCGA_OK) return st;
-        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, f->user_in}, {DNNL_ARG_TO, c->mem}};
-        dnnl_status_t s = dnnl_memory_set_data_handle(f->user_in, p);
-        if (s == dnnl_success) s = dnnl_primitive_execute(f->to_blk, be->stream, 2, r);
-        if (s == dnnl_success) s = dnnl_stream_wait(be->stream);
-        if (s != dnnl_success) {
-            blk_drop(be, c);
-            return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into the activation format failed: status %d", op,
-                            (int)s);
-        }
-    }
-    c->pinned = 1;
-    *out = c;
-    return HCGA_OK;
-}
-
 hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, unsigned in_mask,
                         unsigned out_mask, dnn_impl_fn impl)
 {
     const char *op = hcga_op_name(ck->op);
-    dnn_act_fmt f, fo = {0};
+    dnn_act_fmt f = {0}, fo = {0};
+    const int64_t *fdims = NULL; /* the shape f is for: BN's and ReLU's tensors share one */
     hcga_status st = HCGA_OK;
     hcga_op_args v = *a;
     hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
@@ -135,8 +110,11 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
         if (!(in_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->in[i]);
-        if ((st = dnn_act_fmt_get(be, op, a->in[i]->shape, &f)) != HCGA_OK) break;
-        st = input_copy(be, op, &f, dnn_ptr(a->in[i]), bytes, &used[i]);
+        if ((!fdims || memcmp(fdims, a->in[i]->shape, 4 * sizeof *fdims) != 0) &&
+            (st = dnn_act_fmt_get(be, op, a->in[i]->shape, &f)) != HCGA_OK)
+            break;
+        fdims = a->in[i]->shape;
+        st = blk_input(be, op, dnn_ptr(a->in[i]), bytes, f.md, f.user_in, f.to_blk, &used[i]);
         if (st != HCGA_OK) break;
         on_copy(a->in[i], used[i]->block, bytes, &tin[i], &bin[i]);
         v.in[i] = &tin[i];
@@ -144,7 +122,8 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
         if (!(out_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->out[i]);
-        if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, &fo)) != HCGA_OK) break;
+        if (fdims && memcmp(fdims, a->out[i]->shape, 4 * sizeof *fdims) == 0) fo = f;
+        else if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, &fo)) != HCGA_OK) break;
         st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, fo.md, NULL, &made);
         if (st != HCGA_OK) break;
         made->pinned = 1;

@@ -327,6 +327,38 @@ hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t by
     return HCGA_OK;
 }
 
+hcga_status blk_fill(hcga_backend *be, const char *op, const void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                     const blk_derived *derived, dnnl_memory_t from, dnnl_primitive_t reorder, blk_copy **out)
+{
+    hcga_status st = blk_new(be, op, p, bytes, md, derived, out);
+    if (st != HCGA_OK) return st;
+    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, (*out)->mem}};
+    dnnl_status_t s = dnnl_primitive_execute(reorder, be->stream, 2, r);
+    if (s == dnnl_success) s = dnnl_stream_wait(be->stream);
+    if (s != dnnl_success) {
+        blk_drop(be, *out);
+        *out = NULL;
+        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into a blocked copy failed: status %d", op, (int)s);
+    }
+    return HCGA_OK;
+}
+
+hcga_status blk_input(hcga_backend *be, const char *op, void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                      dnnl_memory_t user, dnnl_primitive_t reorder, blk_copy **out)
+{
+    blk_copy *c = blk_find(be, p, bytes, md, NULL);
+    if (!c) {
+        hcga_status st = dnn_blk_before_read(be, p, bytes);
+        if (st == HCGA_OK && dnnl_memory_set_data_handle(user, p) != dnnl_success)
+            st = dnn_fail(be, HCGA_ERR_DEVICE, "%s: setting a reorder's source failed", op);
+        if (st == HCGA_OK) st = blk_fill(be, op, p, bytes, md, NULL, user, reorder, &c);
+        if (st != HCGA_OK) return st;
+    }
+    c->pinned = 1;
+    *out = c;
+    return HCGA_OK;
+}
+
 void blk_set_dirty(blk_copy *c, dnnl_primitive_t back, dnnl_memory_t plain, const void *owner)
 {
     c->dirty = 1;

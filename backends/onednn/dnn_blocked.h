@@ -87,6 +87,19 @@ blk_copy *blk_find(hcga_backend *be, const void *p, uint64_t bytes, const dnnl_m
 hcga_status blk_new(hcga_backend *be, const char *op, const void *p, uint64_t bytes,
                     const dnnl_memory_desc_t *md, const blk_derived *derived, blk_copy **out);
 
+/* A new copy of [p, p+bytes) in format md (derived: as blk_new), filled by
+ * running `reorder` from `from` (plain memory whose handle the caller has
+ * set to the bytes the value comes from).  Errors name op. */
+hcga_status blk_fill(hcga_backend *be, const char *op, const void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                     const blk_derived *derived, dnnl_memory_t from, dnnl_primitive_t reorder, blk_copy **out);
+
+/* The copy of region p in format md to read it from: the kept one, else
+ * a new one reordered from the plain bytes (`reorder` from `user`, whose
+ * handle is set to p here), dirty copies overlapping them written back
+ * first.  Pinned: the caller unpins it when the op is done. */
+hcga_status blk_input(hcga_backend *be, const char *op, void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
+                      dnnl_memory_t user, dnnl_primitive_t reorder, blk_copy **out);
+
 /* Marks c as newer than its plain region; back (c's format -> plain) and
  * plain (a plain memory object whose handle is set at write-back) belong to
  * owner, which calls blk_owner_gone before it frees them. */

@@ -26,6 +26,20 @@
 
 enum { UN_RELU_F, UN_RELU_B, UN_SIG_F, UN_SIG_B, UN_THR_F, UN_THR_B, UN_SIGN, UN_SET };
 
+/* SUM_TO: x's offset of y's element j (y dense; x's strides xs; the dims
+ * where y is 1 skipped). */
+static inline int64_t dnn_kept_offset(int64_t j, const int64_t *xshape, const int64_t *yshape, const int64_t *xs,
+                                      int nd)
+{
+    int64_t off = 0;
+    for (int d = nd - 1; d >= 0; d--) {
+        if (yshape[d] != xshape[d]) continue;
+        off += (j % xshape[d]) * xs[d];
+        j /= xshape[d];
+    }
+    return off;
+}
+
 #define T float
 #define SFX f32
 #include "dnn_plain_k.h"
@@ -553,33 +567,24 @@ IMPL(ARGMAX)
 
 /* ---- spatial ---- */
 
-IMPL(UPSAMPLE_NEAREST_FWD)
+/* UPSAMPLE_NEAREST_FWD (x = in[0] -> y = out[0]) and _BWD (dy = in[0] ->
+ * dx = out[0]): the small image is x / dx. */
+static hcga_status upsample(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, int bwd)
 {
     NEED_FLOAT();
-    const hcga_tensor *x = a->in[0];
+    const hcga_tensor *small = bwd ? a->out[0] : a->in[0];
+    const int64_t planes = small->shape[0] * small->shape[1], H = small->shape[2], W = small->shape[3];
     const int B = act_block_of(be, ck);
     if (B)
-        BLOCKED(B, upsample_blk, dnn_ptr(x), dnn_ptr(a->out[0]), x->shape[0] * x->shape[1] / B, x->shape[2],
-                x->shape[3], a->p.resize.factor, 0, B);
+        BLOCKED(B, upsample_blk, dnn_ptr(a->in[0]), dnn_ptr(a->out[0]), planes / B, H, W, a->p.resize.factor, bwd,
+                B);
     else
-        DISPATCH(ck->dtype, upsample, dnn_ptr(x), dnn_ptr(a->out[0]), x->shape[0] * x->shape[1], x->shape[2],
-                 x->shape[3], a->p.resize.factor, 0);
+        DISPATCH(ck->dtype, upsample, dnn_ptr(a->in[0]), dnn_ptr(a->out[0]), planes, H, W, a->p.resize.factor, bwd);
     return HCGA_OK;
 }
 
-IMPL(UPSAMPLE_NEAREST_BWD)
-{
-    NEED_FLOAT();
-    const hcga_tensor *dx = a->out[0];
-    const int B = act_block_of(be, ck);
-    if (B)
-        BLOCKED(B, upsample_blk, dnn_ptr(a->in[0]), dnn_ptr(dx), dx->shape[0] * dx->shape[1] / B, dx->shape[2],
-                dx->shape[3], a->p.resize.factor, 1, B);
-    else
-        DISPATCH(ck->dtype, upsample, dnn_ptr(a->in[0]), dnn_ptr(dx), dx->shape[0] * dx->shape[1], dx->shape[2],
-                 dx->shape[3], a->p.resize.factor, 1);
-    return HCGA_OK;
-}
+IMPL(UPSAMPLE_NEAREST_FWD) { return upsample(be, a, ck, 0); }
+IMPL(UPSAMPLE_NEAREST_BWD) { return upsample(be, a, ck, 1); }
 
 /* Source coordinate of each output index d < on for a resize of n to on:
  * rows i0[d], i1[d] and the weight l[d] of i1. */

@@ -134,12 +134,7 @@ static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int
         for (int64_t t = 0; t < groups * runs; t++) {
             const int64_t g = t / runs, k0 = t % runs * DNN_RUN;
             const int64_t len = kin - k0 < DNN_RUN ? kin - k0 : DNN_RUN;
-            int64_t base = 0, rem = g * kin;
-            for (int d = nd - 1; d >= 0; d--) {
-                if (ys_shape[d] != xshape[d]) continue;
-                base += (rem % xshape[d]) * xs[d];
-                rem /= xshape[d];
-            }
+            const int64_t base = dnn_kept_offset(g * kin, xshape, ys_shape, xs, nd);
             double acc[DNN_RUN];
             for (int64_t k = 0; k < len; k++) acc[k] = 0;
             for (int64_t r = 0; r < nr; r++) {
@@ -152,13 +147,7 @@ static void K(sum_to)(const T *X, T *Y, const int64_t *xshape, int nd, const int
     }
 #pragma omp parallel for schedule(static) if (ny * nr * L >= DNN_PAR_MIN)
     for (int64_t j = 0; j < ny; j++) {
-        /* offset of y element j in x (kept dims) */
-        int64_t base = 0, rem = j;
-        for (int d = nd - 1; d >= 0; d--) {
-            if (ys_shape[d] != xshape[d]) continue;
-            base += (rem % xshape[d]) * xs[d];
-            rem /= xshape[d];
-        }
+        const int64_t base = dnn_kept_offset(j, xshape, ys_shape, xs, nd);
         const T *xb = X + base;
         double acc = 0;
         for (int64_t r = 0; r < nr; r++)

@@ -194,6 +194,30 @@ static void cache_add(hcga_backend *be, prim_entry *e)
     c->e[c->n++] = e;
 }
 
+/* A new, empty cache entry for key k (NULL and be->err set when out of
+ * memory); entry_keep adds it to the cache once built, or frees it when
+ * building failed (st). */
+static prim_entry *entry_new(hcga_backend *be, const char *op, const prim_key *k)
+{
+    prim_entry *e = calloc(1, sizeof *e);
+    if (!e) {
+        dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
+        return NULL;
+    }
+    e->key = *k;
+    return e;
+}
+
+static hcga_status entry_keep(hcga_backend *be, prim_entry *e, hcga_status st)
+{
+    if (st != HCGA_OK) {
+        entry_free(e);
+        return st;
+    }
+    cache_add(be, e);
+    return HCGA_OK;
+}
+
 /* The format tag of the activation format (be->act_fmt != 0). */
 static dnnl_format_tag_t act_tag(const hcga_backend *be)
 {
@@ -303,40 +327,14 @@ out:
     return st;
 }
 
-/* A new copy of region p in format imd (derived: as blk_new), filled by
- * argument a's reorder from a->user, whose handle the caller has set. */
-static hcga_status copy_in(hcga_backend *be, const char *op, prim_arg *a, const void *p, uint64_t bytes,
-                           const dnnl_memory_desc_t *imd, const blk_derived *derived, blk_copy **out)
-{
-    hcga_status st = blk_new(be, op, p, bytes, imd, derived, out);
-    if (st != HCGA_OK) return st;
-    dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, (*out)->mem}};
-    dnnl_status_t s_ = dnnl_primitive_execute(a->reorder, be->stream, 2, r);
-    if (s_ != dnnl_success) {
-        blk_drop(be, *out);
-        *out = NULL;
-        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: reorder into a blocked copy failed: %s", op, st_name(s_));
-    }
-    return HCGA_OK;
-}
-
-/* Argument i of e as an input, from a blocked copy: the copy of region p in
- * the primitive's format if one is kept, else a new one reordered from the
- * plain bytes (written back first where a dirty copy overlaps them). */
+/* Argument a as an input, from a blocked copy in the primitive's format
+ * (blk_input: the kept one or a new one). */
 static hcga_status kept_input(hcga_backend *be, const char *op, prim_arg *a, void *p, uint64_t bytes,
                               blk_copy **used)
 {
-    hcga_status st = HCGA_OK;
     const dnnl_memory_desc_t *imd = NULL;
-    if ((st = md_of(be, op, a->inner, &imd)) != HCGA_OK) return st;
-    blk_copy *c = blk_find(be, p, bytes, imd, NULL);
-    if (!c) {
-        if ((st = dnn_blk_before_read(be, p, bytes)) != HCGA_OK) return st;
-        if ((st = copy_in(be, op, a, p, bytes, imd, NULL, &c)) != HCGA_OK) return st;
-    }
-    c->pinned = 1;
-    *used = c;
-    return HCGA_OK;
+    hcga_status st = md_of(be, op, a->inner, &imd);
+    return st != HCGA_OK ? st : blk_input(be, op, p, bytes, imd, a->user, a->reorder, used);
 }
 
 /* Argument i of e as an output: a new copy in the primitive's format, left
@@ -481,9 +479,9 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     *out = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    prim_entry *e = calloc(1, sizeof *e);
-    if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
-    e->key = conv_key(kind, d, flag);
+    const prim_key key = conv_key(kind, d, flag);
+    prim_entry *e = entry_new(be, op, &key);
+    if (!e) return HCGA_ERR_NOMEM;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
     dnnl_memory_desc_t src_u, wei_u, dst_u, b_u, src_a, wei_a, dst_a, b_a;
     dnnl_dims_t sd = {d->N, d->C, d->H, d->W}, wd = {d->K, d->C, d->R, d->S}, dd = {d->N, d->K, d->P, d->Q};
@@ -595,9 +593,7 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
     prim_entry *e = cache_find(be, &k);
     if (!e) {
         dnnl_primitive_desc_t rpd = NULL;
-        e = calloc(1, sizeof *e);
-        if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a reorder", op);
-        e->key = k;
+        if (!(e = entry_new(be, op, &k))) return HCGA_ERR_NOMEM;
         dnnl_memory_desc_t pmd, bmd;
         const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
         DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnnl_f32, dnnl_nchw));
@@ -616,11 +612,7 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
         snprintf(e->impl, sizeof e->impl, "reorder");
     out:
         if (rpd) dnnl_primitive_desc_destroy(rpd);
-        if (st != HCGA_OK) {
-            entry_free(e);
-            return st;
-        }
-        cache_add(be, e);
+        if ((st = entry_keep(be, e, st)) != HCGA_OK) return st;
     }
     if ((st = md_of(be, op, e->args[0].inner, &f->md)) != HCGA_OK) return st;
     f->user_in = e->args[0].user;
@@ -673,14 +665,21 @@ hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_che
 /* Reads element k of a per-channel f32 vector as double. */
 static double chan(const hcga_tensor *t, int64_t k) { return (double)((const float *)dnn_ptr(t))[k]; }
 
+/* The batch norm's scale of output channel k of a CONV2D_BN_INFER call:
+ * s_k = gamma_k / sqrt(var_k + eps). */
+static double fold_scale(const hcga_op_args *a, int64_t k)
+{
+    return chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
+}
+
 /* Folds the batch norm of a CONV2D_BN_INFER call into the weights (each
- * output channel's filter times s_k = gamma_k / sqrt(var_k + eps)): wf. */
+ * output channel's filter times fold_scale): wf. */
 static void fold_weights(const hcga_op_args *a, const hcga_conv_dims *d, float *wf)
 {
     const int64_t fsize = d->C * d->R * d->S; /* one output channel's filter */
     const float *w = dnn_ptr(a->in[HCGA_CBN_W]);
     for (int64_t k = 0; k < d->K; k++) {
-        const double s = chan(a->in[HCGA_CBN_GAMMA], k) / sqrt(chan(a->in[HCGA_CBN_RVAR], k) + a->p.conv_bn.eps);
+        const double s = fold_scale(a, k);
         for (int64_t i = 0; i < fsize; i++) wf[k * fsize + i] = (float)((double)w[k * fsize + i] * s);
     }
 }
@@ -708,7 +707,7 @@ static hcga_status folded_copy(hcga_backend *be, const hcga_op_args *a, const hc
             if ((st = dnn_blk_before_read(be, key.dep[i], key.dep_bytes[i])) != HCGA_OK) return st;
         fold_weights(a, d, ws);
         DNN_CALL(op, dnnl_memory_set_data_handle(wa->user, ws));
-        if ((st = copy_in(be, op, wa, dnn_ptr(w), wbytes, imd, &key, &c)) != HCGA_OK) return st;
+        if ((st = blk_fill(be, op, dnn_ptr(w), wbytes, imd, &key, wa->user, wa->reorder, &c)) != HCGA_OK) return st;
     }
     c->pinned = 1;
     *out = c;
@@ -737,7 +736,7 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
     float *shift = wf + d->K * d->C * d->R * d->S;
     /* v = conv(x, w*s_k) + shift_k */
     for (int64_t c = 0; c < d->K; c++) {
-        const double s = chan(a->in[HCGA_CBN_GAMMA], c) / sqrt(chan(a->in[HCGA_CBN_RVAR], c) + a->p.conv_bn.eps);
+        const double s = fold_scale(a, c);
         const double b = bias ? chan(bias, c) : 0.0;
         shift[c] = (float)(chan(a->in[HCGA_CBN_BETA], c) + (b - chan(a->in[HCGA_CBN_RMEAN], c)) * s);
     }
@@ -827,9 +826,7 @@ static hcga_status relu(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     prim_entry *e = cache_find(be, &k);
     if (!e) {
         dnnl_primitive_desc_t fpd = NULL, pd = NULL;
-        e = calloc(1, sizeof *e);
-        if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
-        e->key = k;
+        if (!(e = entry_new(be, op, &k))) return HCGA_ERR_NOMEM;
         dnnl_memory_desc_t md;
         dnnl_dims_t d = {n};
         dnnl_eltwise_desc_t fd, bd;
@@ -855,11 +852,7 @@ static hcga_status relu(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     out:
         if (fpd) dnnl_primitive_desc_destroy(fpd);
         if (pd) dnnl_primitive_desc_destroy(pd);
-        if (st != HCGA_OK) {
-            entry_free(e);
-            return st;
-        }
-        cache_add(be, e);
+        if ((st = entry_keep(be, e, st)) != HCGA_OK) return st;
     }
     void *p[3] = {dnn_ptr(a->in[0]), bwd ? dnn_ptr(a->in[1]) : dnn_ptr(a->out[0]), dnn_ptr(a->out[0])};
     return entry_run(be, op, e, p, NULL);
@@ -893,9 +886,7 @@ hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga
     prim_entry *e = cache_find(be, &k);
     if (!e) {
         dnnl_primitive_desc_t pd = NULL;
-        e = calloc(1, sizeof *e);
-        if (!e) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a primitive", op);
-        e->key = k;
+        if (!(e = entry_new(be, op, &k))) return HCGA_ERR_NOMEM;
         dnnl_memory_desc_t md, cmd;
         /* 4-D nchw (HW as H, W = 1): oneDNN 2.6 has jit batch norm for 4-D
          * plain layouts but only the reference one for 3-D (measured: 3-D was
@@ -922,11 +913,7 @@ hcga_status dnn_bn_fwd_infer(hcga_backend *be, const hcga_op_args *a, const hcga
         entry_set_impl(e, pd);
     out:
         if (pd) dnnl_primitive_desc_destroy(pd);
-        if (st != HCGA_OK) {
-            entry_free(e);
-            return st;
-        }
-        cache_add(be, e);
+        if ((st = entry_keep(be, e, st)) != HCGA_OK) return st;
     }
     void *p[6] = {dnn_ptr(a->in[0]), dnn_ptr(a->in[1]), dnn_ptr(a->in[2]), dnn_ptr(a->in[3]),
                   dnn_ptr(a->in[4]), dnn_ptr(a->out[0])};
