@@ -376,20 +376,6 @@ static dnn_impl_fn onednn_impl(int op)
     }
 }
 
-static void widen(const void *x, int dt, float *y, int64_t n)
-{
-    const uint16_t *h = x;
-#pragma omp parallel for schedule(static) if (n >= 32768)
-    for (int64_t i = 0; i < n; i++) y[i] = hcga_half_to_f32(dt, h[i]);
-}
-
-static void narrow(const float *x, int dt, void *y, int64_t n)
-{
-    uint16_t *h = y;
-#pragma omp parallel for schedule(static) if (n >= 32768)
-    for (int64_t i = 0; i < n; i++) h[i] = hcga_half_from_f32(dt, x[i]);
-}
-
 /* A bf16 / f16 call of CONV2D_* or GEMM run as the f32 op: every input
  * widened (exactly) into an f32 workspace copy, the f32 implementation,
  * every output rounded once into the caller's tensor. */
@@ -421,7 +407,7 @@ static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const h
             if (io) a32.out[i] = c;
             else {
                 a32.in[i] = c;
-                widen(dnn_ptr(t), hdt, p, n);
+                dnn_half_to_f32(dnn_ptr(t), hdt, p, n);
             }
         }
     }
@@ -430,7 +416,7 @@ static hcga_status half_via_f32(hcga_backend *be, const hcga_op_args *a, const h
     hcga_status st = impl(be, &a32, &ck32);
     if (st != HCGA_OK) return st;
     for (int i = 0; i < a->num_out; i++)
-        if (a->out[i]) narrow(bout[i].data, hdt, dnn_ptr(a->out[i]), hcga_tensor_numel(a->out[i]));
+        if (a->out[i]) dnn_half_from_f32(bout[i].data, hdt, dnn_ptr(a->out[i]), hcga_tensor_numel(a->out[i]));
     return HCGA_OK;
 }
 

@@ -101,6 +101,10 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
 /* The activation block of this machine's oneDNN (16, 8 or 0). */
 int dnn_act_block_for_isa(void);
 
+/* f32 <-> bf16 / f16 (hcga_half.h's conversions), threaded (dnn_plain.c). */
+void dnn_half_from_f32(const float *x, int half_dtype, uint16_t *y, int64_t n);
+void dnn_half_to_f32(const uint16_t *x, int half_dtype, float *y, int64_t n);
+
 /* Sets OpenMP's thread count to the instance's (it is per calling thread). */
 void dnn_threads(hcga_backend *be);
 

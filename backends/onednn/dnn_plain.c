@@ -880,15 +880,34 @@ IMPL(SGD_STEP)
 
 /* ---- CAST: any float pair, with the exact conversions of hcga_half.h ---- */
 
-IMPL(CAST)
+/* f32 <-> 16-bit loops with the dtype test outside (they vectorize): the
+ * AMP graph casts every convolution's operands, so these run per step on
+ * every activation. */
+void dnn_half_from_f32(const float *x, int half_dtype, uint16_t *y, int64_t n)
 {
-    const hcga_tensor *x = a->in[0], *y = a->out[0];
-    const int64_t n = hcga_tensor_numel(x);
-    if (n == 0 || hcga_contract_same_view(x, y)) return HCGA_OK;
-    const int xd = ck->in_dtype, yd = ck->out_dtype;
-    const char *px = dnn_ptr(x);
-    char *py = dnn_ptr(y);
-    (void)be;
+    if (half_dtype == HCGA_BF16) {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = hcga_f32_to_bf16(x[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = hcga_f32_to_f16(x[i]);
+    }
+}
+
+void dnn_half_to_f32(const uint16_t *x, int half_dtype, float *y, int64_t n)
+{
+    if (half_dtype == HCGA_BF16) {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = hcga_bf16_to_f32(x[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
+        for (int64_t i = 0; i < n; i++) y[i] = hcga_f16_to_f32(x[i]);
+    }
+}
+
+/* any other pair: through double, one element at a time */
+static void cast_any(const char *px, int xd, char *py, int yd, int64_t n)
+{
 #pragma omp parallel for schedule(static) if (n >= DNN_PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         /* read: exact in double (every half and f32 value is a double) */
@@ -917,5 +936,17 @@ IMPL(CAST)
         }
         }
     }
+}
+
+IMPL(CAST)
+{
+    const hcga_tensor *x = a->in[0], *y = a->out[0];
+    const int64_t n = hcga_tensor_numel(x);
+    if (n == 0 || hcga_contract_same_view(x, y)) return HCGA_OK;
+    const int xd = ck->in_dtype, yd = ck->out_dtype;
+    (void)be;
+    if (xd == HCGA_F32 && hcga_dtype_is_half(yd)) dnn_half_from_f32(dnn_ptr(x), yd, dnn_ptr(y), n);
+    else if (hcga_dtype_is_half(xd) && yd == HCGA_F32) dnn_half_to_f32(dnn_ptr(x), xd, dnn_ptr(y), n);
+    else cast_any(dnn_ptr(x), xd, dnn_ptr(y), yd, n);
     return HCGA_OK;
 }
