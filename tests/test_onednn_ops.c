@@ -15,7 +15,9 @@
  *     (guard bytes around every output);
  *   - the blocked copies kept between ops (dnn_blocked.h): a chain of ops
  *     through one buffer gives the same bits with copies, without them and
- *     with a cap that forces evictions.
+ *     with a cap that forces evictions; so does a mixed-precision chain
+ *     (casts around bf16 convolutions), which also stays within a few bf16
+ *     ulps of the same chain with the convolutions widened to f32.
  * Exit 77 (skip) when the onednn plugin cannot be opened (not built).
  */
 #include <check.h>
@@ -161,6 +163,8 @@ START_TEST(test_options)
     ck_assert_msg(strstr(err, "blocked_mb='x' is not an integer"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 0, "winograd=2", &b, err, sizeof err), 0);
     ck_assert_msg(strstr(err, "winograd='2' is not 0 or 1"), "%s", err);
+    ck_assert_int_ne(hcga_be_open("onednn", 0, "bf16=on", &b, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "bf16='on' is not 0 or 1"), "%s", err);
     ck_assert_int_ne(hcga_be_open("onednn", 1, NULL, &b, err, sizeof err), 0);
 }
 END_TEST
@@ -579,6 +583,126 @@ START_TEST(test_blocked_activations)
 }
 END_TEST
 
+/* ---- mixed precision: bf16 convolutions between casts (dnn_act.c) ---- */
+
+/* The AMP graph's pattern (frontend/graph/graph.c, autocast) on [2, 32, 16,
+ * 12] activations through one buffer: every convolution's operands cast
+ * f32 -> bf16, the convolution in bf16, its result cast back; batch norm and
+ * ReLU in f32 between them; the backward convolutions on the bf16 casts of
+ * the gradient; then a fill over half of a dirty f32 activation that a
+ * cast reads.  Half tensors take TA / 2 floats of room.  Returns the buffer. */
+enum { HX = 0, HW1 = HX + TA, HW2 = HW1 + TW, HY1 = HW2 + TW, HY2 = HY1 + TA, HY3 = HY2 + TA, HY4 = HY3 + TA,
+       HDX = HY4 + TA, HDW = HDX + TA, HXB = HDW + TW, HW1B = HXB + TA / 2, HW2B = HW1B + TW / 2,
+       HY1B = HW2B + TW / 2, HY3B = HY1B + TA / 2, HY4B = HY3B + TA / 2, HDYB = HY4B + TA / 2,
+       HDXB = HDYB + TA / 2, HDWB = HDXB + TA / 2, HY5B = HDWB + TW / 2, HBN = HY5B + TA / 2,
+       HTOTAL = HBN + 6 * 32 };
+
+static float *amp_chain(const char *options)
+{
+    const chain c = chain_open(options, HTOTAL, 0xa3b1ull, HBN + 3 * 32, 32, rv_one);
+    hcga_be *be = c.be;
+    hcga_buffer *b = c.b;
+    const int64_t act[4] = {2, 32, 16, 12}, wsh[4] = {32, 32, 3, 3};
+#define F32(off_, sh_) hcga_tensor_make(b, (uint64_t)(off_) * 4, HCGA_F32, 4, (sh_))
+#define B16(off_, sh_) hcga_tensor_make(b, (uint64_t)(off_) * 4, HCGA_BF16, 4, (sh_))
+#define CHN(k_) view(b, HBN + (k_) * 32, 1, 32, 0, 0, 0)
+    const hcga_tensor x = F32(HX, act), w1 = F32(HW1, wsh), w2 = F32(HW2, wsh), y1 = F32(HY1, act),
+                      y2 = F32(HY2, act), y3 = F32(HY3, act), y4 = F32(HY4, act), dx = F32(HDX, act),
+                      dw = F32(HDW, wsh), xb = B16(HXB, act), w1b = B16(HW1B, wsh), w2b = B16(HW2B, wsh),
+                      y1b = B16(HY1B, act), y3b = B16(HY3B, act), y4b = B16(HY4B, act), dyb = B16(HDYB, act),
+                      dxb = B16(HDXB, act), dwb = B16(HDWB, wsh), y5b = B16(HY5B, act), g = CHN(0), bt = CHN(1),
+                      rm = CHN(2), rv = CHN(3), mean = CHN(4), inv = CHN(5),
+                      half_y3 = view(b, HY3, 4, 1, 32, 16, 12); /* y3's first image */
+#undef F32
+#undef B16
+#undef CHN
+    hcga_op_params pc, pn, pf;
+    memset(&pc, 0, sizeof pc);
+    pc.conv = (hcga_conv_params){1, 1, 1, 1, 1, 1};
+    memset(&pn, 0, sizeof pn);
+    pn.bn.eps = 1e-5;
+    pn.bn.momentum = 0.1;
+    memset(&pf, 0, sizeof pf);
+    pf.scalar.a = 0.75;
+#define CAST(from_, to_) op_run(be, HCGA_OP_CAST, NULL, 1, (const hcga_tensor *[]){&(from_)}, 1, \
+                                (const hcga_tensor *[]){&(to_)})
+#define CONV(op_, a_, b_, y_) op_run(be, (op_), &pc, 2, (const hcga_tensor *[]){&(a_), &(b_)}, 1, \
+                                     (const hcga_tensor *[]){&(y_)})
+    CAST(x, xb);
+    CAST(w1, w1b);
+    CAST(w2, w2b);
+    CONV(HCGA_OP_CONV2D_FWD, xb, w1b, y1b);
+    CAST(y1b, y1);
+    op_run(be, HCGA_OP_BN_FWD_TRAIN, &pn, 3, (const hcga_tensor *[]){&y1, &g, &bt}, 5,
+           (const hcga_tensor *[]){&y2, &mean, &inv, &rm, &rv});
+    op_run(be, HCGA_OP_RELU_FWD, NULL, 1, (const hcga_tensor *[]){&y2}, 1, (const hcga_tensor *[]){&y3});
+    CAST(y3, y3b);
+    CONV(HCGA_OP_CONV2D_FWD, y3b, w2b, y4b);
+    CAST(y4b, y4);
+    CAST(y4, dyb); /* y4 stands in for the gradient of y4 */
+    CONV(HCGA_OP_CONV2D_BWD_DATA, dyb, w2b, dxb);
+    CAST(dxb, dx);
+    CONV(HCGA_OP_CONV2D_BWD_FILTER, y3b, dyb, dwb);
+    CAST(dwb, dw);
+    op_run(be, HCGA_OP_FILL, &pf, 0, NULL, 1, (const hcga_tensor *[]){&half_y3}); /* half of a dirty copy */
+    CAST(y3, y5b);
+#undef CAST
+#undef CONV
+    return chain_close(c, HTOTAL, HY3, TA / 2, 0.75f, "the fill over half of a dirty activation", options);
+}
+
+/* The bf16 value at float offset off + i of a chain's buffer. */
+static float bf16_at(const float *all, int64_t off, int64_t i)
+{
+    uint16_t h;
+    memcpy(&h, (const char *)(all + off) + 2 * i, 2);
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The AMP chain with copies kept (default), with the casts and batch norms
+ * on plain tensors (blocked_act=0), with no copies (blocked_mb=0) and with a
+ * 1 MiB cap: the same bits.  Against bf16=0 (the convolutions widened to
+ * f32, the ABI's definition): within one bf16 unit in the last place of
+ * each output's largest value (oneDNN's f32 sums run in another order,
+ * which may round a bf16 result the other way; measured: 0.0078 on a
+ * largest value of 308 for dxb, 0 for the forward convolutions). */
+START_TEST(test_amp_chain)
+{
+    static const char *const opts[] = {"threads=2", "threads=2,blocked_act=0", "threads=2,blocked_mb=0",
+                                       "threads=2,blocked_mb=1", "threads=2,bf16=0"};
+    float *r[5];
+    for (int k = 0; k < 5; k++) r[k] = amp_chain(opts[k]);
+    for (int k = 1; k < 4; k++)
+        for (int64_t i = 0; i < HTOTAL; i++)
+            ck_assert_msg(memcmp(&r[0][i], &r[k][i], 4) == 0, "float %lld: %.9g with '%s', %.9g with '%s'",
+                          (long long)i, r[0][i], opts[0], r[k][i], opts[k]);
+    static const struct {
+        const char *name;
+        int64_t off, n;
+    } outs[] = {{"y1b (conv)", HY1B, TA}, {"y4b (conv)", HY4B, TA}, {"dxb (bwd_data)", HDXB, TA},
+                {"dwb (bwd_filter)", HDWB, TW}, {"y5b (cast over the fill)", HY5B, TA}};
+    for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
+        double mx = 0, err = 0;
+        int64_t nonzero = 0;
+        for (int64_t i = 0; i < outs[o].n; i++) {
+            const float v = bf16_at(r[0], outs[o].off, i), ref = bf16_at(r[4], outs[o].off, i);
+            ck_assert_msg(isfinite(v), "%s[%lld] = %g", outs[o].name, (long long)i, v);
+            nonzero += v != 0;
+            mx = fmax(mx, fabs(ref));
+            err = fmax(err, fabs(v - ref));
+        }
+        ck_assert_msg(nonzero > outs[o].n / 4, "%s is almost all zero (%lld of %lld nonzero)", outs[o].name,
+                      (long long)nonzero, (long long)outs[o].n);
+        ck_assert_msg(err <= mx / 128, "%s: %.4g from the widened convolutions' (largest value %.4g)",
+                      outs[o].name, err, mx);
+    }
+    for (int k = 0; k < 5; k++) free(r[k]);
+}
+END_TEST
+
 int main(void)
 {
     hcga_be *b = NULL;
@@ -593,6 +717,6 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
     HCGA_ADD_TESTS(t, test_options, test_conv, test_gemm, test_relu_bn, test_deterministic, test_blocked_copies,
-                   test_blocked_activations, test_sum_to, test_conv_bn_winograd);
+                   test_blocked_activations, test_amp_chain, test_sum_to, test_conv_bn_winograd);
     return hcga_test_run(s);
 }

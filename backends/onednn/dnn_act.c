@@ -16,8 +16,12 @@
  *     one of its data inputs has a copy in the format (any other data input
  *     is reordered into one); its data output is left in a new dirty copy,
  *     as a convolution's is;
- *   - the op's own f32 implementation runs on the copies' memory: the
- *     elementwise ones do not care about the layout, and the batch norm and
+ *   - with native bf16 convolutions (mixed precision), so does a CAST
+ *     between f32 and bf16 whose input has a copy in the activation format:
+ *     the casts the AMP graph puts around every convolution then convert
+ *     one blocked copy into another, and no plain bytes are written;
+ *   - the op's own implementation runs on the copies' memory: the
+ *     elementwise ones (and CAST) do not care about the layout, and the batch norm and
  *     upsampling kernels (dnn_plain_k.h, "channel-blocked layout") take each
  *     channel's sums in the same order as on NCHW.  Results are the same
  *     bits either way (tests/test_onednn_ops: test_blocked_activations).
@@ -44,6 +48,7 @@ static int data_slots(int op, unsigned *in_mask, unsigned *out_mask)
         return SAME_SHAPE;
     case HCGA_OP_UPSAMPLE_NEAREST_FWD:
     case HCGA_OP_UPSAMPLE_NEAREST_BWD: *in_mask = 0x1, *out_mask = 0x1; return SAME_NC;
+    case HCGA_OP_CAST: *in_mask = 0x1, *out_mask = 0x1; return SAME_SHAPE;
     default: return 0;
     }
 }
@@ -63,7 +68,26 @@ static int fits(const hcga_tensor *t, const hcga_tensor *y, int share)
 
 static uint64_t dense_bytes(const hcga_tensor *t)
 {
-    return (uint64_t)hcga_tensor_numel(t) * sizeof(float);
+    return (uint64_t)hcga_tensor_numel(t) * hcga_dtype_size(t->dtype);
+}
+
+/* Does the call run at a dtype this file handles: f32, or a CAST between
+ * f32 and bf16 when bf16 convolutions are native (their operands are the
+ * copies the casts make)? */
+static int act_dtype(const hcga_backend *be, int op, const hcga_checked *ck)
+{
+    if (op != HCGA_OP_CAST) return ck->dtype == HCGA_F32;
+    return be->bf16_native && ((ck->in_dtype == HCGA_F32 && ck->out_dtype == HCGA_BF16) ||
+                               (ck->in_dtype == HCGA_BF16 && ck->out_dtype == HCGA_F32));
+}
+
+/* Has t a copy in the activation format?  (A weight gradient's copy in a
+ * convolution's weight format does not count: casting it through the
+ * activation format would cost two reorders and save none.) */
+static int has_act_copy(hcga_backend *be, const hcga_tensor *t)
+{
+    dnnl_memory_desc_t md;
+    return dnn_act_md(be, t->shape, t->dtype, &md) && blk_find(be, dnn_ptr(t), dense_bytes(t), &md, NULL);
 }
 
 int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_checked *ck, unsigned *in_mask,
@@ -71,14 +95,15 @@ int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_che
 {
     unsigned im, om;
     int share;
-    if (!be->act_block || !be->blk || ck->dtype != HCGA_F32 || !(share = data_slots(op, &im, &om))) return 0;
+    if (!be->act_block || !be->blk || !act_dtype(be, op, ck) || !(share = data_slots(op, &im, &om))) return 0;
     const hcga_tensor *y = a->out[0];
     if (!fits(y, y, share) || y->shape[1] % be->act_block != 0) return 0;
     int kept = 0;
     for (int i = 0; i < a->num_in; i++) {
         if (!(im >> i & 1)) continue;
         if (!fits(a->in[i], y, share)) return 0; /* ADD with a broadcast operand, a view */
-        kept |= blk_has(be, dnn_ptr(a->in[i]), dense_bytes(a->in[i]));
+        kept |= op == HCGA_OP_CAST ? has_act_copy(be, a->in[i])
+                                   : blk_has(be, dnn_ptr(a->in[i]), dense_bytes(a->in[i]));
     }
     if (!kept) return 0;
     *in_mask = im;
@@ -96,12 +121,18 @@ static void on_copy(const hcga_tensor *t, void *p, uint64_t bytes, hcga_tensor *
     v->offset = 0;
 }
 
+/* Is the activation format of u that of t (NULL: none yet)? */
+static int same_fmt(const hcga_tensor *t, const hcga_tensor *u)
+{
+    return t && t->dtype == u->dtype && memcmp(t->shape, u->shape, 4 * sizeof *t->shape) == 0;
+}
+
 hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, unsigned in_mask,
                         unsigned out_mask, dnn_impl_fn impl)
 {
     const char *op = hcga_op_name(ck->op);
     dnn_act_fmt f = {0}, fo = {0};
-    const int64_t *fdims = NULL; /* the shape f is for: BN's and ReLU's tensors share one */
+    const hcga_tensor *ft = NULL; /* the shape and dtype f is for: BN's and ReLU's tensors share them */
     hcga_status st = HCGA_OK;
     hcga_op_args v = *a;
     hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
@@ -110,10 +141,9 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
         if (!(in_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->in[i]);
-        if ((!fdims || memcmp(fdims, a->in[i]->shape, 4 * sizeof *fdims) != 0) &&
-            (st = dnn_act_fmt_get(be, op, a->in[i]->shape, &f)) != HCGA_OK)
+        if (!same_fmt(ft, a->in[i]) && (st = dnn_act_fmt_get(be, op, a->in[i]->shape, a->in[i]->dtype, &f)) != HCGA_OK)
             break;
-        fdims = a->in[i]->shape;
+        ft = a->in[i];
         st = blk_input(be, op, dnn_ptr(a->in[i]), bytes, f.md, f.user_in, f.to_blk, &used[i]);
         if (st != HCGA_OK) break;
         on_copy(a->in[i], used[i]->block, bytes, &tin[i], &bin[i]);
@@ -122,8 +152,8 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
         if (!(out_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->out[i]);
-        if (fdims && memcmp(fdims, a->out[i]->shape, 4 * sizeof *fdims) == 0) fo = f;
-        else if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, &fo)) != HCGA_OK) break;
+        if (same_fmt(ft, a->out[i])) fo = f;
+        else if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, a->out[i]->dtype, &fo)) != HCGA_OK) break;
         st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, fo.md, NULL, &made);
         if (st != HCGA_OK) break;
         made->pinned = 1;

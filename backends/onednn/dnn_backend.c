@@ -9,10 +9,15 @@
  *   - f32 CONV2D_FWD / BWD_DATA / BWD_FILTER, GEMM, RELU_BWD and
  *     BN_FWD_INFER run on oneDNN primitives (dnn_prims.c); RELU_FWD does
  *     not: oneDNN's ReLU maps NaN to 0 where the header keeps it;
- *   - bf16 / f16 forms of the convolutions and GEMM are widened to f32, run
- *     as the f32 op above and rounded once (what the ABI specifies; oneDNN
- *     2.6 has bf16 convolutions only on AVX-512 machines, and the result must
- *     not depend on the machine);
+ *   - bf16 convolutions run on oneDNN's bf16 primitives where the machine
+ *     has AVX512_BF16 (oneDNN's avx512_core_bf16; option bf16=0 turns them
+ *     off): products of bf16 values are exact in f32 and oneDNN accumulates
+ *     in f32, so this is the ABI's definition (the f32 convolution of the
+ *     widened operands, rounded once) up to the order of the f32 sums;
+ *   - elsewhere the bf16 / f16 forms of the convolutions and GEMM are
+ *     widened to f32, run as the f32 op above and rounded once (oneDNN 2.6
+ *     has no f16 convolutions on these CPUs, and emulates bf16 without
+ *     AVX512_BF16);
  *   - every op at f64 (oneDNN 2.6 has no f64 on the CPU) and the ops oneDNN
  *     has no primitive for run on the plain-C path (dnn_plain.c);
  *   - the create option plain=1 sends every op to the plain-C path.
@@ -119,10 +124,10 @@ static int default_blocked_mb(void)
 
 /* The create options, with their defaults filled in by dnn_create. */
 typedef struct dnn_opts {
-    int threads, plain, blocked_mb, winograd, blocked_act;
+    int threads, plain, blocked_mb, winograd, blocked_act, bf16;
 } dnn_opts;
 
-#define DNN_KNOWN_OPTIONS "threads=N, plain=0|1, blocked_mb=M, blocked_act=0|1, winograd=0|1"
+#define DNN_KNOWN_OPTIONS "threads=N, plain=0|1, blocked_mb=M, blocked_act=0|1, winograd=0|1, bf16=0|1"
 
 /* One row per option: its name, where it goes, its range. */
 static const struct {
@@ -135,6 +140,7 @@ static const struct {
     {"blocked_mb", offsetof(dnn_opts, blocked_mb), 0, DNN_BLOCKED_MB_MAX},
     {"blocked_act", offsetof(dnn_opts, blocked_act), 0, 1},
     {"winograd", offsetof(dnn_opts, winograd), 0, 1},
+    {"bf16", offsetof(dnn_opts, bf16), 0, 1},
 };
 
 /* "key=value,..." over the rows above */
@@ -256,7 +262,8 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
         snprintf(err, err_len, "onednn: device %d does not exist (1 device: 0)", device);
         return HCGA_ERR_INVALID;
     }
-    dnn_opts o = {.threads = 1, .plain = 0, .blocked_mb = default_blocked_mb(), .winograd = 1, .blocked_act = 1};
+    dnn_opts o = {
+        .threads = 1, .plain = 0, .blocked_mb = default_blocked_mb(), .winograd = 1, .blocked_act = 1, .bf16 = 1};
     if (default_threads(&o.threads, err, err_len) != 0) return HCGA_ERR_INVALID;
     if (parse_options(options, &o, err, err_len) != 0) return HCGA_ERR_INVALID;
     hcga_backend *be = calloc(1, sizeof *be);
@@ -281,6 +288,7 @@ static hcga_status dnn_create(int device, const char *options, hcga_backend **ou
      * blocked_act: those options change where the bytes wait, not the bits */
     be->act_fmt = o.plain ? 0 : dnn_act_block_for_isa();
     be->act_block = be->blk_cap && o.blocked_act ? be->act_fmt : 0;
+    be->bf16_native = !o.plain && o.bf16 && dnn_bf16_isa();
     *out = be;
     return HCGA_OK;
 }
@@ -376,6 +384,16 @@ static dnn_impl_fn onednn_impl(int op)
     }
 }
 
+/* Does this call run on oneDNN's bf16 convolutions (see the top)?  An
+ * empty one (a zero dimension) is widened: nothing to compute. */
+static int native_bf16(const hcga_backend *be, int op, const hcga_checked *ck)
+{
+    const hcga_conv_dims *d = &ck->conv;
+    return be->bf16_native && ck->dtype == HCGA_BF16 &&
+           (op == HCGA_OP_CONV2D_FWD || op == HCGA_OP_CONV2D_BWD_DATA || op == HCGA_OP_CONV2D_BWD_FILTER) &&
+           d->N && d->C && d->K && d->P && d->Q && d->H && d->W;
+}
+
 /* A bf16 / f16 call of CONV2D_* or GEMM run as the f32 op: every input
  * widened (exactly) into an f32 workspace copy, the f32 implementation,
  * every output rounded once into the caller's tensor. */
@@ -438,7 +456,7 @@ static void tensor_extent(const hcga_tensor *t, const char **lo, uint64_t *bytes
  * look up. */
 static int keeps_copies(const hcga_backend *be, int op, const hcga_checked *ck, int onednn_path)
 {
-    if (!be->blk_cap || !onednn_path || ck->dtype != HCGA_F32) return 0;
+    if (!be->blk_cap || !onednn_path || (ck->dtype != HCGA_F32 && !native_bf16(be, op, ck))) return 0;
     if (op != HCGA_OP_CONV2D_FWD && op != HCGA_OP_CONV2D_BWD_DATA && op != HCGA_OP_CONV2D_BWD_FILTER &&
         op != HCGA_OP_CONV2D_BN_INFER)
         return 0;
@@ -481,7 +499,7 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     dnn_threads(be);
     dnn_impl_fn fast = be->plain ? NULL : onednn_impl(op);
     dnn_impl_fn f32 = fast ? fast : plain;
-    dnn_impl_fn impl = ck.dtype == HCGA_F32 ? f32 : plain;
+    dnn_impl_fn impl = ck.dtype == HCGA_F32 || native_bf16(be, op, &ck) ? f32 : plain;
     const int path = impl != plain;
     double w0 = 0, c0 = 0;
     const int64_t wb0 = be->blk_writebacks;
@@ -494,7 +512,8 @@ static hcga_status dnn_dispatch(hcga_backend *be, const hcga_op_args *a, int op,
     be->blk_call = keeps;
     if (st == HCGA_OK && act) st = dnn_act_run(be, a, &ck, skip_in, skip_out, impl);
     else if (st == HCGA_OK)
-        st = op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype) ? half_via_f32(be, a, &ck, f32) : impl(be, a, &ck);
+        st = op != HCGA_OP_CAST && hcga_dtype_is_half(ck.dtype) && impl == plain ? half_via_f32(be, a, &ck, f32)
+                                                                                  : impl(be, a, &ck);
     be->blk_call = 0;
     if (be->profile) {
         const int where = act ? DNN_PATH_BLOCKED : path ? DNN_PATH_ONEDNN : DNN_PATH_PLAIN;

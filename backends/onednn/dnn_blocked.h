@@ -120,8 +120,9 @@ void blk_drop(hcga_backend *be, blk_copy *c);
  * that use them. */
 hcga_status blk_owner_gone(hcga_backend *be, const void *owner);
 
-/* The activation format of an f32 tensor [N, C, H, W] (nChw16c or nChw8c,
- * be->act_fmt; dnn_act.c) and the reorders between it and plain NCHW,
+/* The activation format of an f32 (or bf16: native bf16 convolutions)
+ * tensor [N, C, H, W] (nChw16c or nChw8c, be->act_fmt; dnn_act.c) and the
+ * reorders between it and plain NCHW,
  * kept in the primitive cache (dnn_prims.c).  To fill a copy from plain
  * bytes p: set user_in's handle to p, run to_blk from user_in to the copy.
  * A dirty copy in this format gets blk_set_dirty(c, to_plain, user_back,
@@ -133,6 +134,10 @@ typedef struct dnn_act_fmt {
     const void *owner;
 } dnn_act_fmt;
 
-hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], dnn_act_fmt *f);
+hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, dnn_act_fmt *f);
+
+/* The memory descriptor of that format, without the cache (0 when oneDNN
+ * refuses it). */
+int dnn_act_md(const hcga_backend *be, const int64_t dims[4], int dtype, dnnl_memory_desc_t *md);
 
 #endif

@@ -58,6 +58,8 @@ struct hcga_backend {
     int act_block;      /* act_fmt when dnn_act.c runs ops on blocked activations (copies kept
                          * and blocked_act=1), else 0 */
     int act_now;        /* the running call's data tensors are copies in the activation format */
+    int bf16_native;    /* bf16 convolutions on oneDNN's bf16 primitives (AVX512_BF16 and
+                         * option bf16=1), else widened to f32 (dnn_backend.c) */
     int64_t blk_hits, blk_writebacks, blk_evictions, blk_retired; /* for the profile */
     void *ws[DNN_WS_SLOTS];
     size_t ws_size[DNN_WS_SLOTS];
@@ -100,6 +102,8 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
                         unsigned out_mask, dnn_impl_fn impl);
 /* The activation block of this machine's oneDNN (16, 8 or 0). */
 int dnn_act_block_for_isa(void);
+/* Has this machine's oneDNN native bf16 convolutions (avx512_core_bf16)? */
+int dnn_bf16_isa(void);
 
 /* f32 <-> bf16 / f16 (hcga_half.h's conversions), threaded (dnn_plain.c). */
 void dnn_half_from_f32(const float *x, int half_dtype, uint16_t *y, int64_t n);
@@ -116,7 +120,8 @@ void dnn_threads(hcga_backend *be);
 #undef HCGA_OPT_OP
 #undef HCGA_OP
 
-/* oneDNN implementations (dnn_prims.c); f32 only.  Each returns
+/* oneDNN implementations (dnn_prims.c); f32 (and bf16 convolutions when
+ * be->bf16_native).  Each returns
  * HCGA_ERR_UNSUPPORTED with a reason when oneDNN cannot take the call. */
 hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);
 hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck);

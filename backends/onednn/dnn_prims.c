@@ -56,7 +56,7 @@ enum { CBN_RELU = 1, CBN_RES = 2 }; /* the flag of a K_CONV_BN entry */
 
 typedef struct prim_key {
     int kind;
-    int64_t d[16];
+    int64_t d[17];
 } prim_key;
 
 typedef struct prim_entry {
@@ -165,7 +165,7 @@ void dnn_prims_print_ref(const hcga_backend *be)
         if (!e->ref_runs) continue;
         if (n++ == 0) fprintf(stderr, "  on oneDNN's reference implementations (slow):\n");
         fprintf(stderr, "    %s %s key", kind_name[e->key.kind], e->impl);
-        for (int j = 0; j < 16; j++) fprintf(stderr, " %lld", (long long)e->key.d[j]);
+        for (int j = 0; j < 17; j++) fprintf(stderr, " %lld", (long long)e->key.d[j]);
         fprintf(stderr, ": %lld runs\n", (long long)e->ref_runs);
     }
     if (n == 0) fprintf(stderr, "  no primitive ran on a oneDNN reference implementation\n");
@@ -222,6 +222,12 @@ static hcga_status entry_keep(hcga_backend *be, prim_entry *e, hcga_status st)
 static dnnl_format_tag_t act_tag(const hcga_backend *be)
 {
     return be->act_fmt == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+}
+
+/* oneDNN's data type for an f32 or (native bf16 convolutions) bf16 call */
+static dnnl_data_type_t dnn_type(int dtype)
+{
+    return dtype == HCGA_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
 /* Sets up argument slot i of e: user memory of plain format user_md; the
@@ -430,13 +436,13 @@ static int conv_empty(const hcga_conv_dims *d)
     return d->N == 0 || d->C == 0 || d->K == 0 || d->P == 0 || d->Q == 0 || d->H == 0 || d->W == 0;
 }
 
-static prim_key conv_key(int kind, const hcga_conv_dims *d, int bias)
+static prim_key conv_key(int kind, const hcga_conv_dims *d, int bias, int dtype)
 {
     prim_key k;
     memset(&k, 0, sizeof k);
     k.kind = kind;
-    const int64_t v[16] = {d->N, d->C, d->H, d->W, d->K, d->R, d->S, d->P, d->Q,
-                           d->sh, d->sw, d->ph, d->pw, d->dh, d->dw, bias};
+    const int64_t v[17] = {d->N, d->C, d->H, d->W, d->K, d->R, d->S, d->P, d->Q,
+                           d->sh, d->sw, d->ph, d->pw, d->dh, d->dw, bias, dtype};
     memcpy(k.d, v, sizeof v);
     return k;
 }
@@ -460,7 +466,9 @@ out:
     return st;
 }
 
-/* Builds the cache entry of a convolution of kind for d (K_CONV_BN 3x3
+/* Builds the cache entry of a convolution of kind for d, every operand of
+ * dtype (f32, or bf16 where the machine has oneDNN's bf16 kernels: f32
+ * accumulation, each output rounded once) (K_CONV_BN 3x3
  * stride 1: on oneDNN's Winograd algorithm when it has one and the option
  * winograd is on; act: src and dst in the activation format, else the
  * primitive's choice).  flag is the bias
@@ -472,14 +480,15 @@ out:
  * post-ops and a full-tensor binary operand sent oneDNN 2.6 to its
  * reference convolution on AVX-512 (brgconv) and after a sum on AVX2. */
 static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const hcga_conv_dims *d,
-                              int flag, int act, prim_entry **out)
+                              int flag, int act, int dtype, prim_entry **out)
 {
     hcga_status st = HCGA_OK;
     const int bias = kind == K_CONV_BN || flag;
     *out = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    const prim_key key = conv_key(kind, d, flag);
+    const prim_key key = conv_key(kind, d, flag, dtype);
+    const dnnl_data_type_t dt = dnn_type(dtype);
     prim_entry *e = entry_new(be, op, &key);
     if (!e) return HCGA_ERR_NOMEM;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
@@ -490,17 +499,17 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     /* padding_r so that oneDNN's output size equals P, Q (the header's formula floors) */
     dnnl_dims_t padr = {(d->P - 1) * d->sh + (d->R - 1) * d->dh + 1 - d->H - d->ph,
                         (d->Q - 1) * d->sw + (d->S - 1) * d->dw + 1 - d->W - d->pw};
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_u, 4, sd, dnnl_f32, dnnl_nchw));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_u, 4, wd, dnnl_f32, dnnl_oihw));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_u, 4, dd, dnnl_f32, dnnl_nchw));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_u, 1, bd, dnnl_f32, dnnl_x));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dnnl_f32, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dnnl_f32, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dnnl_f32, dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_u, 4, sd, dt, dnnl_nchw));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_u, 4, wd, dt, dnnl_oihw));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_u, 4, dd, dt, dnnl_nchw));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_u, 1, bd, dt, dnnl_x));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dt, dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dt, dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dt, dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dt, dnnl_format_tag_any));
     if (act) {
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dnnl_f32, act_tag(be)));
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dnnl_f32, act_tag(be)));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dt, act_tag(be)));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dt, act_tag(be)));
     }
     dnnl_convolution_desc_t fd, bdsc;
     DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
@@ -582,7 +591,19 @@ int dnn_act_block_for_isa(void)
     return 0;
 }
 
-hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], dnn_act_fmt *f)
+int dnn_bf16_isa(void)
+{
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+int dnn_act_md(const hcga_backend *be, const int64_t dims[4], int dtype, dnnl_memory_desc_t *md)
+{
+    const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
+    return be->act_fmt && dnnl_memory_desc_init_by_tag(md, 4, d, dnn_type(dtype), act_tag(be)) == dnnl_success;
+}
+
+hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, dnn_act_fmt *f)
 {
     hcga_status st = HCGA_OK;
     prim_key k;
@@ -590,14 +611,15 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
     k.kind = K_ACT;
     memcpy(k.d, dims, 4 * sizeof *dims);
     k.d[4] = be->act_fmt;
+    k.d[5] = dtype;
     prim_entry *e = cache_find(be, &k);
     if (!e) {
         dnnl_primitive_desc_t rpd = NULL;
         if (!(e = entry_new(be, op, &k))) return HCGA_ERR_NOMEM;
         dnnl_memory_desc_t pmd, bmd;
         const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnnl_f32, dnnl_nchw));
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnnl_f32, act_tag(be)));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnn_type(dtype), dnnl_nchw));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnn_type(dtype), act_tag(be)));
         for (int i = 0; i < 2; i++) { /* 0: plain -> blocked (inputs); 1: blocked -> plain (write-back) */
             prim_arg *a = &e->args[e->nargs++];
             a->out = i;
@@ -625,7 +647,7 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
 
 static hcga_status conv_get(hcga_backend *be, int kind, const hcga_checked *ck, int bias, prim_entry **e)
 {
-    prim_key k = conv_key(kind, &ck->conv, bias);
+    prim_key k = conv_key(kind, &ck->conv, bias, ck->dtype);
     *e = cache_find(be, &k);
     if (*e) return HCGA_OK;
     /* training's convolutions read and write activations in the format
@@ -637,10 +659,10 @@ static hcga_status conv_get(hcga_backend *be, int kind, const hcga_checked *ck, 
      * choice, as for the fused inference convolution */
     const hcga_conv_dims *d = &ck->conv;
     const int act = be->act_fmt && d->C % be->act_fmt == 0 && d->K % be->act_fmt == 0;
-    hcga_status st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, act, e);
+    hcga_status st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, act, ck->dtype, e);
     if (st == HCGA_OK && act && strncmp((*e)->impl, "ref", 3) == 0) {
         entry_free(*e);
-        st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, 0, e);
+        st = conv_build(be, hcga_op_name(ck->op), kind, d, bias, 0, ck->dtype, e);
     }
     if (st == HCGA_OK) cache_add(be, *e);
     return st;
@@ -724,10 +746,10 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
     const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
     const int flag = (a->p.conv_bn.relu ? CBN_RELU : 0) | (res ? CBN_RES : 0);
     prim_entry *e;
-    prim_key k = conv_key(K_CONV_BN, d, flag);
+    prim_key k = conv_key(K_CONV_BN, d, flag, HCGA_F32);
     e = cache_find(be, &k);
     if (!e) {
-        hcga_status st = conv_build(be, op, K_CONV_BN, d, flag, 0, &e);
+        hcga_status st = conv_build(be, op, K_CONV_BN, d, flag, 0, HCGA_F32, &e);
         if (st != HCGA_OK) return st;
         cache_add(be, e);
     }

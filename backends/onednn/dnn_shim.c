@@ -158,5 +158,6 @@ static const hcga_backend_iface *shim_get_iface(void)
 __attribute__((visibility("default")))
 const hcga_plugin_descriptor hcga_plugin_descriptor_v1 = HCGA_PLUGIN_DESCRIPTOR_INIT(
     "onednn",
-    "oneDNN CPU backend: oneDNN convolutions, GEMM, BN inference; plain C (OpenMP) for the rest; f32, f64, bf16/f16 via f32",
+    "oneDNN CPU backend: oneDNN convolutions, GEMM, BN inference; plain C (OpenMP) for the rest; f32, f64; "
+    "bf16 convolutions on oneDNN with AVX512_BF16, other bf16/f16 via f32",
     DNN_PLUGIN_VERSION, shim_get_iface);
