@@ -10,6 +10,7 @@
  * checker before any of this runs.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,12 +615,14 @@ static hcga_status resize(hcga_backend *be, const hcga_op_args *a, const hcga_ch
     const int64_t H = small->shape[2], W = small->shape[3], OH = big->shape[2], OW = big->shape[3];
     int64_t *idx = dnn_ws(be, DNN_WS_TMP + 2, (size_t)(2 * (OH + OW)) * sizeof(int64_t));
     double *l = tmp_doubles(be, DNN_WS_TMP + 3, OH + OW);
-    if (!idx || !l) NOMEM();
+    const int64_t per_thread = W + (bwd ? H * W : 0); /* the kernel's rows and dx plane */
+    double *scratch = tmp_doubles(be, DNN_WS_TMP + 1, per_thread * omp_get_max_threads());
+    if (!idx || !l || !scratch) NOMEM();
     const int ac = a->p.resize.align_corners;
     resize_table(H, OH, ac, idx, idx + OH, l);
     resize_table(W, OW, ac, idx + 2 * OH, idx + 2 * OH + OW, l + OH);
     DISPATCH(ck->dtype, resize, dnn_ptr(a->in[0]), dnn_ptr(a->out[0]), small->shape[0] * small->shape[1], H, W, OH,
-             OW, idx, idx + OH, l, idx + 2 * OH, idx + 2 * OH + OW, l + OH, bwd);
+             OW, idx, idx + OH, l, idx + 2 * OH, idx + 2 * OH + OW, l + OH, bwd, scratch, per_thread);
     return HCGA_OK;
 }
 

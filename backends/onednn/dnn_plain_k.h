@@ -253,40 +253,49 @@ static inline void K(upsample_blk)(const T *X, T *Y, int64_t planes, int64_t H, 
 
 /* RESIZE_BILINEAR over planes [H, W] <-> [OH, OW]; the source rows and
  * columns of every output row and column (h0/h1/lh, w0/w1/lw: dnn_plain.c's
- * resize_table, computed once per call instead of once per element). */
+ * resize_table, computed once per call instead of once per element).  Both
+ * directions are separable, in double: forward, each output row
+ * interpolates its two source rows into one row of W (scratch), then the
+ * columns; backward, each dy row is scattered into a row of W, then that
+ * row into its two rows of the dx plane, accumulated in double (scratch, H*W)
+ * and rounded once.  scratch: per_thread doubles for each OpenMP thread
+ * (W forward, W + H*W backward). */
 static void K(resize)(const T *X, T *Y, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
                       const int64_t *h0, const int64_t *h1, const double *lh, const int64_t *w0,
-                      const int64_t *w1, const double *lw, int bwd)
+                      const int64_t *w1, const double *lw, int bwd, double *scratch, int64_t per_thread)
 {
-#pragma omp parallel for schedule(static)
-    for (int64_t p = 0; p < planes; p++) {
-        if (!bwd) {
-            const T *x = X + p * H * W;
-            T *y = Y + p * OH * OW;
-            for (int64_t oh = 0; oh < OH; oh++) {
-                const T *r0 = x + h0[oh] * W, *r1 = x + h1[oh] * W;
-                const double a = 1 - lh[oh], b = lh[oh];
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    const double l = lw[ow];
-                    double v = a * ((1 - l) * (double)r0[w0[ow]] + l * (double)r0[w1[ow]]) +
-                               b * ((1 - l) * (double)r1[w0[ow]] + l * (double)r1[w1[ow]]);
-                    y[oh * OW + ow] = (T)v;
+#pragma omp parallel
+    {
+        double *row = scratch + (int64_t)omp_get_thread_num() * per_thread, *acc = row + W;
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; p++) {
+            if (!bwd) {
+                const T *x = X + p * H * W;
+                T *y = Y + p * OH * OW;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const T *r0 = x + h0[oh] * W, *r1 = x + h1[oh] * W;
+                    const double a = 1 - lh[oh], b = lh[oh];
+                    for (int64_t w = 0; w < W; w++) row[w] = a * (double)r0[w] + b * (double)r1[w];
+                    for (int64_t ow = 0; ow < OW; ow++)
+                        y[oh * OW + ow] = (T)((1 - lw[ow]) * row[w0[ow]] + lw[ow] * row[w1[ow]]);
                 }
-            }
-        } else { /* X = dy [OH, OW], Y = dx [H, W]: scattered in output order */
-            const T *dy = X + p * OH * OW;
-            T *dx = Y + p * H * W;
-            for (int64_t i = 0; i < H * W; i++) dx[i] = 0;
-            for (int64_t oh = 0; oh < OH; oh++) {
-                const double a = 1 - lh[oh], b = lh[oh];
-                T *r0 = dx + h0[oh] * W, *r1 = dx + h1[oh] * W;
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    const double l = lw[ow], g = dy[oh * OW + ow];
-                    r0[w0[ow]] = (T)((double)r0[w0[ow]] + a * (1 - l) * g);
-                    r0[w1[ow]] = (T)((double)r0[w1[ow]] + a * l * g);
-                    r1[w0[ow]] = (T)((double)r1[w0[ow]] + b * (1 - l) * g);
-                    r1[w1[ow]] = (T)((double)r1[w1[ow]] + b * l * g);
+            } else { /* X = dy [OH, OW], Y = dx [H, W] */
+                const T *dy = X + p * OH * OW;
+                T *dx = Y + p * H * W;
+                for (int64_t i = 0; i < H * W; i++) acc[i] = 0;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    for (int64_t w = 0; w < W; w++) row[w] = 0;
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        const double g = dy[oh * OW + ow];
+                        row[w0[ow]] += (1 - lw[ow]) * g;
+                        row[w1[ow]] += lw[ow] * g;
+                    }
+                    const double a = 1 - lh[oh], b = lh[oh];
+                    double *q0 = acc + h0[oh] * W, *q1 = acc + h1[oh] * W;
+                    for (int64_t w = 0; w < W; w++) q0[w] += a * row[w];
+                    for (int64_t w = 0; w < W; w++) q1[w] += b * row[w];
                 }
+                for (int64_t i = 0; i < H * W; i++) dx[i] = (T)acc[i];
             }
         }
     }
