@@ -495,19 +495,25 @@ END_TEST
  * multiple of both activation blocks, 16 and 8) through one buffer:
  * convolution, batch norm, ReLU, a second convolution, nearest upsampling
  * and its backward, a residual addition with a plain input, ReLU and batch
- * norm backward, both backward
- * convolutions, then a fill over half of a dirty activation and a batch
+ * norm backward, both backward convolutions, two Adam steps on the first
+ * convolution's weights (in the weights' blocked format, in place) with a
+ * forward and a backward-data convolution reading the updated weights
+ * between them, then a fill over half of a dirty activation and a batch
  * norm reading across it.  Returns the whole buffer (malloc'd). */
 enum { TA = 2 * 32 * 16 * 12, TW = 32 * 32 * 9 };
 enum { TX = 0, TW1 = TX + TA, TW2 = TW1 + TW, TY1 = TW2 + TW, TY2 = TY1 + TA, TY3 = TY2 + TA, TY4 = TY3 + TA,
        TY5 = TY4 + TA, TD1 = TY5 + TA, TDX = TD1 + TA, TDI = TDX + TA, TDW = TDI + TA, TUP = TDW + TW,
-       TUB = TUP + 4 * TA, TBN = TUB + TA, TTOTAL = TBN + 10 * 32 };
+       TUB = TUP + 4 * TA, TM = TUB + TA, TV = TM + TW, TY6 = TV + TW, TD2 = TY6 + TA, TBN = TD2 + TA,
+       TTOTAL = TBN + 10 * 32 };
 
 static float *training_chain(const char *options)
 {
     const chain c = chain_open(options, TTOTAL, 0x7a11ull, TBN + 3 * 32, 32, rv_one);
     hcga_be *be = c.be;
     hcga_buffer *b = c.b;
+    float vinit[TW]; /* Adam's second moment: >= 0 */
+    for (int i = 0; i < TW; i++) vinit[i] = 0.01f * (float)(i % 7);
+    ck_assert_int_eq(hcga_be_write(be, b, (uint64_t)TV * 4, vinit, sizeof vinit), HCGA_OK);
 #define ACT(off_) view(b, (off_), 4, 2, 32, 16, 12)
 #define CHN(k_) view(b, TBN + (k_) * 32, 1, 32, 0, 0, 0)
     const hcga_tensor x = ACT(TX), y1 = ACT(TY1), y2 = ACT(TY2), y3 = ACT(TY3), y4 = ACT(TY4), y5 = ACT(TY5),
@@ -516,7 +522,8 @@ static float *training_chain(const char *options)
                       bt = CHN(1), rm = CHN(2), rv = CHN(3), mean = CHN(4), inv = CHN(5), dg = CHN(6),
                       db = CHN(7), mean2 = CHN(8), inv2 = CHN(9),
                       half_y2 = view(b, TY2, 4, 1, 32, 16, 12), /* y2's first image */
-                      up = view(b, TUP, 4, 2, 32, 32, 24), upb = ACT(TUB);
+                      up = view(b, TUP, 4, 2, 32, 32, 24), upb = ACT(TUB), m = view(b, TM, 4, 32, 32, 3, 3),
+                      v = view(b, TV, 4, 32, 32, 3, 3), y6 = ACT(TY6), d2 = ACT(TD2);
 #undef ACT
 #undef CHN
     hcga_op_params pc, pn, pa, pf, pu;
@@ -546,6 +553,17 @@ static float *training_chain(const char *options)
     op_run(be, HCGA_OP_CONV2D_BWD_DATA, &pc, 2, (const hcga_tensor *[]){&dx, &w1}, 1,
            (const hcga_tensor *[]){&dxin});
     op_run(be, HCGA_OP_CONV2D_BWD_FILTER, &pc, 2, (const hcga_tensor *[]){&x, &dx}, 1, (const hcga_tensor *[]){&dw});
+    hcga_op_params po;
+    memset(&po, 0, sizeof po);
+    po.optim = (hcga_optim_params){.lr = 0.05, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 5e-4};
+    for (int s = 1; s <= 2; s++) { /* w1 -= Adam(dw), then a forward and a backward-data convolution with w1 */
+        po.optim.step = s;
+        op_run(be, HCGA_OP_ADAM_STEP, &po, 1, (const hcga_tensor *[]){&dw}, 3,
+               (const hcga_tensor *[]){&w1, &m, &v});
+        op_run(be, HCGA_OP_CONV2D_FWD, &pc, 2, (const hcga_tensor *[]){&x, &w1}, 1, (const hcga_tensor *[]){&y6});
+        op_run(be, HCGA_OP_CONV2D_BWD_DATA, &pc, 2, (const hcga_tensor *[]){&dx, &w1}, 1,
+               (const hcga_tensor *[]){&d2});
+    }
     op_run(be, HCGA_OP_FILL, &pf, 0, NULL, 1, (const hcga_tensor *[]){&half_y2}); /* half of a dirty copy */
     op_run(be, HCGA_OP_BN_FWD_TRAIN, &pn, 3, (const hcga_tensor *[]){&y2, &g, &bt}, 5,
            (const hcga_tensor *[]){&y1, &mean2, &inv2, &rm, &rv});
@@ -572,7 +590,8 @@ START_TEST(test_blocked_activations)
     } outs[] = {{"y3 (relu)", TY3, TA}, {"y5 (add)", TY5, TA}, {"d1 (relu_bwd)", TD1, TA},
                 {"dx (bn_bwd)", TDX, TA}, {"dxin (bwd_data)", TDI, TA}, {"dw (bwd_filter)", TDW, TW},
                 {"y1 (bn over the fill)", TY1, TA}, {"dgamma", TBN + 6 * 32, 32},
-                {"up (upsample)", TUP, 4 * TA}, {"upb (upsample_bwd)", TUB, TA}};
+                {"up (upsample)", TUP, 4 * TA}, {"upb (upsample_bwd)", TUB, TA}, {"m (adam)", TM, TW},
+                {"y6 (conv with the updated weights)", TY6, TA}, {"d2 (bwd_data with them)", TD2, TA}};
     for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
         int64_t nonzero = 0;
         for (int64_t i = 0; i < outs[o].n; i++) nonzero += r[0][outs[o].off + i] != 0;

@@ -1,6 +1,7 @@
 /*
  * dnn_act.c - training's batch norms, ReLUs, additions and upsamplings on
- * activations kept in oneDNN's blocked format between ops.  dnn_blocked.h keeps the
+ * activations kept in oneDNN's blocked format between ops (and the
+ * optimizer step on weights kept in theirs).  dnn_blocked.h keeps the
  * convolutions' inputs and outputs in blocked copies; but in training every
  * convolution output goes to a batch norm and a ReLU (and, at branch ends,
  * an addition), plain ops that read the plain bytes, so each output was
@@ -20,8 +21,15 @@
  *     between f32 and bf16 whose input has a copy in the activation format:
  *     the casts the AMP graph puts around every convolution then convert
  *     one blocked copy into another, and no plain bytes are written;
+ *   - ADAM_STEP on a [K, C, R, S] weight whose gradient has a copy in the
+ *     weights' format (OIhw16i16o / OIhw8i8o: the backward-weights
+ *     convolution leaves it there, and the forward one reads weights in
+ *     it) runs there too, on copies of the weight and of its moments,
+ *     updated in place and left dirty: the gradient is not written back,
+ *     the next forward convolution finds its weights ready, and the
+ *     backward-data one reorders them from that copy (dnn_blocked.h);
  *   - the op's own implementation runs on the copies' memory: the
- *     elementwise ones (and CAST) do not care about the layout, and the batch norm and
+ *     elementwise ones (and CAST, ADAM_STEP) do not care about the layout, and the batch norm and
  *     upsampling kernels (dnn_plain_k.h, "channel-blocked layout") take each
  *     channel's sums in the same order as on NCHW.  Results are the same
  *     bits either way (tests/test_onednn_ops: test_blocked_activations).
@@ -49,6 +57,7 @@ static int data_slots(int op, unsigned *in_mask, unsigned *out_mask)
     case HCGA_OP_UPSAMPLE_NEAREST_FWD:
     case HCGA_OP_UPSAMPLE_NEAREST_BWD: *in_mask = 0x1, *out_mask = 0x1; return SAME_NC;
     case HCGA_OP_CAST: *in_mask = 0x1, *out_mask = 0x1; return SAME_SHAPE;
+    case HCGA_OP_ADAM_STEP: *in_mask = 0x1, *out_mask = 0x7; return SAME_SHAPE; /* grad; param, m, v */
     default: return 0;
     }
 }
@@ -81,13 +90,20 @@ static int act_dtype(const hcga_backend *be, int op, const hcga_checked *ck)
                                (ck->in_dtype == HCGA_BF16 && ck->out_dtype == HCGA_F32));
 }
 
-/* Has t a copy in the activation format?  (A weight gradient's copy in a
- * convolution's weight format does not count: casting it through the
- * activation format would cost two reorders and save none.) */
-static int has_act_copy(hcga_backend *be, const hcga_tensor *t)
+/* The format op runs in (dnn_blocked.h): the optimizer step in the
+ * weights' format, the others in the activation format. */
+static int op_fmt(int op)
+{
+    return op == HCGA_OP_ADAM_STEP ? DNN_FMT_WEI : DNN_FMT_ACT;
+}
+
+/* Has t a copy in format `which`?  (A weight gradient's copy in a
+ * convolution's weight format does not count for a CAST: casting it
+ * through the activation format would cost two reorders and save none.) */
+static int has_fmt_copy(hcga_backend *be, const hcga_tensor *t, int which)
 {
     dnnl_memory_desc_t md;
-    return dnn_act_md(be, t->shape, t->dtype, &md) && blk_find(be, dnn_ptr(t), dense_bytes(t), &md, NULL);
+    return dnn_fmt_md(be, t->shape, t->dtype, which, &md) && blk_find(be, dnn_ptr(t), dense_bytes(t), &md, NULL);
 }
 
 int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_checked *ck, unsigned *in_mask,
@@ -96,14 +112,18 @@ int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_che
     unsigned im, om;
     int share;
     if (!be->act_block || !be->blk || !act_dtype(be, op, ck) || !(share = data_slots(op, &im, &om))) return 0;
+    const int which = op_fmt(op);
     const hcga_tensor *y = a->out[0];
     if (!fits(y, y, share) || y->shape[1] % be->act_block != 0) return 0;
+    if (which == DNN_FMT_WEI && y->shape[0] % be->act_block != 0) return 0; /* OIhw{b}i{b}o: no padding */
+    for (int i = 1; i < a->num_out; i++)
+        if ((om >> i & 1) && !fits(a->out[i], y, share)) return 0;
     int kept = 0;
     for (int i = 0; i < a->num_in; i++) {
         if (!(im >> i & 1)) continue;
         if (!fits(a->in[i], y, share)) return 0; /* ADD with a broadcast operand, a view */
-        kept |= op == HCGA_OP_CAST ? has_act_copy(be, a->in[i])
-                                   : blk_has(be, dnn_ptr(a->in[i]), dense_bytes(a->in[i]));
+        kept |= op == HCGA_OP_CAST || which == DNN_FMT_WEI ? has_fmt_copy(be, a->in[i], which)
+                                                         : blk_has(be, dnn_ptr(a->in[i]), dense_bytes(a->in[i]));
     }
     if (!kept) return 0;
     *in_mask = im;
@@ -121,29 +141,40 @@ static void on_copy(const hcga_tensor *t, void *p, uint64_t bytes, hcga_tensor *
     v->offset = 0;
 }
 
-/* Is the activation format of u that of t (NULL: none yet)? */
+/* Is the format of u that of t (NULL: none yet)? */
 static int same_fmt(const hcga_tensor *t, const hcga_tensor *u)
 {
     return t && t->dtype == u->dtype && memcmp(t->shape, u->shape, 4 * sizeof *t->shape) == 0;
+}
+
+/* The format of tensor t into *f, unless *ft (the tensor *f is for) has
+ * the same one. */
+static hcga_status fmt_for(hcga_backend *be, const char *op, const hcga_tensor *t, int which,
+                           const hcga_tensor **ft, dnn_act_fmt *f)
+{
+    if (same_fmt(*ft, t)) return HCGA_OK;
+    hcga_status st = dnn_fmt_get(be, op, t->shape, t->dtype, which, f);
+    if (st == HCGA_OK) *ft = t;
+    return st;
 }
 
 hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, unsigned in_mask,
                         unsigned out_mask, dnn_impl_fn impl)
 {
     const char *op = hcga_op_name(ck->op);
-    dnn_act_fmt f = {0}, fo = {0};
-    const hcga_tensor *ft = NULL; /* the shape and dtype f is for: BN's and ReLU's tensors share them */
+    const int which = op_fmt(ck->op);
+    const unsigned inout = hcga_op_get_info(ck->op)->inout; /* outputs the op also reads (ADAM_STEP's) */
+    dnn_act_fmt f = {0}, fo[HCGA_MAX_OP_OUT] = {{0}};
+    const hcga_tensor *ft = NULL; /* the tensor f is for: BN's and ReLU's tensors share a format */
     hcga_status st = HCGA_OK;
     hcga_op_args v = *a;
     hcga_tensor tin[HCGA_MAX_OP_IN], tout[HCGA_MAX_OP_OUT];
     struct hcga_buffer bin[HCGA_MAX_OP_IN], bout[HCGA_MAX_OP_OUT];
-    blk_copy *used[HCGA_MAX_OP_IN] = {0}, *made = NULL;
+    blk_copy *used[HCGA_MAX_OP_IN] = {0}, *made[HCGA_MAX_OP_OUT] = {0};
     for (int i = 0; i < a->num_in && st == HCGA_OK; i++) {
         if (!(in_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->in[i]);
-        if (!same_fmt(ft, a->in[i]) && (st = dnn_act_fmt_get(be, op, a->in[i]->shape, a->in[i]->dtype, &f)) != HCGA_OK)
-            break;
-        ft = a->in[i];
+        if ((st = fmt_for(be, op, a->in[i], which, &ft, &f)) != HCGA_OK) break;
         st = blk_input(be, op, dnn_ptr(a->in[i]), bytes, f.md, f.user_in, f.to_blk, &used[i]);
         if (st != HCGA_OK) break;
         on_copy(a->in[i], used[i]->block, bytes, &tin[i], &bin[i]);
@@ -152,12 +183,14 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     for (int i = 0; i < a->num_out && st == HCGA_OK; i++) {
         if (!(out_mask >> i & 1)) continue;
         const uint64_t bytes = dense_bytes(a->out[i]);
-        if (same_fmt(ft, a->out[i])) fo = f;
-        else if ((st = dnn_act_fmt_get(be, op, a->out[i]->shape, a->out[i]->dtype, &fo)) != HCGA_OK) break;
-        st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, fo.md, NULL, &made);
+        if ((st = fmt_for(be, op, a->out[i], which, &ft, &f)) != HCGA_OK) break;
+        fo[i] = f;
+        /* an output the op reads too is updated in place, in its copy */
+        if (inout >> i & 1) st = blk_input(be, op, dnn_ptr(a->out[i]), bytes, f.md, f.user_in, f.to_blk, &made[i]);
+        else if ((st = blk_new(be, op, dnn_ptr(a->out[i]), bytes, f.md, NULL, &made[i])) == HCGA_OK)
+            made[i]->pinned = 1;
         if (st != HCGA_OK) break;
-        made->pinned = 1;
-        on_copy(a->out[i], made->block, bytes, &tout[i], &bout[i]);
+        on_copy(a->out[i], made[i]->block, bytes, &tout[i], &bout[i]);
         v.out[i] = &tout[i];
     }
     if (st == HCGA_OK) {
@@ -167,12 +200,15 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     }
     for (int i = 0; i < a->num_in; i++)
         if (used[i]) used[i]->pinned = 0;
-    if (made && st == HCGA_OK) {
-        made->pinned = 0;
-        blk_set_dirty(made, fo.to_plain, fo.user_back, fo.owner);
-        st = blk_replace(be, made); /* the output's older copies (an input's, in place) are stale */
-    } else if (made) {
-        blk_drop(be, made); /* the call failed: its output is not there */
+    for (int i = 0; i < a->num_out; i++) {
+        if (!made[i]) continue;
+        made[i]->pinned = 0;
+        if (st == HCGA_OK) {
+            blk_set_dirty(made[i], fo[i].to_plain, fo[i].user_back, fo[i].owner);
+            st = blk_replace(be, made[i]); /* the output's older copies (an input's, in place) are stale */
+        } else {
+            blk_drop(be, made[i]); /* the call failed: its output is not there (or half updated) */
+        }
     }
     return st;
 }

@@ -31,6 +31,11 @@ struct dnn_blk {
     uint64_t stamp;
     void *scratch; /* a retired copy's write-back goes here first */
     size_t scratch_bytes;
+    struct xreorder { /* reorders from one copy's format to another's (blk_input) */
+        dnnl_memory_desc_t from, to;
+        dnnl_primitive_t prim;
+    } *xr;
+    int nxr, xr_cap;
 };
 
 static int overlaps(const char *a, uint64_t an, const char *b, uint64_t bn)
@@ -343,11 +348,75 @@ hcga_status blk_fill(hcga_backend *be, const char *op, const void *p, uint64_t b
     return HCGA_OK;
 }
 
+/* The dirty copy of exactly [p, p+bytes) that is not retired, or NULL. */
+static blk_copy *dirty_copy(const dnn_blk *t, const void *p, uint64_t bytes)
+{
+    for (int i = t ? lower_bound(t, (uintptr_t)p) : 0; t && i < t->n && t->v[i]->lo == (const char *)p; i++) {
+        blk_copy *c = t->v[i];
+        if (c->bytes == bytes && c->dirty && !c->nstale && c->ndeps == 0) return c;
+    }
+    return NULL;
+}
+
+/* The cached reorder from format `from` to `to` (made on first use). */
+static hcga_status xreorder_get(hcga_backend *be, const char *op, const dnnl_memory_desc_t *from,
+                                const dnnl_memory_desc_t *to, dnnl_primitive_t *out)
+{
+    dnn_blk *t = be->blk;
+    for (int i = 0; i < t->nxr; i++)
+        if (dnnl_memory_desc_equal(&t->xr[i].from, from) && dnnl_memory_desc_equal(&t->xr[i].to, to)) {
+            *out = t->xr[i].prim;
+            return HCGA_OK;
+        }
+    if (t->nxr == t->xr_cap) {
+        const int nc = t->xr_cap ? 2 * t->xr_cap : 32;
+        void *nx = realloc(t->xr, (size_t)nc * sizeof *t->xr);
+        if (!nx) return dnn_fail(be, HCGA_ERR_NOMEM, "%s: out of memory for a reorder", op);
+        t->xr = nx;
+        t->xr_cap = nc;
+    }
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&rpd, from, be->engine, to, be->engine, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_create(&prim, rpd);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (s != dnnl_success)
+        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: a reorder between two blocked formats failed: status %d", op,
+                        (int)s);
+    t->xr[t->nxr].from = *from;
+    t->xr[t->nxr].to = *to;
+    t->xr[t->nxr].prim = prim;
+    t->nxr++;
+    *out = prim;
+    return HCGA_OK;
+}
+
+/* A new copy of src's region in format md, reordered from src (a dirty
+ * copy): clean, since it holds src's value, which is what a write-back of
+ * src would make the plain bytes. */
+static hcga_status fill_from_copy(hcga_backend *be, const char *op, blk_copy *src, const dnnl_memory_desc_t *md,
+                                  blk_copy **out)
+{
+    const dnnl_memory_desc_t *smd = NULL;
+    dnnl_primitive_t prim = NULL;
+    if (dnnl_memory_get_memory_desc(src->mem, &smd) != dnnl_success)
+        return dnn_fail(be, HCGA_ERR_DEVICE, "%s: querying a blocked copy's format failed", op);
+    hcga_status st = xreorder_get(be, op, smd, md, &prim);
+    if (st != HCGA_OK) return st;
+    src->pinned++; /* not evicted to make room for its own reorder */
+    st = blk_fill(be, op, src->lo, src->bytes, md, NULL, src->mem, prim, out);
+    src->pinned--;
+    return st;
+}
+
 hcga_status blk_input(hcga_backend *be, const char *op, void *p, uint64_t bytes, const dnnl_memory_desc_t *md,
                       dnnl_memory_t user, dnnl_primitive_t reorder, blk_copy **out)
 {
-    blk_copy *c = blk_find(be, p, bytes, md, NULL);
-    if (!c) {
+    blk_copy *c = blk_find(be, p, bytes, md, NULL), *src;
+    if (!c && (src = dirty_copy(be->blk, p, bytes)) != NULL) { /* another format of the newest bytes */
+        hcga_status st = fill_from_copy(be, op, src, md, &c);
+        if (st != HCGA_OK) return st;
+    } else if (!c) {
         hcga_status st = dnn_blk_before_read(be, p, bytes);
         if (st == HCGA_OK && dnnl_memory_set_data_handle(user, p) != dnnl_success)
             st = dnn_fail(be, HCGA_ERR_DEVICE, "%s: setting a reorder's source failed", op);
@@ -496,6 +565,8 @@ void dnn_blk_fini(hcga_backend *be)
     while (t->n > 0) remove_at(be, t->n - 1);
     for (int i = 0; i < t->npool; i++) free(t->pool[i].p);
     free(t->scratch);
+    for (int i = 0; i < t->nxr; i++) dnnl_primitive_destroy(t->xr[i].prim);
+    free(t->xr);
     free(t->pool);
     free(t->v);
     free(t);

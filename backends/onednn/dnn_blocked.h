@@ -12,8 +12,11 @@
  *   - a convolution's output is left in the primitive's format ("dirty":
  *     the plain region is not written yet);
  *   - a convolution's input is taken from a copy of that exact region in
- *     the format the primitive wants when one exists, else reordered from
- *     the plain bytes into a new ("clean") copy that later calls can reuse;
+ *     the format the primitive wants when one exists, else reordered into a
+ *     new ("clean") copy that later calls can reuse: from a dirty copy of
+ *     the region in another format when there is one (weights that Adam
+ *     updated in the forward convolutions' format, wanted by a
+ *     backward-data convolution in its own), else from the plain bytes;
  *   - an op or buffer_read that reads a region first writes back the dirty
  *     copies overlapping it; an op or buffer_write that writes a region
  *     drops the copies overlapping it (writing back first a dirty one the
@@ -120,13 +123,21 @@ void blk_drop(hcga_backend *be, blk_copy *c);
  * that use them. */
 hcga_status blk_owner_gone(hcga_backend *be, const void *owner);
 
-/* The activation format of an f32 (or bf16: native bf16 convolutions)
- * tensor [N, C, H, W] (nChw16c or nChw8c, be->act_fmt; dnn_act.c) and the
- * reorders between it and plain NCHW,
- * kept in the primitive cache (dnn_prims.c).  To fill a copy from plain
- * bytes p: set user_in's handle to p, run to_blk from user_in to the copy.
- * A dirty copy in this format gets blk_set_dirty(c, to_plain, user_back,
- * owner). */
+/* The formats dnn_act.c runs ops in, for a 4-D tensor of dtype f32 (or
+ * bf16: native bf16 convolutions), be->act_fmt its block b (16 on AVX-512,
+ * 8 on AVX2):
+ *   DNN_FMT_ACT  activations [N, C, H, W] in nChw{b}c, the format training's
+ *                convolutions read and write;
+ *   DNN_FMT_WEI  weights [K, C, R, S] in OIhw{b}i{b}o, the format of the
+ *                forward convolutions' weights and of the backward-weights
+ *                convolutions' gradients (the optimizer step runs in it).
+ * dnn_fmt_get gives the format and the reorders between it and the plain
+ * layout, kept in the primitive cache (dnn_prims.c).  To fill a copy from
+ * plain bytes p: set user_in's handle to p, run to_blk from user_in to the
+ * copy.  A dirty copy in this format gets blk_set_dirty(c, to_plain,
+ * user_back, owner). */
+enum { DNN_FMT_ACT, DNN_FMT_WEI };
+
 typedef struct dnn_act_fmt {
     const dnnl_memory_desc_t *md;
     dnnl_memory_t user_in, user_back;
@@ -134,10 +145,11 @@ typedef struct dnn_act_fmt {
     const void *owner;
 } dnn_act_fmt;
 
-hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, dnn_act_fmt *f);
+hcga_status dnn_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, int which,
+                        dnn_act_fmt *f);
 
 /* The memory descriptor of that format, without the cache (0 when oneDNN
  * refuses it). */
-int dnn_act_md(const hcga_backend *be, const int64_t dims[4], int dtype, dnnl_memory_desc_t *md);
+int dnn_fmt_md(const hcga_backend *be, const int64_t dims[4], int dtype, int which, dnnl_memory_desc_t *md);
 
 #endif

@@ -91,11 +91,12 @@ int dnn_blk_count(const hcga_backend *be);      /* the most copies the table hel
 typedef hcga_status (*dnn_impl_fn)(hcga_backend *be, const hcga_op_args *a,
                                    const hcga_checked *ck);
 
-/* Ops on activations kept in the activation format (dnn_act.c): does this
- * f32 call run on blocked copies?  If so, *in_mask / *out_mask get the
- * slots of its data tensors (dnn_dispatch leaves them out of its
- * write-backs and drops) and dnn_act_run runs it: impl (the op's f32
- * implementation) on the copies' memory, the output left in a dirty copy. */
+/* Ops on tensors kept in blocked formats (dnn_act.c): does this call run
+ * on blocked copies (f32 activations, f32 <-> bf16 casts of them, Adam on
+ * f32 weights)?  If so, *in_mask / *out_mask get the slots of its data
+ * tensors (dnn_dispatch leaves them out of its write-backs and drops) and
+ * dnn_act_run runs it: impl (the op's implementation) on the copies'
+ * memory, the outputs left in dirty copies. */
 int dnn_act_plan(hcga_backend *be, int op, const hcga_op_args *a, const hcga_checked *ck, unsigned *in_mask,
                  unsigned *out_mask);
 hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck, unsigned in_mask,

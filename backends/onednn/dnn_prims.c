@@ -16,7 +16,7 @@
  * frontend's tensors are plain NCHW / OIHW, so an entry reorders its inputs
  * into the primitive's format and its outputs back, inside the op, unless
  * the call keeps blocked copies (dnn_blocked.h).  Also here: the cached
- * reorders between NCHW and the activation format (dnn_act_fmt_get).  The implementation oneDNN picked is
+ * reorders between NCHW and the formats dnn_act.c runs ops in (dnn_fmt_get).  The implementation oneDNN picked is
  * kept with the entry: HCGA_ONEDNN_PROFILE=1 lists every shape that runs on
  * oneDNN's reference (non-jit) convolution, a 20-50x slower path.
  *
@@ -222,6 +222,13 @@ static hcga_status entry_keep(hcga_backend *be, prim_entry *e, hcga_status st)
 static dnnl_format_tag_t act_tag(const hcga_backend *be)
 {
     return be->act_fmt == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+}
+
+/* The tag of a dnn_fmt_get format (dnn_blocked.h) */
+static dnnl_format_tag_t fmt_tag(const hcga_backend *be, int which)
+{
+    if (which == DNN_FMT_ACT) return act_tag(be);
+    return be->act_fmt == 16 ? dnnl_OIhw16i16o : dnnl_OIhw8i8o;
 }
 
 /* oneDNN's data type for an f32 or (native bf16 convolutions) bf16 call */
@@ -597,13 +604,14 @@ int dnn_bf16_isa(void)
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
-int dnn_act_md(const hcga_backend *be, const int64_t dims[4], int dtype, dnnl_memory_desc_t *md)
+int dnn_fmt_md(const hcga_backend *be, const int64_t dims[4], int dtype, int which, dnnl_memory_desc_t *md)
 {
     const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
-    return be->act_fmt && dnnl_memory_desc_init_by_tag(md, 4, d, dnn_type(dtype), act_tag(be)) == dnnl_success;
+    return be->act_fmt && dnnl_memory_desc_init_by_tag(md, 4, d, dnn_type(dtype), fmt_tag(be, which)) == dnnl_success;
 }
 
-hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, dnn_act_fmt *f)
+hcga_status dnn_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, int which,
+                        dnn_act_fmt *f)
 {
     hcga_status st = HCGA_OK;
     prim_key k;
@@ -612,6 +620,7 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
     memcpy(k.d, dims, 4 * sizeof *dims);
     k.d[4] = be->act_fmt;
     k.d[5] = dtype;
+    k.d[6] = which;
     prim_entry *e = cache_find(be, &k);
     if (!e) {
         dnnl_primitive_desc_t rpd = NULL;
@@ -619,7 +628,7 @@ hcga_status dnn_act_fmt_get(hcga_backend *be, const char *op, const int64_t dims
         dnnl_memory_desc_t pmd, bmd;
         const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
         DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnn_type(dtype), dnnl_nchw));
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnn_type(dtype), act_tag(be)));
+        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnn_type(dtype), fmt_tag(be, which)));
         for (int i = 0; i < 2; i++) { /* 0: plain -> blocked (inputs); 1: blocked -> plain (write-back) */
             prim_arg *a = &e->args[e->nargs++];
             a->out = i;
