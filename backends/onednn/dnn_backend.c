@@ -48,7 +48,6 @@
 #include <unistd.h>
 
 #include "dnn_internal.h"
-#include "hcga_half.h"
 
 
 hcga_status dnn_fail(hcga_backend *be, hcga_status code, const char *fmt, ...)

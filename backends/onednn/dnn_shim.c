@@ -134,12 +134,9 @@ static const hcga_backend_iface *shim_get_iface(void)
          * when dlerror() is called again after returning it */
         (void)dlerror();
         (void)dlerror();
-        if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) {
-            setenv("OMP_WAIT_POLICY", "passive", 0);
-            setenv("GOMP_SPINCOUNT", DNN_SPINCOUNT, 0);
-        } else {
-            setenv("OMP_WAIT_POLICY", "passive", 0); /* GOMP_SPINCOUNT alone: keep it, passive otherwise */
-        }
+        /* the user's settings win; the spin count only goes with our policy */
+        if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT")) setenv("GOMP_SPINCOUNT", DNN_SPINCOUNT, 0);
+        setenv("OMP_WAIT_POLICY", "passive", 0);
     }
 
     Dl_info di;
