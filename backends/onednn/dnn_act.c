@@ -29,9 +29,10 @@
  *     the next forward convolution finds its weights ready, and the
  *     backward-data one reorders them from that copy (dnn_blocked.h);
  *   - the op's own implementation runs on the copies' memory: the
- *     elementwise ones (and CAST, ADAM_STEP) do not care about the layout, and the batch norm and
- *     upsampling kernels (dnn_plain_k.h, "channel-blocked layout") take each
- *     channel's sums in the same order as on NCHW.  Results are the same
+ *     elementwise ones (and CAST, ADAM_STEP) do not care about the layout,
+ *     and the batch norm and upsampling kernels (dnn_plain_k.h,
+ *     "channel-blocked layout") take each channel's sums in the same order
+ *     as on NCHW.  Results are the same
  *     bits either way (tests/test_onednn_ops: test_blocked_activations).
  *
  * The option blocked_act=0 (or blocked_mb=0) turns this off.
@@ -206,9 +207,9 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
         if (st == HCGA_OK) {
             blk_set_dirty(made[i], fo[i].to_plain, fo[i].user_back, fo[i].owner);
             st = blk_replace(be, made[i]); /* the output's older copies (an input's, in place) are stale */
-        } else {
-            blk_drop(be, made[i]); /* the call failed: its output is not there (or half updated) */
-        }
+        } else if (!(inout >> i & 1)) {
+            blk_drop(be, made[i]); /* the call failed: its output is not there */
+        } /* an in-place copy stays as it was: a failing op fails before it writes */
     }
     return st;
 }

@@ -1,7 +1,8 @@
 /*
  * dnn_prims.c - the ops of the oneDNN backend that run on oneDNN 2.6
- * primitives (C API), all at f32: convolution forward, backward data and
- * backward weights; GEMM (dnnl_sgemm); ReLU forward and backward (eltwise);
+ * primitives (C API), at f32 (the convolutions at bf16 too, where the CPU
+ * has AVX512_BF16): convolution forward, backward data and backward
+ * weights; GEMM (dnnl_sgemm); ReLU forward and backward (eltwise);
  * batch norm inference; the optional fused CONV2D_BN_INFER (ABI 1.3) as one
  * inference convolution whose weights and bias carry the batch norm (each
  * output channel's filter scaled, the shift as the bias) and whose post-ops
@@ -473,12 +474,12 @@ out:
     return st;
 }
 
-/* Builds the cache entry of a convolution of kind for d, every operand of
- * dtype (f32, or bf16 where the machine has oneDNN's bf16 kernels: f32
- * accumulation, each output rounded once) (K_CONV_BN 3x3
- * stride 1: on oneDNN's Winograd algorithm when it has one and the option
- * winograd is on; act: src and dst in the activation format, else the
- * primitive's choice).  flag is the bias
+/* Builds the cache entry of a convolution of kind for d with every operand
+ * of dtype: f32, or bf16 where the machine has oneDNN's bf16 kernels (f32
+ * accumulation, each output rounded once).  K_CONV_BN 3x3 stride 1 runs on
+ * oneDNN's Winograd algorithm when it has one and the option winograd is
+ * on; act: src and dst in the activation format, else the primitive's
+ * choice.  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
  * folded into the weights and the bias) whose post-ops are a sum (the
