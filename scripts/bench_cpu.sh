@@ -19,11 +19,12 @@
 # Every timing runs under `flock /tmp/hcga-heavy.lock` (one benchmark at a
 # time on a shared machine).  Prints one line per run (images/s, wall ms per
 # step, and the process CPU time per step where hcga reports it), then the
-# ratios.  torch-pw is PyTorch with OMP_WAIT_POLICY=passive and
-# GOMP_SPINCOUNT=1000, the policy the onednn plugin sets for itself
-# (backends/onednn/dnn_shim.c): on a loaded machine GNU OpenMP's default
-# spinning costs PyTorch as much as it cost the plugin.  PyTorch is needed for the torch rows only (apt-get install
-# python3-torch; it is not in scripts/deps.sh: a benchmark-only dependency).
+# ratios.  torch-pw is PyTorch with OMP_WAIT_POLICY=passive and the plugin's
+# GOMP_SPINCOUNT (DNN_SPINCOUNT, read from backends/onednn/dnn_shim.c), the
+# policy the onednn plugin sets for itself: on a loaded machine GNU OpenMP's
+# default spinning costs PyTorch as much as it cost the plugin.  PyTorch is
+# needed for the torch rows only (apt-get install python3-torch; it is not
+# in scripts/deps.sh: a benchmark-only dependency).
 set -u
 build=${1:-_build}
 threads=${2:-2}
@@ -36,6 +37,9 @@ py=${PYTHON:-/usr/bin/python3}
 lock=/tmp/hcga-heavy.lock
 out=$(mktemp -d /tmp/hcga-bench.XXXXXX)
 declare -A ips
+# the plugin's spin count, read from where it is set
+plugin_spin=$(sed -n 's/^#define DNN_SPINCOUNT "\([0-9]*\)".*/\1/p' "$src/backends/onednn/dnn_shim.c")
+[[ -n $plugin_spin ]] || { echo "bench_cpu.sh: no DNN_SPINCOUNT in backends/onednn/dnn_shim.c" >&2; exit 2; }
 
 run_hcga() { # backend config mode batch [label HCGA_FUSION amp]
     local be=$1 cfg=$2 mode=$3 batch=$4 label=${5:-$1} fusion=${6:-1} amp=${7:-fp32}
@@ -53,7 +57,7 @@ run_hcga() { # backend config mode batch [label HCGA_FUSION amp]
 
 run_torch() { # mode batch [name plugin-policy amp]
     local mode=$1 batch=$2 name=${3:-torch} f="$out/${3:-torch}-$1.txt" envp=() ampa=()
-    [[ -n ${4:-} ]] && envp=(OMP_WAIT_POLICY=passive GOMP_SPINCOUNT=1000)
+    [[ -n ${4:-} ]] && envp=(OMP_WAIT_POLICY=passive GOMP_SPINCOUNT="$plugin_spin")
     [[ ${5:-fp32} != fp32 ]] && ampa=(--amp "$5")
     flock "$lock" env OMP_NUM_THREADS="$threads" "${envp[@]}" "$py" "$src/scripts/torch_bench.py" --device cpu \
         --threads "$threads" --batch "$batch" --mode "$mode" --iters "$iters" --warmup "$warmup" "${ampa[@]}" \

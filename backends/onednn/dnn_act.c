@@ -151,7 +151,7 @@ static int same_fmt(const hcga_tensor *t, const hcga_tensor *u)
 /* The format of tensor t into *f, unless *ft (the tensor *f is for) has
  * the same one. */
 static hcga_status fmt_for(hcga_backend *be, const char *op, const hcga_tensor *t, int which,
-                           const hcga_tensor **ft, dnn_act_fmt *f)
+                           const hcga_tensor **ft, dnn_fmt *f)
 {
     if (same_fmt(*ft, t)) return HCGA_OK;
     hcga_status st = dnn_fmt_get(be, op, t->shape, t->dtype, which, f);
@@ -165,7 +165,7 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
     const char *op = hcga_op_name(ck->op);
     const int which = op_fmt(ck->op);
     const unsigned inout = hcga_op_get_info(ck->op)->inout; /* outputs the op also reads (ADAM_STEP's) */
-    dnn_act_fmt f = {0}, fo[HCGA_MAX_OP_OUT] = {{0}};
+    dnn_fmt f = {0}, fo[HCGA_MAX_OP_OUT] = {{0}};
     const hcga_tensor *ft = NULL; /* the tensor f is for: BN's and ReLU's tensors share a format */
     hcga_status st = HCGA_OK;
     hcga_op_args v = *a;

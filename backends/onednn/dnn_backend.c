@@ -387,10 +387,9 @@ static dnn_impl_fn onednn_impl(int op)
  * empty one (a zero dimension) is widened: nothing to compute. */
 static int native_bf16(const hcga_backend *be, int op, const hcga_checked *ck)
 {
-    const hcga_conv_dims *d = &ck->conv;
     return be->bf16_native && ck->dtype == HCGA_BF16 &&
            (op == HCGA_OP_CONV2D_FWD || op == HCGA_OP_CONV2D_BWD_DATA || op == HCGA_OP_CONV2D_BWD_FILTER) &&
-           d->N && d->C && d->K && d->P && d->Q && d->H && d->W;
+           !dnn_conv_empty(&ck->conv);
 }
 
 /* A bf16 / f16 call of CONV2D_* or GEMM run as the f32 op: every input
@@ -459,8 +458,7 @@ static int keeps_copies(const hcga_backend *be, int op, const hcga_checked *ck, 
     if (op != HCGA_OP_CONV2D_FWD && op != HCGA_OP_CONV2D_BWD_DATA && op != HCGA_OP_CONV2D_BWD_FILTER &&
         op != HCGA_OP_CONV2D_BN_INFER)
         return 0;
-    const hcga_conv_dims *d = &ck->conv;
-    return d->N && d->C && d->K && d->P && d->Q && d->H && d->W; /* empty ones run plain */
+    return !dnn_conv_empty(&ck->conv); /* empty ones run plain */
 }
 
 /* Brings the plain bytes of the call's tensors up to date before it runs:

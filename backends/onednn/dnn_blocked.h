@@ -138,15 +138,15 @@ hcga_status blk_owner_gone(hcga_backend *be, const void *owner);
  * user_back, owner). */
 enum { DNN_FMT_ACT, DNN_FMT_WEI };
 
-typedef struct dnn_act_fmt {
+typedef struct dnn_fmt {
     const dnnl_memory_desc_t *md;
     dnnl_memory_t user_in, user_back;
     dnnl_primitive_t to_blk, to_plain;
     const void *owner;
-} dnn_act_fmt;
+} dnn_fmt;
 
 hcga_status dnn_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, int which,
-                        dnn_act_fmt *f);
+                        dnn_fmt *f);
 
 /* The memory descriptor of that format, without the cache (0 when oneDNN
  * refuses it). */

@@ -103,6 +103,9 @@ hcga_status dnn_act_run(hcga_backend *be, const hcga_op_args *a, const hcga_chec
                         unsigned out_mask, dnn_impl_fn impl);
 /* The activation block of this machine's oneDNN (16, 8 or 0). */
 int dnn_act_block_for_isa(void);
+/* Has the convolution a zero dimension?  (oneDNN refuses those: they run
+ * on the plain-C path, which writes the zero outputs.) */
+int dnn_conv_empty(const hcga_conv_dims *d);
 /* Has this machine's oneDNN native bf16 convolutions (avx512_core_bf16)? */
 int dnn_bf16_isa(void);
 

@@ -439,7 +439,7 @@ static hcga_status conv_run(hcga_backend *be, const char *op, prim_entry *e, voi
     return be->blk_call ? entry_run_kept(be, op, e, ptr, NULL, NULL, 0) : entry_run(be, op, e, ptr, NULL);
 }
 
-static int conv_empty(const hcga_conv_dims *d)
+int dnn_conv_empty(const hcga_conv_dims *d)
 {
     return d->N == 0 || d->C == 0 || d->K == 0 || d->P == 0 || d->Q == 0 || d->H == 0 || d->W == 0;
 }
@@ -612,7 +612,7 @@ int dnn_fmt_md(const hcga_backend *be, const int64_t dims[4], int dtype, int whi
 }
 
 hcga_status dnn_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4], int dtype, int which,
-                        dnn_act_fmt *f)
+                        dnn_fmt *f)
 {
     hcga_status st = HCGA_OK;
     prim_key k;
@@ -629,7 +629,10 @@ hcga_status dnn_fmt_get(hcga_backend *be, const char *op, const int64_t dims[4],
         dnnl_memory_desc_t pmd, bmd;
         const dnnl_dims_t d = {dims[0], dims[1], dims[2], dims[3]};
         DNN_CALL(op, dnnl_memory_desc_init_by_tag(&pmd, 4, d, dnn_type(dtype), dnnl_nchw));
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&bmd, 4, d, dnn_type(dtype), fmt_tag(be, which)));
+        if (!dnn_fmt_md(be, dims, dtype, which, &bmd)) {
+            st = dnn_fail(be, HCGA_ERR_DEVICE, "%s: dnnl_memory_desc_init_by_tag for a blocked format failed", op);
+            goto out;
+        }
         for (int i = 0; i < 2; i++) { /* 0: plain -> blocked (inputs); 1: blocked -> plain (write-back) */
             prim_arg *a = &e->args[e->nargs++];
             a->out = i;
@@ -680,7 +683,7 @@ static hcga_status conv_get(hcga_backend *be, int kind, const hcga_checked *ck, 
 
 hcga_status dnn_conv_fwd(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    if (conv_empty(&ck->conv)) return dnn_plain_CONV2D_FWD(be, a, ck);
+    if (dnn_conv_empty(&ck->conv)) return dnn_plain_CONV2D_FWD(be, a, ck);
     const int bias = a->num_in > 2 && a->in[2];
     prim_entry *e;
     hcga_status st = conv_get(be, K_CONV_FWD, ck, bias, &e);
@@ -751,7 +754,7 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
 {
     const char *op = "conv2d_bn_infer";
     const hcga_conv_dims *d = &ck->conv;
-    if (conv_empty(d)) return dnn_plain_CONV2D_BN_INFER(be, a, ck);
+    if (dnn_conv_empty(d)) return dnn_plain_CONV2D_BN_INFER(be, a, ck);
     const hcga_tensor *bias = a->num_in > HCGA_CBN_BIAS ? a->in[HCGA_CBN_BIAS] : NULL;
     const hcga_tensor *res = a->num_in > HCGA_CBN_RES ? a->in[HCGA_CBN_RES] : NULL;
     const int flag = (a->p.conv_bn.relu ? CBN_RELU : 0) | (res ? CBN_RES : 0);
@@ -789,7 +792,7 @@ hcga_status dnn_conv_bn_infer(hcga_backend *be, const hcga_op_args *a, const hcg
 
 hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    if (conv_empty(&ck->conv)) return dnn_plain_CONV2D_BWD_DATA(be, a, ck);
+    if (dnn_conv_empty(&ck->conv)) return dnn_plain_CONV2D_BWD_DATA(be, a, ck);
     prim_entry *e;
     hcga_status st = conv_get(be, K_CONV_BWD_DATA, ck, 0, &e);
     if (st != HCGA_OK) return st;
@@ -799,7 +802,7 @@ hcga_status dnn_conv_bwd_data(hcga_backend *be, const hcga_op_args *a, const hcg
 
 hcga_status dnn_conv_bwd_filter(hcga_backend *be, const hcga_op_args *a, const hcga_checked *ck)
 {
-    if (conv_empty(&ck->conv)) return dnn_plain_CONV2D_BWD_FILTER(be, a, ck);
+    if (dnn_conv_empty(&ck->conv)) return dnn_plain_CONV2D_BWD_FILTER(be, a, ck);
     const int bias = a->num_out > 1 && a->out[1];
     prim_entry *e;
     hcga_status st = conv_get(be, K_CONV_BWD_FILTER, ck, bias, &e);
