@@ -5,7 +5,8 @@
  * this test checks what is particular to this backend:
  *   - its create options (threads, plain) and their one-line errors;
  *   - the oneDNN path (f32 convolutions in the three directions with and
- *     without bias, GEMM with c aliasing y, ReLU, BN inference) against the
+ *     without bias, on oneDNN's Winograd kernels where it has them and with
+ *     winograd=0 on its direct ones, GEMM with c aliasing y, ReLU, BN inference) against the
  *     backend's own plain-C path (option plain=1) on shapes larger than the
  *     quick conformance set, so blocked-format reorders and the primitive
  *     cache (the same shape twice, then another) are exercised;
@@ -32,20 +33,22 @@
 #define OFFSET 512
 #define GUARD 256
 
-static hcga_be *fast, *plain;
+static hcga_be *fast, *direct, *plain; /* default options, winograd=0, plain=1 */
 
 static void setup(void)
 {
     char err[1024];
     ck_assert_msg(hcga_be_open("onednn", 0, "threads=2", &fast, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2,winograd=0", &direct, err, sizeof err) == 0, "%s", err);
     ck_assert_msg(hcga_be_open("onednn", 0, "threads=2,plain=1", &plain, err, sizeof err) == 0, "%s", err);
 }
 
 static void teardown(void)
 {
     if (fast) hcga_be_close(fast);
+    if (direct) hcga_be_close(direct);
     if (plain) hcga_be_close(plain);
-    fast = plain = NULL;
+    fast = direct = plain = NULL;
 }
 
 typedef struct tdesc {
@@ -124,13 +127,14 @@ static hcga_status run(hcga_be *be, int op, const hcga_op_params *p, int nin, co
     return st;
 }
 
-/* The op on the oneDNN path and on the plain-C path: outputs within tol
- * (relative to the largest reference value), every element written. */
-static void compare(const char *what, int op, const hcga_op_params *p, int nin, const tdesc *in, int nout,
-                    const tdesc *out, double tol, int alias)
+/* The op on the oneDNN path with the options of be and on the plain-C
+ * path: outputs within tol (relative to the largest reference value), every
+ * element written. */
+static void compare_on(hcga_be *be, const char *what, int op, const hcga_op_params *p, int nin, const tdesc *in,
+                       int nout, const tdesc *out, double tol, int alias)
 {
     float *rf[4], *rp[4];
-    run(fast, op, p, nin, in, nout, out, rf, alias);
+    run(be, op, p, nin, in, nout, out, rf, alias);
     run(plain, op, p, nin, in, nout, out, rp, alias);
     for (int k = 0; k < nout; k++) {
         if (!out[k].ndim) continue;
@@ -147,6 +151,13 @@ static void compare(const char *what, int op, const hcga_op_params *p, int nin, 
         free(rf[k]);
         free(rp[k]);
     }
+}
+
+/* compare_on with the default options. */
+static void compare(const char *what, int op, const hcga_op_params *p, int nin, const tdesc *in, int nout,
+                    const tdesc *out, double tol, int alias)
+{
+    compare_on(fast, what, op, p, nin, in, nout, out, tol, alias);
 }
 
 START_TEST(test_options)
@@ -169,15 +180,20 @@ START_TEST(test_options)
 }
 END_TEST
 
-/* conv shapes: (N C H W K R S stride pad) */
+/* conv shapes: (N C H W K R S stride pad); the 3x3 stride-1 ones run on
+ * oneDNN's Winograd kernels on AVX-512 by default (option winograd) */
 static const int conv_cases[][9] = {
     {2, 16, 12, 10, 24, 3, 3, 1, 1}, {2, 16, 12, 10, 24, 3, 3, 1, 1}, /* twice: the cache */
     {2, 32, 13, 9, 16, 3, 3, 2, 1},  {3, 24, 8, 8, 40, 1, 1, 1, 0},
     {1, 3, 17, 15, 8, 3, 3, 2, 1},   {2, 8, 6, 5, 1, 3, 3, 2, 1},
+    {2, 32, 17, 11, 48, 3, 3, 1, 1},
 };
 
+/* The three convolutions of every case, with bias and without, against the
+ * plain-C path: with the default options and with winograd=0 (direct). */
 START_TEST(test_conv)
 {
+    hcga_be *const bes[2] = {fast, direct};
     for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
         const int *v = conv_cases[c];
         const int64_t N = v[0], C = v[1], H = v[2], W = v[3], K = v[4], R = v[5], S = v[6];
@@ -188,20 +204,23 @@ START_TEST(test_conv)
         p.conv = (hcga_conv_params){st, st, pd, pd, 1, 1};
         float *x = frand(N * C * H * W), *w = frand(K * C * R * S), *bias = frand(K), *dy = frand(N * K * P * Q);
         char what[96];
-        for (int withb = 0; withb < 2; withb++) {
-            tdesc in[3] = {{4, {N, C, H, W}, x}, {4, {K, C, R, S}, w}, {withb ? 1 : 0, {K}, bias}};
-            tdesc o1[1] = {{4, {N, K, P, Q}, NULL}};
-            snprintf(what, sizeof what, "conv2d_fwd case %zu bias %d", c, withb);
-            compare(what, HCGA_OP_CONV2D_FWD, &p, withb ? 3 : 2, in, 1, o1, 1e-5, -1);
-            tdesc bin[2] = {{4, {N, C, H, W}, x}, {4, {N, K, P, Q}, dy}};
-            tdesc bo[2] = {{4, {K, C, R, S}, NULL}, {withb ? 1 : 0, {K}, NULL}};
-            snprintf(what, sizeof what, "conv2d_bwd_filter case %zu bias %d", c, withb);
-            compare(what, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, bin, withb ? 2 : 1, bo, 1e-5, -1);
+        for (int b = 0; b < 2; b++) {
+            const char *opt = b ? "winograd=0" : "default";
+            for (int withb = 0; withb < 2; withb++) {
+                tdesc in[3] = {{4, {N, C, H, W}, x}, {4, {K, C, R, S}, w}, {withb ? 1 : 0, {K}, bias}};
+                tdesc o1[1] = {{4, {N, K, P, Q}, NULL}};
+                snprintf(what, sizeof what, "conv2d_fwd case %zu bias %d (%s)", c, withb, opt);
+                compare_on(bes[b], what, HCGA_OP_CONV2D_FWD, &p, withb ? 3 : 2, in, 1, o1, 1e-5, -1);
+                tdesc bin[2] = {{4, {N, C, H, W}, x}, {4, {N, K, P, Q}, dy}};
+                tdesc bo[2] = {{4, {K, C, R, S}, NULL}, {withb ? 1 : 0, {K}, NULL}};
+                snprintf(what, sizeof what, "conv2d_bwd_filter case %zu bias %d (%s)", c, withb, opt);
+                compare_on(bes[b], what, HCGA_OP_CONV2D_BWD_FILTER, &p, 2, bin, withb ? 2 : 1, bo, 1e-5, -1);
+            }
+            tdesc din[2] = {{4, {N, K, P, Q}, dy}, {4, {K, C, R, S}, w}};
+            tdesc dout[1] = {{4, {N, C, H, W}, NULL}};
+            snprintf(what, sizeof what, "conv2d_bwd_data case %zu (%s)", c, opt);
+            compare_on(bes[b], what, HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, 1e-5, -1);
         }
-        tdesc din[2] = {{4, {N, K, P, Q}, dy}, {4, {K, C, R, S}, w}};
-        tdesc dout[1] = {{4, {N, C, H, W}, NULL}};
-        snprintf(what, sizeof what, "conv2d_bwd_data case %zu", c);
-        compare(what, HCGA_OP_CONV2D_BWD_DATA, &p, 2, din, 1, dout, 1e-5, -1);
         free(x), free(w), free(bias), free(dy);
     }
 }
@@ -302,9 +321,6 @@ START_TEST(test_conv_bn_winograd)
                    {1, {K}, rm},         {1, {K}, rv},         {0, {0}, NULL}, {4, {N, K, H, W}, res}};
     tdesc out[1] = {{4, {N, K, H, W}, NULL}};
     compare("conv2d_bn_infer 3x3 (winograd=1)", HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, 1e-5, -1);
-    hcga_be *direct = NULL;
-    char err[1024];
-    ck_assert_msg(hcga_be_open("onednn", 0, "threads=2,winograd=0", &direct, err, sizeof err) == 0, "%s", err);
     float *rw[1], *rd[1];
     run(fast, HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, rw, -1);
     run(direct, HCGA_OP_CONV2D_BN_INFER, &p, 8, in, 1, out, rd, -1);
@@ -314,7 +330,6 @@ START_TEST(test_conv_bn_winograd)
         if (fabs(rw[0][i] - rd[0][i]) > e) e = fabs(rw[0][i] - rd[0][i]);
     }
     ck_assert_msg(e <= 1e-5 * mx, "winograd=1 and winograd=0 differ by %.3g (max %.3g)", e, mx);
-    hcga_be_close(direct);
     free(rw[0]), free(rd[0]);
     free(x), free(w), free(g), free(b), free(rm), free(rv), free(res);
 }

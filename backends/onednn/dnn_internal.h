@@ -40,7 +40,7 @@ struct hcga_backend {
     int device;
     int threads;   /* OpenMP threads for oneDNN and the plain-C ops */
     int plain;     /* option plain=1: every op on the plain-C path (debugging) */
-    int winograd;  /* option winograd (default 1): CONV2D_BN_INFER 3x3 stride 1 on Winograd */
+    int winograd;  /* option winograd (default 1): f32 3x3 stride-1 convolutions on Winograd */
     int profile;   /* $HCGA_ONEDNN_PROFILE set: per-op times printed at destroy */
     /* per-op times, s: [op][path] (DNN_PATH_*) */
     double prof_wall[HCGA_OP_COUNT][DNN_PATHS], prof_cpu[HCGA_OP_COUNT][DNN_PATHS];

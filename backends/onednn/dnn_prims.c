@@ -7,9 +7,11 @@
  * inference convolution whose weights and bias carry the batch norm (each
  * output channel's filter scaled, the shift as the bias) and whose post-ops
  * add the residual (a sum into the preloaded destination) and apply the
- * ReLU before the accumulator is stored (3x3 stride 1: on oneDNN's Winograd
- * algorithm where the machine has a kernel for it, option winograd).  Each primitive is created once per
- * shape and kept in a cache on the instance (oneDNN's own primitive cache
+ * ReLU before the accumulator is stored.  Every f32 3x3 stride-1
+ * convolution (training's three directions and the fused one) runs on
+ * oneDNN's Winograd algorithm where the machine has a kernel for it (AVX-512;
+ * option winograd, default on), the rest on the direct algorithm.  Each
+ * primitive is created once per shape and kept in a cache on the instance (oneDNN's own primitive cache
  * also exists, but ours keeps the memory objects and reorders too).  The
  * convolutions' activations are in the activation format (nChw16c on
  * AVX-512, nChw8c on AVX2: dnn_act.c) where the channels allow, the weights
@@ -17,9 +19,11 @@
  * frontend's tensors are plain NCHW / OIHW, so an entry reorders its inputs
  * into the primitive's format and its outputs back, inside the op, unless
  * the call keeps blocked copies (dnn_blocked.h).  Also here: the cached
- * reorders between NCHW and the formats dnn_act.c runs ops in (dnn_fmt_get).  The implementation oneDNN picked is
- * kept with the entry: HCGA_ONEDNN_PROFILE=1 lists every shape that runs on
- * oneDNN's reference (non-jit) convolution, a 20-50x slower path.
+ * reorders between NCHW and the formats dnn_act.c runs ops in
+ * (dnn_fmt_get).  The implementation oneDNN picked is kept with the entry:
+ * HCGA_ONEDNN_PROFILE=1 lists every shape that runs on oneDNN's reference
+ * (non-jit) convolution, a 20-50x slower path, and how many convolution
+ * shapes of each kind run on Winograd.
  *
  * Every oneDNN failure is returned as HCGA_ERR_DEVICE with "<op>: <call>:
  * <status>"; nothing retries on the plain-C path.  Empty problems (a zero
@@ -158,19 +162,26 @@ void dnn_prims_print_ref(const hcga_backend *be)
 {
     static const char *const kind_name[] = {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "relu_fwd",
                                             "relu_bwd", "bn_fwd_infer", "conv2d_bn_infer", "activation reorder"};
-    int n = 0, wino = 0, fused = 0;
+    int n = 0, convs[K_CONV_BN + 1] = {0}, wino[K_CONV_BN + 1] = {0};
     for (int i = 0; be->cache && i < be->cache->n; i++) {
         const prim_entry *e = be->cache->e[i];
-        fused += e->key.kind == K_CONV_BN;
-        wino += e->key.kind == K_CONV_BN && strstr(e->impl, "wino") != NULL;
+        const int k = e->key.kind;
+        if (k == K_CONV_FWD || k == K_CONV_BWD_DATA || k == K_CONV_BWD_FILTER || k == K_CONV_BN) {
+            convs[k]++;
+            wino[k] += strstr(e->impl, "wino") != NULL;
+        }
         if (!e->ref_runs) continue;
         if (n++ == 0) fprintf(stderr, "  on oneDNN's reference implementations (slow):\n");
-        fprintf(stderr, "    %s %s key", kind_name[e->key.kind], e->impl);
+        fprintf(stderr, "    %s %s key", kind_name[k], e->impl);
         for (int j = 0; j < 17; j++) fprintf(stderr, " %lld", (long long)e->key.d[j]);
         fprintf(stderr, ": %lld runs\n", (long long)e->ref_runs);
     }
     if (n == 0) fprintf(stderr, "  no primitive ran on a oneDNN reference implementation\n");
-    if (fused) fprintf(stderr, "  conv2d_bn_infer: %d of %d shapes on Winograd\n", wino, fused);
+    const int kinds[] = {K_CONV_FWD, K_CONV_BWD_DATA, K_CONV_BWD_FILTER, K_CONV_BN};
+    for (int i = 0; i < 4; i++)
+        if (convs[kinds[i]])
+            fprintf(stderr, "  %s: %d of %d shapes on Winograd\n", kind_name[kinds[i]], wino[kinds[i]],
+                    convs[kinds[i]]);
 }
 
 static prim_entry *cache_find(hcga_backend *be, const prim_key *k)
@@ -474,12 +485,71 @@ out:
     return st;
 }
 
+/* The memory descriptors and geometry of one convolution, for conv_pds. */
+typedef struct {
+    dnnl_memory_desc_t src, wei, dst, bias;
+    int has_bias;
+    dnnl_dims_t strides, dil, pad, padr;
+} conv_mds;
+
+/* 3x3, stride 1, no dilation, f32: the shapes oneDNN 2.6 has Winograd
+ * kernels for (F(4x4, 3x3), AVX-512 only; it says unimplemented elsewhere). */
+static int conv_winograd_shape(const hcga_conv_dims *d, int dtype)
+{
+    return dtype == HCGA_F32 && d->R == 3 && d->S == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1;
+}
+
+/* Creates the primitive descriptor of a convolution of kind with algorithm
+ * alg into *pd, and for the backward kinds the forward hint into *fpd (the
+ * caller destroys both).  The forward of K_CONV_BN is an inference one, that
+ * of a Winograd K_CONV_FWD a training one: Winograd inference wants weights
+ * pre-transformed into a format the blocked weight copies (dnn_act.c) cannot
+ * be reordered into, while its training primitives take the blocked
+ * weights.  Returns oneDNN's status; on failure both are NULL. */
+static dnnl_status_t conv_pds(hcga_backend *be, int kind, dnnl_alg_kind_t alg, const conv_mds *m,
+                              const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *fpd,
+                              dnnl_primitive_desc_t *pd)
+{
+    *fpd = *pd = NULL;
+    const dnnl_prop_kind_t prop =
+        kind == K_CONV_BN || (kind == K_CONV_FWD && alg == dnnl_convolution_direct) ? dnnl_forward_inference
+                                                                                   : dnnl_forward_training;
+    dnnl_convolution_desc_t fd, bd;
+    dnnl_status_t s = dnnl_dilated_convolution_forward_desc_init(&fd, prop, alg, &m->src, &m->wei,
+                                                                 m->has_bias ? &m->bias : NULL, &m->dst,
+                                                                 m->strides, m->dil, m->pad, m->padr);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(fpd, &fd, attr, be->engine, NULL);
+    if (s != dnnl_success) {
+        *fpd = NULL;
+        return s;
+    }
+    if (kind == K_CONV_FWD || kind == K_CONV_BN) {
+        *pd = *fpd;
+        *fpd = NULL;
+        return dnnl_success;
+    }
+    if (kind == K_CONV_BWD_DATA)
+        s = dnnl_dilated_convolution_backward_data_desc_init(&bd, alg, &m->src, &m->wei, &m->dst, m->strides,
+                                                             m->dil, m->pad, m->padr);
+    else
+        s = dnnl_dilated_convolution_backward_weights_desc_init(&bd, alg, &m->src, &m->wei,
+                                                                m->has_bias ? &m->bias : NULL, &m->dst,
+                                                                m->strides, m->dil, m->pad, m->padr);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &bd, NULL, be->engine, *fpd);
+    if (s != dnnl_success) {
+        dnnl_primitive_desc_destroy(*fpd);
+        *fpd = *pd = NULL;
+    }
+    return s;
+}
+
 /* Builds the cache entry of a convolution of kind for d with every operand
  * of dtype: f32, or bf16 where the machine has oneDNN's bf16 kernels (f32
- * accumulation, each output rounded once).  K_CONV_BN 3x3 stride 1 runs on
- * oneDNN's Winograd algorithm when it has one and the option winograd is
- * on; act: src and dst in the activation format, else the primitive's
- * choice.  flag is the bias
+ * accumulation, each output rounded once).  A 3x3 stride-1 f32 convolution
+ * (forward, backward data, backward weights, K_CONV_BN) runs on oneDNN's
+ * Winograd algorithm when the option winograd is on and oneDNN has a kernel
+ * for it, else on the direct one; act: src and dst in the activation
+ * format, else the primitive's choice.  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
  * folded into the weights and the bias) whose post-ops are a sum (the
@@ -500,31 +570,24 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
     prim_entry *e = entry_new(be, op, &key);
     if (!e) return HCGA_ERR_NOMEM;
     dnnl_primitive_desc_t fpd = NULL, pd = NULL;
-    dnnl_memory_desc_t src_u, wei_u, dst_u, b_u, src_a, wei_a, dst_a, b_a;
+    dnnl_memory_desc_t src_u, wei_u, dst_u, b_u;
+    conv_mds m = {.has_bias = bias,
+                  .strides = {d->sh, d->sw},
+                  .dil = {d->dh - 1, d->dw - 1},
+                  .pad = {d->ph, d->pw},
+                  /* so that oneDNN's output size equals P, Q (the header's formula floors) */
+                  .padr = {(d->P - 1) * d->sh + (d->R - 1) * d->dh + 1 - d->H - d->ph,
+                           (d->Q - 1) * d->sw + (d->S - 1) * d->dw + 1 - d->W - d->pw}};
     dnnl_dims_t sd = {d->N, d->C, d->H, d->W}, wd = {d->K, d->C, d->R, d->S}, dd = {d->N, d->K, d->P, d->Q};
     dnnl_dims_t bd = {d->K};
-    dnnl_dims_t strides = {d->sh, d->sw}, dil = {d->dh - 1, d->dw - 1}, pad = {d->ph, d->pw};
-    /* padding_r so that oneDNN's output size equals P, Q (the header's formula floors) */
-    dnnl_dims_t padr = {(d->P - 1) * d->sh + (d->R - 1) * d->dh + 1 - d->H - d->ph,
-                        (d->Q - 1) * d->sw + (d->S - 1) * d->dw + 1 - d->W - d->pw};
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_u, 4, sd, dt, dnnl_nchw));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_u, 4, wd, dt, dnnl_oihw));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_u, 4, dd, dt, dnnl_nchw));
     DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_u, 1, bd, dt, dnnl_x));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dt, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&wei_a, 4, wd, dt, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dt, dnnl_format_tag_any));
-    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&b_a, 1, bd, dt, dnnl_format_tag_any));
-    if (act) {
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&src_a, 4, sd, dt, act_tag(be)));
-        DNN_CALL(op, dnnl_memory_desc_init_by_tag(&dst_a, 4, dd, dt, act_tag(be)));
-    }
-    dnnl_convolution_desc_t fd, bdsc;
-    DNN_CALL(op, dnnl_dilated_convolution_forward_desc_init(
-                     &fd, kind == K_CONV_BWD_DATA || kind == K_CONV_BWD_FILTER ? dnnl_forward_training
-                                                                                 : dnnl_forward_inference,
-                     dnnl_convolution_direct, &src_a, &wei_a, bias ? &b_a : NULL, &dst_a, strides, dil,
-                     pad, padr));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&m.src, 4, sd, dt, act ? act_tag(be) : dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&m.wei, 4, wd, dt, dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&m.dst, 4, dd, dt, act ? act_tag(be) : dnnl_format_tag_any));
+    DNN_CALL(op, dnnl_memory_desc_init_by_tag(&m.bias, 1, bd, dt, dnnl_format_tag_any));
     if (kind == K_CONV_BN) {
         DNN_CALL(op, dnnl_post_ops_create(&po));
         if (flag & CBN_RES) DNN_CALL(op, dnnl_post_ops_append_sum(po, 1.0f));
@@ -532,21 +595,10 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
         DNN_CALL(op, dnnl_primitive_attr_create(&attr));
         DNN_CALL(op, dnnl_primitive_attr_set_post_ops(attr, po));
     }
-    if (kind == K_CONV_BN && be->winograd && d->R == 3 && d->S == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 &&
-        d->dw == 1) {
-        /* oneDNN's Winograd convolution where it has one for the shape and
-         * the machine (AVX-512), else the direct one below */
-        dnnl_convolution_desc_t wfd;
-        if (dnnl_dilated_convolution_forward_desc_init(&wfd, dnnl_forward_inference, dnnl_convolution_winograd,
-                                                       &src_a, &wei_a, &b_a, &dst_a, strides, dil, pad,
-                                                       padr) != dnnl_success ||
-            dnnl_primitive_desc_create(&fpd, &wfd, attr, be->engine, NULL) != dnnl_success)
-            fpd = NULL;
-    }
-    if (!fpd) DNN_CALL(op, dnnl_primitive_desc_create(&fpd, &fd, attr, be->engine, NULL));
+    if (!(be->winograd && conv_winograd_shape(d, dtype) &&
+          conv_pds(be, kind, dnnl_convolution_winograd, &m, attr, &fpd, &pd) == dnnl_success))
+        DNN_CALL(op, conv_pds(be, kind, dnnl_convolution_direct, &m, attr, &fpd, &pd));
     if (kind == K_CONV_FWD || kind == K_CONV_BN) {
-        pd = fpd;
-        fpd = NULL;
         ARG(dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, &src_u);
         ARG(dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 0, &wei_u);
         if (bias)
@@ -557,17 +609,10 @@ static hcga_status conv_build(hcga_backend *be, const char *op, int kind, const 
             if (st != HCGA_OK) goto out;
         }
     } else if (kind == K_CONV_BWD_DATA) {
-        DNN_CALL(op, dnnl_dilated_convolution_backward_data_desc_init(
-                         &bdsc, dnnl_convolution_direct, &src_a, &wei_a, &dst_a, strides, dil, pad, padr));
-        DNN_CALL(op, dnnl_primitive_desc_create(&pd, &bdsc, NULL, be->engine, fpd));
         ARG(dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 0, &dst_u);
         ARG(dnnl_query_weights_md, 0, DNNL_ARG_WEIGHTS, 0, &wei_u);
         ARG(dnnl_query_diff_src_md, 0, DNNL_ARG_DIFF_SRC, 1, &src_u);
     } else {
-        DNN_CALL(op, dnnl_dilated_convolution_backward_weights_desc_init(
-                         &bdsc, dnnl_convolution_direct, &src_a, &wei_a, bias ? &b_a : NULL, &dst_a,
-                         strides, dil, pad, padr));
-        DNN_CALL(op, dnnl_primitive_desc_create(&pd, &bdsc, NULL, be->engine, fpd));
         ARG(dnnl_query_src_md, 0, DNNL_ARG_SRC, 0, &src_u);
         ARG(dnnl_query_diff_dst_md, 0, DNNL_ARG_DIFF_DST, 0, &dst_u);
         ARG(dnnl_query_diff_weights_md, 0, DNNL_ARG_DIFF_WEIGHTS, 1, &wei_u);
