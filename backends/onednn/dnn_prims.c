@@ -8,9 +8,10 @@
  * output channel's filter scaled, the shift as the bias) and whose post-ops
  * add the residual (a sum into the preloaded destination) and apply the
  * ReLU before the accumulator is stored.  Every f32 3x3 stride-1
- * convolution (training's three directions and the fused one) runs on
- * oneDNN's Winograd algorithm where the machine has a kernel for it (AVX-512;
- * option winograd, default on), the rest on the direct algorithm.  Each
+ * convolution with at least 256 input x output channels (training's three
+ * directions and the fused one) runs on oneDNN's Winograd algorithm where
+ * the machine has a kernel for it (AVX-512; option winograd, default on),
+ * the rest on the direct algorithm.  Each
  * primitive is created once per shape and kept in a cache on the instance (oneDNN's own primitive cache
  * also exists, but ours keeps the memory objects and reorders too).  The
  * convolutions' activations are in the activation format (nChw16c on
@@ -493,10 +494,14 @@ typedef struct {
 } conv_mds;
 
 /* 3x3, stride 1, no dilation, f32: the shapes oneDNN 2.6 has Winograd
- * kernels for (F(4x4, 3x3), AVX-512 only; it says unimplemented elsewhere). */
+ * kernels for (F(4x4, 3x3), AVX-512 only; it says unimplemented elsewhere),
+ * with at least 256 input x output channels: on fewer Winograd's transforms
+ * of channels padded to 16 cost more than they save (8 -> 8 at 32x16: 2-4x
+ * slower than direct, 3 -> 4: 4x; 32 -> 32 and 256 -> 8: 1.4-2.2x faster). */
 static int conv_winograd_shape(const hcga_conv_dims *d, int dtype)
 {
-    return dtype == HCGA_F32 && d->R == 3 && d->S == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1;
+    return dtype == HCGA_F32 && d->R == 3 && d->S == 3 && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+           d->C * d->K >= 256;
 }
 
 /* Creates the primitive descriptor of a convolution of kind with algorithm
@@ -546,9 +551,10 @@ static dnnl_status_t conv_pds(hcga_backend *be, int kind, dnnl_alg_kind_t alg, c
 /* Builds the cache entry of a convolution of kind for d with every operand
  * of dtype: f32, or bf16 where the machine has oneDNN's bf16 kernels (f32
  * accumulation, each output rounded once).  A 3x3 stride-1 f32 convolution
- * (forward, backward data, backward weights, K_CONV_BN) runs on oneDNN's
- * Winograd algorithm when the option winograd is on and oneDNN has a kernel
- * for it, else on the direct one; act: src and dst in the activation
+ * with enough channels (forward, backward data, backward weights,
+ * K_CONV_BN; conv_winograd_shape) runs on oneDNN's Winograd algorithm when
+ * the option winograd is on and oneDNN has a kernel for it, else on the
+ * direct one; act: src and dst in the activation
  * format, else the primitive's choice.  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
