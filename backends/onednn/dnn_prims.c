@@ -11,8 +11,8 @@
  * convolution with at least 256 input x output channels (training's three
  * directions and the fused one) runs on oneDNN's Winograd algorithm where
  * the machine has a kernel for it (AVX-512; option winograd, default on),
- * the rest on the direct algorithm.  Each
- * primitive is created once per shape and kept in a cache on the instance (oneDNN's own primitive cache
+ * the rest on the direct algorithm.  Each primitive is created once per
+ * shape and kept in a cache on the instance (oneDNN's own primitive cache
  * also exists, but ours keeps the memory objects and reorders too).  The
  * convolutions' activations are in the activation format (nChw16c on
  * AVX-512, nChw8c on AVX2: dnn_act.c) where the channels allow, the weights
@@ -554,8 +554,8 @@ static dnnl_status_t conv_pds(hcga_backend *be, int kind, dnnl_alg_kind_t alg, c
  * with enough channels (forward, backward data, backward weights,
  * K_CONV_BN; conv_winograd_shape) runs on oneDNN's Winograd algorithm when
  * the option winograd is on and oneDNN has a kernel for it, else on the
- * direct one; act: src and dst in the activation
- * format, else the primitive's choice.  flag is the bias
+ * direct one; act: src and dst in the activation format, else the
+ * primitive's choice.  flag is the bias
  * (K_CONV_FWD, K_CONV_BWD_FILTER) or, for K_CONV_BN, CBN_RELU | CBN_RES:
  * an inference convolution with bias (the caller passes the batch norm
  * folded into the weights and the bias) whose post-ops are a sum (the
