@@ -438,6 +438,15 @@ static float *chain_close(chain c, int64_t total, int64_t off, int64_t n, float 
 static float rv_ramp(int i) { return 0.5f + (float)i / 16; }
 static float rv_one(int i) { (void)i; return 1.0f; }
 
+/* Chain results r[1] .. r[n-1] (run with opts[k]) have the bits of r[0]. */
+static void assert_same_bits(float *const *r, const char *const *opts, int n, int64_t total)
+{
+    for (int k = 1; k < n; k++)
+        for (int64_t i = 0; i < total; i++)
+            ck_assert_msg(memcmp(&r[0][i], &r[k][i], 4) == 0, "float %lld: %.9g with '%s', %.9g with '%s'",
+                          (long long)i, r[0][i], opts[0], r[k][i], opts[k]);
+}
+
 /* A chain of ops through one buffer, the way a planned graph uses the
  * arena: convolution outputs feeding convolutions (copies reused), a fused
  * conv + BN + residual (the residual and the folded weights from copies),
@@ -595,10 +604,7 @@ START_TEST(test_blocked_activations)
                                        "threads=2,blocked_mb=1", "threads=1"};
     float *r[5];
     for (int k = 0; k < 5; k++) r[k] = training_chain(opts[k]);
-    for (int k = 1; k < 5; k++)
-        for (int64_t i = 0; i < TTOTAL; i++)
-            ck_assert_msg(memcmp(&r[0][i], &r[k][i], 4) == 0, "float %lld: %.9g with '%s', %.9g with '%s'",
-                          (long long)i, r[0][i], opts[0], r[k][i], opts[k]);
+    assert_same_bits(r, opts, 5, TTOTAL);
     static const struct {
         const char *name;
         int64_t off, n;
@@ -709,10 +715,7 @@ START_TEST(test_amp_chain)
                                        "threads=2,blocked_mb=1", "threads=2,bf16=0"};
     float *r[5];
     for (int k = 0; k < 5; k++) r[k] = amp_chain(opts[k]);
-    for (int k = 1; k < 4; k++)
-        for (int64_t i = 0; i < HTOTAL; i++)
-            ck_assert_msg(memcmp(&r[0][i], &r[k][i], 4) == 0, "float %lld: %.9g with '%s', %.9g with '%s'",
-                          (long long)i, r[0][i], opts[0], r[k][i], opts[k]);
+    assert_same_bits(r, opts, 4, HTOTAL); /* not bf16=0 (opts[4]): checked against a tolerance below */
     static const struct {
         const char *name;
         int64_t off, n;
